@@ -1,0 +1,88 @@
+// A Hugging Face model directory: config.json plus either model.safetensors or
+// shards listed in model.safetensors.index.json.
+#pragma once
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "gemma2/io/config_json.hpp"
+#include "gemma2/io/safetensors.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+// Every tensor of a checkpoint by name, plus its parsed config.
+struct Checkpoint {
+  RuntimeConfig config;
+  std::map<std::string, TensorView> tensors;
+};
+
+namespace detail {
+inline bool file_exists(const std::string& path) {
+  std::ifstream f(path);
+  return static_cast<bool>(f);
+}
+
+inline Status add_shard(const std::string& path, std::map<std::string, TensorView>& tensors) {
+  auto file = MappedFile::open(path);
+  if (!file) return Error{file.message()};
+  auto parsed = parse_safetensors(std::move(*file));
+  if (!parsed) return Error{parsed.message()};
+  for (auto& [name, t] : *parsed)
+    if (!tensors.emplace(name, std::move(t)).second) return err(path, ": tensor ", name, " also appears in another shard");
+  return {};
+}
+
+inline Status add_sharded(const std::string& dir, const std::string& index_path,
+                          std::map<std::string, TensorView>& tensors) {
+  std::ifstream in(index_path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return err(index_path, ": not a valid JSON object");
+  const auto map = j.find("weight_map");
+  if (map == j.end() || !map->is_object()) return err(index_path, ": missing \"weight_map\" object");
+  std::set<std::string> shards;
+  for (const auto& [tensor, file] : map->items()) {
+    if (!file.is_string()) return err(index_path, ": weight_map entry for ", tensor, " is not a file name");
+    const std::string f = file.get<std::string>();
+    if (f.empty() || f.find('/') != std::string::npos || f == "..")
+      return err(index_path, ": weight_map names an invalid shard file ", file.dump());
+    shards.insert(f);
+  }
+  for (const std::string& shard : shards) {
+    const std::string path = dir + "/" + shard;
+    if (!file_exists(path)) return err(index_path, " names shard ", shard, " but ", path, " does not exist");
+    if (Status s = add_shard(path, tensors); !s) return s;
+  }
+  for (const auto& [tensor, file] : map->items()) {
+    const auto it = tensors.find(tensor);
+    if (it == tensors.end() || it->second.source != dir + "/" + file.get<std::string>())
+      return err(index_path, ": tensor ", tensor, " is not in shard ", file.get<std::string>());
+  }
+  return {};
+}
+}  // namespace detail
+
+// Opens a model directory: parses config.json, maps every safetensors file
+// and validates all headers. No weight data is read yet.
+inline Result<Checkpoint> open_checkpoint(const std::string& dir) {
+  Checkpoint ck;
+  auto config = load_config_json(dir + "/config.json");
+  if (!config) return Error{config.message()};
+  ck.config = std::move(*config);
+  const std::string index = dir + "/model.safetensors.index.json";
+  const std::string single = dir + "/model.safetensors";
+  Status s;
+  if (detail::file_exists(index)) s = detail::add_sharded(dir, index, ck.tensors);
+  else if (detail::file_exists(single)) s = detail::add_shard(single, ck.tensors);
+  else return detail::err(dir, ": no model.safetensors or model.safetensors.index.json");
+  if (!s) return Error{s.message()};
+  return ck;
+}
+
+GEMMA2_END_NAMESPACE

@@ -1,0 +1,96 @@
+// Reads a Hugging Face Gemma2Config (config.json) into a RuntimeConfig.
+#pragma once
+
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "gemma2/config.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+// Parses config.json text. Keys that are absent keep Hugging Face's
+// Gemma2Config defaults; keys that are present must have the right type.
+// `source` names the file in error messages.
+inline Result<RuntimeConfig> parse_config_json(const std::string& text, const std::string& source = "config.json") {
+  using detail::err;
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return err(source, ": not valid JSON");
+  if (!j.is_object()) return err(source, ": not a JSON object");
+
+  if (auto it = j.find("model_type"); it != j.end() && !(it->is_string() && it->get<std::string>() == "gemma2"))
+    return err(source, ": model_type is ", it->dump(), ", expected \"gemma2\"");
+  for (const char* key : {"hidden_activation", "hidden_act"}) {
+    if (auto it = j.find(key); it != j.end()) {
+      if (!(it->is_string() && it->get<std::string>() == "gelu_pytorch_tanh"))
+        return err(source, ": ", key, " is ", it->dump(), "; Gemma 2 uses \"gelu_pytorch_tanh\"");
+      break;  // hidden_activation takes precedence over the legacy hidden_act
+    }
+  }
+  if (auto it = j.find("tie_word_embeddings"); it != j.end() && !(it->is_boolean() && it->get<bool>()))
+    return err(source, ": tie_word_embeddings is ", it->dump(), "; Gemma 2 ties the output projection to the embedding");
+
+  RuntimeConfig c;
+  Status status;
+  auto read_int = [&](const char* key, int& out) {
+    const auto it = j.find(key);
+    if (it == j.end() || !status) return;
+    if (!it->is_number_integer() || it->get<int64_t>() < std::numeric_limits<int>::min() ||
+        it->get<int64_t>() > std::numeric_limits<int>::max())
+      status = err(source, ": ", key, " must be an integer, got ", it->dump());
+    else
+      out = static_cast<int>(it->get<int64_t>());
+  };
+  auto read_float = [&](const char* key, float& out) {
+    const auto it = j.find(key);
+    if (it == j.end() || !status) return;
+    if (!it->is_number())
+      status = err(source, ": ", key, " must be a number, got ", it->dump());
+    else
+      out = static_cast<float>(it->get<double>());
+  };
+  read_int("vocab_size", c.vocab_size);
+  read_int("hidden_size", c.hidden_size);
+  read_int("num_hidden_layers", c.num_hidden_layers);
+  read_int("num_attention_heads", c.num_attention_heads);
+  read_int("num_key_value_heads", c.num_key_value_heads);
+  read_int("head_dim", c.head_dim);
+  read_int("intermediate_size", c.intermediate_size);
+  read_int("sliding_window", c.sliding_window);
+  read_int("max_position_embeddings", c.max_position_embeddings);
+  read_float("query_pre_attn_scalar", c.query_pre_attn_scalar);
+  read_float("attn_logit_softcapping", c.attn_logit_softcapping);
+  read_float("final_logit_softcapping", c.final_logit_softcapping);
+  read_float("rope_theta", c.rope_theta);
+  read_float("rms_norm_eps", c.rms_norm_eps);
+  if (!status) return Error{status.message()};
+
+  if (auto it = j.find("layer_types"); it != j.end()) {
+    if (!it->is_array()) return err(source, ": layer_types must be an array");
+    for (const auto& t : *it) {
+      if (t == "sliding_attention") c.layer_types.push_back(AttentionKind::Local);
+      else if (t == "full_attention") c.layer_types.push_back(AttentionKind::Global);
+      else return err(source, ": layer_types entry ", t.dump(), " is neither \"sliding_attention\" nor \"full_attention\"");
+    }
+  } else if (c.num_hidden_layers > 0 && c.num_hidden_layers <= 1024) {
+    // Older configs have no layer_types: the reference alternates, layer 0 local.
+    for (int i = 0; i < c.num_hidden_layers; ++i)
+      c.layer_types.push_back(i % 2 == 0 ? AttentionKind::Local : AttentionKind::Global);
+  }
+  if (Status s = validate(c); !s) return Error{source + ": " + s.message()};
+  return c;
+}
+
+// Reads and parses a config.json file.
+inline Result<RuntimeConfig> load_config_json(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return detail::err("cannot open ", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_config_json(ss.str(), path);
+}
+
+GEMMA2_END_NAMESPACE

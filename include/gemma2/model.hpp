@@ -1,0 +1,219 @@
+// Gemma2Model<Config>: the whole network (Gemma 2 paper, Section 2).
+//
+//   h = embed(ids) · √hidden
+//   for each layer: h += post_norm(attn(norm(h)));  h += post_norm(mlp(norm(h)))
+//   logits = 30 · tanh(final_norm(h) · embedᵀ / 30)
+//
+// After load the model is immutable and safe to share between threads; all
+// per-sequence state is in the caller's KVCache.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "gemma2/io/checkpoint.hpp"
+#include "gemma2/layer.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+struct ForwardOptions {
+  // Threads for the matrix products; null runs on the calling thread.
+  const ThreadPool* pool = nullptr;
+  // Logits for every input position ([T][vocab]) instead of only the last
+  // ([1][vocab]), which is all a decoding loop needs.
+  bool all_logits = false;
+};
+
+namespace detail {
+// Binds checkpoint tensors to model weights, checking name, shape and dtype.
+// Records the first error and keeps going, so loading reads top to bottom.
+class WeightBinder {
+ public:
+  WeightBinder(std::map<std::string, TensorView>& tensors, std::vector<std::shared_ptr<const void>>& storage)
+      : tensors_(tensors), storage_(storage) {}
+
+  Matrix matrix(const std::string& name, int rows, int cols) {
+    const TensorView* t = find(name, {rows, cols});
+    if (t == nullptr) return {};
+    return Matrix{t->dtype, rows, cols, aligned(*t)};
+  }
+
+  // The RMSNorm gain 1 + w, as float.
+  std::vector<float> gain(const std::string& name, int n) {
+    const TensorView* t = find(name, {n});
+    std::vector<float> g(static_cast<size_t>(n));
+    if (t == nullptr) return g;
+    convert_to_float(t->dtype, aligned(*t), g.data(), g.size());
+    for (float& x : g) x += 1.0f;
+    return g;
+  }
+
+  Status finish() {
+    if (!status_) return status_;
+    for (const auto& [name, t] : tensors_)
+      if (used_.count(name) == 0 && name != "lm_head.weight")  // lm_head, when present, is the tied embedding
+        return err(t.source, ": unexpected tensor ", name, " (not part of a Gemma 2 model of this config)");
+    return {};
+  }
+
+ private:
+  const TensorView* find(const std::string& name, const std::vector<int64_t>& shape) {
+    if (!status_) return nullptr;
+    const auto it = tensors_.find(name);
+    if (it == tensors_.end()) {
+      status_ = err("checkpoint has no tensor ", name);
+      return nullptr;
+    }
+    if (it->second.shape != shape) {
+      status_ = err(it->second.source, ": tensor ", name, " has shape ", shape_string(it->second.shape),
+                    " but the config needs ", shape_string(shape));
+      return nullptr;
+    }
+    used_.insert(name);
+    storage_.push_back(it->second.owner);
+    return &it->second;
+  }
+
+  // Weights are used in place; a tensor whose offset breaks the element
+  // alignment (legal in safetensors) is copied once.
+  const std::byte* aligned(const TensorView& t) {
+    if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0) return t.data;
+    auto copy = std::make_shared<std::vector<std::byte>>(t.data, t.data + t.nbytes);
+    storage_.push_back(copy);
+    return copy->data();
+  }
+
+  std::map<std::string, TensorView>& tensors_;
+  std::vector<std::shared_ptr<const void>>& storage_;
+  std::set<std::string> used_;
+  Status status_;
+};
+}  // namespace detail
+
+template <class Config = RuntimeConfig>
+class Gemma2Model {
+ public:
+  using config_type = Config;
+
+  // Loads a Hugging Face model directory (config.json + safetensors). The
+  // config must match Config (for the presets) and every tensor must have
+  // the shape the config implies.
+  static Result<Gemma2Model> load(const std::string& dir) {
+    auto ck = open_checkpoint(dir);
+    if (!ck) return Error{ck.message()};
+    return from_checkpoint(std::move(*ck));
+  }
+
+  static Result<Gemma2Model> from_checkpoint(Checkpoint ck) {
+    Gemma2Model m;
+    if constexpr (std::is_same_v<Config, RuntimeConfig>) {
+      m.config_ = std::move(ck.config);
+    } else if (Status s = check_matches(m.config_, ck.config); !s) {
+      return Error{s.message()};
+    }
+    const Config& c = m.config_;
+    const int hidden = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
+    const int kv_dim = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
+    detail::WeightBinder bind(ck.tensors, m.storage_);
+    m.embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
+    m.final_norm_ = bind.gain("model.norm.weight", hidden);
+    for (int i = 0; i < c.num_hidden_layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      AttentionWeights attn{bind.matrix(p + "self_attn.q_proj.weight", q_dim, hidden),
+                            bind.matrix(p + "self_attn.k_proj.weight", kv_dim, hidden),
+                            bind.matrix(p + "self_attn.v_proj.weight", kv_dim, hidden),
+                            bind.matrix(p + "self_attn.o_proj.weight", hidden, q_dim)};
+      MlpWeights mlp{bind.matrix(p + "mlp.gate_proj.weight", ffn, hidden),
+                     bind.matrix(p + "mlp.up_proj.weight", ffn, hidden),
+                     bind.matrix(p + "mlp.down_proj.weight", hidden, ffn)};
+      LayerNorms norms{bind.gain(p + "input_layernorm.weight", hidden),
+                       bind.gain(p + "post_attention_layernorm.weight", hidden),
+                       bind.gain(p + "pre_feedforward_layernorm.weight", hidden),
+                       bind.gain(p + "post_feedforward_layernorm.weight", hidden)};
+      m.layers_.emplace_back(c, i, attn, mlp, std::move(norms));
+    }
+    if (Status s = bind.finish(); !s) return Error{s.message()};
+    return m;
+  }
+
+  const Config& config() const { return config_; }
+
+  // A cache for this model; capacity 0 means max_position_embeddings.
+  Result<KVCache> make_cache(int capacity = 0) const {
+    return KVCache::create(config_, capacity == 0 ? config_.max_position_embeddings : capacity);
+  }
+
+  // Runs ids[0..n) at positions kv.size() .. kv.size()+n-1, appending their
+  // keys and values to `kv`. Returns float32 logits after the final
+  // soft-cap: [1][vocab] for the last position, or [n][vocab] with
+  // options.all_logits. On error the cache is left unchanged.
+  Result<Activations> forward(const int32_t* ids, size_t n, KVCache& kv, const ForwardOptions& options = {}) const {
+    using detail::err;
+    const Config& c = config_;
+    if (n == 0) return err("forward: no tokens given");
+    if (kv.num_layers() != c.num_hidden_layers || kv.kv_dim() != c.num_key_value_heads * c.head_dim)
+      return err("forward: KV cache was made for another model (", kv.num_layers(), " layers of width ", kv.kv_dim(),
+                 ")");
+    if (n > static_cast<size_t>(kv.capacity() - kv.size()))
+      return err("forward: context overflow: ", kv.size(), " cached + ", n, " new positions exceed the capacity of ",
+                 kv.capacity());
+    for (size_t i = 0; i < n; ++i)
+      if (ids[i] < 0 || ids[i] >= c.vocab_size)
+        return err("forward: token id ", ids[i], " at index ", i, " is outside the vocabulary [0, ", c.vocab_size, ")");
+
+    const int total = static_cast<int>(n);
+    Activations logits(options.all_logits ? total : 1, c.vocab_size);
+    // Long prompts run in chunks through the cache: exact (attention is
+    // causal) and bounds the score matrices at kChunk x context.
+    for (int begin = 0; begin < total; begin += kChunk) {
+      const int T = std::min(kChunk, total - begin);
+      Activations h = embed(ids + begin, T);
+      for (const auto& layer : layers_) layer.forward(c, h, kv.size(), kv, options.pool);
+      kv.set_size(kv.size() + T);
+      if (options.all_logits) logits.middleRows(begin, T) = output(h, options.pool);
+      else if (begin + T == total) logits = output(h.bottomRows(1), options.pool);
+    }
+    return logits;
+  }
+
+  Result<Activations> forward(const std::vector<int32_t>& ids, KVCache& kv, const ForwardOptions& options = {}) const {
+    return forward(ids.data(), ids.size(), kv, options);
+  }
+
+ private:
+  static constexpr int kChunk = 512;
+
+  // Embedding rows scaled by float32(sqrt(hidden)), as the reference does.
+  Activations embed(const int32_t* ids, int T) const {
+    const int hidden = config_.hidden_size;
+    const float normalizer = static_cast<float>(std::sqrt(static_cast<double>(hidden)));
+    Activations h(T, hidden);
+    for (int t = 0; t < T; ++t) {
+      detail::convert_to_float(embed_.dtype, embed_.row(ids[t]), h.row(t).data(), static_cast<size_t>(hidden));
+      h.row(t) *= normalizer;
+    }
+    return h;
+  }
+
+  // Final norm, tied output projection, final soft-cap.
+  Activations output(Activations h, const ThreadPool* pool) const {
+    detail::rms_norm(h, final_norm_, config_.rms_norm_eps);
+    Activations logits = matmul(embed_, h, pool);
+    const float cap = config_.final_logit_softcapping;
+    return logits.unaryExpr([cap](float x) { return detail::softcap(x, cap); });
+  }
+
+  Config config_{};
+  Matrix embed_;
+  std::vector<float> final_norm_;
+  std::vector<DecoderLayer<Config>> layers_;
+  std::vector<std::shared_ptr<const void>> storage_;  // mapped files and copies the views point into
+};
+
+GEMMA2_END_NAMESPACE

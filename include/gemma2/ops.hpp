@@ -1,0 +1,69 @@
+// The element-wise pieces of Gemma 2 (paper, Section 2), all in float32 as the
+// reference computes them.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "gemma2/kernels/matmul.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+namespace detail {
+
+// RMSNorm with a (1 + w) gain: `scale` holds 1 + w, precomputed at load.
+inline void rms_norm(Activations& x, const std::vector<float>& scale, float eps) {
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    float* row = x.row(t).data();
+    double ss = 0.0;
+    for (Eigen::Index i = 0; i < x.cols(); ++i) ss += static_cast<double>(row[i]) * row[i];
+    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(x.cols())) + eps);
+    for (Eigen::Index i = 0; i < x.cols(); ++i) row[i] = row[i] * inv * scale[static_cast<size_t>(i)];
+  }
+}
+
+// Soft-capping keeps logits in (-cap, cap) smoothly (paper, Section 2.2).
+inline float softcap(float x, float cap) { return cap * std::tanh(x / cap); }
+
+// GELU with the tanh approximation ("gelu_pytorch_tanh").
+inline float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+// Inverse RoPE frequencies theta^(-2d/head_dim), rounded to float as the
+// reference computes them.
+inline std::vector<float> rope_inv_freq(int head_dim, float theta) {
+  std::vector<float> f(static_cast<size_t>(head_dim / 2));
+  for (int d = 0; d < head_dim / 2; ++d)
+    f[static_cast<size_t>(d)] = static_cast<float>(1.0 / std::pow(static_cast<double>(theta), 2.0 * d / head_dim));
+  return f;
+}
+
+// Rotates `heads` vectors of one position in the half-split layout: element d
+// pairs with d + head_dim/2 (reference rotate_half; not interleaved pairs).
+inline void rope(float* v, int heads, int head_dim, int pos, const std::vector<float>& inv_freq) {
+  const int half = head_dim / 2;
+  for (int d = 0; d < half; ++d) {
+    const float angle = static_cast<float>(pos) * inv_freq[static_cast<size_t>(d)];
+    const float c = std::cos(angle), s = std::sin(angle);
+    for (int h = 0; h < heads; ++h) {
+      float* x = v + h * head_dim;
+      const float a = x[d], b = x[d + half];
+      x[d] = a * c - b * s;
+      x[d + half] = b * c + a * s;
+    }
+  }
+}
+
+// Numerically stable softmax in place; -inf entries get probability 0.
+inline void softmax(float* x, int n) {
+  float m = -INFINITY;
+  for (int i = 0; i < n; ++i) m = std::max(m, x[i]);
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - m));
+  const float inv = 1.0f / sum;
+  for (int i = 0; i < n; ++i) x[i] *= inv;
+}
+
+}  // namespace detail
+GEMMA2_END_NAMESPACE
