@@ -28,6 +28,9 @@ struct ForwardOptions {
   // Logits for every input position ([T][vocab]) instead of only the last
   // ([1][vocab]), which is all a decoding loop needs.
   bool all_logits = false;
+  // Long inputs run through the cache in chunks of at most this many tokens:
+  // exact (attention is causal) and it bounds the attention score memory.
+  int chunk = 512;
 };
 
 namespace detail {
@@ -157,6 +160,7 @@ class Gemma2Model {
     using detail::err;
     const Config& c = config_;
     if (n == 0) return err("forward: no tokens given");
+    if (options.chunk < 1) return err("forward: chunk must be at least 1, got ", options.chunk);
     if (kv.num_layers() != c.num_hidden_layers || kv.kv_dim() != c.num_key_value_heads * c.head_dim)
       return err("forward: KV cache was made for another model (", kv.num_layers(), " layers of width ", kv.kv_dim(),
                  ")");
@@ -169,10 +173,8 @@ class Gemma2Model {
 
     const int total = static_cast<int>(n);
     Activations logits(options.all_logits ? total : 1, c.vocab_size);
-    // Long prompts run in chunks through the cache: exact (attention is
-    // causal) and bounds the score matrices at kChunk x context.
-    for (int begin = 0; begin < total; begin += kChunk) {
-      const int T = std::min(kChunk, total - begin);
+    for (int begin = 0; begin < total; begin += options.chunk) {
+      const int T = std::min(options.chunk, total - begin);
       Activations h = embed(ids + begin, T);
       for (const auto& layer : layers_) layer.forward(c, h, kv.size(), kv, options.pool);
       kv.set_size(kv.size() + T);
@@ -187,8 +189,6 @@ class Gemma2Model {
   }
 
  private:
-  static constexpr int kChunk = 512;
-
   // Embedding rows scaled by float32(sqrt(hidden)), as the reference does.
   Activations embed(const int32_t* ids, int T) const {
     const int hidden = config_.hidden_size;

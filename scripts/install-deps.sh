@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages gemma2 builds, tests and benchmarks with.
+set -euo pipefail
+packages=(
+  build-essential cmake
+  libeigen3-dev nlohmann-json3-dev   # the library itself
+  libcli11-dev                       # the gemma2 CLI
+  doctest-dev libbenchmark-dev       # tests and benchmarks
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,162 @@
+// Helpers shared by the tests: reading reference data, random tiny models.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <unistd.h>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <doctest/doctest.h>
+
+#include "gemma2/gemma2.hpp"
+
+namespace test {
+
+inline std::string data_dir() { return GEMMA2_TEST_DATA; }
+inline std::string golden_dir(const std::string& name) { return data_dir() + "/golden/" + name; }
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_text(path)); }
+
+inline std::vector<float> read_f32(const std::string& path) {
+  const std::string bytes = read_text(path);
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
+  return v;
+}
+
+inline float max_abs_diff(const float* a, const float* b, size_t n) {
+  float m = 0.0f;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// n random finite values stored as `dtype`, as raw bytes.
+inline std::vector<std::byte> random_weights(size_t n, gemma2::DType dtype, uint32_t seed, float scale = 0.5f) {
+  const std::vector<float> f = random_floats(n, seed, scale);
+  std::vector<std::byte> bytes(n * gemma2::dtype_size(dtype));
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h;
+    switch (dtype) {
+      case gemma2::DType::F32: std::memcpy(&bytes[i * 4], &f[i], 4); continue;
+      case gemma2::DType::BF16: h = gemma2::to_bf16(f[i]).bits; break;
+      case gemma2::DType::F16: {  // random sign, exponent in [-14, 1], mantissa: normals and subnormals
+        std::mt19937 rng(seed + static_cast<uint32_t>(i));
+        h = static_cast<uint16_t>(rng() & 0xbfffu);  // exponent bit 14 clear: |x| < 2
+        break;
+      }
+    }
+    std::memcpy(&bytes[i * 2], &h, 2);
+  }
+  return bytes;
+}
+
+// The tensors and config.json of a tiny random Gemma 2 model.
+struct TinyModel {
+  gemma2::RuntimeConfig config;
+  std::map<std::string, gemma2::TensorToWrite> tensors;
+
+  explicit TinyModel(gemma2::DType dtype = gemma2::DType::F32, uint32_t seed = 1) {
+    config.vocab_size = 64;
+    config.hidden_size = 24;
+    config.num_hidden_layers = 3;
+    config.num_attention_heads = 4;
+    config.num_key_value_heads = 2;
+    config.head_dim = 8;
+    config.intermediate_size = 40;
+    config.query_pre_attn_scalar = 10;
+    config.sliding_window = 4;
+    config.max_position_embeddings = 64;
+    config.layer_types = {gemma2::AttentionKind::Local, gemma2::AttentionKind::Global, gemma2::AttentionKind::Local};
+    const int h = config.hidden_size, q = config.num_attention_heads * config.head_dim;
+    const int kv = config.num_key_value_heads * config.head_dim, f = config.intermediate_size;
+    add("model.embed_tokens.weight", {config.vocab_size, h}, dtype, seed++);
+    add("model.norm.weight", {h}, dtype, seed++);
+    for (int i = 0; i < config.num_hidden_layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      add(p + "self_attn.q_proj.weight", {q, h}, dtype, seed++);
+      add(p + "self_attn.k_proj.weight", {kv, h}, dtype, seed++);
+      add(p + "self_attn.v_proj.weight", {kv, h}, dtype, seed++);
+      add(p + "self_attn.o_proj.weight", {h, q}, dtype, seed++);
+      add(p + "mlp.gate_proj.weight", {f, h}, dtype, seed++);
+      add(p + "mlp.up_proj.weight", {f, h}, dtype, seed++);
+      add(p + "mlp.down_proj.weight", {h, f}, dtype, seed++);
+      for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                            "post_feedforward_layernorm"})
+        add(p + n + ".weight", {h}, dtype, seed++);
+    }
+  }
+
+  void add(const std::string& name, std::vector<int64_t> shape, gemma2::DType dtype, uint32_t seed) {
+    size_t n = 1;
+    for (int64_t d : shape) n *= static_cast<size_t>(d);
+    tensors[name] = {dtype, shape, random_weights(n, dtype, seed, 0.3f)};
+  }
+
+  nlohmann::json config_json() const {
+    nlohmann::json layer_types = nlohmann::json::array();
+    for (auto k : config.layer_types)
+      layer_types.push_back(k == gemma2::AttentionKind::Local ? "sliding_attention" : "full_attention");
+    return {{"architectures", {"Gemma2ForCausalLM"}},
+            {"model_type", "gemma2"},
+            {"vocab_size", config.vocab_size},
+            {"hidden_size", config.hidden_size},
+            {"num_hidden_layers", config.num_hidden_layers},
+            {"num_attention_heads", config.num_attention_heads},
+            {"num_key_value_heads", config.num_key_value_heads},
+            {"head_dim", config.head_dim},
+            {"intermediate_size", config.intermediate_size},
+            {"query_pre_attn_scalar", config.query_pre_attn_scalar},
+            {"sliding_window", config.sliding_window},
+            {"max_position_embeddings", config.max_position_embeddings},
+            {"layer_types", layer_types},
+            {"hidden_activation", "gelu_pytorch_tanh"},
+            {"tie_word_embeddings", true}};
+  }
+
+  // Writes config.json and model.safetensors into dir.
+  void write(const std::string& dir, const nlohmann::json& config_override = nlohmann::json::object()) const {
+    nlohmann::json c = config_json();
+    c.update(config_override);
+    std::ofstream(dir + "/config.json") << c.dump(1);
+    REQUIRE(gemma2::write_safetensors(dir + "/model.safetensors", tensors).ok());
+  }
+};
+
+// A fresh, empty temporary directory, removed at the end of the test.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int counter = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("gemma2_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string str() const { return path.string(); }
+};
+
+}  // namespace test

@@ -1,0 +1,131 @@
+// Every case of the reference data (Google's gemma_pytorch, see
+// data/golden/README.md): full logits within 1e-2 and identical greedy
+// continuations, through the library and through the CLI.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+
+#include "support.hpp"
+
+namespace {
+
+struct GoldenSeq {
+  std::string dir, name;
+  std::vector<int32_t> tokens, prompt, greedy;
+  std::vector<float> logits, greedy_logits;
+};
+
+std::vector<GoldenSeq> golden_sequences() {
+  std::vector<GoldenSeq> out;
+  const auto index = test::read_json(test::data_dir() + "/golden/index.json");
+  for (const auto& c : index["cases"]) {
+    const std::string dir = test::golden_dir(c["dir"].get<std::string>());
+    const auto expected = test::read_json(dir + "/expected.json");
+    for (const auto& s : expected["cases"]) {
+      GoldenSeq g{dir, s["name"], s["tokens"], s["prompt"], s["greedy"],
+                  test::read_f32(dir + "/" + s["logits_file"].get<std::string>()),
+                  test::read_f32(dir + "/" + s["greedy_logits_file"].get<std::string>())};
+      out.push_back(std::move(g));
+    }
+  }
+  return out;
+}
+
+constexpr float kTolerance = 1e-2f;  // golden/README.md: recommended bound for float32
+
+std::string join(const std::vector<int32_t>& ids, const char* sep) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? sep : "") + std::to_string(ids[i]);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("golden: full logits and greedy continuations match the reference") {
+  const auto seqs = golden_sequences();
+  REQUIRE(seqs.size() == 6);
+  auto pool = gemma2::ThreadPool::create(2);
+  REQUIRE(pool.ok());
+  for (const auto& g : seqs) {
+    INFO(g.dir, " ", g.name);
+    auto model = gemma2::Gemma2Model<>::load(g.dir);
+    REQUIRE_MESSAGE(model.ok(), model.message());
+    const int V = model->config().vocab_size;
+
+    auto kv = model->make_cache();
+    REQUIRE(kv.ok());
+    auto logits = model->forward(g.tokens, *kv, {&*pool, true});
+    REQUIRE(logits.ok());
+    REQUIRE(static_cast<size_t>(logits->size()) == g.logits.size());
+    const float worst = test::max_abs_diff(logits->data(), g.logits.data(), g.logits.size());
+    MESSAGE(g.dir, " ", g.name, ": worst |logit - ref| = ", worst);
+    CHECK(worst <= kTolerance);
+
+    // Greedy: prefill the prompt, then one-token steps through the cache.
+    auto gkv = model->make_cache();
+    REQUIRE(gkv.ok());
+    std::vector<int32_t> out;
+    float worst_step = 0.0f;
+    auto step = model->forward(g.prompt, *gkv, {&*pool});
+    for (size_t k = 0; k < g.greedy.size(); ++k) {
+      REQUIRE(step.ok());
+      worst_step = std::max(worst_step, test::max_abs_diff(step->data(), &g.greedy_logits[k * V], static_cast<size_t>(V)));
+      Eigen::Index best;
+      step->row(0).maxCoeff(&best);
+      out.push_back(static_cast<int32_t>(best));
+      if (k + 1 < g.greedy.size()) step = model->forward(&out.back(), 1, *gkv, {&*pool});
+    }
+    CHECK(out == g.greedy);
+    CHECK(worst_step <= kTolerance);
+  }
+}
+
+TEST_CASE("golden: a preset Config rejects a checkpoint of another size, naming the field") {
+  auto m = gemma2::Gemma2Model<gemma2::Gemma2_2B>::load(test::golden_dir("gqa_f32"));
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.message().find("vocab_size = 512 but the model type gemma2-2b expects 256000") != std::string::npos);
+}
+
+#ifdef GEMMA2_CLI
+TEST_CASE("golden: the gemma2 CLI (logits, generate --greedy --print-ids) matches the reference") {
+  test::TempDir tmp;
+  const auto seqs = golden_sequences();
+  REQUIRE(seqs.size() == 6);
+  for (const auto& g : seqs) {
+    INFO(g.dir, " ", g.name);
+    const std::string out = tmp.str() + "/logits.f32", ids = tmp.str() + "/ids.txt";
+    std::string cmd = std::string(GEMMA2_CLI) + " logits --model " + g.dir + " --ids " + join(g.tokens, ",") +
+                      " --out " + out + " 2>/dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    const auto logits = test::read_f32(out);
+    REQUIRE(logits.size() == g.logits.size());
+    CHECK(test::max_abs_diff(logits.data(), g.logits.data(), logits.size()) <= kTolerance);
+
+    cmd = std::string(GEMMA2_CLI) + " generate --model " + g.dir + " --ids " + join(g.prompt, ",") + " --max-new " +
+          std::to_string(g.greedy.size()) + " --greedy --print-ids --threads 2 > " + ids + " 2>/dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::string text = test::read_text(ids);
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    CHECK(text.substr(text.rfind('\n') + 1) == join(g.greedy, " "));
+  }
+}
+
+TEST_CASE("CLI: errors exit non-zero with a message") {
+  test::TempDir tmp;
+  const std::string err = tmp.str() + "/err.txt";
+  auto run = [&](const std::string& args) {
+    const int rc = std::system((std::string(GEMMA2_CLI) + " " + args + " > /dev/null 2> " + err).c_str());
+    return std::make_pair(rc, test::read_text(err));
+  };
+  const std::string model = test::golden_dir("gqa_f32");
+  auto [rc1, msg1] = run("generate --model " + model + " --ids 2,999999 --max-new 2 --greedy");
+  CHECK(rc1 != 0);
+  CHECK(msg1.find("token id 999999") != std::string::npos);
+  auto [rc2, msg2] = run("logits --model " + tmp.str() + "/nope --ids 2 --out " + tmp.str() + "/x");
+  CHECK(rc2 != 0);
+  CHECK(msg2.find("config.json") != std::string::npos);
+  auto [rc3, msg3] = run("generate --model " + model + " --ids 2 --threads 0 --greedy");
+  CHECK(rc3 != 0);
+  CHECK(msg3.find("thread count") != std::string::npos);
+}
+#endif

@@ -1,0 +1,302 @@
+// Malformed checkpoints and bad inputs: each gives a clear error that names
+// the problem, never a crash.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "support.hpp"
+
+namespace {
+
+using test::TempDir;
+using test::TinyModel;
+
+// Loads dir and returns the error message ("" if it loaded).
+std::string load_error(const std::string& dir) {
+  auto m = gemma2::Gemma2Model<>::load(dir);
+  return m.ok() ? "" : m.message();
+}
+
+// Writes a safetensors file with a hand-made header.
+void write_raw(const std::string& path, const std::string& header, const std::vector<std::byte>& data) {
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((n >> (8 * i)) & 0xff));
+  out << header;
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+}
+
+// A valid tiny checkpoint whose safetensors header is replaced by `header`
+// (JSON text; the data section is the original one).
+std::string with_header(const TinyModel& tiny, const TempDir& dir, const nlohmann::json& header) {
+  tiny.write(dir.str());
+  std::vector<std::byte> data;
+  for (const auto& [name, t] : tiny.tensors) data.insert(data.end(), t.bytes.begin(), t.bytes.end());
+  write_raw(dir.str() + "/model.safetensors", header.dump(), data);
+  return load_error(dir.str());
+}
+
+// The header write_safetensors produces for tiny, as JSON.
+nlohmann::json header_of(const TinyModel& tiny) {
+  nlohmann::json h;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tiny.tensors) {
+    h[name] = {{"dtype", gemma2::dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  return h;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+const std::string kQ = "model.layers.1.self_attn.q_proj.weight";
+
+}  // namespace
+
+TEST_CASE("a valid tiny checkpoint loads") {
+  TempDir dir;
+  TinyModel().write(dir.str());
+  CHECK(load_error(dir.str()) == "");
+}
+
+TEST_CASE("safetensors: truncated, short and oversized headers") {
+  TinyModel tiny;
+  SUBCASE("truncated data section") {
+    TempDir dir;
+    tiny.write(dir.str());
+    const auto path = dir.str() + "/model.safetensors";
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) - 10);
+    CHECK(contains(load_error(dir.str()), "run past the data section"));
+  }
+  SUBCASE("file shorter than the length prefix") {
+    TempDir dir;
+    tiny.write(dir.str());
+    std::ofstream(dir.str() + "/model.safetensors", std::ios::binary) << "abc";
+    CHECK(contains(load_error(dir.str()), "too small"));
+  }
+  SUBCASE("empty file") {
+    TempDir dir;
+    tiny.write(dir.str());
+    std::ofstream(dir.str() + "/model.safetensors", std::ios::binary).flush();
+    CHECK(contains(load_error(dir.str()), "too small"));
+  }
+  SUBCASE("header length past the end of the file") {
+    TempDir dir;
+    tiny.write(dir.str());
+    std::fstream f(dir.str() + "/model.safetensors", std::ios::binary | std::ios::in | std::ios::out);
+    f.write("\xff\xff\xff\xff\x00\x00\x00\x00", 8);
+    f.close();
+    CHECK(contains(load_error(dir.str()), "runs past the end of the file"));
+  }
+  SUBCASE("header that is not JSON") {
+    TempDir dir;
+    tiny.write(dir.str());
+    write_raw(dir.str() + "/model.safetensors", "{\"a\": [1, 2", {});
+    CHECK(contains(load_error(dir.str()), "not valid JSON"));
+  }
+}
+
+TEST_CASE("safetensors: offsets, dtypes and shapes are validated against the data") {
+  TinyModel tiny;
+  TempDir dir;
+  auto h = header_of(tiny);
+  SUBCASE("offsets past the data section") {
+    h[kQ]["data_offsets"] = {1u << 30, (1u << 30) + 3072u};
+    CHECK(contains(with_header(tiny, dir, h), "run past the data section"));
+  }
+  SUBCASE("reversed offsets") {
+    h[kQ]["data_offsets"] = {100, 50};
+    CHECK(contains(with_header(tiny, dir, h), "reversed"));
+  }
+  SUBCASE("negative offsets") {
+    h[kQ]["data_offsets"] = {-8, 100};
+    CHECK(contains(with_header(tiny, dir, h), "data_offsets"));
+  }
+  SUBCASE("overlapping tensors") {
+    const auto other = h["model.layers.1.self_attn.k_proj.weight"]["data_offsets"];
+    const uint64_t begin = other[0].get<uint64_t>();
+    h[kQ]["data_offsets"] = {begin, begin + 32 * 24 * 4};
+    CHECK(contains(with_header(tiny, dir, h), "overlap"));
+  }
+  SUBCASE("unknown dtype") {
+    h[kQ]["dtype"] = "I8";
+    CHECK(contains(with_header(tiny, dir, h), "unsupported dtype I8"));
+  }
+  SUBCASE("dtype disagreeing with the byte count") {
+    h[kQ]["dtype"] = "BF16";
+    CHECK(contains(with_header(tiny, dir, h), "needs 1536 bytes but data_offsets span 3072"));
+  }
+  SUBCASE("shape disagreeing with the byte count") {
+    h[kQ]["shape"] = {32, 25};
+    CHECK(contains(with_header(tiny, dir, h), "needs 3200 bytes"));
+  }
+  SUBCASE("absurd shape") {
+    h[kQ]["shape"] = {1ull << 40, 1ull << 40};
+    CHECK(contains(with_header(tiny, dir, h), "too large"));
+  }
+  SUBCASE("entry missing its fields") {
+    h[kQ] = {{"dtype", "F32"}};
+    CHECK(contains(with_header(tiny, dir, h), "shape"));
+  }
+}
+
+TEST_CASE("checkpoint: tensors must match the config") {
+  TempDir dir;
+  SUBCASE("wrong shape") {
+    TinyModel tiny;
+    tiny.add(kQ, {24, 32}, gemma2::DType::F32, 3);
+    tiny.write(dir.str());
+    const std::string e = load_error(dir.str());
+    CHECK(contains(e, kQ));
+    CHECK(contains(e, "has shape [24, 32] but the config needs [32, 24]"));
+  }
+  SUBCASE("missing tensor") {
+    TinyModel tiny;
+    tiny.tensors.erase("model.layers.2.mlp.up_proj.weight");
+    tiny.write(dir.str());
+    CHECK(contains(load_error(dir.str()), "checkpoint has no tensor model.layers.2.mlp.up_proj.weight"));
+  }
+  SUBCASE("unexpected tensor") {
+    TinyModel tiny;
+    tiny.add("model.layers.3.mlp.up_proj.weight", {40, 24}, gemma2::DType::F32, 3);
+    tiny.write(dir.str());
+    CHECK(contains(load_error(dir.str()), "unexpected tensor model.layers.3.mlp.up_proj.weight"));
+  }
+  SUBCASE("config with more layers than the checkpoint") {
+    TinyModel tiny;
+    tiny.write(dir.str(), {{"num_hidden_layers", 4}, {"layer_types", nlohmann::json::array({"sliding_attention",
+                                                      "full_attention", "sliding_attention", "full_attention"})}});
+    CHECK(contains(load_error(dir.str()), "no tensor model.layers.3."));
+  }
+  SUBCASE("mixed dtypes load") {
+    TinyModel tiny;
+    tiny.add(kQ, {32, 24}, gemma2::DType::BF16, 3);
+    tiny.write(dir.str());
+    CHECK(load_error(dir.str()) == "");
+  }
+}
+
+TEST_CASE("checkpoint: tensors at unaligned offsets are used correctly") {
+  TinyModel tiny;
+  TempDir aligned, unaligned;
+  tiny.write(aligned.str());
+  // Shift the whole data section by 2 bytes: every F32 tensor is misaligned.
+  auto h = header_of(tiny);
+  std::vector<std::byte> data(2, std::byte{0});
+  for (auto& [name, entry] : h.items()) {
+    const uint64_t b = entry["data_offsets"][0].get<uint64_t>(), e = entry["data_offsets"][1].get<uint64_t>();
+    entry["data_offsets"] = {b + 2, e + 2};
+  }
+  for (const auto& [name, t] : tiny.tensors) data.insert(data.end(), t.bytes.begin(), t.bytes.end());
+  tiny.write(unaligned.str());
+  write_raw(unaligned.str() + "/model.safetensors", h.dump(), data);
+  auto a = gemma2::Gemma2Model<>::load(aligned.str());
+  auto u = gemma2::Gemma2Model<>::load(unaligned.str());
+  REQUIRE(a.ok());
+  REQUIRE_MESSAGE(u.ok(), u.message());
+  const std::vector<int32_t> ids = {2, 5, 9, 17};
+  auto kva = a->make_cache(), kvu = u->make_cache();
+  auto la = a->forward(ids, *kva, {nullptr, true});
+  auto lu = u->forward(ids, *kvu, {nullptr, true});
+  REQUIRE(la.ok());
+  REQUIRE(lu.ok());
+  CHECK(*la == *lu);
+}
+
+TEST_CASE("sharded checkpoints") {
+  TinyModel tiny;
+  TempDir dir;
+  std::map<std::string, gemma2::TensorToWrite> a, b;
+  nlohmann::json map;
+  for (const auto& [name, t] : tiny.tensors) {
+    const bool first = name < "model.layers.1";
+    (first ? a : b)[name] = t;
+    map[name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  std::ofstream(dir.str() + "/config.json") << tiny.config_json().dump();
+  REQUIRE(gemma2::write_safetensors(dir.str() + "/model-00001-of-00002.safetensors", a).ok());
+  REQUIRE(gemma2::write_safetensors(dir.str() + "/model-00002-of-00002.safetensors", b).ok());
+  auto write_index = [&](const nlohmann::json& m) {
+    std::ofstream(dir.str() + "/model.safetensors.index.json") << nlohmann::json{{"weight_map", m}}.dump();
+  };
+  SUBCASE("load") {
+    write_index(map);
+    CHECK(load_error(dir.str()) == "");
+  }
+  SUBCASE("missing shard") {
+    write_index(map);
+    std::filesystem::remove(dir.str() + "/model-00002-of-00002.safetensors");
+    CHECK(contains(load_error(dir.str()), "names shard model-00002-of-00002.safetensors but"));
+  }
+  SUBCASE("index pointing at the wrong shard") {
+    map[kQ] = "model-00001-of-00002.safetensors";
+    write_index(map);
+    CHECK(contains(load_error(dir.str()), "tensor " + kQ + " is not in shard model-00001-of-00002.safetensors"));
+  }
+  SUBCASE("index escaping the directory") {
+    map[kQ] = "../evil.safetensors";
+    write_index(map);
+    CHECK(contains(load_error(dir.str()), "invalid shard file"));
+  }
+  SUBCASE("index that is not JSON") {
+    std::ofstream(dir.str() + "/model.safetensors.index.json") << "{\"weight_map\": ";
+    CHECK(contains(load_error(dir.str()), "not a valid JSON object"));
+  }
+}
+
+TEST_CASE("config.json is validated, naming the field") {
+  TinyModel tiny;
+  TempDir dir;
+  auto error_with = [&](const nlohmann::json& override_) {
+    tiny.write(dir.str(), override_);
+    return load_error(dir.str());
+  };
+  CHECK(contains(error_with({{"model_type", "gemma"}}), "model_type is \"gemma\""));
+  CHECK(contains(error_with({{"num_key_value_heads", 3}}), "not a multiple of num_key_value_heads"));
+  CHECK(contains(error_with({{"hidden_size", -24}}), "hidden_size must be positive, got -24"));
+  CHECK(contains(error_with({{"hidden_size", "24"}}), "hidden_size must be an integer"));
+  CHECK(contains(error_with({{"sliding_window", 0}}), "sliding_window must be positive"));
+  CHECK(contains(error_with({{"attn_logit_softcapping", 0}}), "attn_logit_softcapping must be a positive"));
+  CHECK(contains(error_with({{"final_logit_softcapping", nullptr}}), "final_logit_softcapping must be a number"));
+  CHECK(contains(error_with({{"head_dim", 7}}), "head_dim must be even"));
+  CHECK(contains(error_with({{"vocab_size", 1 << 30}}), "vocab_size"));
+  CHECK(contains(error_with({{"hidden_activation", "gelu"}}), "hidden_activation"));
+  CHECK(contains(error_with({{"layer_types", {"sliding_attention"}}}), "layer_types has 1 entries"));
+  CHECK(contains(error_with({{"layer_types", {"sliding_attention", "global", "full_attention"}}}), "\"global\""));
+  CHECK(contains(error_with({{"tie_word_embeddings", false}}), "tie_word_embeddings"));
+
+  std::ofstream(dir.str() + "/config.json") << "{ not json";
+  CHECK(contains(load_error(dir.str()), "config.json: not valid JSON"));
+  std::filesystem::remove(dir.str() + "/config.json");
+  CHECK(contains(load_error(dir.str()), "cannot open"));
+  TempDir empty;
+  std::ofstream(empty.str() + "/config.json") << tiny.config_json().dump();
+  CHECK(contains(load_error(empty.str()), "no model.safetensors"));
+}
+
+TEST_CASE("forward rejects bad input and leaves the cache usable") {
+  TempDir dir;
+  TinyModel tiny;
+  tiny.write(dir.str());
+  auto model = gemma2::Gemma2Model<>::load(dir.str());
+  REQUIRE(model.ok());
+  auto kv = model->make_cache(8);
+  REQUIRE(kv.ok());
+  const std::vector<int32_t> bad_id = {2, 64}, negative = {2, -1}, empty = {}, nine(9, 5), ok = {2, 5, 6};
+  CHECK(contains(model->forward(bad_id, *kv).message(), "token id 64 at index 1 is outside the vocabulary [0, 64)"));
+  CHECK(contains(model->forward(negative, *kv).message(), "token id -1"));
+  CHECK(contains(model->forward(empty, *kv).message(), "no tokens"));
+  CHECK(contains(model->forward(nine, *kv).message(), "context overflow"));
+  CHECK(kv->size() == 0);
+  REQUIRE(model->forward(ok, *kv).ok());
+  const std::vector<int32_t> six(6, 5);
+  CHECK(contains(model->forward(six, *kv).message(), "3 cached + 6 new positions exceed the capacity of 8"));
+  CHECK(kv->size() == 3);
+  CHECK(contains(model->make_cache(65).message(), "between 1 and max_position_embeddings (64)"));
+  CHECK_FALSE(model->make_cache(-1).ok());
+  TinyModel other;
+  other.config.num_hidden_layers = 2;
+  auto foreign = gemma2::KVCache::create(other.config, 8);
+  REQUIRE(foreign.ok());
+  CHECK(contains(model->forward(ok, *foreign).message(), "another model"));
+}
