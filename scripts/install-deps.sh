@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake
-  libeigen3-dev nlohmann-json3-dev   # the library itself
+  libeigen3-dev nlohmann-json3-dev libsentencepiece-dev  # the library itself
   libcli11-dev                       # the gemma2 CLI
   doctest-dev libbenchmark-dev       # tests and benchmarks
 )

@@ -1,15 +1,22 @@
 // gemma2: command-line front end to the library.
 //
-//   gemma2 logits   --model DIR --ids 2,5,9 --out FILE
-//   gemma2 generate --model DIR --ids 2,5,9 --max-new N --greedy [--print-ids]
+//   gemma2 generate   [--model DIR] (--prompt TEXT | --ids 2,5,9) [--max-new N] [--greedy | sampling flags]
+//   gemma2 chat       [--model DIR] [--system TEXT] [--verbose]
+//   gemma2 tokenize   (--tokenizer FILE | --model DIR) --text TEXT
+//   gemma2 perplexity [--model DIR] (--ids 2,5,9 | --text-file F) [--top-k-out FILE]
+//   gemma2 logits     [--model DIR] --ids 2,5,9 --out FILE
 //
-// These spellings are a contract: other tooling calls them.
-#include <algorithm>
+// Without --model, the built-in demo model (models/tiny-shakespeare) is used.
+// The spellings of logits, generate --ids/--prompt ... --print-ids, tokenize
+// and perplexity are a contract: other tooling calls them.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,43 +31,280 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// Reports an error on stderr; commands return its value as the exit code.
 int fail(const std::string& message) {
   std::cerr << "gemma2: " << message << "\n";
   return 1;
 }
 
-struct Common {
-  std::string model_dir;
-  std::vector<int32_t> ids;
+std::string default_model_dir() {
+  if (const char* env = std::getenv("GEMMA2_MODEL")) return env;
+  return GEMMA2_DEFAULT_MODEL_DIR;
+}
+
+// Options every model command takes.
+struct ModelOptions {
+  std::string dir = default_model_dir();
   int threads = 1;
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--model", dir, "Hugging Face model directory (config.json, safetensors, tokenizer.model)")
+        ->capture_default_str();
+    cmd->add_option("--threads", threads, "threads for the matrix products")->capture_default_str();
+  }
 };
 
-void add_common(CLI::App* cmd, Common& o) {
-  cmd->add_option("--model", o.model_dir, "Hugging Face model directory (config.json + safetensors)")->required();
-  cmd->add_option("--ids", o.ids, "input token ids, comma separated (include BOS = 2)")->delimiter(',')->required();
-  cmd->add_option("--threads", o.threads, "threads for the matrix products")->capture_default_str();
-}
-
-// Loads the model and makes a pool; reports errors on stderr.
-bool setup(const Common& o, std::optional<Model>& model, std::optional<gemma2::ThreadPool>& pool) {
-  auto p = gemma2::ThreadPool::create(o.threads);
-  if (!p) return fail(p.message()), false;
-  pool.emplace(std::move(*p));
-  const auto t0 = Clock::now();
-  auto m = Model::load(o.model_dir);
-  if (!m) return fail(m.message()), false;
-  std::cerr << "loaded " << o.model_dir << " in " << seconds_since(t0) << " s\n";
-  model.emplace(std::move(*m));
-  return true;
-}
-
-int run_logits(const Common& o, const std::string& out_path) {
+// A loaded model with its thread pool and (if the directory has one) tokenizer.
+struct Loaded {
   std::optional<Model> model;
   std::optional<gemma2::ThreadPool> pool;
-  if (!setup(o, model, pool)) return 1;
-  auto kv = model->make_cache(static_cast<int>(std::min<size_t>(o.ids.size(), model->config().max_position_embeddings)));
+  std::optional<gemma2::Tokenizer> tokenizer;
+};
+
+std::optional<Loaded> load(const ModelOptions& o, bool need_tokenizer) {
+  Loaded l;
+  auto pool = gemma2::ThreadPool::create(o.threads);
+  if (!pool) return fail(pool.message()), std::nullopt;
+  l.pool.emplace(std::move(*pool));
+  gemma2::LoadOptions lo;
+  lo.preload = true;  // fault the weights in now, with a progress line for large checkpoints
+  lo.progress = [](size_t done, size_t total) {
+    if (total < (size_t{256} << 20)) return;
+    std::fprintf(stderr, "\rloading weights: %3d%% (%.2f of %.2f GB)", static_cast<int>(100.0 * done / total),
+                 done / 1e9, total / 1e9);
+    if (done == total) std::fprintf(stderr, "\n");
+  };
+  const auto t0 = Clock::now();
+  auto m = Model::load(o.dir, lo);
+  if (!m) return fail(m.message()), std::nullopt;
+  l.model.emplace(std::move(*m));
+  std::ifstream has_tokenizer(o.dir + "/tokenizer.model");
+  if (has_tokenizer || need_tokenizer) {
+    auto tok = gemma2::Tokenizer::from_model_dir(o.dir);
+    if (!tok) return fail(tok.message()), std::nullopt;
+    if (tok->vocab_size() > l.model->config().vocab_size)
+      return fail("tokenizer has " + std::to_string(tok->vocab_size()) + " pieces but the model only " +
+                  std::to_string(l.model->config().vocab_size)),
+             std::nullopt;
+    l.tokenizer.emplace(std::move(*tok));
+  }
+  std::cerr << "loaded " << o.dir << " in " << std::fixed << std::setprecision(2) << seconds_since(t0) << " s\n";
+  return l;
+}
+
+// Sampling flags shared by generate and chat.
+struct SamplingFlags {
+  gemma2::SamplingParams p;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> bias;  // "ID=VALUE"
+
+  SamplingFlags() {
+    p.temperature = 0.8f;
+    p.top_k = 40;
+    p.top_p = 0.95f;
+  }
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_flag("--greedy", p.greedy, "argmax decoding (deterministic; ignores the sampling flags)");
+    cmd->add_option("--temperature", p.temperature, "softmax temperature (0 = greedy)")->capture_default_str();
+    cmd->add_option("--top-k", p.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
+    cmd->add_option("--top-p", p.top_p, "nucleus sampling threshold (1 = off)")->capture_default_str();
+    cmd->add_option("--min-p", p.min_p, "drop tokens below min-p x the top probability")->capture_default_str();
+    cmd->add_option("--repeat-penalty", p.repetition_penalty, "repetition penalty (1 = off)")->capture_default_str();
+    cmd->add_option("--frequency-penalty", p.frequency_penalty, "penalty per occurrence")->capture_default_str();
+    cmd->add_option("--presence-penalty", p.presence_penalty, "penalty once per seen token")->capture_default_str();
+    cmd->add_option("--repeat-last-n", p.penalty_last_n, "penalties look at this many recent tokens (0 = all)")
+        ->capture_default_str();
+    cmd->add_option("--logit-bias", bias, "ID=BIAS added to a token's logit (repeatable)");
+    cmd->add_option("--seed", seed, "random seed (default: from the clock, printed on stderr)");
+  }
+
+  // The sampler, or an error message.
+  std::optional<gemma2::Sampler> make(std::string& error) {
+    for (const auto& b : bias) {
+      const size_t eq = b.find('=');
+      try {
+        if (eq == std::string::npos) throw std::invalid_argument(b);
+        p.logit_bias[std::stoi(b.substr(0, eq))] = std::stof(b.substr(eq + 1));
+      } catch (const std::exception&) {
+        error = "--logit-bias takes ID=BIAS, got " + b;
+        return std::nullopt;
+      }
+    }
+    p.seed = seed ? *seed : static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+    if (auto s = gemma2::validate(p); !s) {
+      error = s.message();
+      return std::nullopt;
+    }
+    if (!p.greedy && p.temperature > 0) std::cerr << "seed: " << p.seed << "\n";
+    return gemma2::Sampler(p);
+  }
+};
+
+std::string join(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
+  return s;
+}
+
+void print_speed(const gemma2::GenerateResult& r) {
+  const size_t decoded = r.tokens.empty() ? 0 : r.tokens.size() - 1;
+  std::cerr << std::fixed << std::setprecision(2) << "prefill: " << r.prefill_tokens << " tokens in "
+            << r.prefill_seconds << " s (" << r.prefill_tokens / std::max(r.prefill_seconds, 1e-9)
+            << " tok/s); decode: " << decoded << " tokens in " << r.decode_seconds << " s ("
+            << (decoded ? decoded / std::max(r.decode_seconds, 1e-9) : 0.0) << " tok/s); stop: "
+            << gemma2::stop_reason_name(r.stop) << "\n";
+}
+
+int run_generate(const ModelOptions& mo, SamplingFlags& sf, const std::string& prompt, std::vector<int32_t> ids,
+                 int max_new, const std::vector<std::string>& stops, bool ignore_eos, bool print_ids) {
+  if (prompt.empty() == ids.empty()) return fail("generate: give exactly one of --prompt and --ids");
+  if (max_new < 0) return fail("--max-new must be >= 0");
+  std::string error;
+  auto sampler = sf.make(error);
+  if (!sampler) return fail(error);
+  auto l = load(mo, !prompt.empty());
+  if (!l) return 1;
+  if (!prompt.empty()) {
+    auto enc = l->tokenizer->encode_prompt(prompt);  // BOS + prompt
+    if (!enc) return fail(enc.message());
+    ids = std::move(*enc);
+  }
+  auto kv = l->model->make_cache();
   if (!kv) return fail(kv.message());
-  auto logits = model->forward(o.ids, *kv, {&*pool, /*all_logits=*/true});
+  gemma2::GenerateOptions go;
+  go.max_new_tokens = max_new;
+  go.pool = &*l->pool;
+  go.stop_strings = stops;
+  if (!ignore_eos && l->tokenizer) go.stop_tokens = gemma2::default_stop_tokens(*l->tokenizer);
+  else if (!ignore_eos) go.stop_tokens = {1};  // <eos>
+  gemma2::TokenHistory history;
+  const gemma2::Tokenizer* tok = l->tokenizer ? &*l->tokenizer : nullptr;
+  auto r = gemma2::generate(*l->model, *kv, history, ids, *sampler, go, tok, [](std::string_view text) {
+    std::cout << text << std::flush;
+    return true;
+  });
+  if (!r) return fail(r.message());
+  if (tok) std::cout << "\n";
+  print_speed(*r);
+  if (print_ids) std::cout << join(r->tokens) << "\n";
+  return 0;
+}
+
+int run_chat(const ModelOptions& mo, SamplingFlags& sf, const std::string& system, int max_new, bool verbose) {
+  std::string error;
+  auto sampler = sf.make(error);
+  if (!sampler) return fail(error);
+  auto l = load(mo, true);
+  if (!l) return 1;
+  if (l->tokenizer->start_of_turn_id() < 0 || l->tokenizer->end_of_turn_id() < 0)
+    return fail("chat: the tokenizer has no <start_of_turn>/<end_of_turn> pieces");
+  auto kv = l->model->make_cache();
+  if (!kv) return fail(kv.message());
+  gemma2::Chat<Model> chat(*l->model, *l->tokenizer, std::move(*kv), system);
+  gemma2::GenerateOptions go;
+  go.max_new_tokens = max_new;
+  go.pool = &*l->pool;
+  std::cerr << "chat with " << mo.dir << " (end with Ctrl-D or /exit)\n";
+  std::string line;
+  for (int turn = 1;; ++turn) {
+    std::cerr << "> " << std::flush;
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) {
+      --turn;
+      continue;
+    }
+    auto r = chat.send(line, *sampler, go, [](std::string_view text) {
+      std::cout << text << std::flush;
+      return true;
+    });
+    std::cout << "\n" << std::flush;
+    if (!r) {
+      fail(r.message());
+      if (chat.cache().size() >= chat.cache().capacity() - 1) return 1;
+      continue;
+    }
+    if (verbose) {
+      std::cerr << "[turn " << turn << ": prefill " << r->prefill_tokens << " tokens, cached "
+                << chat.cache().size() << " positions] ";
+      print_speed(*r);
+    }
+    if (r->stop == gemma2::StopReason::ContextFull) return fail("chat: the context is full");
+  }
+  return 0;
+}
+
+int run_tokenize(const std::string& tokenizer_path, const std::string& model_dir, const std::string& text,
+                 bool pieces) {
+  auto tok = gemma2::Tokenizer::load(tokenizer_path.empty() ? model_dir + "/tokenizer.model" : tokenizer_path);
+  if (!tok) return fail(tok.message());
+  auto ids = tok->encode(text);
+  if (!ids) return fail(ids.message());
+  if (pieces)
+    for (int32_t id : *ids) std::cout << id << "\t" << tok->piece(id) << "\n";
+  std::cout << join(*ids) << "\n";
+  return 0;
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int run_perplexity(const ModelOptions& mo, std::vector<int32_t> ids, const std::string& text_file, int window,
+                   int stride, const std::string& top_k_out, int top_k) {
+  if (ids.empty() == text_file.empty()) return fail("perplexity: give exactly one of --ids and --text-file");
+  auto l = load(mo, !text_file.empty());
+  if (!l) return 1;
+  if (!text_file.empty()) {
+    const auto text = read_file(text_file);
+    if (!text) return fail("cannot read " + text_file);
+    auto enc = l->tokenizer->encode_prompt(*text);
+    if (!enc) return fail(text_file + ": " + enc.message());
+    ids = std::move(*enc);
+  } else if (window == 0) {
+    window = static_cast<int>(std::min<size_t>(ids.size(), l->model->config().max_position_embeddings));
+  }
+  std::ofstream out;
+  if (!top_k_out.empty()) {
+    out.open(top_k_out);
+    if (!out) return fail("cannot create " + top_k_out);
+  }
+  gemma2::ScoreOptions so;
+  so.pool = &*l->pool;
+  so.window = window;
+  so.stride = stride;
+  so.top_k = top_k_out.empty() ? 0 : top_k;
+  const auto t0 = Clock::now();
+  auto r = gemma2::score(*l->model, ids, so, [&](const gemma2::TokenPrediction& p) {
+    if (!out.is_open()) return;
+    // One JSON object per predicted token: the distillation teacher signal.
+    out << "{\"index\":" << p.index << ",\"target\":" << p.target << ",\"logprob\":" << p.logprob << ",\"top\":[";
+    for (size_t i = 0; i < p.top.size(); ++i)
+      out << (i ? "," : "") << "[" << p.top[i].first << "," << p.top[i].second << "]";
+    out << "]}\n";
+  });
+  if (!r) return fail(r.message());
+  std::cerr << "scored " << r->logprobs.size() << " tokens in " << r->forward_passes << " forward pass(es), "
+            << std::fixed << std::setprecision(2) << seconds_since(t0) << " s\n";
+  std::cout << std::setprecision(6) << "tokens=" << r->logprobs.size() << " nll=" << r->nll
+            << " ppl=" << r->perplexity << "\n";
+  return 0;
+}
+
+int run_logits(const ModelOptions& mo, const std::vector<int32_t>& ids, const std::string& out_path) {
+  auto l = load(mo, false);
+  if (!l) return 1;
+  auto kv = l->model->make_cache(
+      static_cast<int>(std::min<size_t>(ids.size(), l->model->config().max_position_embeddings)));
+  if (!kv) return fail(kv.message());
+  gemma2::ForwardOptions fo;
+  fo.pool = &*l->pool;
+  fo.all_logits = true;
+  auto logits = l->model->forward(ids, *kv, fo);
   if (!logits) return fail(logits.message());
   std::ofstream out(out_path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(logits->data()),
@@ -70,68 +314,75 @@ int run_logits(const Common& o, const std::string& out_path) {
   return 0;
 }
 
-int32_t argmax(const gemma2::Activations& logits) {
-  Eigen::Index best;
-  logits.row(logits.rows() - 1).maxCoeff(&best);
-  return static_cast<int32_t>(best);
-}
-
-int run_generate(const Common& o, int max_new, bool print_ids) {
-  if (max_new < 0) return fail("--max-new must be >= 0");
-  std::optional<Model> model;
-  std::optional<gemma2::ThreadPool> pool;
-  if (!setup(o, model, pool)) return 1;
-  auto kv = model->make_cache();
-  if (!kv) return fail(kv.message());
-  std::vector<int32_t> out;
-  const gemma2::ForwardOptions opts{&*pool};
-  auto t0 = Clock::now();
-  if (max_new > 0) {
-    auto logits = model->forward(o.ids, *kv, opts);
-    if (!logits) return fail(logits.message());
-    out.push_back(argmax(*logits));
-  }
-  const double prefill_s = seconds_since(t0);
-  t0 = Clock::now();
-  while (static_cast<int>(out.size()) < max_new) {
-    auto logits = model->forward(&out.back(), 1, *kv, opts);
-    if (!logits) return fail(logits.message());
-    out.push_back(argmax(*logits));
-  }
-  const double decode_s = seconds_since(t0);
-  std::cerr << "prefill: " << o.ids.size() << " tokens in " << prefill_s << " s ("
-            << static_cast<double>(o.ids.size()) / prefill_s << " tok/s); decode: " << (out.empty() ? 0 : out.size() - 1)
-            << " tokens in " << decode_s << " s ("
-            << (out.size() > 1 ? static_cast<double>(out.size() - 1) / decode_s : 0.0) << " tok/s)\n";
-  if (print_ids) {
-    for (size_t i = 0; i < out.size(); ++i) std::cout << (i ? " " : "") << out[i];
-    std::cout << "\n";
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"gemma2: run Gemma 2 models on the CPU"};
   app.require_subcommand(1);
 
-  Common logits_opts;
-  std::string out_path;
-  auto* logits = app.add_subcommand("logits", "one forward over --ids; write [T][vocab] float32 logits to --out");
-  add_common(logits, logits_opts);
-  logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
-
-  Common gen_opts;
-  int max_new = 16;
-  bool greedy = false, print_ids = false;
-  auto* generate = app.add_subcommand("generate", "prefill --ids, then decode --max-new tokens");
-  add_common(generate, gen_opts);
-  generate->add_option("--max-new", max_new, "number of tokens to generate")->capture_default_str();
-  generate->add_flag("--greedy", greedy, "argmax decoding (the only decoder in this version)");
+  ModelOptions gen_model;
+  SamplingFlags gen_sampling;
+  std::string prompt;
+  std::vector<int32_t> gen_ids;
+  int gen_max_new = 64;
+  std::vector<std::string> stops;
+  bool ignore_eos = false, print_ids = false;
+  auto* generate = app.add_subcommand("generate", "continue a prompt (text or ids), streaming the text");
+  gen_model.add_to(generate);
+  gen_sampling.add_to(generate);
+  generate->add_option("--prompt", prompt, "prompt text (BOS is prepended)");
+  generate->add_option("--ids", gen_ids, "prompt token ids, comma separated, used as given")->delimiter(',');
+  generate->add_option("--max-new", gen_max_new, "most tokens to generate")->capture_default_str();
+  generate->add_option("--stop", stops, "stop when the text contains this string (repeatable)");
+  generate->add_flag("--ignore-eos", ignore_eos, "do not stop at <eos> / <end_of_turn>");
   generate->add_flag("--print-ids", print_ids, "print the generated ids as the last stdout line");
 
+  ModelOptions chat_model;
+  SamplingFlags chat_sampling;
+  std::string system;
+  int chat_max_new = 256;
+  bool verbose = false;
+  auto* chat = app.add_subcommand("chat", "interactive multi-turn chat (one user message per line)");
+  chat_model.add_to(chat);
+  chat_sampling.add_to(chat);
+  chat->add_option("--system", system, "system instructions (folded into the first user turn)");
+  chat->add_option("--max-new", chat_max_new, "most tokens per reply")->capture_default_str();
+  chat->add_flag("--verbose,-v", verbose, "print token counts and speed per turn on stderr");
+
+  std::string tokenizer_path, tok_model = default_model_dir(), text;
+  bool pieces = false;
+  auto* tokenize = app.add_subcommand("tokenize", "print the token ids of a text (without BOS)");
+  tokenize->add_option("--tokenizer", tokenizer_path, "sentencepiece tokenizer.model");
+  tokenize->add_option("--model", tok_model, "model directory holding tokenizer.model")->capture_default_str();
+  tokenize->add_option("--text", text, "text to tokenize")->required();
+  tokenize->add_flag("--pieces", pieces, "also print each id with its piece");
+
+  ModelOptions ppl_model;
+  std::vector<int32_t> ppl_ids;
+  std::string text_file, top_k_out;
+  int window = 0, stride = 0, top_k = 10;
+  auto* perplexity = app.add_subcommand("perplexity", "score a text: mean negative log-likelihood and perplexity");
+  ppl_model.add_to(perplexity);
+  perplexity->add_option("--ids", ppl_ids, "token ids, used as given (one forward)")->delimiter(',');
+  perplexity->add_option("--text-file", text_file, "UTF-8 text file (BOS is prepended)");
+  perplexity->add_option("--window", window, "positions per forward pass (0 = the model's context)");
+  perplexity->add_option("--stride", stride, "new tokens scored per window after the first (0 = half a window)");
+  perplexity->add_option("--top-k-out", top_k_out, "write the top-k next-token distribution per position (JSON lines)");
+  perplexity->add_option("--top-k", top_k, "k for --top-k-out")->capture_default_str();
+
+  ModelOptions logits_model;
+  std::vector<int32_t> logits_ids;
+  std::string out_path;
+  auto* logits = app.add_subcommand("logits", "one forward over --ids; write [T][vocab] float32 logits to --out");
+  logits_model.add_to(logits);
+  logits->add_option("--ids", logits_ids, "token ids, comma separated")->delimiter(',')->required();
+  logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
+
   CLI11_PARSE(app, argc, argv);
-  if (logits->parsed()) return run_logits(logits_opts, out_path);
-  return run_generate(gen_opts, max_new, print_ids);
+  if (generate->parsed())
+    return run_generate(gen_model, gen_sampling, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
+  if (chat->parsed()) return run_chat(chat_model, chat_sampling, system, chat_max_new, verbose);
+  if (tokenize->parsed()) return run_tokenize(tokenizer_path, tok_model, text, pieces);
+  if (perplexity->parsed()) return run_perplexity(ppl_model, ppl_ids, text_file, window, stride, top_k_out, top_k);
+  return run_logits(logits_model, logits_ids, out_path);
 }

@@ -8,7 +8,9 @@
 // per-sequence state is in the caller's KVCache.
 #pragma once
 
+#include <atomic>
 #include <cmath>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,9 +33,39 @@ struct ForwardOptions {
   // Long inputs run through the cache in chunks of at most this many tokens:
   // exact (attention is causal) and it bounds the attention score memory.
   int chunk = 512;
+  // Checked before each chunk: when it reads true, forward stops and returns
+  // an error saying so; the cache then holds the chunks already run.
+  const std::atomic<bool>* cancel = nullptr;
+  // With all_logits: receives each chunk's logits ([rows][vocab], the first
+  // row being input index `first`) instead of collecting all of them, so
+  // scoring a long text never holds [T][vocab] floats. forward then returns
+  // an empty matrix.
+  std::function<void(int first, const Activations& logits)> on_logits;
+};
+
+struct LoadOptions {
+  // Read every weight page during load instead of on first use, so the
+  // first tokens run at full speed; `progress` then reports bytes read.
+  bool preload = false;
+  std::function<void(size_t bytes_done, size_t bytes_total)> progress;
 };
 
 namespace detail {
+// Touches every page of the checkpoint's tensors (see LoadOptions::preload).
+inline void preload(const std::map<std::string, TensorView>& tensors, const LoadOptions& options) {
+  size_t total = 0, done = 0, reported = 0;
+  for (const auto& [name, t] : tensors) total += t.nbytes;
+  volatile unsigned char sink = 0;
+  for (const auto& [name, t] : tensors) {
+    for (size_t off = 0; off < t.nbytes; off += 4096) sink = sink + static_cast<unsigned char>(t.data[off]);
+    done += t.nbytes;
+    if (options.progress && (done - reported >= (size_t{64} << 20) || done == total)) {
+      options.progress(done, total);
+      reported = done;
+    }
+  }
+}
+
 // Binds checkpoint tensors to model weights, checking name, shape and dtype.
 // Records the first error and keeps going, so loading reads top to bottom.
 class WeightBinder {
@@ -107,9 +139,10 @@ class Gemma2Model {
   // Loads a Hugging Face model directory (config.json + safetensors). The
   // config must match Config (for the presets) and every tensor must have
   // the shape the config implies.
-  static Result<Gemma2Model> load(const std::string& dir) {
+  static Result<Gemma2Model> load(const std::string& dir, const LoadOptions& options = {}) {
     auto ck = open_checkpoint(dir);
     if (!ck) return Error{ck.message()};
+    if (options.preload) detail::preload(ck->tensors, options);
     return from_checkpoint(std::move(*ck));
   }
 
@@ -155,7 +188,8 @@ class Gemma2Model {
   // Runs ids[0..n) at positions kv.size() .. kv.size()+n-1, appending their
   // keys and values to `kv`. Returns float32 logits after the final
   // soft-cap: [1][vocab] for the last position, or [n][vocab] with
-  // options.all_logits. On error the cache is left unchanged.
+  // options.all_logits. Invalid input is rejected before anything runs, so
+  // the cache is then unchanged; on cancellation it keeps the chunks run.
   Result<Activations> forward(const int32_t* ids, size_t n, KVCache& kv, const ForwardOptions& options = {}) const {
     using detail::err;
     const Config& c = config_;
@@ -172,13 +206,17 @@ class Gemma2Model {
         return err("forward: token id ", ids[i], " at index ", i, " is outside the vocabulary [0, ", c.vocab_size, ")");
 
     const int total = static_cast<int>(n);
-    Activations logits(options.all_logits ? total : 1, c.vocab_size);
+    const bool collect = options.all_logits && !options.on_logits;
+    Activations logits(collect ? total : options.all_logits ? 0 : 1, c.vocab_size);
     for (int begin = 0; begin < total; begin += options.chunk) {
+      if (options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed))
+        return err("forward: cancelled after ", begin, " of ", total, " tokens");
       const int T = std::min(options.chunk, total - begin);
       Activations h = embed(ids + begin, T);
       for (const auto& layer : layers_) layer.forward(c, h, kv.size(), kv, options.pool);
       kv.set_size(kv.size() + T);
-      if (options.all_logits) logits.middleRows(begin, T) = output(h, options.pool);
+      if (collect) logits.middleRows(begin, T) = output(h, options.pool);
+      else if (options.all_logits) options.on_logits(begin, output(h, options.pool));
       else if (begin + T == total) logits = output(h.bottomRows(1), options.pool);
     }
     return logits;

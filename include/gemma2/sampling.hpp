@@ -1,0 +1,216 @@
+// Choosing the next token from logits. A sampler is any callable
+//   int32_t(std::vector<float>& logits, const std::vector<int32_t>& history)
+// that may modify the logits it is given; `history` is every token of the
+// sequence so far (prompt included). Sampler is the ready-made one: a chain
+// of the usual logit processors followed by greedy or random choice.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "gemma2/status.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+using TokenHistory = std::vector<int32_t>;
+// Modifies logits in place given the history.
+using LogitProcessor = std::function<void(std::vector<float>& logits, const TokenHistory& history)>;
+
+// A small, fast, seedable generator (splitmix64). Its sequence is fixed by
+// the seed on every platform, unlike std:: distributions, so the same seed
+// gives the same text everywhere.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed = 0) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, 1).
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
+inline int32_t argmax(const std::vector<float>& logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+// The standard logit processors. Each leaves removed tokens at -inf.
+namespace processors {
+
+// Adds a fixed bias to chosen tokens (-inf bans a token).
+inline LogitProcessor logit_bias(std::unordered_map<int32_t, float> bias) {
+  return [bias = std::move(bias)](std::vector<float>& logits, const TokenHistory&) {
+    for (const auto& [id, b] : bias)
+      if (id >= 0 && static_cast<size_t>(id) < logits.size()) logits[static_cast<size_t>(id)] += b;
+  };
+}
+
+// Penalties over the last `last_n` tokens of the history (0: all of it).
+// repetition: CTRL-style, positive logits divided and negative multiplied by
+// `repetition` for every token seen; frequency: minus `frequency` per
+// occurrence; presence: minus `presence` once per seen token.
+inline LogitProcessor penalties(float repetition, float frequency, float presence, int last_n = 0) {
+  return [=](std::vector<float>& logits, const TokenHistory& history) {
+    std::unordered_map<int32_t, int> counts;
+    const size_t from = last_n > 0 && history.size() > static_cast<size_t>(last_n) ? history.size() - last_n : 0;
+    for (size_t i = from; i < history.size(); ++i) ++counts[history[i]];
+    for (const auto& [id, n] : counts) {
+      if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;
+      float& l = logits[static_cast<size_t>(id)];
+      l = l > 0 ? l / repetition : l * repetition;
+      l -= frequency * static_cast<float>(n) + presence;
+    }
+  };
+}
+
+inline LogitProcessor temperature(float t) {
+  return [t](std::vector<float>& logits, const TokenHistory&) {
+    for (float& l : logits) l /= t;
+  };
+}
+
+// Keeps the k largest logits.
+inline LogitProcessor top_k(int k) {
+  return [k](std::vector<float>& logits, const TokenHistory&) {
+    if (k <= 0 || static_cast<size_t>(k) >= logits.size()) return;
+    std::vector<float> sorted(logits);
+    std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+    const float kth = sorted[static_cast<size_t>(k - 1)];
+    int kept = 0;  // ties at the threshold: keep exactly k
+    for (float& l : logits) {
+      if (l > kth) ++kept;
+    }
+    for (float& l : logits) {
+      if (l < kth || (l == kth && kept++ >= k)) l = -INFINITY;
+    }
+  };
+}
+
+namespace detail_ {
+// Softmax probabilities of the logits (temperature already applied).
+inline std::vector<double> probabilities(const std::vector<float>& logits) {
+  const float m = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double sum = 0.0;
+  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(static_cast<double>(logits[i]) - m));
+  for (double& x : p) x /= sum;
+  return p;
+}
+}  // namespace detail_
+
+// Keeps the smallest set of most likely tokens whose probability reaches p.
+inline LogitProcessor top_p(float p) {
+  return [p](std::vector<float>& logits, const TokenHistory&) {
+    if (p >= 1.0f) return;
+    const auto prob = detail_::probabilities(logits);
+    std::vector<int32_t> order(logits.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return prob[a] > prob[b] || (prob[a] == prob[b] && a < b); });
+    double cum = 0.0;
+    size_t keep = 0;
+    while (keep < order.size() && (keep == 0 || cum < p)) cum += prob[static_cast<size_t>(order[keep++])];
+    for (size_t i = keep; i < order.size(); ++i) logits[static_cast<size_t>(order[i])] = -INFINITY;
+  };
+}
+
+// Drops tokens less likely than min_p times the most likely one.
+inline LogitProcessor min_p(float min_p) {
+  return [min_p](std::vector<float>& logits, const TokenHistory&) {
+    if (min_p <= 0.0f) return;
+    const float m = *std::max_element(logits.begin(), logits.end());
+    const float cut = m + std::log(min_p);  // p_i / p_max >= min_p  <=>  l_i >= l_max + log(min_p)
+    for (float& l : logits)
+      if (l < cut) l = -INFINITY;
+  };
+}
+
+}  // namespace processors
+
+struct SamplingParams {
+  bool greedy = false;         // argmax after the processors (ignores temperature and sampling)
+  float temperature = 1.0f;    // 0 also means greedy
+  int top_k = 0;               // 0: off
+  float top_p = 1.0f;          // 1: off
+  float min_p = 0.0f;          // 0: off
+  float repetition_penalty = 1.0f;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  int penalty_last_n = 0;      // penalties look at this many recent tokens (0: all)
+  std::unordered_map<int32_t, float> logit_bias;
+  uint64_t seed = 0;
+};
+
+inline Status validate(const SamplingParams& p) {
+  using detail::err;
+  if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) return err("temperature must be >= 0, got ", p.temperature);
+  if (p.top_k < 0) return err("top-k must be >= 0, got ", p.top_k);
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return err("top-p must be in (0, 1], got ", p.top_p);
+  if (!(p.min_p >= 0.0f && p.min_p < 1.0f)) return err("min-p must be in [0, 1), got ", p.min_p);
+  if (!(p.repetition_penalty > 0.0f) || !std::isfinite(p.repetition_penalty))
+    return err("repetition penalty must be > 0, got ", p.repetition_penalty);
+  if (!std::isfinite(p.frequency_penalty) || !std::isfinite(p.presence_penalty))
+    return err("frequency and presence penalties must be finite");
+  if (p.penalty_last_n < 0) return err("penalty window must be >= 0, got ", p.penalty_last_n);
+  return {};
+}
+
+// A chain of logit processors followed by a choice: argmax when greedy,
+// otherwise a draw from the softmax with a seeded generator. Stateful (the
+// generator advances), so give each sequence its own Sampler.
+class Sampler {
+ public:
+  // Greedy decoding.
+  Sampler() : greedy_(true) {}
+
+  // The usual chain, in Hugging Face's order: logit bias, penalties,
+  // temperature, top-k, top-p, min-p, then the draw. Check params with
+  // validate() first; invalid values are clamped to "off".
+  explicit Sampler(const SamplingParams& p)
+      : greedy_(p.greedy || !(p.temperature > 0.0f)), rng_(p.seed) {
+    if (!p.logit_bias.empty()) add(processors::logit_bias(p.logit_bias));
+    if (p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f)
+      add(processors::penalties(p.repetition_penalty > 0 ? p.repetition_penalty : 1.0f, p.frequency_penalty,
+                                p.presence_penalty, p.penalty_last_n));
+    if (greedy_) return;  // the remaining steps cannot change the argmax
+    if (p.temperature != 1.0f) add(processors::temperature(p.temperature));
+    if (p.top_k > 0) add(processors::top_k(p.top_k));
+    if (p.top_p < 1.0f) add(processors::top_p(p.top_p));
+    if (p.min_p > 0.0f) add(processors::min_p(p.min_p));
+  }
+
+  // Appends a processor to the chain (before the final choice).
+  Sampler& add(LogitProcessor processor) {
+    chain_.push_back(std::move(processor));
+    return *this;
+  }
+
+  int32_t operator()(std::vector<float>& logits, const TokenHistory& history) {
+    for (auto& proc : chain_) proc(logits, history);
+    if (greedy_) return argmax(logits);
+    const auto prob = processors::detail_::probabilities(logits);
+    double u = rng_.uniform();
+    for (size_t i = 0; i < prob.size(); ++i) {
+      if (u < prob[i]) return static_cast<int32_t>(i);
+      u -= prob[i];
+    }
+    return argmax(logits);  // rounding left u past the end: take the mode
+  }
+
+ private:
+  bool greedy_;
+  Rng rng_;
+  std::vector<LogitProcessor> chain_;
+};
+
+GEMMA2_END_NAMESPACE

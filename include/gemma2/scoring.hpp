@@ -1,0 +1,122 @@
+// Scoring text with a model: per-token log-probabilities, perplexity over
+// long texts in windows, and the top-k next-token distribution per position
+// (the teacher signal for knowledge distillation, which is how the Gemma 2
+// paper trained its 2B and 9B models, Section 3).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+#include "gemma2/model.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+// What the model predicted for one token of the scored text.
+struct TokenPrediction {
+  int64_t index = 0;       // index in the ids of the predicted token
+  int32_t target = 0;      // ids[index]
+  float logprob = 0.0f;    // log p(target | ids[0..index))
+  std::vector<std::pair<int32_t, float>> top;  // top-k (id, log p), most likely first
+};
+
+struct ScoreOptions {
+  const ThreadPool* pool = nullptr;
+  // Longest forward pass in positions (0: the model's max_position_embeddings).
+  // Longer texts are scored in windows that all start with ids[0] (BOS).
+  int window = 0;
+  // New tokens scored per window after the first (0: half a window); the rest
+  // of each window is context carried over from the previous one.
+  int stride = 0;
+  int top_k = 0;  // size of TokenPrediction::top
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct ScoreResult {
+  std::vector<float> logprobs;  // for ids[1..n)
+  double nll = 0.0;             // mean negative log-likelihood, nats per predicted token
+  double perplexity = 1.0;      // exp(nll)
+  int forward_passes = 0;
+};
+
+namespace detail {
+// log-softmax of one row, returning log p(target) and filling the top k.
+inline float log_softmax_at(const float* logits, int vocab, int32_t target, int k,
+                            std::vector<std::pair<int32_t, float>>* top) {
+  const float m = *std::max_element(logits, logits + vocab);
+  double sum = 0.0;
+  for (int i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - m);
+  const float log_z = m + static_cast<float>(std::log(sum));
+  if (k > 0) {
+    std::vector<int32_t> idx(static_cast<size_t>(vocab));
+    std::iota(idx.begin(), idx.end(), 0);
+    k = std::min(k, vocab);
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    top->clear();
+    for (int i = 0; i < k; ++i) top->emplace_back(idx[static_cast<size_t>(i)], logits[idx[static_cast<size_t>(i)]] - log_z);
+  }
+  return logits[target] - log_z;
+}
+}  // namespace detail
+
+// Scores ids[1..n) given their prefixes. ids are used as given (put BOS
+// first). Up to `window` positions this is one forward pass; longer inputs
+// are scored in overlapping windows [ids[0]] + ids[b..e). `on_prediction`,
+// if set, receives every scored position in order.
+template <class Model>
+Result<ScoreResult> score(const Model& model, const std::vector<int32_t>& ids, const ScoreOptions& options = {},
+                          const std::function<void(const TokenPrediction&)>& on_prediction = {}) {
+  using detail::err;
+  const int vocab = model.config().vocab_size;
+  const int window = options.window == 0 ? model.config().max_position_embeddings : options.window;
+  if (ids.size() < 2) return err("score: need at least 2 tokens (BOS and one to predict), got ", ids.size());
+  if (window < 2 || window > model.config().max_position_embeddings)
+    return err("score: window must be between 2 and ", model.config().max_position_embeddings, ", got ", window);
+  const int64_t n_text = static_cast<int64_t>(ids.size()) - 1;  // tokens after ids[0]
+  const int64_t span = window - 1;                               // text tokens per window
+  const int64_t stride = options.stride == 0 ? std::max<int64_t>(1, span / 2) : options.stride;
+  if (stride < 1 || stride > span) return err("score: stride must be between 1 and ", span, ", got ", stride);
+  auto kv = model.make_cache(window);
+  if (!kv) return Error{kv.message()};
+
+  ScoreResult r;
+  r.logprobs.reserve(static_cast<size_t>(n_text));
+  TokenPrediction pred;
+  // Text token t (ids[t + 1]) is scored once, in the first window that ends after it.
+  for (int64_t scored = 0; scored < n_text; ++r.forward_passes) {
+    const int64_t end = std::min(n_text, scored == 0 ? span : scored + stride);
+    const int64_t begin = std::max<int64_t>(0, end - span);
+    std::vector<int32_t> seq = {ids[0]};
+    seq.insert(seq.end(), ids.begin() + 1 + begin, ids.begin() + 1 + end);
+    ForwardOptions fwd;
+    fwd.pool = options.pool;
+    fwd.all_logits = true;
+    fwd.cancel = options.cancel;
+    // Row j of the window predicts seq[j + 1] = text token begin + j.
+    fwd.on_logits = [&](int first, const Activations& logits) {
+      for (Eigen::Index j = 0; j < logits.rows(); ++j) {
+        const int64_t t = begin + first + j;
+        if (t < scored || t >= end) continue;
+        pred.index = t + 1;
+        pred.target = ids[static_cast<size_t>(t + 1)];
+        pred.logprob = detail::log_softmax_at(logits.row(j).data(), vocab, pred.target, options.top_k, &pred.top);
+        r.logprobs.push_back(pred.logprob);
+        if (on_prediction) on_prediction(pred);
+      }
+    };
+    kv->clear();
+    if (auto out = model.forward(seq, *kv, fwd); !out) return Error{out.message()};
+    scored = end;
+  }
+  double total = 0.0;
+  for (float lp : r.logprobs) total -= lp;
+  r.nll = total / static_cast<double>(r.logprobs.size());
+  r.perplexity = std::exp(r.nll);
+  return r;
+}
+
+GEMMA2_END_NAMESPACE

@@ -1,0 +1,202 @@
+// Gemma's tokenizer (a sentencepiece BPE model with byte fallback) and a
+// streaming detokenizer for printing text as tokens arrive.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sentencepiece_processor.h>
+
+#include "gemma2/status.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+namespace detail {
+// Length of the valid UTF-8 character at s[0..n) (1-4), 0 if the bytes so far
+// could still become one (needs more input), or -1 if s[0] cannot start a
+// valid character. Follows RFC 3629: no overlongs, surrogates or > U+10FFFF.
+inline int utf8_char_length(const unsigned char* s, size_t n) {
+  const unsigned char c = s[0];
+  int len;
+  unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) len = 2;
+  else if (c >= 0xe0 && c <= 0xef) len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+  else if (c >= 0xf0 && c <= 0xf4) len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+  else return -1;
+  for (int i = 1; i < len; ++i) {
+    if (static_cast<size_t>(i) >= n) return 0;
+    const unsigned char lo_i = i == 1 ? lo : 0x80, hi_i = i == 1 ? hi : 0xbf;
+    if (s[i] < lo_i || s[i] > hi_i) return -1;
+  }
+  return len;
+}
+
+// Index of the first byte that is not part of valid UTF-8, or npos.
+inline size_t find_invalid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    const int len = utf8_char_length(p + i, s.size() - i);
+    if (len <= 0) return i;
+    i += static_cast<size_t>(len);
+  }
+  return std::string_view::npos;
+}
+}  // namespace detail
+
+class Tokenizer {
+ public:
+  // Loads a sentencepiece model file (tokenizer.model).
+  static Result<Tokenizer> load(const std::string& path) {
+    auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
+    const auto status = sp->Load(path);
+    if (!status.ok()) return detail::err("cannot load tokenizer ", path, ": ", status.ToString());
+    Tokenizer t;
+    t.sp_ = std::move(sp);
+    // Special ids are looked up by piece: the real Gemma tokenizer has
+    // <start_of_turn> = 106, smaller models trained the same way differ.
+    t.bos_ = t.sp_->bos_id();
+    t.eos_ = t.sp_->eos_id();
+    t.start_of_turn_ = t.find_piece("<start_of_turn>");
+    t.end_of_turn_ = t.find_piece("<end_of_turn>");
+    return t;
+  }
+
+  // Loads dir/tokenizer.model.
+  static Result<Tokenizer> from_model_dir(const std::string& dir) { return load(dir + "/tokenizer.model"); }
+
+  int vocab_size() const { return sp_->GetPieceSize(); }
+  int32_t bos_id() const { return bos_; }
+  int32_t eos_id() const { return eos_; }
+  // -1 when the vocabulary has no such piece.
+  int32_t start_of_turn_id() const { return start_of_turn_; }
+  int32_t end_of_turn_id() const { return end_of_turn_; }
+
+  // Token ids of UTF-8 text, without BOS. Chat markers such as
+  // <start_of_turn> in the text become their single special tokens;
+  // "<bos>" written as text does not (it is split like ordinary text).
+  Result<std::vector<int32_t>> encode(std::string_view text) const {
+    if (const size_t bad = detail::find_invalid_utf8(text); bad != std::string_view::npos)
+      return detail::err("text is not valid UTF-8 (byte ", bad, ")");
+    std::vector<int> ids;
+    const auto status = sp_->Encode(absl::string_view(text.data(), text.size()), &ids);
+    if (!status.ok()) return detail::err("cannot tokenize text: ", status.ToString());
+    return std::vector<int32_t>(ids.begin(), ids.end());
+  }
+
+  // Ids of a prompt: exactly one BOS, then the text.
+  Result<std::vector<int32_t>> encode_prompt(std::string_view text) const {
+    auto ids = encode(text);
+    if (ids.ok()) ids->insert(ids->begin(), bos_);
+    return ids;
+  }
+
+  // Text of ids, as sentencepiece decodes it: control tokens vanish,
+  // invalid byte sequences become U+FFFD per byte.
+  Result<std::string> decode(const std::vector<int32_t>& ids) const {
+    if (Status s = check_ids(ids); !s) return Error{s.message()};
+    std::string text;
+    const auto status = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+    if (!status.ok()) return detail::err("cannot decode ids: ", status.ToString());
+    return text;
+  }
+
+  // The raw piece of an id ("▁Hello", "<0x0A>", "<start_of_turn>").
+  const std::string& piece(int32_t id) const { return sp_->IdToPiece(id); }
+
+  enum class PieceKind { Text, Byte, Control, Unknown };
+  PieceKind kind(int32_t id) const {
+    if (sp_->IsByte(id)) return PieceKind::Byte;
+    if (sp_->IsControl(id)) return PieceKind::Control;
+    if (sp_->IsUnknown(id)) return PieceKind::Unknown;
+    return PieceKind::Text;
+  }
+
+  Status check_ids(const std::vector<int32_t>& ids) const {
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] < 0 || ids[i] >= vocab_size())
+        return detail::err("token id ", ids[i], " at index ", i, " is outside the tokenizer's vocabulary [0, ",
+                           vocab_size(), ")");
+    return {};
+  }
+
+ private:
+  int32_t find_piece(const char* p) const {
+    const int id = sp_->PieceToId(p);
+    return id == sp_->unk_id() ? -1 : id;
+  }
+
+  std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp_;  // immutable, shared by copies
+  int32_t bos_ = 2, eos_ = 1, start_of_turn_ = -1, end_of_turn_ = -1;
+};
+
+// Turns a stream of token ids into text without ever emitting a broken UTF-8
+// sequence: bytes of byte-fallback pieces are held until their character is
+// complete. The concatenated output equals Tokenizer::decode of all ids.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer) : tok_(&tokenizer) {}
+
+  // Text completed by this token (possibly empty). Out-of-range ids give an
+  // empty string; the generation loop never produces them.
+  std::string push(int32_t id) {
+    if (id < 0 || id >= tok_->vocab_size()) return {};
+    std::string out;
+    switch (tok_->kind(id)) {
+      case Tokenizer::PieceKind::Control: return {};
+      case Tokenizer::PieceKind::Byte:
+        bytes_.push_back(static_cast<char>(byte_value(tok_->piece(id))));
+        drain(out, /*final=*/false);
+        return out;
+      case Tokenizer::PieceKind::Unknown: drain(out, true); return out + " \xE2\x81\x87 ";  // " ⁇ "
+      case Tokenizer::PieceKind::Text: break;
+    }
+    drain(out, true);
+    const std::string& p = tok_->piece(id);
+    static constexpr std::string_view kMetaSpace = "\xE2\x96\x81";  // "▁" marks a space
+    for (size_t i = 0; i < p.size();) {
+      if (p.compare(i, kMetaSpace.size(), kMetaSpace) == 0) out += ' ', i += kMetaSpace.size();
+      else out += p[i++];
+    }
+    return out;
+  }
+
+  // Flushes bytes still held (an incomplete character becomes U+FFFD per byte).
+  std::string finish() {
+    std::string out;
+    drain(out, true);
+    return out;
+  }
+
+ private:
+  // Byte pieces are spelled "<0xNN>".
+  static int byte_value(const std::string& piece) {
+    auto hex = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+    return piece.size() == 6 ? hex(piece[3]) * 16 + hex(piece[4]) : 0;
+  }
+
+  void drain(std::string& out, bool final) {
+    size_t i = 0;
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes_.data());
+    while (i < bytes_.size()) {
+      const int len = detail::utf8_char_length(p + i, bytes_.size() - i);
+      if (len == 0 && !final) break;  // wait for the rest of the character
+      if (len <= 0) {
+        out += "\xEF\xBF\xBD";  // U+FFFD for each byte that cannot be decoded
+        ++i;
+      } else {
+        out.append(bytes_, i, static_cast<size_t>(len));
+        i += static_cast<size_t>(len);
+      }
+    }
+    bytes_.erase(0, i);
+  }
+
+  const Tokenizer* tok_;
+  std::string bytes_;
+};
+
+GEMMA2_END_NAMESPACE
