@@ -1,0 +1,352 @@
+// Generation, chat and scoring on the built-in demo model, checked against
+// its reference greedy outputs and against recomputation from scratch.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+
+#include "support.hpp"
+
+namespace {
+
+using Model = gemma2::Gemma2Model<>;
+
+struct Demo {
+  Model model;
+  gemma2::Tokenizer tok;
+};
+
+const Demo& demo() {
+  static const Demo d = [] {
+    auto m = Model::load(GEMMA2_DEMO_MODEL);
+    REQUIRE_MESSAGE(m.ok(), m.message());
+    auto t = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
+    REQUIRE_MESSAGE(t.ok(), t.message());
+    return Demo{std::move(*m), std::move(*t)};
+  }();
+  return d;
+}
+
+gemma2::Result<gemma2::GenerateResult> run(const std::vector<int32_t>& prompt, gemma2::GenerateOptions o,
+                                           const std::function<bool(std::string_view)>& on_text = {}) {
+  auto kv = demo().model.make_cache();
+  REQUIRE(kv.ok());
+  gemma2::TokenHistory history;
+  return gemma2::generate(demo().model, *kv, history, prompt, gemma2::Sampler(), o, &demo().tok, on_text);
+}
+
+std::vector<int32_t> prompt_ids(const std::string& text) { return demo().tok.encode_prompt(text).value(); }
+
+}  // namespace
+
+TEST_CASE("demo model: every reference greedy continuation, token for token") {
+  const auto expected = test::read_json(std::string(GEMMA2_DEMO_MODEL) + "/expected.json");
+  REQUIRE(expected["cases"].size() >= 3);
+  for (const auto& c : expected["cases"]) {
+    INFO(c["prompt"].get<std::string>());
+    const auto ids = prompt_ids(c["prompt"].get<std::string>());
+    CHECK(ids == c["prompt_ids"].get<std::vector<int32_t>>());
+    gemma2::GenerateOptions o;
+    o.max_new_tokens = c["n_new_tokens"].get<int>();
+    auto r = run(ids, o);
+    REQUIRE(r.ok());
+    CHECK(r->tokens == c["greedy_ids"].get<std::vector<int32_t>>());
+    CHECK(r->text == c["decoded"].get<std::string>());
+    CHECK(r->stop == gemma2::StopReason::MaxTokens);
+  }
+}
+
+TEST_CASE("generate: stop tokens, stop strings, callback, cancellation, full context") {
+  const auto ids = prompt_ids("ROMEO:\n");  // greedy: "I'll tell you, sir, I'll not be a man.\n\nKING ..."
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = 48;
+  SUBCASE("stop token") {
+    o.stop_tokens = {4047};  // ","
+    auto r = run(ids, o);
+    REQUIRE(r.ok());
+    CHECK(r->stop == gemma2::StopReason::StopToken);
+    CHECK(r->tokens.back() == 4047);
+    CHECK(r->text == "I'll tell you");
+  }
+  SUBCASE("stop string, never partly printed") {
+    o.stop_strings = {"sir, I"};
+    std::string streamed;
+    auto r = run(ids, o, [&](std::string_view t) {
+      streamed += t;
+      return true;
+    });
+    REQUIRE(r.ok());
+    CHECK(r->stop == gemma2::StopReason::StopString);
+    CHECK(r->text == "I'll tell you, ");
+    CHECK(streamed == r->text);
+  }
+  SUBCASE("callback stops generation") {
+    int calls = 0;
+    auto r = run(ids, o, [&](std::string_view) { return ++calls < 3; });
+    REQUIRE(r.ok());
+    CHECK(r->stop == gemma2::StopReason::Callback);
+    CHECK(calls == 3);
+  }
+  SUBCASE("cancellation between steps and before prefill chunks") {
+    std::atomic<bool> cancel{false};
+    o.cancel = &cancel;
+    auto r = run(ids, o, [&](std::string_view) {
+      cancel = true;
+      return true;
+    });
+    REQUIRE(r.ok());
+    CHECK(r->stop == gemma2::StopReason::Cancelled);
+    CHECK(r->tokens.size() == 1);
+    auto r2 = run(ids, o);  // already set: the prefill does not run
+    REQUIRE(r2.ok());
+    CHECK(r2->stop == gemma2::StopReason::Cancelled);
+    CHECK(r2->tokens.empty());
+  }
+  SUBCASE("a full cache ends generation with a reason, not an error") {
+    auto kv = demo().model.make_cache(10);
+    gemma2::TokenHistory h;
+    auto r = gemma2::generate(demo().model, *kv, h, ids, gemma2::Sampler(), o, &demo().tok);
+    REQUIRE(r.ok());
+    CHECK(r->stop == gemma2::StopReason::ContextFull);
+    CHECK(kv->size() == 10);
+    CHECK(r->tokens.size() == 7);  // 4 prompt positions + 6 decoded; the 7th token is sampled, not run
+  }
+}
+
+TEST_CASE("generate: continuing a sequence in several calls equals one call; any callable samples") {
+  const auto ids = prompt_ids("First Citizen:\n");
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = 30;
+  auto whole = run(ids, o);
+  REQUIRE(whole.ok());
+
+  auto kv = demo().model.make_cache();
+  gemma2::TokenHistory history;
+  // A user-written greedy sampler that also checks it sees the whole history.
+  size_t calls = 0;
+  auto my_sampler = [&](std::vector<float>& logits, const gemma2::TokenHistory& h) {
+    CHECK(h.size() == ids.size() + calls++);
+    return gemma2::argmax(logits);
+  };
+  o.max_new_tokens = 12;
+  auto a = gemma2::generate(demo().model, *kv, history, ids, my_sampler, o);
+  REQUIRE(a.ok());
+  CHECK(kv->size() == static_cast<int>(history.size()) - 1);  // the last token is pending
+  o.max_new_tokens = 18;
+  auto b = gemma2::generate(demo().model, *kv, history, {}, my_sampler, o);
+  REQUIRE(b.ok());
+  CHECK(b->prefill_tokens == 1);
+  std::vector<int32_t> joined = a->tokens;
+  joined.insert(joined.end(), b->tokens.begin(), b->tokens.end());
+  CHECK(joined == whole->tokens);
+
+  gemma2::TokenHistory h2;
+  auto bad = gemma2::generate(demo().model, *kv, h2, ids, my_sampler, o);
+  CHECK(bad.message().find("history has") != std::string::npos);
+  auto out_of_range = gemma2::generate(
+      demo().model, *kv, history, {}, [](std::vector<float>&, const gemma2::TokenHistory&) { return 99999; }, o);
+  CHECK(out_of_range.message().find("outside the vocabulary") != std::string::npos);
+}
+
+TEST_CASE("chat keeps the cache between turns and matches a fresh run over the whole conversation") {
+  const auto& d = demo();
+  gemma2::Chat<Model> chat(d.model, d.tok, d.model.make_cache().value(), "Speak as a king.");
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = 20;
+  auto t1 = chat.send("Who are you?", gemma2::Sampler(), o);
+  REQUIRE(t1.ok());
+  const int after_first = chat.cache().size();
+  auto t2 = chat.send("Tell me more.", gemma2::Sampler(), o);
+  REQUIRE(t2.ok());
+  // The second turn ran only its own tokens (plus the pending end of the first reply).
+  const auto turn2 = d.tok.encode("\n<start_of_turn>user\nTell me more.<end_of_turn>\n<start_of_turn>model\n").value();
+  const size_t closing = t1->stop == gemma2::StopReason::StopToken ? 1 : 1 + d.tok.encode("<end_of_turn>")->size();
+  CHECK(t2->prefill_tokens == static_cast<int>(turn2.size() + closing));
+  CHECK(t2->prefill_tokens < after_first);
+  // The first turn carries the system text.
+  const auto first = d.tok.encode_prompt(gemma2::format_chat({{gemma2::Role::System, "Speak as a king."},
+                                                               {gemma2::Role::User, "Who are you?"}})
+                                             .value())
+                         .value();
+  CHECK(std::vector<int32_t>(chat.history().begin(), chat.history().begin() + first.size()) == first);
+  // Greedy over the whole history from an empty cache gives the same reply.
+  const auto& h = chat.history();
+  const size_t reply_start = h.size() - t2->tokens.size();
+  auto fresh = run(std::vector<int32_t>(h.begin(), h.begin() + reply_start), [&] {
+    auto f = o;
+    f.stop_tokens = gemma2::default_stop_tokens(d.tok);
+    return f;
+  }());
+  REQUIRE(fresh.ok());
+  CHECK(fresh->tokens == t2->tokens);
+  CHECK(chat.messages().size() == 4);
+  CHECK(chat.messages()[3].content == t2->text);
+}
+
+TEST_CASE("scoring: log-probabilities, windows and top-k agree with recomputation") {
+  const auto& d = demo();
+  const auto ids = prompt_ids("KING HENRY VI:\nWhat, will the aspiring blood of Lancaster\nSink in the ground?");
+  const int V = d.model.config().vocab_size;
+  auto kv = d.model.make_cache();
+  gemma2::ForwardOptions fo;
+  fo.all_logits = true;
+  const auto logits = d.model.forward(ids, *kv, fo).value();
+  auto manual = [&](const gemma2::Activations& l, Eigen::Index row, int32_t target) {
+    const double m = l.row(row).maxCoeff();
+    const double z = (l.row(row).array().cast<double>() - m).exp().sum();
+    return l(row, target) - m - std::log(z);
+  };
+
+  std::vector<gemma2::TokenPrediction> preds;
+  gemma2::ScoreOptions so;
+  so.top_k = 5;
+  auto one = gemma2::score(d.model, ids, so, [&](const gemma2::TokenPrediction& p) { preds.push_back(p); });
+  REQUIRE(one.ok());
+  REQUIRE(one->logprobs.size() == ids.size() - 1);
+  CHECK(one->forward_passes == 1);
+  double nll = 0;
+  for (size_t t = 1; t < ids.size(); ++t) {
+    CHECK(one->logprobs[t - 1] == doctest::Approx(manual(logits, static_cast<Eigen::Index>(t - 1), ids[t])).epsilon(1e-4));
+    nll -= one->logprobs[t - 1];
+    const auto& p = preds[t - 1];
+    CHECK(p.index == static_cast<int64_t>(t));
+    CHECK(p.top.size() == 5);
+    CHECK(std::is_sorted(p.top.begin(), p.top.end(), [](auto a, auto b) { return a.second > b.second; }));
+    Eigen::Index best;
+    logits.row(static_cast<Eigen::Index>(t - 1)).maxCoeff(&best);
+    CHECK(p.top[0].first == best);
+  }
+  CHECK(one->nll == doctest::Approx(nll / (ids.size() - 1)));
+  CHECK(one->perplexity == doctest::Approx(std::exp(one->nll)));
+
+  // Windows of 8 positions, 3 new tokens each: every token is still scored
+  // once, each from its own window [BOS] + text[begin, end).
+  so.window = 8;
+  so.stride = 3;
+  so.top_k = 0;
+  std::vector<gemma2::TokenPrediction> wp;
+  auto windowed = gemma2::score(d.model, ids, so, [&](const gemma2::TokenPrediction& p) { wp.push_back(p); });
+  REQUIRE(windowed.ok());
+  REQUIRE(windowed->logprobs.size() == ids.size() - 1);
+  CHECK(windowed->forward_passes > 1);
+  for (size_t i = 0; i < wp.size(); ++i) CHECK(wp[i].index == static_cast<int64_t>(i + 1));
+  const int64_t t = static_cast<int64_t>(ids.size()) - 2;  // the last text token, scored by the last window
+  const int64_t begin = t + 1 - 7;
+  std::vector<int32_t> win = {ids[0]};
+  win.insert(win.end(), ids.begin() + 1 + begin, ids.end());
+  auto kv2 = d.model.make_cache();
+  const auto wl = d.model.forward(win, *kv2, fo).value();
+  CHECK(windowed->logprobs.back() ==
+        doctest::Approx(manual(wl, static_cast<Eigen::Index>(win.size() - 2), ids.back())).epsilon(1e-4));
+  (void)V;
+
+  CHECK(gemma2::score(d.model, {2}).message().find("at least 2 tokens") != std::string::npos);
+  so.stride = 9;
+  CHECK(gemma2::score(d.model, ids, so).message().find("stride") != std::string::npos);
+}
+
+#ifdef GEMMA2_CLI
+namespace {
+struct CliRun {
+  int rc;
+  std::string out, err;
+};
+CliRun cli(const std::string& args, const std::string& stdin_text = "") {
+  test::TempDir tmp;
+  const std::string in = tmp.str() + "/in", out = tmp.str() + "/out", err = tmp.str() + "/err";
+  std::ofstream(in) << stdin_text;
+  const int rc = std::system((std::string(GEMMA2_CLI) + " " + args + " < " + in + " > " + out + " 2> " + err).c_str());
+  return {rc, test::read_text(out), test::read_text(err)};
+}
+std::string last_line(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s.substr(s.rfind('\n') + 1);
+}
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace
+
+TEST_CASE("CLI: tokenize, generate --prompt, perplexity contracts") {
+  const std::string tokfile = test::data_dir() + "/tokenizer/gemma2_tokenizer.model";
+  const auto cases = test::read_json(test::data_dir() + "/tokenizer/cases.json");
+  for (const auto& c : cases["cases"]) {
+    const std::string text = c["text"];
+    if (text.empty() || text.find('\0') != std::string::npos) continue;  // not passable as an argument
+    INFO(c["name"].get<std::string>());
+    auto r = cli("tokenize --tokenizer " + tokfile + " --text " + quote(text));
+    REQUIRE(r.rc == 0);
+    std::string want;
+    for (int32_t id : c["ids"].get<std::vector<int32_t>>()) want += (want.empty() ? "" : " ") + std::to_string(id);
+    CHECK(last_line(r.out) == want);
+  }
+  CHECK(last_line(cli("tokenize --model " + std::string(GEMMA2_DEMO_MODEL) + " --text 'ROMEO:'").out) == "836 4055");
+
+  const auto expected = test::read_json(std::string(GEMMA2_DEMO_MODEL) + "/expected.json");
+  const auto& c0 = expected["cases"][0];
+  auto g = cli("generate --model " + std::string(GEMMA2_DEMO_MODEL) + " --prompt " + quote(c0["prompt"]) +
+               " --max-new 48 --greedy --print-ids");
+  REQUIRE(g.rc == 0);
+  std::string want;
+  for (int32_t id : c0["greedy_ids"].get<std::vector<int32_t>>()) want += (want.empty() ? "" : " ") + std::to_string(id);
+  CHECK(last_line(g.out) == want);
+  CHECK(g.out.find(c0["decoded"].get<std::string>()) == 0);  // the text streams first
+  CHECK(g.err.find("tok/s") != std::string::npos);
+
+  // Without --model the demo model is used; seeded sampling is reproducible.
+  auto s1 = cli("generate --prompt 'ROMEO:' --max-new 20 --seed 7 --temperature 1.2 --print-ids");
+  auto s2 = cli("generate --prompt 'ROMEO:' --max-new 20 --seed 7 --temperature 1.2 --print-ids");
+  REQUIRE(s1.rc == 0);
+  CHECK(s1.out == s2.out);
+
+  auto p = cli("perplexity --ids 2,836,4055,16,4052 --model " + std::string(GEMMA2_DEMO_MODEL));
+  REQUIRE(p.rc == 0);
+  const auto lib = gemma2::score(demo().model, {2, 836, 4055, 16, 4052}).value();
+  const std::string line = last_line(p.out);
+  REQUIRE(line.find("nll=") != std::string::npos);
+  REQUIRE(line.find("ppl=") != std::string::npos);
+  CHECK(std::stod(line.substr(line.find("nll=") + 4)) == doctest::Approx(lib.nll).epsilon(1e-4));
+  CHECK(std::stod(line.substr(line.find("ppl=") + 4)) == doctest::Approx(lib.perplexity).epsilon(1e-4));
+
+  test::TempDir tmp;
+  std::ofstream(tmp.str() + "/text.txt") << "ROMEO:\nBut soft, what light through yonder window breaks?\n";
+  auto f = cli("perplexity --text-file " + tmp.str() + "/text.txt --window 8 --top-k-out " + tmp.str() +
+               "/top.jsonl --top-k 3");
+  REQUIRE(f.rc == 0);
+  std::ifstream top(tmp.str() + "/top.jsonl");
+  std::string row;
+  int rows = 0;
+  while (std::getline(top, row)) {
+    const auto j = nlohmann::json::parse(row);
+    CHECK(j["top"].size() == 3);
+    CHECK(j["index"] == ++rows);
+  }
+  CHECK(last_line(f.out).find("tokens=" + std::to_string(rows)) == 0);
+
+  CHECK(cli("generate --prompt x --ids 2").rc != 0);
+  CHECK(cli("generate --prompt x --top-p 0").err.find("top-p") != std::string::npos);
+  CHECK(cli("perplexity --text-file /nonexistent").err.find("cannot read") != std::string::npos);
+  CHECK(cli("tokenize --text x --tokenizer /nonexistent").rc != 0);
+}
+
+TEST_CASE("CLI: chat holds a three-turn conversation and never re-reads earlier turns") {
+  auto r = cli("chat --greedy --max-new 24 --verbose", "Good morrow, sir.\nWhat news?\n\nFarewell.\n");
+  REQUIRE(r.rc == 0);
+  std::vector<int> prefill;
+  for (size_t at = r.err.find("[turn "); at != std::string::npos; at = r.err.find("[turn ", at + 1))
+    prefill.push_back(std::stoi(r.err.substr(r.err.find("prefill ", at) + 8)));
+  REQUIRE(prefill.size() == 3);
+  const auto& tok = demo().tok;
+  // Turn 1: BOS + its own template. Later turns: their own template plus the
+  // closing of the previous reply, never the earlier conversation.
+  CHECK(prefill[0] == static_cast<int>(tok.encode_prompt("<start_of_turn>user\nGood morrow, sir.<end_of_turn>\n"
+                                                         "<start_of_turn>model\n")->size()));
+  const int turn2 = static_cast<int>(tok.encode("\n<start_of_turn>user\nWhat news?<end_of_turn>\n<start_of_turn>model\n")->size());
+  CHECK(prefill[1] >= turn2 + 1);
+  CHECK(prefill[1] <= turn2 + 2);
+  CHECK(r.err.find("cached") != std::string::npos);
+  // Three replies on stdout.
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') >= 3);
+}
+#endif
