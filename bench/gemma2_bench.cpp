@@ -1,0 +1,296 @@
+// gemma2_bench: Google Benchmark suite for the gemma2 kernels and model.
+//
+//   matvec/<shape>/<dtype>/threads:N      decode-shaped products (T = 1) at the
+//                                         Gemma 2 2B shapes, weights streamed from
+//                                         DRAM (the working set is > 8x the L3);
+//   matvec_hot/q_proj/<dtype>/threads:N   the same, weights resident in cache
+//                                         (L3; the dot kernel's own ceiling);
+//   matmul/gate_proj/<dtype>/T:N/threads:M small batches (T = 2 takes the dot
+//                                         kernel, T >= 3 the tiled GEMM) up to a
+//                                         prefill-shaped product (T = 64);
+//   parallel_for/threads:N                cost of one empty pool dispatch;
+//   model/*                               end-to-end load, decode and prefill on
+//                                         the checkpoint in $GEMMA2_BENCH_MODEL
+//                                         (skipped when it is unset).
+//
+// bytes_per_second is weight bytes streamed; FLOP/s counts 2 flops per
+// multiply-add; tok/s is tokens per second of wall time.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "gemma2/gemma2.hpp"
+
+namespace {
+
+using gemma2::DType;
+using Model = gemma2::Gemma2Model<gemma2::RuntimeConfig>;
+using Clock = std::chrono::steady_clock;
+
+uint64_t splitmix64(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [-0.0346, 0.0346): standard deviation 0.02.
+float random_weight(uint64_t& s) { return static_cast<float>(splitmix64(s) >> 40) * (0.0692820f / 16777216.0f) - 0.0346410f; }
+
+std::vector<float> random_floats(size_t n, uint64_t seed) {
+  std::vector<float> v(n);
+  for (float& x : v) x = random_weight(seed) * 50.0f;  // activations of order 1
+  return v;
+}
+
+// Random weights of one shape and dtype, in enough copies that cycling
+// through them streams at least `min_bytes` (decoding never finds its weights
+// in cache). Kept for the whole run: the 1- and 2-thread cases share them.
+struct RandomWeights {
+  std::vector<std::vector<std::byte>> copies;
+  int rows = 0, cols = 0;
+  DType dtype = DType::F32;
+  gemma2::Matrix matrix(size_t i) const { return {dtype, rows, cols, copies[i % copies.size()].data()}; }
+};
+
+std::map<std::tuple<int, int, DType, bool>, RandomWeights>& weight_cache() {
+  static std::map<std::tuple<int, int, DType, bool>, RandomWeights> cache;
+  return cache;
+}
+
+const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
+  auto& w = weight_cache()[{rows, cols, dtype, hot}];
+  if (!w.copies.empty()) return w;
+  w.rows = rows, w.cols = cols, w.dtype = dtype;
+  const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols), bytes = n * gemma2::dtype_size(dtype);
+  constexpr size_t kMinBytes = size_t{256} << 20;  // 8x the L3 of common desktop and server parts
+  const size_t count = hot ? 1 : std::max<size_t>(1, (kMinBytes + bytes - 1) / bytes);
+  w.copies.resize(count);
+  w.copies[0].resize(bytes);
+  uint64_t seed = 42;
+  if (dtype == DType::BF16) {
+    auto* p = reinterpret_cast<gemma2::bf16*>(w.copies[0].data());
+    for (size_t i = 0; i < n; ++i) p[i] = gemma2::to_bf16(random_weight(seed));
+  } else {
+    auto* p = reinterpret_cast<float*>(w.copies[0].data());
+    for (size_t i = 0; i < n; ++i) p[i] = random_weight(seed);
+  }
+  for (size_t i = 1; i < count; ++i) w.copies[i] = w.copies[0];
+  return w;
+}
+
+const gemma2::ThreadPool& pool(int threads) {
+  static std::map<int, gemma2::ThreadPool> pools;
+  auto it = pools.find(threads);
+  if (it == pools.end()) it = pools.emplace(threads, gemma2::ThreadPool::create(threads).value()).first;
+  return it->second;
+}
+
+gemma2::ForwardOptions on_pool(int threads) {
+  gemma2::ForwardOptions o;
+  o.pool = &pool(threads);
+  return o;
+}
+
+// Y[T][rows] = X[T][cols] · Wᵀ with the library kernel. Args: T, threads.
+void BM_Matmul(benchmark::State& state, int rows, int cols, DType dtype, bool hot) {
+  const int T = static_cast<int>(state.range(0));
+  const gemma2::ThreadPool& p = pool(static_cast<int>(state.range(1)));
+  const RandomWeights& w = random_weights(rows, cols, dtype, hot);
+  const std::vector<float> x = random_floats(static_cast<size_t>(T) * static_cast<size_t>(cols), 7);
+  std::vector<float> y(static_cast<size_t>(T) * static_cast<size_t>(rows));
+  size_t i = 0;
+  for (auto _ : state) {
+    gemma2::detail::matmul(w.matrix(i++), x.data(), T, y.data(), &p);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double bytes = static_cast<double>(w.matrix(0).bytes());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * T * rows * static_cast<double>(cols),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["copies"] = static_cast<double>(w.copies.size());
+}
+
+// One dispatch of an empty body: the fixed cost every matmul pays.
+void BM_ParallelFor(benchmark::State& state) {
+  const gemma2::ThreadPool& p = pool(static_cast<int>(state.range(0)));
+  for (auto _ : state) p.parallel_for(1024, 16, [](int64_t b, int64_t e) { benchmark::DoNotOptimize(b + e); });
+}
+
+// ---- end to end, on $GEMMA2_BENCH_MODEL ----------------------------------
+
+double rss_mib() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
+  return 0;
+}
+
+const char* model_dir() { return std::getenv("GEMMA2_BENCH_MODEL"); }
+
+// The model, loaded once for the decode and prefill benchmarks.
+const Model* shared_model(benchmark::State& state) {
+  static std::optional<Model> model;
+  static std::string error;
+  if (!model && error.empty()) {
+    if (model_dir() == nullptr) {
+      error = "set GEMMA2_BENCH_MODEL to a Gemma 2 model directory";
+    } else {
+      weight_cache().clear();  // give the kernel benchmarks' memory back first
+      auto m = Model::load(model_dir());
+      if (m) model.emplace(std::move(*m));
+      else error = m.message();
+    }
+  }
+  if (!model) state.SkipWithError(error.c_str());
+  return model ? &*model : nullptr;
+}
+
+std::vector<int32_t> prompt_ids(const Model& m, int n) {
+  std::vector<int32_t> ids{2};  // BOS
+  for (int i = 1; i < n; ++i) ids.push_back(static_cast<int32_t>((1000 + 7919 * i) % m.config().vocab_size));
+  return ids;
+}
+
+// Model::load (maps and validates the files; with Arg 1, LoadOptions::preload
+// also reads every weight page), then one decode step, which pages in whatever
+// load left out. Reported: load and first-token seconds, RSS growth.
+void BM_Load(benchmark::State& state) {
+  gemma2::LoadOptions options;
+  options.preload = state.range(0) != 0;
+  if (model_dir() == nullptr) return state.SkipWithError("set GEMMA2_BENCH_MODEL to a Gemma 2 model directory");
+  weight_cache().clear();
+  double load_s = 0, first_s = 0, rss_load = 0, rss_first = 0;
+  for (auto _ : state) {
+    const double rss0 = rss_mib();
+    auto t0 = Clock::now();
+    auto m = Model::load(model_dir(), options);
+    if (!m) return state.SkipWithError(m.message().c_str());
+    load_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    rss_load += rss_mib() - rss0;
+    auto kv = m->make_cache(16);
+    t0 = Clock::now();
+    const std::vector<int32_t> ids{2};
+    auto logits = m->forward(ids, *kv, on_pool(1));
+    first_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    rss_first += rss_mib() - rss0;
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.counters["load_s"] = load_s / n;
+  state.counters["first_token_s"] = first_s / n;
+  state.counters["rss_after_load_MiB"] = rss_load / n;
+  state.counters["rss_after_token_MiB"] = rss_first / n;
+}
+
+// One-token forward steps after an 8-token prompt. Arg: threads.
+void BM_Decode(benchmark::State& state) {
+  const Model* m = shared_model(state);
+  if (m == nullptr) return;
+  const gemma2::ForwardOptions opts = on_pool(static_cast<int>(state.range(0)));
+  constexpr int kPrompt = 8;
+  auto kv = m->make_cache(std::min(1024, m->config().max_position_embeddings));
+  if (!kv) return state.SkipWithError(kv.message().c_str());
+  if (auto r = m->forward(prompt_ids(*m, kPrompt), *kv, opts); !r) return state.SkipWithError(r.message().c_str());
+  int32_t token = 100;
+  for (auto _ : state) {
+    if (kv->size() == kv->capacity()) {
+      state.PauseTiming();
+      kv->set_size(kPrompt);
+      state.ResumeTiming();
+    }
+    auto logits = m->forward(&token, 1, *kv, opts);
+    if (!logits) return state.SkipWithError(logits.message().c_str());
+    token = static_cast<int32_t>((token * 31 + 7) % m->config().vocab_size);
+  }
+  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// A prompt of range(0) tokens into an empty cache. Args: tokens, threads.
+void BM_Prefill(benchmark::State& state) {
+  const Model* m = shared_model(state);
+  if (m == nullptr) return;
+  const int n = static_cast<int>(state.range(0));
+  const gemma2::ForwardOptions opts = on_pool(static_cast<int>(state.range(1)));
+  auto kv = m->make_cache(n);
+  if (!kv) return state.SkipWithError(kv.message().c_str());
+  const std::vector<int32_t> ids = prompt_ids(*m, n);
+  for (auto _ : state) {
+    kv->set_size(0);
+    auto logits = m->forward(ids, *kv, opts);
+    if (!logits) return state.SkipWithError(logits.message().c_str());
+  }
+  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Gemma 2 2B shapes [out, in].
+struct Shape {
+  const char* name;
+  int rows, cols;
+};
+constexpr Shape kShapes[] = {
+    {"q_proj", 2048, 2304}, {"gate_proj", 9216, 2304}, {"down_proj", 2304, 9216}, {"embed_out", 256000, 2304}};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  const std::pair<const char*, DType> dtypes[] = {{"f32", DType::F32}, {"bf16", DType::BF16}};
+
+  for (const Shape& s : kShapes)
+    for (const auto& [dname, dt] : dtypes)
+      benchmark::RegisterBenchmark((std::string("matvec/") + s.name + "/" + dname).c_str(), BM_Matmul, s.rows, s.cols,
+                                   dt, false)
+          ->ArgsProduct({{1}, {1, 2}})
+          ->ArgNames({"T", "threads"})
+          ->UseRealTime();
+  for (const auto& [dname, dt] : dtypes)
+    benchmark::RegisterBenchmark((std::string("matvec_hot/q_proj/") + dname).c_str(), BM_Matmul, 2048, 2304, dt, true)
+        ->ArgsProduct({{1}, {1, 2}})
+        ->ArgNames({"T", "threads"})
+        ->UseRealTime();
+  for (const auto& [dname, dt] : dtypes)
+    benchmark::RegisterBenchmark((std::string("matmul/gate_proj/") + dname).c_str(), BM_Matmul, 9216, 2304, dt, false)
+        ->ArgsProduct({{2, 3, 16, 64}, {1, 2}})
+        ->ArgNames({"T", "threads"})
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("parallel_for", BM_ParallelFor)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+  benchmark::RegisterBenchmark("model/load", BM_Load)
+      ->ArgName("preload")
+      ->Arg(0)
+      ->Arg(1)
+      ->Iterations(1)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("model/decode", BM_Decode)
+      ->ArgName("threads")
+      ->Arg(1)
+      ->Arg(2)
+      ->MinTime(5.0)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("model/prefill", BM_Prefill)
+      ->ArgsProduct({{64}, {1, 2}})
+      ->ArgNames({"T", "threads"})
+      ->MinTime(5.0)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
