@@ -67,7 +67,7 @@ TEST_CASE("16-bit conversions are exact") {
   CHECK(gemma2::to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)).bits == 0x3f82);
 }
 
-TEST_CASE("thread pool rejects absurd thread counts and covers every index once") {
+TEST_CASE("thread pool rejects absurd thread counts; parallel_for covers every index once") {
   CHECK_FALSE(gemma2::ThreadPool::create(0).ok());
   CHECK_FALSE(gemma2::ThreadPool::create(-3).ok());
   CHECK_FALSE(gemma2::ThreadPool::create(100000).ok());
@@ -75,7 +75,7 @@ TEST_CASE("thread pool rejects absurd thread counts and covers every index once"
   REQUIRE(pool.ok());
   for (int64_t n : {0, 1, 5, 16, 17, 1000}) {
     std::vector<int> hits(static_cast<size_t>(n), 0);
-    pool->parallel_for(n, 4, [&](int64_t b, int64_t e) {
+    gemma2::detail::parallel_for(&*pool, n, 4, [&](int64_t b, int64_t e) {
       CHECK(b % 4 == 0);
       for (int64_t i = b; i < e; ++i) ++hits[static_cast<size_t>(i)];
     });

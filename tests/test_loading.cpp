@@ -296,7 +296,7 @@ TEST_CASE("forward rejects bad input and leaves the cache usable") {
   CHECK_FALSE(model->make_cache(-1).ok());
   TinyModel other;
   other.config.num_hidden_layers = 2;
-  auto foreign = gemma2::KVCache::create(other.config, 8);
+  auto foreign = gemma2::KVCache::create(gemma2::cache_shape(other.config, 8));
   REQUIRE(foreign.ok());
   CHECK(contains(model->forward(ok, *foreign).message(), "another model"));
 }

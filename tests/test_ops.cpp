@@ -99,13 +99,15 @@ TEST_CASE("attention with sliding window and GQA/MQA/MHA matches the naive twin"
       (void)q;
       // All at once, and as a 4-token prefill followed by one-token steps.
       for (int split : {T, 4}) {
-        auto kv_cache = gemma2::KVCache::create(c, 32);
+        auto kv_cache = gemma2::KVCache::create(gemma2::cache_shape(c, 32));
         REQUIRE(kv_cache.ok());
         Activations out(T, h);
         for (int begin = 0; begin < T;) {
           const int n = begin == 0 ? split : 1;
           const Activations xb = Eigen::Map<const Activations>(x.data() + begin * h, n, h);
-          out.middleRows(begin, n) = attn.forward(c, xb, begin, *kv_cache, nullptr);
+          out.middleRows(begin, n) = attn.forward(
+              c, xb, std::vector<gemma2::SequenceRows<gemma2::KVCache>>{{&*kv_cache, begin, 0, n}}, nullptr);
+          kv_cache->set_size(begin + n);
           begin += n;
         }
         CHECK(worst_vs_naive(out, ref) <= 1e-4);

@@ -170,7 +170,10 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const std::string& p
     if (!enc) return fail(enc.message());
     ids = std::move(*enc);
   }
-  auto kv = l->model->make_cache();
+  // Room for the prompt and the reply only: a full 8192-position cache of a
+  // 2B model is 1.7 GB.
+  const size_t needed = ids.size() + static_cast<size_t>(max_new);
+  auto kv = l->model->make_cache(static_cast<int>(std::min<size_t>(needed, l->model->config().max_position_embeddings)));
   if (!kv) return fail(kv.message());
   gemma2::GenerateOptions go;
   go.max_new_tokens = max_new;

@@ -17,6 +17,17 @@ struct AttentionWeights {
   Matrix q_proj, k_proj, v_proj, o_proj;  // [heads*head_dim][hidden] ... [hidden][heads*head_dim]
 };
 
+// Rows [row, row + count) of a batch are consecutive tokens of one sequence,
+// at positions pos, pos + 1, ... of its cache. A prefill is one such run; a
+// batched decode step is one single-row run per sequence.
+template <class Cache>
+struct SequenceRows {
+  Cache* cache;
+  int pos;
+  int row;
+  int count;
+};
+
 template <class Config>
 class Attention {
  public:
@@ -26,60 +37,93 @@ class Attention {
         kind_(config.layer_type(layer)),
         inv_freq_(detail::rope_inv_freq(config.head_dim, config.rope_theta)) {}
 
-  // x: [T][hidden], already normalised, for positions pos .. pos+T-1. Writes
-  // their keys and values into the cache and returns [T][hidden].
-  Activations forward(const Config& c, const Activations& x, int pos, KVCache& kv, const ThreadPool* pool) const {
-    const int T = static_cast<int>(x.rows());
+  // x: [rows][hidden], already normalised. Stores each row's key and value
+  // in its sequence's cache, then attends; returns [rows][hidden].
+  template <class Cache>
+  Activations forward(const Config& c, const Activations& x, const std::vector<SequenceRows<Cache>>& seqs,
+                      const Executor* pool) const {
     const int D = c.head_dim, H = c.num_attention_heads, KVH = c.num_key_value_heads;
-    const int kv_dim = KVH * D;
     Activations q = matmul(w_.q_proj, x, pool);
     Activations k = matmul(w_.k_proj, x, pool);
     Activations v = matmul(w_.v_proj, x, pool);
-    // The reference scales q before the dot product.
-    q *= 1.0f / std::sqrt(c.query_pre_attn_scalar);
-    float* keys = kv.keys(layer_);
-    float* values = kv.values(layer_);
-    for (int t = 0; t < T; ++t) {
-      detail::rope(q.row(t).data(), H, D, pos + t, inv_freq_);
-      detail::rope(k.row(t).data(), KVH, D, pos + t, inv_freq_);
-      std::copy_n(k.row(t).data(), kv_dim, keys + static_cast<size_t>(pos + t) * kv_dim);
-      std::copy_n(v.row(t).data(), kv_dim, values + static_cast<size_t>(pos + t) * kv_dim);
-    }
-
-    // Query i sees keys j <= i; on local layers only the last `window` of
-    // them, i - window < j (reference mask; key i - window is not visible).
-    const bool local = kind_ == AttentionKind::Local;
-    const int W = c.sliding_window;
-    const int first = local ? std::max(0, pos - W + 1) : 0;
-    const int L = pos + T - first;  // keys any query of this block can see
-    using Strided = Eigen::Map<const Activations, 0, Eigen::OuterStride<>>;
-    Activations out(T, H * D);
-    detail::parallel_for(pool, H, 1, [&](int64_t h0, int64_t h1) {
-      Activations scores(T, L);
-      for (int h = static_cast<int>(h0); h < h1; ++h) {
-        const int g = h / (H / KVH);  // consecutive query heads share a KV head
-        Strided qh(q.data() + h * D, T, D, Eigen::OuterStride<>(H * D));
-        Strided kh(keys + static_cast<size_t>(first) * kv_dim + g * D, L, D, Eigen::OuterStride<>(kv_dim));
-        Strided vh(values + static_cast<size_t>(first) * kv_dim + g * D, L, D, Eigen::OuterStride<>(kv_dim));
-        scores.noalias() = qh * kh.transpose();
-        for (int t = 0; t < T; ++t) {
-          const int i = pos + t;
-          float* s = scores.row(t).data();
-          for (int j = 0; j < L; ++j) {
-            const int key = first + j;
-            const bool visible = key <= i && (!local || key > i - W);
-            s[j] = visible ? detail::softcap(s[j], c.attn_logit_softcapping) : -INFINITY;
-          }
-          detail::softmax(s, L);
-        }
-        Eigen::Map<Activations, 0, Eigen::OuterStride<>>(out.data() + h * D, T, D, Eigen::OuterStride<>(H * D))
-            .noalias() = scores * vh;
+    q *= 1.0f / std::sqrt(c.query_pre_attn_scalar);  // the reference scales q before the dot product
+    for (const auto& s : seqs)
+      for (int t = 0; t < s.count; ++t) {
+        const int r = s.row + t;
+        detail::rope(q.row(r).data(), H, D, s.pos + t, inv_freq_);
+        detail::rope(k.row(r).data(), KVH, D, s.pos + t, inv_freq_);
+        s.cache->store(layer_, s.pos + t, k.row(r).data(), v.row(r).data());
       }
+    Activations out(x.rows(), H * D);
+    const int64_t tasks = static_cast<int64_t>(seqs.size()) * H;
+    detail::parallel_for(pool, tasks, 1, [&](int64_t a, int64_t b) {
+      Scratch scratch;
+      for (int64_t i = a; i < b; ++i)
+        attend(c, q, seqs[static_cast<size_t>(i / H)], static_cast<int>(i % H), out, scratch);
     });
     return matmul(w_.o_proj, out, pool);
   }
 
  private:
+  struct Scratch {
+    Activations scores, kv;
+  };
+
+  // One query head over one sequence's rows.
+  template <class Cache>
+  void attend(const Config& c, const Activations& q, const SequenceRows<Cache>& s, int h, Activations& out,
+              Scratch& scratch) const {
+    using Strided = Eigen::Map<const Activations, 0, Eigen::OuterStride<>>;
+    const int D = c.head_dim, H = c.num_attention_heads, KVH = c.num_key_value_heads;
+    const int g = h / (H / KVH);  // consecutive query heads share a KV head
+    // Query i sees keys j <= i; on local layers only the last `window` of
+    // them, i - window < j (reference mask; key i - window is not visible).
+    const bool local = kind_ == AttentionKind::Local;
+    const int W = c.sliding_window;
+    const int first = local ? std::max(0, s.pos - W + 1) : 0;
+    const int last = s.pos + s.count - 1;
+    KVSegment segs[2];
+    const int nseg = s.cache->view(layer_, first, last, segs);
+
+    Strided qh(q.data() + static_cast<size_t>(s.row) * H * D + h * D, s.count, D, Eigen::OuterStride<>(H * D));
+    Activations& scores = scratch.scores;
+    scores.resize(s.count, last - first + 1);
+    for (int i = 0; i < nseg; ++i)
+      scores.middleCols(segs[i].first - first, segs[i].count).noalias() =
+          qh * rows_of(segs[i], segs[i].keys, g, c, scratch.kv).transpose();
+    for (int t = 0; t < s.count; ++t) {
+      const int pos = s.pos + t;
+      float* row = scores.row(t).data();
+      for (int j = 0; j <= last - first; ++j) {
+        const int key = first + j;
+        const bool visible = key <= pos && (!local || key > pos - W);
+        row[j] = visible ? detail::softcap(row[j], c.attn_logit_softcapping) : -INFINITY;
+      }
+      detail::softmax(row, last - first + 1);
+    }
+    Eigen::Map<Activations, 0, Eigen::OuterStride<>> oh(out.data() + static_cast<size_t>(s.row) * H * D + h * D,
+                                                        s.count, D, Eigen::OuterStride<>(H * D));
+    oh.setZero();
+    for (int i = 0; i < nseg; ++i)
+      oh.noalias() += scores.middleCols(segs[i].first - first, segs[i].count) *
+                      rows_of(segs[i], segs[i].values, g, c, scratch.kv);
+  }
+
+  // KV head g of a segment's rows as a float matrix: in place for float
+  // storage, converted into `buf` otherwise.
+  static Eigen::Map<const Activations, 0, Eigen::OuterStride<>> rows_of(const KVSegment& seg, const void* base, int g,
+                                                                        const Config& c, Activations& buf) {
+    const int D = c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
+    if (seg.dtype == DType::F32)
+      return {static_cast<const float*>(base) + g * D, seg.count, D, Eigen::OuterStride<>(kv_dim)};
+    buf.resize(seg.count, D);
+    const auto* rows = static_cast<const std::byte*>(base);
+    for (int r = 0; r < seg.count; ++r)
+      detail::convert_to_float(seg.dtype, rows + (static_cast<size_t>(r) * kv_dim + g * D) * dtype_size(seg.dtype),
+                               buf.row(r).data(), static_cast<size_t>(D));
+    return {buf.data(), seg.count, D, Eigen::OuterStride<>(D)};
+  }
+
   AttentionWeights w_;
   int layer_;
   AttentionKind kind_;

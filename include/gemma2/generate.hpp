@@ -46,7 +46,7 @@ struct GenerateOptions {
   std::vector<int32_t> stop_tokens;       // e.g. {tokenizer.eos_id(), tokenizer.end_of_turn_id()}
   std::vector<std::string> stop_strings;  // generation ends where the text first contains one
   const std::atomic<bool>* cancel = nullptr;  // checked between decode steps and prefill chunks
-  const ThreadPool* pool = nullptr;
+  const Executor* pool = nullptr;
   int prefill_chunk = 512;
 };
 

@@ -1,69 +1,252 @@
-// The KV cache: per-sequence attention state, owned by the caller. The model
-// never keeps per-sequence state, so one model serves many caches.
+// KV caches: the per-sequence attention state, owned by the caller. The
+// model never keeps per-sequence state, so one model serves many caches.
+//
+// A cache policy is any type with this interface (the model and Session are
+// templates over it; examples/custom_cache shows a user-written one):
+//
+//   static constexpr uint32_t kind;          // id written in saved sessions (user kinds: >= 1000)
+//   using storage = float or bf16;          // element type of the stored rows
+//   static size_t bytes_for(const CacheShape&);       // what create() will allocate
+//   static Result<Cache> create(const CacheShape&);
+//   const CacheShape& shape() const;
+//   int size() const;                       // positions stored: the next token's position
+//   int capacity() const;                   // most positions the sequence may reach
+//   int max_step() const;                   // most positions one forward pass may add
+//   int oldest(int layer) const;            // first position still stored in that layer
+//   void store(int layer, int pos, const float* k, const float* v);   // kv_dim floats each
+//   int view(int layer, int first, int last, KVSegment out[2]) const; // rows first..last
+//   void set_size(int n);                   // the model calls it after a forward pass
+//   Status truncate(int n);                 // forget positions >= n, or refuse
+//   size_t bytes() const;
+//
+// Positions are absolute: a forward pass on a cache runs its tokens at
+// positions size(), size()+1, ...
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "gemma2/config.hpp"
+#include "gemma2/weights.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 
-// Keys and values of every layer for positions [0, size()), stored as float
-// rows of num_key_value_heads * head_dim. Positions are absolute: the next
-// forward call on this cache starts at position size().
-class KVCache {
+// What a cache must hold: the attention geometry of a model and the longest
+// sequence wanted.
+struct CacheShape {
+  int num_layers = 0;
+  int kv_dim = 0;  // num_key_value_heads * head_dim
+  int capacity = 0;
+  int sliding_window = 0;
+  std::vector<AttentionKind> layer_types;
+};
+
+template <class Config>
+CacheShape cache_shape(const Config& c, int capacity) {
+  const RuntimeConfig r = to_runtime(c);
+  return {r.num_hidden_layers, r.num_key_value_heads * r.head_dim, capacity, r.sliding_window, r.layer_types};
+}
+
+// Rows [first, first + count) of one layer's keys and values, each row
+// kv_dim elements of type `dtype`, rows kv_dim apart.
+struct KVSegment {
+  int first = 0;
+  int count = 0;
+  const void* keys = nullptr;
+  const void* values = nullptr;
+  DType dtype = DType::F32;
+};
+
+namespace detail {
+template <class Storage>
+constexpr DType storage_dtype() {
+  static_assert(std::is_same_v<Storage, float> || std::is_same_v<Storage, bf16>, "KV storage is float or bf16");
+  return std::is_same_v<Storage, float> ? DType::F32 : DType::BF16;
+}
+
+inline void store_row(float* dst, const float* src, int n) { std::copy_n(src, n, dst); }
+inline void store_row(bf16* dst, const float* src, int n) {
+  for (int i = 0; i < n; ++i) dst[i] = to_bf16(src[i]);
+}
+
+inline Status check_shape(const CacheShape& s) {
+  if (s.num_layers < 1 || s.kv_dim < 1 || s.sliding_window < 1 ||
+      s.layer_types.size() != static_cast<size_t>(s.num_layers))
+    return err("KV cache: invalid cache shape");
+  if (s.capacity < 1) return err("KV cache capacity must be at least 1, got ", s.capacity);
+  return {};
+}
+
+// Per-layer ring buffers of `slots` rows (slots >= capacity means a plain
+// array). The shared mechanism of the two policies below.
+template <class Storage>
+class LayerRings {
  public:
-  // A cache for `capacity` positions of a model with this config. Capacity
-  // must be between 1 and the model's max_position_embeddings.
-  template <class Config>
-  static Result<KVCache> create(const Config& config, int capacity) {
-    if (capacity < 1 || capacity > config.max_position_embeddings)
-      return detail::err("KV cache capacity must be between 1 and max_position_embeddings (",
-                         config.max_position_embeddings, "), got ", capacity);
-    return KVCache(config.num_hidden_layers, config.num_key_value_heads * config.head_dim, capacity);
+  LayerRings() = default;
+  LayerRings(const CacheShape& shape, std::vector<int> slots) : shape_(shape), slots_(std::move(slots)) {
+    offsets_.push_back(0);
+    for (int s : slots_) offsets_.push_back(offsets_.back() + static_cast<size_t>(s) * shape.kv_dim);
+    keys_.resize(offsets_.back());
+    values_.resize(offsets_.back());
   }
 
-  int num_layers() const { return num_layers_; }
-  int kv_dim() const { return kv_dim_; }
-  int capacity() const { return capacity_; }
-  // Number of positions stored; the position of the next token.
+  const CacheShape& shape() const { return shape_; }
   int size() const { return size_; }
-  // Bytes held by the cache.
-  size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(float); }
-
-  // Forgets positions from `size` on (no data is cleared: later writes
-  // overwrite it). Fails if `size` is beyond what is stored.
-  Status truncate(int size) {
-    if (size < 0 || size > size_) return detail::err("cannot truncate a KV cache of ", size_, " positions to ", size);
-    size_ = size;
-    return {};
+  int capacity() const { return shape_.capacity; }
+  void set_size(int n) {
+    size_ = n;
+    high_ = std::max(high_, n);
   }
-  void clear() { size_ = 0; }
+  // Forgets positions >= n (their rows stay until overwritten).
+  void truncate(int n) { size_ = n; }
+  void clear() { size_ = high_ = 0; }
+  size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(Storage); }
+  // Rows below high_ - slots were overwritten by later positions, even if a
+  // truncation has since moved size_ back.
+  int oldest(int layer) const { return std::max(0, high_ - slots_[static_cast<size_t>(layer)]); }
 
-  // Row-major [capacity][kv_dim] keys and values of one layer.
-  float* keys(int layer) { return keys_.data() + offset(layer); }
-  float* values(int layer) { return values_.data() + offset(layer); }
-  const float* keys(int layer) const { return keys_.data() + offset(layer); }
-  const float* values(int layer) const { return values_.data() + offset(layer); }
+  void store(int layer, int pos, const float* k, const float* v) {
+    const size_t at = row(layer, pos);
+    store_row(&keys_[at], k, shape_.kv_dim);
+    store_row(&values_[at], v, shape_.kv_dim);
+  }
 
-  // Called by the model after it has written positions [size(), size)
-  // in every layer.
-  void set_size(int size) { size_ = size; }
+  int view(int layer, int first, int last, KVSegment out[2]) const {
+    const int slots = slots_[static_cast<size_t>(layer)];
+    int n = 0;
+    for (int pos = first; pos <= last;) {
+      const int run = std::min(last - pos + 1, slots - pos % slots);  // up to the end of the ring
+      const size_t at = row(layer, pos);
+      out[n++] = {pos, run, &keys_[at], &values_[at], storage_dtype<Storage>()};
+      pos += run;
+    }
+    return n;
+  }
+
+  // Positions a pass of `step` new tokens at `from` needs in `layer`:
+  // every earlier one for global layers, the window for local ones.
+  int needed_from(int layer, int from) const {
+    return shape_.layer_types[static_cast<size_t>(layer)] == AttentionKind::Local
+               ? std::max(0, from - shape_.sliding_window + 1)
+               : 0;
+  }
 
  private:
-  KVCache(int layers, int kv_dim, int capacity)
-      : num_layers_(layers),
-        kv_dim_(kv_dim),
-        capacity_(capacity),
-        keys_(static_cast<size_t>(layers) * static_cast<size_t>(capacity) * static_cast<size_t>(kv_dim)),
-        values_(keys_.size()) {}
-  size_t offset(int layer) const {
-    return static_cast<size_t>(layer) * static_cast<size_t>(capacity_) * static_cast<size_t>(kv_dim_);
+  size_t row(int layer, int pos) const {
+    const int slots = slots_[static_cast<size_t>(layer)];
+    return offsets_[static_cast<size_t>(layer)] + static_cast<size_t>(pos % slots) * shape_.kv_dim;
   }
 
-  int num_layers_, kv_dim_, capacity_, size_ = 0;
-  std::vector<float> keys_, values_;
+  CacheShape shape_;
+  std::vector<int> slots_;
+  std::vector<size_t> offsets_;
+  std::vector<Storage> keys_, values_;
+  int size_ = 0;
+  int high_ = 0;  // highest size reached since the last clear
 };
+}  // namespace detail
+
+// Every layer keeps every position up to capacity. Storage float (exact) or
+// bf16 (half the memory; keys and values rounded to bf16).
+template <class Storage = float>
+class FullKVCache {
+ public:
+  static constexpr uint32_t kind = 1;
+  using storage = Storage;
+
+  static size_t bytes_for(const CacheShape& s) {
+    return 2 * static_cast<size_t>(s.num_layers) * s.capacity * s.kv_dim * sizeof(Storage);
+  }
+  static Result<FullKVCache> create(const CacheShape& s) {
+    if (Status st = detail::check_shape(s); !st) return Error{st.message()};
+    return FullKVCache(s);
+  }
+
+  const CacheShape& shape() const { return rings_.shape(); }
+  int size() const { return rings_.size(); }
+  int capacity() const { return rings_.capacity(); }
+  int max_step() const { return capacity(); }
+  int oldest(int layer) const { return rings_.oldest(layer); }
+  size_t bytes() const { return rings_.bytes(); }
+  void store(int layer, int pos, const float* k, const float* v) { rings_.store(layer, pos, k, v); }
+  int view(int layer, int first, int last, KVSegment out[2]) const { return rings_.view(layer, first, last, out); }
+  void set_size(int n) { rings_.set_size(n); }
+  void clear() { rings_.clear(); }
+  Status truncate(int n) {
+    if (n < 0 || n > size()) return detail::err("cannot truncate a KV cache of ", size(), " positions to ", n);
+    rings_.truncate(n);
+    return {};
+  }
+
+ private:
+  explicit FullKVCache(const CacheShape& s) : rings_(s, std::vector<int>(static_cast<size_t>(s.num_layers), s.capacity)) {}
+  detail::LayerRings<Storage> rings_;
+};
+
+// Gemma 2's local layers only ever look at the last `sliding_window`
+// positions, so they keep a ring of window + max_step - 1 rows; global
+// layers keep everything. At 8192 positions this is about half the memory
+// of FullKVCache for the real models, with identical logits.
+//
+// Rollback: truncate(n) works while every position the next pass needs is
+// still in the rings, i.e. for going back up to max_step positions (512 by
+// default); further back it refuses (Session::rollback then recomputes).
+template <class Storage = float>
+class SlidingWindowKVCache {
+ public:
+  static constexpr uint32_t kind = 2;
+  using storage = Storage;
+  static constexpr int kDefaultMaxStep = 512;
+
+  static size_t bytes_for(const CacheShape& s, int max_step = kDefaultMaxStep) {
+    size_t rows = 0;
+    for (int slots : slots_for(s, max_step)) rows += static_cast<size_t>(slots);
+    return 2 * rows * s.kv_dim * sizeof(Storage);
+  }
+  static Result<SlidingWindowKVCache> create(const CacheShape& s, int max_step = kDefaultMaxStep) {
+    if (Status st = detail::check_shape(s); !st) return Error{st.message()};
+    if (max_step < 1) return detail::err("KV cache max_step must be at least 1, got ", max_step);
+    return SlidingWindowKVCache(s, max_step);
+  }
+
+  const CacheShape& shape() const { return rings_.shape(); }
+  int size() const { return rings_.size(); }
+  int capacity() const { return rings_.capacity(); }
+  int max_step() const { return max_step_; }
+  int oldest(int layer) const { return rings_.oldest(layer); }
+  size_t bytes() const { return rings_.bytes(); }
+  void store(int layer, int pos, const float* k, const float* v) { rings_.store(layer, pos, k, v); }
+  int view(int layer, int first, int last, KVSegment out[2]) const { return rings_.view(layer, first, last, out); }
+  void set_size(int n) { rings_.set_size(n); }
+  void clear() { rings_.clear(); }
+  Status truncate(int n) {
+    if (n < 0 || n > size()) return detail::err("cannot truncate a KV cache of ", size(), " positions to ", n);
+    for (int l = 0; l < shape().num_layers; ++l)
+      if (rings_.needed_from(l, n) < oldest(l))
+        return detail::err("cannot roll back to position ", n, ": layer ", l,
+                           " (sliding window) has already overwritten position ", oldest(l) - 1,
+                           ", which the next token would attend to");
+    rings_.truncate(n);
+    return {};
+  }
+
+ private:
+  static std::vector<int> slots_for(const CacheShape& s, int max_step) {
+    std::vector<int> slots;
+    for (AttentionKind k : s.layer_types)
+      slots.push_back(k == AttentionKind::Local ? std::min(s.capacity, s.sliding_window + max_step - 1) : s.capacity);
+    return slots;
+  }
+  SlidingWindowKVCache(const CacheShape& s, int max_step) : rings_(s, slots_for(s, max_step)), max_step_(max_step) {}
+
+  detail::LayerRings<Storage> rings_;
+  int max_step_;
+};
+
+// The default cache: full, float32.
+using KVCache = FullKVCache<float>;
 
 GEMMA2_END_NAMESPACE

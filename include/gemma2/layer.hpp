@@ -20,11 +20,13 @@ class DecoderLayer {
   DecoderLayer(const Config& config, int layer, AttentionWeights attn, MlpWeights mlp, LayerNorms norms)
       : attn_(config, layer, attn), mlp_(mlp), norms_(std::move(norms)) {}
 
-  // Updates the residual stream h [T][hidden] for positions pos .. pos+T-1.
-  void forward(const Config& c, Activations& h, int pos, KVCache& kv, const ThreadPool* pool) const {
+  // Updates the residual stream h [rows][hidden] of the sequences in `seqs`.
+  template <class Cache>
+  void forward(const Config& c, Activations& h, const std::vector<SequenceRows<Cache>>& seqs,
+               const Executor* pool) const {
     Activations x = h;
     detail::rms_norm(x, norms_.input, c.rms_norm_eps);
-    Activations a = attn_.forward(c, x, pos, kv, pool);
+    Activations a = attn_.forward(c, x, seqs, pool);
     detail::rms_norm(a, norms_.post_attention, c.rms_norm_eps);
     h += a;
 

@@ -14,7 +14,7 @@ class Mlp {
  public:
   explicit Mlp(MlpWeights w) : w_(w) {}
 
-  Activations forward(const Activations& x, const ThreadPool* pool) const {
+  Activations forward(const Activations& x, const Executor* pool) const {
     Activations gate = matmul(w_.gate_proj, x, pool);
     const Activations up = matmul(w_.up_proj, x, pool);
     gate = gate.unaryExpr([](float g) { return detail::gelu_tanh(g); }).cwiseProduct(up);

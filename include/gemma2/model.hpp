@@ -25,8 +25,13 @@
 GEMMA2_BEGIN_NAMESPACE
 
 struct ForwardOptions {
+  ForwardOptions() = default;
+  // Shorthand: {pool}, {pool, all_logits}, {pool, all_logits, chunk}.
+  ForwardOptions(const Executor* pool_, bool all_logits_ = false, int chunk_ = 512)  // NOLINT: brace-init by design
+      : pool(pool_), all_logits(all_logits_), chunk(chunk_) {}
+
   // Threads for the matrix products; null runs on the calling thread.
-  const ThreadPool* pool = nullptr;
+  const Executor* pool = nullptr;
   // Logits for every input position ([T][vocab]) instead of only the last
   // ([1][vocab]), which is all a decoding loop needs.
   bool all_logits = false;
@@ -41,6 +46,14 @@ struct ForwardOptions {
   // scoring a long text never holds [T][vocab] floats. forward then returns
   // an empty matrix.
   std::function<void(int first, const Activations& logits)> on_logits;
+};
+
+// One sequence's part of a batched forward pass: n ids to run on `cache`.
+template <class Cache>
+struct BatchItem {
+  Cache* cache;
+  const int32_t* ids;
+  size_t n;
 };
 
 struct LoadOptions {
@@ -180,9 +193,15 @@ class Gemma2Model {
 
   const Config& config() const { return config_; }
 
-  // A cache for this model; capacity 0 means max_position_embeddings.
-  Result<KVCache> make_cache(int capacity = 0) const {
-    return KVCache::create(config_, capacity == 0 ? config_.max_position_embeddings : capacity);
+  // A cache for this model of any policy (see kv_cache.hpp); capacity 0
+  // means max_position_embeddings.
+  template <class Cache = KVCache>
+  Result<Cache> make_cache(int capacity = 0) const {
+    const int cap = capacity == 0 ? config_.max_position_embeddings : capacity;
+    if (cap < 1 || cap > config_.max_position_embeddings)
+      return detail::err("KV cache capacity must be between 1 and max_position_embeddings (",
+                         config_.max_position_embeddings, "), got ", capacity);
+    return Cache::create(cache_shape(config_, cap));
   }
 
   // Runs ids[0..n) at positions kv.size() .. kv.size()+n-1, appending their
@@ -190,43 +209,103 @@ class Gemma2Model {
   // soft-cap: [1][vocab] for the last position, or [n][vocab] with
   // options.all_logits. Invalid input is rejected before anything runs, so
   // the cache is then unchanged; on cancellation it keeps the chunks run.
-  Result<Activations> forward(const int32_t* ids, size_t n, KVCache& kv, const ForwardOptions& options = {}) const {
+  template <class Cache>
+  Result<Activations> forward(const int32_t* ids, size_t n, Cache& kv, const ForwardOptions& options = {}) const {
+    return run(std::vector<BatchItem<Cache>>{{&kv, ids, n}}, options);
+  }
+
+  template <class Cache>
+  Result<Activations> forward(const std::vector<int32_t>& ids, Cache& kv, const ForwardOptions& options = {}) const {
+    return forward(ids.data(), ids.size(), kv, options);
+  }
+
+  // Advances several sequences (each with its own cache) in one pass over
+  // the weights: each weight matrix is read once for all of them. Returns
+  // [items][vocab]: row i holds the logits after item i's last token. The
+  // results equal running the items one by one.
+  template <class Cache>
+  Result<Activations> forward_batch(const std::vector<BatchItem<Cache>>& items, const ForwardOptions& options = {}) const {
+    if (options.all_logits) return detail::err("forward_batch: all_logits is only for a single sequence");
+    return run(items, options);
+  }
+
+ private:
+  template <class Cache>
+  Status check(const std::vector<BatchItem<Cache>>& items, const ForwardOptions& options) const {
     using detail::err;
     const Config& c = config_;
-    if (n == 0) return err("forward: no tokens given");
+    if (items.empty()) return err("forward: no sequences given");
     if (options.chunk < 1) return err("forward: chunk must be at least 1, got ", options.chunk);
-    if (kv.num_layers() != c.num_hidden_layers || kv.kv_dim() != c.num_key_value_heads * c.head_dim)
-      return err("forward: KV cache was made for another model (", kv.num_layers(), " layers of width ", kv.kv_dim(),
-                 ")");
-    if (n > static_cast<size_t>(kv.capacity() - kv.size()))
-      return err("forward: context overflow: ", kv.size(), " cached + ", n, " new positions exceed the capacity of ",
-                 kv.capacity());
-    for (size_t i = 0; i < n; ++i)
-      if (ids[i] < 0 || ids[i] >= c.vocab_size)
-        return err("forward: token id ", ids[i], " at index ", i, " is outside the vocabulary [0, ", c.vocab_size, ")");
+    for (size_t b = 0; b < items.size(); ++b) {
+      const BatchItem<Cache>& it = items[b];
+      const std::string which = items.size() > 1 ? "forward: sequence " + std::to_string(b) + ": " : "forward: ";
+      if (it.cache == nullptr) return err(which, "no cache");
+      for (size_t o = 0; o < b; ++o)
+        if (items[o].cache == it.cache) return err(which, "the same cache appears twice in one batch");
+      if (it.n == 0) return err(which, "no tokens given");
+      const CacheShape& shape = it.cache->shape();
+      const CacheShape mine = cache_shape(c, shape.capacity);
+      if (shape.num_layers != mine.num_layers || shape.kv_dim != mine.kv_dim ||
+          shape.sliding_window != mine.sliding_window || shape.layer_types != mine.layer_types ||
+          shape.capacity > c.max_position_embeddings)
+        return err(which, "KV cache was made for another model (", shape.num_layers, " layers of width ", shape.kv_dim,
+                   ")");
+      const Cache& kv = *it.cache;
+      if (it.n > static_cast<size_t>(kv.capacity() - kv.size()))
+        return err(which, "context overflow: ", kv.size(), " cached + ", it.n, " new positions exceed the capacity of ",
+                   kv.capacity());
+      for (size_t i = 0; i < it.n; ++i)
+        if (it.ids[i] < 0 || it.ids[i] >= c.vocab_size)
+          return err(which, "token id ", it.ids[i], " at index ", i, " is outside the vocabulary [0, ", c.vocab_size,
+                     ")");
+    }
+    return {};
+  }
 
-    const int total = static_cast<int>(n);
+  // The forward pass proper, for one sequence or a batch. Long inputs go
+  // through in rounds of at most `chunk` tokens per sequence.
+  template <class Cache>
+  Result<Activations> run(const std::vector<BatchItem<Cache>>& items, const ForwardOptions& options) const {
+    if (Status s = check(items, options); !s) return Error{s.message()};
+    const Config& c = config_;
+    int step = options.chunk;
+    for (const auto& it : items) step = std::min(step, it.cache->max_step());
+    const int total = static_cast<int>(items[0].n);  // for all_logits (a single sequence)
     const bool collect = options.all_logits && !options.on_logits;
-    Activations logits(collect ? total : options.all_logits ? 0 : 1, c.vocab_size);
-    for (int begin = 0; begin < total; begin += options.chunk) {
+    Activations logits(collect ? total : options.all_logits ? 0 : static_cast<int>(items.size()), c.vocab_size);
+    std::vector<size_t> done(items.size(), 0);
+    for (size_t round_first = 0;; round_first += static_cast<size_t>(step)) {
+      std::vector<SequenceRows<Cache>> seqs;
+      std::vector<int32_t> ids;
+      std::vector<Eigen::Index> last_rows;  // rows that end an item, and which item
+      std::vector<size_t> last_items;
+      for (size_t b = 0; b < items.size(); ++b) {
+        const size_t n = std::min(static_cast<size_t>(step), items[b].n - done[b]);
+        if (n == 0) continue;
+        seqs.push_back({items[b].cache, items[b].cache->size(), static_cast<int>(ids.size()), static_cast<int>(n)});
+        ids.insert(ids.end(), items[b].ids + done[b], items[b].ids + done[b] + n);
+        done[b] += n;
+        if (done[b] == items[b].n) last_rows.push_back(static_cast<Eigen::Index>(ids.size()) - 1), last_items.push_back(b);
+      }
+      if (seqs.empty()) break;
       if (options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed))
-        return err("forward: cancelled after ", begin, " of ", total, " tokens");
-      const int T = std::min(options.chunk, total - begin);
-      Activations h = embed(ids + begin, T);
-      for (const auto& layer : layers_) layer.forward(c, h, kv.size(), kv, options.pool);
-      kv.set_size(kv.size() + T);
-      if (collect) logits.middleRows(begin, T) = output(h, options.pool);
-      else if (options.all_logits) options.on_logits(begin, output(h, options.pool));
-      else if (begin + T == total) logits = output(h.bottomRows(1), options.pool);
+        return detail::err("forward: cancelled after ", round_first, " tokens");
+      Activations h = embed(ids.data(), static_cast<int>(ids.size()));
+      for (const auto& layer : layers_) layer.forward(c, h, seqs, options.pool);
+      for (const auto& s : seqs) s.cache->set_size(s.pos + s.count);
+      if (collect) {
+        logits.middleRows(static_cast<Eigen::Index>(round_first), h.rows()) = output(h, options.pool);
+      } else if (options.all_logits) {
+        options.on_logits(static_cast<int>(round_first), output(h, options.pool));
+      } else if (!last_rows.empty()) {
+        const Activations out = output(h(last_rows, Eigen::all), options.pool);
+        for (size_t i = 0; i < last_items.size(); ++i)
+          logits.row(static_cast<Eigen::Index>(last_items[i])) = out.row(static_cast<Eigen::Index>(i));
+      }
     }
     return logits;
   }
 
-  Result<Activations> forward(const std::vector<int32_t>& ids, KVCache& kv, const ForwardOptions& options = {}) const {
-    return forward(ids.data(), ids.size(), kv, options);
-  }
-
- private:
   // Embedding rows scaled by float32(sqrt(hidden)), as the reference does.
   Activations embed(const int32_t* ids, int T) const {
     const int hidden = config_.hidden_size;
@@ -240,7 +319,7 @@ class Gemma2Model {
   }
 
   // Final norm, tied output projection, final soft-cap.
-  Activations output(Activations h, const ThreadPool* pool) const {
+  Activations output(Activations h, const Executor* pool) const {
     detail::rms_norm(h, final_norm_, config_.rms_norm_eps);
     Activations logits = matmul(embed_, h, pool);
     const float cap = config_.final_logit_softcapping;

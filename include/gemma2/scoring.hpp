@@ -24,7 +24,7 @@ struct TokenPrediction {
 };
 
 struct ScoreOptions {
-  const ThreadPool* pool = nullptr;
+  const Executor* pool = nullptr;
   // Longest forward pass in positions (0: the model's max_position_embeddings).
   // Longer texts are scored in windows that all start with ids[0] (BOS).
   int window = 0;

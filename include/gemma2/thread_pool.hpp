@@ -1,7 +1,7 @@
-// Threads for the matrix products. The caller creates a ThreadPool (or none,
-// for single-threaded work) and passes it to each forward call, so the host
-// decides how many threads the library may use and can share one pool
-// between models.
+// Threads for the matrix products and attention. The library never starts
+// threads on its own: the caller passes an Executor with each call. Use the
+// ready ThreadPool, or implement Executor on top of the host's own job
+// system (a game engine's workers, an editor's pool).
 #pragma once
 
 #include <algorithm>
@@ -15,39 +15,40 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
-class ThreadPool {
+// What the library needs from a thread pool. run() must call task(i) once
+// for every i in [0, n), possibly concurrently, and return when all are
+// done. It is called with n <= num_threads(). It must be safe to call from
+// several threads at once if sessions are decoded concurrently.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual int num_threads() const = 0;
+  virtual void run(int n, const std::function<void(int)>& task) const = 0;
+};
+
+// A fixed pool of threads; the calling thread works too, so a pool of N
+// threads starts N - 1 workers.
+class ThreadPool final : public Executor {
  public:
   static constexpr int kMaxThreads = 512;
 
-  // A pool of `num_threads` threads in total: the calling thread works too,
-  // so num_threads - 1 workers are started.
   static Result<ThreadPool> create(int num_threads) {
     if (num_threads < 1 || num_threads > kMaxThreads)
       return detail::err("thread count must be between 1 and ", kMaxThreads, ", got ", num_threads);
     return ThreadPool(num_threads);
   }
 
-  int num_threads() const { return num_threads_; }
+  int num_threads() const override { return num_threads_; }
 
-  // Splits [0, n) into at most num_threads() contiguous ranges whose
-  // boundaries are multiples of `grain`, runs fn(begin, end) on each and
-  // returns when all are done. The split depends only on n, grain and the
-  // thread count, so results are deterministic for a fixed thread count.
-  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) const {
-    const int64_t blocks = (n + grain - 1) / grain;
-    const int64_t parts = std::min<int64_t>(num_threads_, blocks);
-    if (parts <= 1) {
-      if (n > 0) fn(0, n);
-      return;
-    }
-    auto range = [&](int64_t p) { return std::min(n, blocks * p / parts * grain); };
-    Eigen::Barrier barrier(static_cast<unsigned>(parts - 1));
-    for (int64_t p = 1; p < parts; ++p)
-      pool_->Schedule([&, p] {
-        fn(range(p), range(p + 1));
+  void run(int n, const std::function<void(int)>& task) const override {
+    if (n <= 0) return;
+    Eigen::Barrier barrier(static_cast<unsigned>(n - 1));
+    for (int i = 1; i < n; ++i)
+      pool_->Schedule([&, i] {
+        task(i);
         barrier.Notify();
       });
-    fn(0, range(1));
+    task(0);
     barrier.Wait();
   }
 
@@ -59,11 +60,19 @@ class ThreadPool {
 };
 
 namespace detail {
-// parallel_for on an optional pool: without one, runs inline.
-inline void parallel_for(const ThreadPool* pool, int64_t n, int64_t grain,
+// Splits [0, n) into at most num_threads contiguous ranges whose boundaries
+// are multiples of `grain` and runs fn(begin, end) on each. Without an
+// executor, runs inline. Every kernel computes each output element in one
+// range with the same code whatever the split, so results do not depend on
+// the thread count.
+inline void parallel_for(const Executor* ex, int64_t n, int64_t grain,
                          const std::function<void(int64_t, int64_t)>& fn) {
-  if (pool != nullptr) pool->parallel_for(n, grain, fn);
-  else if (n > 0) fn(0, n);
+  if (n <= 0) return;
+  const int64_t blocks = (n + grain - 1) / grain;
+  const int64_t parts = ex == nullptr ? 1 : std::min<int64_t>(ex->num_threads(), blocks);
+  if (parts <= 1) return fn(0, n);
+  auto bound = [&](int64_t p) { return std::min(n, blocks * p / parts * grain); };
+  ex->run(static_cast<int>(parts), [&](int p) { fn(bound(p), bound(p + 1)); });
 }
 }  // namespace detail
 

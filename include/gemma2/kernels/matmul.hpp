@@ -88,15 +88,15 @@ constexpr int kGemmMinRows = 3;
 constexpr int64_t kTileFloats = 1 << 18;
 
 // Y[T][W.rows] = X[T][W.cols] · Wᵀ. X and Y are contiguous row-major.
-inline void matmul(const Matrix& W, const float* X, int T, float* Y, const ThreadPool* pool) {
+inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   visit_dtype(W.dtype, [&](auto tag) {
     using Elem = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     const Elem* w = reinterpret_cast<const Elem*>(W.data);
     const int64_t cols = W.cols, rows = W.rows;
     if (T < kGemmMinRows) {
       parallel_for(pool, rows, 16, [&](int64_t r0, int64_t r1) {
-        for (int t = 0; t < T; ++t)
-          for (int64_t r = r0; r < r1; ++r) Y[t * rows + r] = dot(w + r * cols, X + t * cols, static_cast<int>(cols));
+        for (int64_t r = r0; r < r1; ++r)  // each weight row is read from memory once for all T
+          for (int t = 0; t < T; ++t) Y[t * rows + r] = dot(w + r * cols, X + t * cols, static_cast<int>(cols));
       });
       return;
     }
@@ -125,7 +125,7 @@ inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Threa
 }  // namespace detail
 
 // Y = X · Wᵀ for activations X [T][W.cols]; returns [T][W.rows].
-inline Activations matmul(const Matrix& W, const Activations& X, const ThreadPool* pool = nullptr) {
+inline Activations matmul(const Matrix& W, const Activations& X, const Executor* pool = nullptr) {
   Activations Y(X.rows(), W.rows);
   detail::matmul(W, X.data(), static_cast<int>(X.rows()), Y.data(), pool);
   return Y;
