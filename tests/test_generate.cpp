@@ -149,7 +149,7 @@ TEST_CASE("generate: continuing a sequence in several calls equals one call; any
 
 TEST_CASE("chat keeps the cache between turns and matches a fresh run over the whole conversation") {
   const auto& d = demo();
-  gemma2::Chat<Model> chat(d.model, d.tok, d.model.make_cache().value(), "Speak as a king.");
+  gemma2::Chat<Model> chat(gemma2::Session<Model>::create(d.model).value(), d.tok, "Speak as a king.");
   gemma2::GenerateOptions o;
   o.max_new_tokens = 20;
   auto t1 = chat.send("Who are you?", gemma2::Sampler(), o);

@@ -62,27 +62,28 @@ inline Result<std::string> format_chat(const std::vector<Message>& messages, boo
   return text;
 }
 
-// A conversation with one model, holding its cache and token history. Each
-// send() runs only the new turn's tokens: earlier turns stay in the cache.
-template <class Model>
+// A conversation held in a Session. Each send() runs only the new turn's
+// tokens: earlier turns stay in the cache. The tokenizer must outlive the chat.
+template <class Model, class Cache = KVCache>
 class Chat {
  public:
-  Chat(const Model& model, const Tokenizer& tokenizer, KVCache cache, std::string system = "")
-      : model_(&model), tok_(&tokenizer), cache_(std::move(cache)), system_(detail::trim(system)) {}
+  Chat(Session<Model, Cache> session, const Tokenizer& tokenizer, std::string system = "")
+      : session_(std::move(session)), tok_(&tokenizer), system_(detail::trim(system)) {}
 
   // Sends a user message and generates the model's reply, streaming text to
   // on_text. The stop tokens <eos> and <end_of_turn> are always added.
   template <class SamplerFn>
   Result<GenerateResult> send(const std::string& user, SamplerFn&& sampler, GenerateOptions options = {},
                               const std::function<bool(std::string_view)>& on_text = {}) {
+    const TokenHistory& history = session_.tokens();
     std::string text;
-    if (!history_.empty() && history_.back() != tok_->end_of_turn_id()) text += "<end_of_turn>";  // reply was cut short
-    if (!history_.empty()) text += "\n";
+    if (!history.empty() && history.back() != tok_->end_of_turn_id()) text += "<end_of_turn>";  // reply was cut short
+    if (!history.empty()) text += "\n";
     text += detail::user_turn(messages_.empty() && !system_.empty() ? system_ + "\n\n" + detail::trim(user) : user);
-    auto ids = history_.empty() ? tok_->encode_prompt(text) : tok_->encode(text);
+    auto ids = history.empty() ? tok_->encode_prompt(text) : tok_->encode(text);
     if (!ids) return Error{ids.message()};
     for (int32_t s : default_stop_tokens(*tok_)) options.stop_tokens.push_back(s);
-    auto r = generate(*model_, cache_, history_, *ids, std::forward<SamplerFn>(sampler), options, tok_, on_text);
+    auto r = generate(session_, *ids, std::forward<SamplerFn>(sampler), options, tok_, on_text);
     if (r) {
       messages_.push_back({Role::User, user});
       messages_.push_back({Role::Model, r->text});
@@ -93,15 +94,14 @@ class Chat {
   // The conversation so far (user and model messages; the system message is
   // not repeated here).
   const std::vector<Message>& messages() const { return messages_; }
-  const TokenHistory& history() const { return history_; }
-  const KVCache& cache() const { return cache_; }
+  const Session<Model, Cache>& session() const { return session_; }
+  const TokenHistory& history() const { return session_.tokens(); }
+  const Cache& cache() const { return session_.cache(); }
 
  private:
-  const Model* model_;
+  Session<Model, Cache> session_;
   const Tokenizer* tok_;
-  KVCache cache_;
   std::string system_;
-  TokenHistory history_;
   std::vector<Message> messages_;
 };
 

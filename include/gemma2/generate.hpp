@@ -16,6 +16,7 @@
 #include "gemma2/kv_cache.hpp"
 #include "gemma2/model.hpp"
 #include "gemma2/sampling.hpp"
+#include "gemma2/session.hpp"
 #include "gemma2/tokenizer.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
@@ -115,8 +116,8 @@ class StopStringFilter {
 // callable int32_t(std::vector<float>& logits, const TokenHistory&).
 // `tok` may be null (no text). `on_text` receives each piece of text as it
 // becomes final; returning false stops generation.
-template <class Model, class SamplerFn>
-Result<GenerateResult> generate(const Model& model, KVCache& kv, TokenHistory& history,
+template <class Model, class Cache, class SamplerFn>
+Result<GenerateResult> generate(const Model& model, Cache& kv, TokenHistory& history,
                                 const std::vector<int32_t>& input, SamplerFn&& sampler,
                                 const GenerateOptions& options = {}, const Tokenizer* tok = nullptr,
                                 const std::function<bool(std::string_view)>& on_text = {}) {
@@ -193,6 +194,15 @@ Result<GenerateResult> generate(const Model& model, KVCache& kv, TokenHistory& h
   if (decoder && !filter.hit() && !stopped_by_callback) emit(filter.add(decoder->finish()) + filter.flush());
   r.decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
   return r;
+}
+
+// generate() on a Session: continues its sequence.
+template <class Model, class Cache, class SamplerFn>
+Result<GenerateResult> generate(Session<Model, Cache>& session, const std::vector<int32_t>& input, SamplerFn&& sampler,
+                                const GenerateOptions& options = {}, const Tokenizer* tok = nullptr,
+                                const std::function<bool(std::string_view)>& on_text = {}) {
+  return generate(session.model(), session.cache(), session.tokens(), input, std::forward<SamplerFn>(sampler), options,
+                  tok, on_text);
 }
 
 GEMMA2_END_NAMESPACE

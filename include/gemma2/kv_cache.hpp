@@ -16,6 +16,7 @@
 //   void store(int layer, int pos, const float* k, const float* v);   // kv_dim floats each
 //   int view(int layer, int first, int last, KVSegment out[2]) const; // rows first..last
 //   void set_size(int n);                   // the model calls it after a forward pass
+//   void reset(int n, const std::vector<int>& oldest);  // rows [oldest[l], n) hold data (restoring a session)
 //   Status truncate(int n);                 // forget positions >= n, or refuse
 //   size_t bytes() const;
 //
@@ -86,7 +87,8 @@ template <class Storage>
 class LayerRings {
  public:
   LayerRings() = default;
-  LayerRings(const CacheShape& shape, std::vector<int> slots) : shape_(shape), slots_(std::move(slots)) {
+  LayerRings(const CacheShape& shape, std::vector<int> slots)
+      : shape_(shape), slots_(std::move(slots)), floors_(slots_.size(), 0) {
     offsets_.push_back(0);
     for (int s : slots_) offsets_.push_back(offsets_.back() + static_cast<size_t>(s) * shape.kv_dim);
     keys_.resize(offsets_.back());
@@ -102,11 +104,21 @@ class LayerRings {
   }
   // Forgets positions >= n (their rows stay until overwritten).
   void truncate(int n) { size_ = n; }
-  void clear() { size_ = high_ = 0; }
+  void clear() {
+    size_ = high_ = 0;
+    std::fill(floors_.begin(), floors_.end(), 0);
+  }
+  void reset(int n, const std::vector<int>& oldest) {
+    size_ = high_ = n;
+    floors_ = oldest;
+  }
   size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(Storage); }
   // Rows below high_ - slots were overwritten by later positions, even if a
   // truncation has since moved size_ back.
-  int oldest(int layer) const { return std::max(0, high_ - slots_[static_cast<size_t>(layer)]); }
+  int oldest(int layer) const {
+    const auto l = static_cast<size_t>(layer);
+    return std::max(floors_[l], high_ - slots_[l]);
+  }
 
   void store(int layer, int pos, const float* k, const float* v) {
     const size_t at = row(layer, pos);
@@ -142,6 +154,7 @@ class LayerRings {
 
   CacheShape shape_;
   std::vector<int> slots_;
+  std::vector<int> floors_;  // rows below were never stored (set by reset)
   std::vector<size_t> offsets_;
   std::vector<Storage> keys_, values_;
   int size_ = 0;
@@ -174,6 +187,7 @@ class FullKVCache {
   void store(int layer, int pos, const float* k, const float* v) { rings_.store(layer, pos, k, v); }
   int view(int layer, int first, int last, KVSegment out[2]) const { return rings_.view(layer, first, last, out); }
   void set_size(int n) { rings_.set_size(n); }
+  void reset(int n, const std::vector<int>& oldest) { rings_.reset(n, oldest); }
   void clear() { rings_.clear(); }
   Status truncate(int n) {
     if (n < 0 || n > size()) return detail::err("cannot truncate a KV cache of ", size(), " positions to ", n);
@@ -221,6 +235,7 @@ class SlidingWindowKVCache {
   void store(int layer, int pos, const float* k, const float* v) { rings_.store(layer, pos, k, v); }
   int view(int layer, int first, int last, KVSegment out[2]) const { return rings_.view(layer, first, last, out); }
   void set_size(int n) { rings_.set_size(n); }
+  void reset(int n, const std::vector<int>& oldest) { rings_.reset(n, oldest); }
   void clear() { rings_.clear(); }
   Status truncate(int n) {
     if (n < 0 || n > size()) return detail::err("cannot truncate a KV cache of ", size(), " positions to ", n);

@@ -1,0 +1,254 @@
+// A Session is one sequence's state: its KV cache and its tokens. The model
+// stays shared and immutable; sessions are values the caller owns, copies
+// (fork) and saves.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gemma2/model.hpp"
+#include "gemma2/sampling.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+namespace detail {
+inline uint64_t fnv1a(const uint8_t* p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+// Serialization in the CPU's byte order (little-endian on every target:
+// x86-64, AArch64), reading with bounds checks.
+struct Writer {
+  std::vector<uint8_t> out;
+  void bytes(const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    out.insert(out.end(), b, b + n);
+  }
+  void u32(uint32_t v) { bytes(&v, 4); }
+  void u64(uint64_t v) { bytes(&v, 8); }
+};
+struct Reader {
+  const uint8_t* p;
+  const uint8_t* end;
+  bool failed = false;
+  size_t left() const { return failed ? 0 : static_cast<size_t>(end - p); }
+  bool ok() const { return !failed; }
+  const uint8_t* take(size_t n) {
+    if (failed || n > static_cast<size_t>(end - p)) {
+      failed = true;
+      return nullptr;
+    }
+    const uint8_t* at = p;
+    p += n;
+    return at;
+  }
+  uint32_t u32() {
+    uint32_t v = 0;
+    if (const uint8_t* at = take(4)) std::memcpy(&v, at, 4);
+    return v;
+  }
+  uint64_t u64() {
+    uint64_t v = 0;
+    if (const uint8_t* at = take(8)) std::memcpy(&v, at, 8);
+    return v;
+  }
+};
+}  // namespace detail
+
+template <class Model, class Cache = KVCache>
+class Session {
+ public:
+  using model_type = Model;
+  using cache_type = Cache;
+
+  // A session with an empty cache of `capacity` positions (0: the model's
+  // max_position_embeddings). The model must outlive the session.
+  static Result<Session> create(const Model& model, int capacity = 0) {
+    auto cache = model.template make_cache<Cache>(capacity);
+    if (!cache) return Error{cache.message()};
+    return Session(model, std::move(*cache));
+  }
+
+  // A session around a cache made by the caller (e.g. a sliding-window cache
+  // with another max_step). The cache must be empty and match the model.
+  static Result<Session> create(const Model& model, Cache cache) {
+    const CacheShape want = cache_shape(model.config(), cache.capacity());
+    const CacheShape& got = cache.shape();
+    if (got.num_layers != want.num_layers || got.kv_dim != want.kv_dim || got.sliding_window != want.sliding_window ||
+        got.layer_types != want.layer_types || got.capacity > model.config().max_position_embeddings)
+      return detail::err("session: the cache was made for another model");
+    if (cache.size() != 0) return detail::err("session: the cache must be empty");
+    return Session(model, std::move(cache));
+  }
+
+  const Model& model() const { return *model_; }
+  Cache& cache() { return cache_; }
+  const Cache& cache() const { return cache_; }
+  // Every token of the sequence. Tokens from cache().size() on are pending:
+  // the next feed() or generate() runs them first.
+  TokenHistory& tokens() { return tokens_; }
+  const TokenHistory& tokens() const { return tokens_; }
+  // Position of the next token the cache will run.
+  int position() const { return cache_.size(); }
+
+  // Runs the pending tokens and then `ids`; returns the logits after the
+  // last one ([1][vocab]). On error nothing changes.
+  Result<Activations> feed(const std::vector<int32_t>& ids, const ForwardOptions& options = {}) {
+    std::vector<int32_t> run(tokens_.begin() + cache_.size(), tokens_.end());
+    run.insert(run.end(), ids.begin(), ids.end());
+    auto logits = model_->forward(run, cache_, options);
+    if (logits) tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+    else tokens_.resize(static_cast<size_t>(cache_.size()) + run.size() - ids.size());
+    return logits;
+  }
+
+  // An independent copy: both continue from here (for example after a
+  // shared system prompt, which is then computed only once).
+  Session fork() const { return *this; }
+
+  // Keeps the first n tokens and forgets the rest. Token n - 1 becomes
+  // pending, so the next feed()/generate() recomputes its logits (one
+  // position). When the cache cannot go back that far (a sliding-window
+  // ring has overwritten positions the next token needs), the cache is
+  // rebuilt from the tokens: exact, at the cost of a prefill.
+  Status rollback(size_t n, const ForwardOptions& options = {}) {
+    if (n > tokens_.size()) return detail::err("rollback: the session has only ", tokens_.size(), " tokens, not ", n);
+    const int keep = static_cast<int>(std::min<size_t>(n == 0 ? 0 : n - 1, static_cast<size_t>(cache_.size())));
+    tokens_.resize(n);
+    if (cache_.truncate(keep).ok()) return {};
+    cache_.clear();
+    if (keep == 0) return {};
+    auto logits = model_->forward(tokens_.data(), static_cast<size_t>(keep), cache_, options);
+    return logits ? Status() : Status(Error{logits.message()});
+  }
+
+  // The session as bytes: a versioned, checksummed blob that restore()
+  // validates against the model and the cache type.
+  std::vector<uint8_t> save() const {
+    detail::Writer w;
+    w.bytes(kMagic, sizeof kMagic);
+    w.u32(kVersion);
+    w.u32(Cache::kind);
+    w.u32(static_cast<uint32_t>(detail::storage_dtype<typename Cache::storage>()));
+    for (uint64_t v : fingerprint(*model_)) w.u64(v);
+    w.u32(static_cast<uint32_t>(cache_.capacity()));
+    w.u32(static_cast<uint32_t>(cache_.size()));
+    w.u64(tokens_.size());
+    for (int32_t t : tokens_) w.u32(static_cast<uint32_t>(t));
+    const CacheShape& shape = cache_.shape();
+    const size_t row_bytes = static_cast<size_t>(shape.kv_dim) * sizeof(typename Cache::storage);
+    for (int l = 0; l < shape.num_layers; ++l) {
+      const int from = std::min(cache_.oldest(l), cache_.size());
+      w.u32(static_cast<uint32_t>(from));
+      KVSegment segs[2];
+      const int n = from < cache_.size() ? cache_.view(l, from, cache_.size() - 1, segs) : 0;
+      for (int i = 0; i < n; ++i) w.bytes(segs[i].keys, segs[i].count * row_bytes);
+      for (int i = 0; i < n; ++i) w.bytes(segs[i].values, segs[i].count * row_bytes);
+    }
+    w.u64(detail::fnv1a(w.out.data(), w.out.size()));
+    return std::move(w.out);
+  }
+
+  // Rebuilds a session saved by save(). Fails with a message naming the
+  // problem if the blob is truncated, corrupt, of another version, or made
+  // for another model or cache type; nothing is allocated before the sizes
+  // in the blob have been checked against its length.
+  static Result<Session> restore(const Model& model, const uint8_t* data, size_t size) {
+    using detail::err;
+    const std::string where = "session restore: ";
+    if (size < sizeof kMagic + 12 || std::memcmp(data, kMagic, sizeof kMagic) != 0)
+      return err(where, "not a gemma2 session (bad magic)");
+    if (size < sizeof kMagic + 8 + 8) return err(where, "truncated");
+    uint64_t stored_hash;
+    std::memcpy(&stored_hash, data + size - 8, 8);
+    detail::Reader r{data + sizeof kMagic, data + size - 8};
+    const uint32_t version = r.u32();
+    if (version != kVersion) return err(where, "version ", version, " is not supported (this library writes ", kVersion, ")");
+    if (detail::fnv1a(data, size - 8) != stored_hash) return err(where, "checksum mismatch (corrupt data)");
+    const uint32_t kind = r.u32(), dtype = r.u32();
+    if (kind != Cache::kind || dtype != static_cast<uint32_t>(detail::storage_dtype<typename Cache::storage>()))
+      return err(where, "saved with another KV-cache type (kind ", kind, ", storage ", dtype, ")");
+    for (uint64_t v : fingerprint(model))
+      if (r.u64() != v) return err(where, "saved with a model of another configuration");
+    const uint32_t capacity = r.u32(), cached = r.u32();
+    const uint64_t ntokens = r.u64();
+    if (!r.ok()) return err(where, "truncated");
+    if (capacity < 1 || capacity > static_cast<uint32_t>(model.config().max_position_embeddings) || cached > capacity ||
+        ntokens < cached || ntokens > r.left() / 4)
+      return err(where, "inconsistent sizes (capacity ", capacity, ", cached ", cached, ", tokens ", ntokens, ")");
+    auto s = create(model, static_cast<int>(capacity));
+    if (!s) return err(where, s.message());
+    s->tokens_.resize(ntokens);
+    for (int32_t& t : s->tokens_) {
+      t = static_cast<int32_t>(r.u32());
+      if (t < 0 || t >= model.config().vocab_size) return err(where, "token id ", t, " outside the vocabulary");
+    }
+    Cache& cache = s->cache_;
+    const int kv_dim = cache.shape().kv_dim;
+    std::vector<int> oldest;
+    std::vector<float> k(static_cast<size_t>(kv_dim)), v(k.size());
+    using Storage = typename Cache::storage;
+    const size_t row_bytes = static_cast<size_t>(kv_dim) * sizeof(Storage);
+    for (int l = 0; l < cache.shape().num_layers; ++l) {
+      const uint32_t from = r.u32();
+      if (!r.ok() || from > cached) return err(where, "layer ", l, ": bad first position ", from);
+      const size_t rows = cached - from;
+      const uint8_t* keys = r.take(rows * row_bytes);
+      const uint8_t* values = r.take(rows * row_bytes);
+      if (!r.ok()) return err(where, "truncated in layer ", l);
+      for (size_t i = 0; i < rows; ++i) {
+        detail::convert_to_float(detail::storage_dtype<Storage>(), reinterpret_cast<const std::byte*>(keys + i * row_bytes),
+                                 k.data(), k.size());
+        detail::convert_to_float(detail::storage_dtype<Storage>(),
+                                 reinterpret_cast<const std::byte*>(values + i * row_bytes), v.data(), v.size());
+        cache.store(l, static_cast<int>(from + i), k.data(), v.data());
+      }
+      oldest.push_back(static_cast<int>(from));
+    }
+    if (r.left() != 0) return err(where, r.left(), " unexpected bytes after the last layer");
+    cache.reset(static_cast<int>(cached), oldest);
+    for (int l = 0; l < cache.shape().num_layers; ++l)
+      if (std::min(cache.oldest(l), static_cast<int>(cached)) != oldest[static_cast<size_t>(l)])
+        return err(where, "layer ", l, " was saved with another cache configuration");
+    return s;
+  }
+
+  static Result<Session> restore(const Model& model, const std::vector<uint8_t>& blob) {
+    return restore(model, blob.data(), blob.size());
+  }
+
+ private:
+  static constexpr char kMagic[8] = {'G', 'E', 'M', 'M', 'A', '2', 'S', 'S'};
+  static constexpr uint32_t kVersion = 1;
+
+  Session(const Model& model, Cache cache) : model_(&model), cache_(std::move(cache)) {}
+
+  // Everything about the model that the saved keys and values depend on.
+  static std::vector<uint64_t> fingerprint(const Model& model) {
+    const RuntimeConfig c = to_runtime(model.config());
+    auto bits = [](float f) {
+      uint32_t u;
+      std::memcpy(&u, &f, 4);
+      return static_cast<uint64_t>(u);
+    };
+    uint64_t layers = 0;
+    for (size_t i = 0; i < c.layer_types.size(); ++i)
+      layers = layers * 31 + (c.layer_types[i] == AttentionKind::Local ? 1 : 2);
+    return {static_cast<uint64_t>(c.vocab_size), static_cast<uint64_t>(c.hidden_size),
+            static_cast<uint64_t>(c.num_hidden_layers), static_cast<uint64_t>(c.num_attention_heads),
+            static_cast<uint64_t>(c.num_key_value_heads), static_cast<uint64_t>(c.head_dim),
+            static_cast<uint64_t>(c.intermediate_size), static_cast<uint64_t>(c.sliding_window),
+            bits(c.query_pre_attn_scalar), bits(c.rope_theta), bits(c.rms_norm_eps), bits(c.attn_logit_softcapping),
+            layers};
+  }
+
+  const Model* model_;
+  Cache cache_;
+  TokenHistory tokens_;
+};
+
+GEMMA2_END_NAMESPACE

@@ -1,0 +1,273 @@
+// KV-cache policies, sessions (fork, rollback, save/restore), batched
+// decode and concurrent use of one model.
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "support.hpp"
+
+namespace {
+
+using Model = gemma2::Gemma2Model<>;
+using Full = gemma2::FullKVCache<float>;
+using Sliding = gemma2::SlidingWindowKVCache<float>;
+
+const Model& demo_model() {
+  static const Model m = Model::load(GEMMA2_DEMO_MODEL).value();
+  return m;
+}
+
+// A deterministic token sequence of the demo model's vocabulary.
+std::vector<int32_t> tokens(size_t n, uint32_t seed = 1) {
+  std::vector<int32_t> ids = {2};
+  std::mt19937 rng(seed);
+  while (ids.size() < n) ids.push_back(16 + static_cast<int32_t>(rng() % 4000));
+  return ids;
+}
+
+// Logits of `ids` fed in the given chunk sizes (the last chunk repeats).
+template <class Cache>
+std::vector<gemma2::Activations> run_chunks(const Model& m, Cache& cache, const std::vector<int32_t>& ids,
+                                            std::vector<int> chunks, const gemma2::Executor* pool = nullptr) {
+  std::vector<gemma2::Activations> out;
+  for (size_t at = 0, c = 0; at < ids.size(); ++c) {
+    const size_t n = std::min(ids.size() - at, static_cast<size_t>(chunks[std::min(c, chunks.size() - 1)]));
+    auto l = m.forward(ids.data() + at, n, cache, {pool});
+    REQUIRE_MESSAGE(l.ok(), l.message());
+    out.push_back(*l);
+    at += n;
+  }
+  return out;
+}
+
+float worst(const std::vector<gemma2::Activations>& a, const std::vector<gemma2::Activations>& b) {
+  REQUIRE(a.size() == b.size());
+  float w = 0;
+  for (size_t i = 0; i < a.size(); ++i) w = std::max(w, test::max_abs_diff(a[i].data(), b[i].data(), a[i].size()));
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("sliding-window cache gives the logits of the full cache, in a fraction of the memory") {
+  const Model& m = demo_model();  // window 64
+  const auto ids = tokens(400);
+  // A 150-token prefill (longer than the window), then steps of 1, 3 and 70.
+  for (std::vector<int> chunks : {std::vector<int>{150, 1}, std::vector<int>{150, 3, 70, 1}, std::vector<int>{1}}) {
+    auto full = m.make_cache<Full>(512).value();
+    auto sliding = m.make_cache<Sliding>(512).value();
+    const auto a = run_chunks(m, full, ids, chunks);
+    const auto b = run_chunks(m, sliding, ids, chunks);
+    CHECK(worst(a, b) <= 1e-5f);
+  }
+  auto sliding = m.make_cache<Sliding>(512).value();
+  CHECK(sliding.bytes() == Sliding::bytes_for(sliding.shape()));
+  // At 8192 positions of the real 2B model: local layers keep window + 511 rows.
+  const auto shape = gemma2::cache_shape(gemma2::Gemma2_2B{}, 8192);
+  const double ratio = static_cast<double>(Sliding::bytes_for(shape)) / static_cast<double>(Full::bytes_for(shape));
+  CHECK(ratio == doctest::Approx((13 * 8192 + 13 * (4096 + 511)) / (26.0 * 8192)));
+  CHECK(Full::bytes_for(shape) == 2ull * 26 * 8192 * 4 * 256 * 4);
+  CHECK(gemma2::FullKVCache<gemma2::bf16>::bytes_for(shape) * 2 == Full::bytes_for(shape));
+}
+
+TEST_CASE("golden cases through every cache policy") {
+  for (const char* name : {"gqa_f32", "mha_bf16_3layers", "sharded_f32_5layers"}) {
+    const auto dir = test::golden_dir(name);
+    const auto model = Model::load(dir).value();
+    const auto expected = test::read_json(dir + "/expected.json")["cases"][0];
+    const auto prompt = expected["prompt"].get<std::vector<int32_t>>();
+    auto greedy = [&](auto cache) {
+      gemma2::TokenHistory h;
+      gemma2::GenerateOptions o;
+      o.max_new_tokens = 16;
+      return gemma2::generate(model, cache, h, prompt, gemma2::Sampler(), o).value().tokens;
+    };
+    const auto want = expected["greedy"].get<std::vector<int32_t>>();
+    INFO(name);
+    CHECK(greedy(model.make_cache<Full>().value()) == want);
+    CHECK(greedy(model.make_cache<Sliding>().value()) == want);
+    CHECK(greedy(gemma2::SlidingWindowKVCache<float>::create(gemma2::cache_shape(model.config(), 64), 1).value()) == want);
+  }
+}
+
+TEST_CASE("bf16 cache storage stays close to float32") {
+  const Model& m = demo_model();
+  const auto ids = tokens(120);
+  auto f = m.make_cache<Full>(256).value();
+  auto b = m.make_cache<gemma2::SlidingWindowKVCache<gemma2::bf16>>(256).value();
+  const auto a = run_chunks(m, f, ids, {100, 1});
+  const auto c = run_chunks(m, b, ids, {100, 1});
+  CHECK(worst(a, c) <= 0.1f);
+  CHECK(b.bytes() * 2 == f.bytes());
+}
+
+TEST_CASE("fork shares a prefix computed once; rollback equals recomputation") {
+  const Model& m = demo_model();
+  const auto ids = tokens(300, 3);
+  using S = gemma2::Session<Model, Sliding>;
+  auto base = S::create(m, 512).value();
+  const std::vector<int32_t> prefix(ids.begin(), ids.begin() + 100);
+  REQUIRE(base.feed(prefix).ok());
+  S a = base.fork(), b = base.fork();
+  const auto la = a.feed({100, 200, 300}).value();
+  const auto lb = b.feed({400}).value();
+  auto fresh = [&](std::vector<int32_t> all) {
+    auto s = S::create(m, 512).value();
+    return s.feed(all).value();
+  };
+  auto with = [&](std::vector<int32_t> tail) {
+    auto v = prefix;
+    v.insert(v.end(), tail.begin(), tail.end());
+    return v;
+  };
+  CHECK(test::max_abs_diff(la.data(), fresh(with({100, 200, 300})).data(), la.size()) <= 1e-5f);
+  CHECK(test::max_abs_diff(lb.data(), fresh(with({400})).data(), lb.size()) <= 1e-5f);
+  CHECK(base.position() == 100);  // forks are independent
+
+  SUBCASE("short rollback truncates the rings") {
+    S s = base.fork();
+    REQUIRE(s.feed(std::vector<int32_t>(ids.begin() + 100, ids.begin() + 200)).ok());
+    REQUIRE(s.rollback(150).ok());
+    CHECK(s.position() == 149);  // token 149 is pending: its logits are recomputed
+    const auto l = s.feed({777}).value();
+    auto want = std::vector<int32_t>(ids.begin(), ids.begin() + 150);
+    want.push_back(777);
+    CHECK(test::max_abs_diff(l.data(), fresh(want).data(), l.size()) <= 1e-5f);
+  }
+  SUBCASE("rollback past what the rings hold recomputes, never reads overwritten rows") {
+    auto small = Sliding::create(gemma2::cache_shape(m.config(), 512), 8).value();  // rings of 64 + 7 rows
+    REQUIRE(m.forward(ids, small, {nullptr, false, 8}).ok());
+    CHECK(small.truncate(295).ok());
+    CHECK(small.truncate(200).message().find("cannot roll back to position 200") != std::string::npos);
+
+    auto s = S::create(m, Sliding::create(gemma2::cache_shape(m.config(), 512), 8).value()).value();
+    REQUIRE(s.feed(ids).ok());
+    REQUIRE(s.rollback(200).ok());  // the rings were overwritten: rebuilt from the tokens
+    CHECK(s.position() == 199);
+    REQUIRE(s.rollback(40).ok());
+    const auto l = s.feed({5}).value();
+    auto want = std::vector<int32_t>(ids.begin(), ids.begin() + 40);
+    want.push_back(5);
+    CHECK(test::max_abs_diff(l.data(), fresh(want).data(), l.size()) <= 1e-5f);
+  }
+  CHECK(base.rollback(1000).message().find("only 100 tokens") != std::string::npos);
+}
+
+TEST_CASE("save and restore") {
+  const Model& m = demo_model();
+  const auto ids = tokens(200, 5);
+  using S = gemma2::Session<Model, Sliding>;
+  auto s = S::create(m, 1024).value();
+  REQUIRE(s.feed(ids).ok());
+  REQUIRE(s.rollback(190).ok());  // a ring state after truncation, with a pending token
+  const auto blob = s.save();
+  auto r = S::restore(m, blob);
+  REQUIRE_MESSAGE(r.ok(), r.message());
+  CHECK(r->tokens() == s.tokens());
+  CHECK(r->position() == s.position());
+  auto s2 = s.fork();
+  const auto a = s2.feed({42, 43}).value();
+  const auto b = r->feed({42, 43}).value();
+  CHECK(test::max_abs_diff(a.data(), b.data(), a.size()) == 0.0f);
+
+  auto error = [&](std::vector<uint8_t> bad) { return S::restore(m, bad).message(); };
+  CHECK(error({}).find("bad magic") != std::string::npos);
+  CHECK(error({'n', 'o', 'p', 'e'}).find("bad magic") != std::string::npos);
+  auto truncated = blob;
+  truncated.resize(blob.size() / 2);
+  CHECK(error(truncated).find("checksum") != std::string::npos);
+  auto flipped = blob;
+  flipped[blob.size() / 2] ^= 0x10;
+  CHECK(error(flipped).find("checksum mismatch") != std::string::npos);
+  auto version = blob;
+  version[8] = 99;
+  CHECK(error(version).find("version 99") != std::string::npos);
+  // Another cache type, another model.
+  CHECK(gemma2::Session<Model, Full>::restore(m, blob).message().find("another KV-cache type") != std::string::npos);
+  const auto golden = Model::load(test::golden_dir("gqa_f32")).value();
+  CHECK(S::restore(golden, blob).message().find("another configuration") != std::string::npos);
+  // Random garbage with a valid header never crashes.
+  std::mt19937 rng(3);
+  for (int i = 0; i < 200; ++i) {
+    auto junk = blob;
+    for (int k = 0; k < 4; ++k) junk[rng() % junk.size()] = static_cast<uint8_t>(rng());
+    junk.resize(rng() % 2 ? junk.size() : rng() % junk.size());
+    CHECK_FALSE(S::restore(m, junk).ok());
+  }
+}
+
+TEST_CASE("batched decode equals stepping each session alone") {
+  const Model& m = demo_model();
+  auto pool = gemma2::ThreadPool::create(2).value();
+  std::vector<Full> batch, alone;
+  std::vector<int32_t> next;
+  for (int i = 0; i < 5; ++i) {  // sessions at different positions
+    const auto ids = tokens(10 + 13 * i, 10 + i);
+    batch.push_back(m.make_cache<Full>(256).value());
+    REQUIRE(m.forward(ids, batch.back()).ok());
+    alone.push_back(batch.back());
+    next.push_back(ids.back());
+  }
+  for (int step = 0; step < 6; ++step) {
+    std::vector<gemma2::BatchItem<Full>> items;
+    for (size_t i = 0; i < batch.size(); ++i) items.push_back({&batch[i], &next[i], 1});
+    const auto logits = m.forward_batch(items, {&pool}).value();
+    REQUIRE(logits.rows() == 5);
+    for (size_t i = 0; i < alone.size(); ++i) {
+      const auto one = m.forward(&next[i], 1, alone[i]).value();
+      CHECK(test::max_abs_diff(one.data(), logits.row(static_cast<Eigen::Index>(i)).data(), one.size()) <= 1e-4f);
+      Eigen::Index best;
+      one.row(0).maxCoeff(&best);
+      next[i] = static_cast<int32_t>(best);
+    }
+  }
+  // Mixed lengths in one batch (a prefill beside decodes).
+  const auto long_ids = tokens(30, 99);
+  std::vector<gemma2::BatchItem<Full>> mixed = {{&batch[0], long_ids.data(), long_ids.size()}, {&batch[1], &next[1], 1}};
+  auto copy0 = alone[0], copy1 = alone[1];
+  const auto lm = m.forward_batch(mixed).value();
+  CHECK(test::max_abs_diff(lm.row(0).data(), m.forward(long_ids, copy0).value().data(), lm.cols()) <= 1e-4f);
+  CHECK(test::max_abs_diff(lm.row(1).data(), m.forward(&next[1], 1, copy1).value().data(), lm.cols()) <= 1e-4f);
+
+  std::vector<gemma2::BatchItem<Full>> dup = {{&batch[0], &next[0], 1}, {&batch[0], &next[1], 1}};
+  CHECK(m.forward_batch(dup).message().find("same cache appears twice") != std::string::npos);
+  CHECK(m.forward_batch(std::vector<gemma2::BatchItem<Full>>{}).message().find("no sequences") != std::string::npos);
+}
+
+TEST_CASE("results do not depend on the thread count") {
+  const Model& m = demo_model();
+  const auto ids = tokens(90, 8);
+  std::vector<std::vector<gemma2::Activations>> runs;
+  for (int threads : {1, 2, 3}) {
+    auto pool = gemma2::ThreadPool::create(threads).value();
+    auto cache = m.make_cache<Full>(256).value();
+    runs.push_back(run_chunks(m, cache, ids, {40, 1}, &pool));
+  }
+  CHECK(worst(runs[0], runs[1]) == 0.0f);
+  CHECK(worst(runs[0], runs[2]) == 0.0f);
+}
+
+TEST_CASE("concurrency: threads decoding separate sessions of one model match sequential runs") {
+  const Model& m = demo_model();
+  constexpr int kThreads = 4, kSteps = 40;
+  auto decode = [&](int who, const gemma2::Executor* pool) {
+    auto s = gemma2::Session<Model, Sliding>::create(m, 256).value();
+    std::vector<int32_t> out;
+    gemma2::GenerateOptions o;
+    o.max_new_tokens = kSteps;
+    o.pool = pool;
+    gemma2::SamplingParams p;
+    p.seed = static_cast<uint64_t>(who);
+    auto r = gemma2::generate(s, tokens(20 + who, static_cast<uint32_t>(who)), gemma2::Sampler(p), o);
+    REQUIRE(r.ok());
+    return r->tokens;
+  };
+  std::vector<std::vector<int32_t>> sequential, parallel(kThreads);
+  for (int i = 0; i < kThreads; ++i) sequential.push_back(decode(i, nullptr));
+  auto shared_pool = gemma2::ThreadPool::create(2).value();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i)
+    threads.emplace_back([&, i] { parallel[static_cast<size_t>(i)] = decode(i, i % 2 ? &shared_pool : nullptr); });
+  for (auto& t : threads) t.join();
+  CHECK(parallel == sequential);
+}
