@@ -61,6 +61,8 @@ struct LoadOptions {
   // first tokens run at full speed; `progress` then reports bytes read.
   bool preload = false;
   std::function<void(size_t bytes_done, size_t bytes_total)> progress;
+  // Diagnostics (what was loaded, tensors that had to be copied); none by default.
+  LogSink log;
 };
 
 namespace detail {
@@ -83,13 +85,14 @@ inline void preload(const std::map<std::string, TensorView>& tensors, const Load
 // Records the first error and keeps going, so loading reads top to bottom.
 class WeightBinder {
  public:
-  WeightBinder(std::map<std::string, TensorView>& tensors, std::vector<std::shared_ptr<const void>>& storage)
-      : tensors_(tensors), storage_(storage) {}
+  WeightBinder(std::map<std::string, TensorView>& tensors, std::vector<std::shared_ptr<const void>>& storage,
+               const LogSink& log)
+      : tensors_(tensors), storage_(storage), log_(log) {}
 
   Matrix matrix(const std::string& name, int rows, int cols) {
     const TensorView* t = find(name, {rows, cols});
     if (t == nullptr) return {};
-    return Matrix{t->dtype, rows, cols, aligned(*t)};
+    return Matrix{t->dtype, rows, cols, aligned(name, *t)};
   }
 
   // The RMSNorm gain 1 + w, as float.
@@ -97,7 +100,7 @@ class WeightBinder {
     const TensorView* t = find(name, {n});
     std::vector<float> g(static_cast<size_t>(n));
     if (t == nullptr) return g;
-    convert_to_float(t->dtype, aligned(*t), g.data(), g.size());
+    convert_to_float(t->dtype, t->data, g.data(), g.size());
     for (float& x : g) x += 1.0f;
     return g;
   }
@@ -130,8 +133,9 @@ class WeightBinder {
 
   // Weights are used in place; a tensor whose offset breaks the element
   // alignment (legal in safetensors) is copied once.
-  const std::byte* aligned(const TensorView& t) {
+  const std::byte* aligned(const std::string& name, const TensorView& t) {
     if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0) return t.data;
+    if (log_) log_(LogLevel::Info, "tensor " + name + " is not aligned in " + t.source + "; using a copy");
     auto copy = std::make_shared<std::vector<std::byte>>(t.data, t.data + t.nbytes);
     storage_.push_back(copy);
     return copy->data();
@@ -139,6 +143,7 @@ class WeightBinder {
 
   std::map<std::string, TensorView>& tensors_;
   std::vector<std::shared_ptr<const void>>& storage_;
+  const LogSink& log_;
   std::set<std::string> used_;
   Status status_;
 };
@@ -156,10 +161,19 @@ class Gemma2Model {
     auto ck = open_checkpoint(dir);
     if (!ck) return Error{ck.message()};
     if (options.preload) detail::preload(ck->tensors, options);
-    return from_checkpoint(std::move(*ck));
+    return from_checkpoint(std::move(*ck), options);
   }
 
-  static Result<Gemma2Model> from_checkpoint(Checkpoint ck) {
+  static Result<Gemma2Model> from_checkpoint(Checkpoint ck, const LoadOptions& options = {}) {
+    if (options.log) {
+      size_t bytes = 0;
+      std::set<std::string> files, dtypes;
+      for (const auto& [name, t] : ck.tensors) bytes += t.nbytes, files.insert(t.source), dtypes.insert(dtype_name(t.dtype));
+      std::string types;
+      for (const auto& d : dtypes) types += (types.empty() ? "" : ", ") + d;
+      options.log(LogLevel::Info, "checkpoint: " + std::to_string(ck.tensors.size()) + " tensors (" + types + ") in " +
+                                      std::to_string(files.size()) + " file(s), " + std::to_string(bytes) + " bytes");
+    }
     Gemma2Model m;
     if constexpr (std::is_same_v<Config, RuntimeConfig>) {
       m.config_ = std::move(ck.config);
@@ -169,7 +183,7 @@ class Gemma2Model {
     const Config& c = m.config_;
     const int hidden = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
     const int kv_dim = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
-    detail::WeightBinder bind(ck.tensors, m.storage_);
+    detail::WeightBinder bind(ck.tensors, m.storage_, options.log);
     m.embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
     m.final_norm_ = bind.gain("model.norm.weight", hidden);
     for (int i = 0; i < c.num_hidden_layers; ++i) {

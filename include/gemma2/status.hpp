@@ -3,6 +3,7 @@
 // Nothing reachable from bad input throws through the API or aborts.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -58,6 +59,11 @@ class [[nodiscard]] Result {
   std::optional<T> value_;
   std::string error_;
 };
+
+// Where the library's diagnostics go. The library is silent unless the
+// caller passes a sink (LoadOptions::log); it never writes to stdout/stderr.
+enum class LogLevel { Info, Warning };
+using LogSink = std::function<void(LogLevel, const std::string&)>;
 
 namespace detail {
 // Builds an Error from pieces: err("tensor ", name, " has shape ", s).

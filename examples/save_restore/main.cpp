@@ -1,0 +1,46 @@
+// Saving a conversation to a file and picking it up later (another run of
+// the program, another machine with the same model): the restored session
+// continues exactly where the saved one stopped. Usage: save_restore [MODEL_DIR]
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <gemma2/gemma2.hpp>
+
+using Model = gemma2::Gemma2Model<>;
+using Session = gemma2::Session<Model, gemma2::SlidingWindowKVCache<>>;
+
+int main(int argc, char** argv) {
+  const std::string dir = argc > 1 ? argv[1] : GEMMA2_DEFAULT_MODEL_DIR;
+  auto model = Model::load(dir);
+  auto tok = gemma2::Tokenizer::from_model_dir(dir);
+  if (!model || !tok) return 1;
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = 20;
+
+  gemma2::Chat<Model, gemma2::SlidingWindowKVCache<>> chat(Session::create(*model).value(), *tok);
+  auto first = chat.send("Good morrow, my lord.", gemma2::Sampler(), o);
+  if (!first) return 1;
+  std::printf("model: %s\n", first->text.c_str());
+
+  // Save the session (cache + tokens) to a file ...
+  const std::vector<uint8_t> blob = chat.session().save();
+  const std::string path = "conversation.gemma2session";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(blob.data()), static_cast<std::streamsize>(blob.size()));
+  std::printf("saved %zu bytes to %s\n", blob.size(), path.c_str());
+
+  // ... and later read it back into a new chat, which continues the conversation.
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto restored = Session::restore(*model, bytes);
+  if (!restored) return std::fprintf(stderr, "%s\n", restored.message().c_str()), 1;
+  gemma2::Chat<Model, gemma2::SlidingWindowKVCache<>> resumed(std::move(*restored), *tok);
+  auto a = chat.send("What news?", gemma2::Sampler(), o);
+  auto b = resumed.send("What news?", gemma2::Sampler(), o);
+  if (!a || !b) return 1;
+  std::printf("original: %s\nrestored: %s\n", a->text.c_str(), b->text.c_str());
+  std::remove(path.c_str());
+  return a->tokens == b->tokens ? 0 : 1;
+}
