@@ -9,7 +9,8 @@
 //                                         kernel, T >= 3 the tiled GEMM) up to a
 //                                         prefill-shaped product (T = 64);
 //   parallel_for/threads:N                cost of one empty pool dispatch;
-//   model/*                               end-to-end load, decode and prefill on
+//   model/*                               end-to-end load, decode, batched decode
+//                                         (N = 1, 4, 16 sequences) and prefill on
 //                                         the checkpoint in $GEMMA2_BENCH_MODEL
 //                                         (skipped when it is unset).
 //
@@ -126,7 +127,7 @@ void BM_Matmul(benchmark::State& state, int rows, int cols, DType dtype, bool ho
 // One dispatch of an empty body: the fixed cost every matmul pays.
 void BM_ParallelFor(benchmark::State& state) {
   const gemma2::ThreadPool& p = pool(static_cast<int>(state.range(0)));
-  for (auto _ : state) p.parallel_for(1024, 16, [](int64_t b, int64_t e) { benchmark::DoNotOptimize(b + e); });
+  for (auto _ : state) gemma2::detail::parallel_for(&p, 1024, 16, [](int64_t b, int64_t e) { benchmark::DoNotOptimize(b + e); });
 }
 
 // ---- end to end, on $GEMMA2_BENCH_MODEL ----------------------------------
@@ -217,6 +218,36 @@ void BM_Decode(benchmark::State& state) {
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
+// One decode step of N sequences at once (forward_batch reads each weight
+// once for all of them). Args: N, threads. tok/s counts all N tokens.
+void BM_BatchDecode(benchmark::State& state) {
+  const Model* m = shared_model(state);
+  if (m == nullptr) return;
+  const int n = static_cast<int>(state.range(0));
+  const gemma2::ForwardOptions opts = on_pool(static_cast<int>(state.range(1)));
+  constexpr int kPrompt = 8;
+  std::vector<gemma2::KVCache> caches;
+  for (int i = 0; i < n; ++i) {
+    auto kv = m->make_cache(std::min(512, m->config().max_position_embeddings));
+    if (!kv) return state.SkipWithError(kv.message().c_str());
+    caches.push_back(std::move(*kv));
+    if (auto r = m->forward(prompt_ids(*m, kPrompt), caches.back(), opts); !r) return state.SkipWithError(r.message().c_str());
+  }
+  std::vector<int32_t> tokens(static_cast<size_t>(n), 100);
+  std::vector<gemma2::BatchItem<gemma2::KVCache>> items;
+  for (int i = 0; i < n; ++i) items.push_back({&caches[static_cast<size_t>(i)], &tokens[static_cast<size_t>(i)], 1});
+  for (auto _ : state) {
+    if (caches[0].size() == caches[0].capacity()) {
+      state.PauseTiming();
+      for (auto& kv : caches) (void)kv.truncate(kPrompt);
+      state.ResumeTiming();
+    }
+    auto logits = m->forward_batch(items, opts);
+    if (!logits) return state.SkipWithError(logits.message().c_str());
+  }
+  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // A prompt of range(0) tokens into an empty cache. Args: tokens, threads.
 void BM_Prefill(benchmark::State& state) {
   const Model* m = shared_model(state);
@@ -280,6 +311,12 @@ int main(int argc, char** argv) {
       ->ArgName("threads")
       ->Arg(1)
       ->Arg(2)
+      ->MinTime(5.0)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("model/batch_decode", BM_BatchDecode)
+      ->ArgsProduct({{1, 4, 16}, {2}})
+      ->ArgNames({"N", "threads"})
       ->MinTime(5.0)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);

@@ -82,8 +82,54 @@ float dot(const T* w, const float* x, int n) {
   return s;
 }
 
-// Rows of X below this count use the dot-product kernel; above, tiled GEMM.
-constexpr int kGemmMinRows = 3;
+// out[t] = Σ w[i]·X[t][i] for T rows of X (row stride `ld`): each weight
+// vector is loaded and widened once for all T rows (batched decode).
+template <int T, class E>
+void dot_rows(const E* w, const float* X, int64_t ld, int n, float* out, int64_t out_stride) {
+  int i = 0;
+  float s[T] = {};
+#if GEMMA2_SIMD_LANES > 1
+  constexpr int L = GEMMA2_SIMD_LANES;
+  VecF a0[T], a1[T];  // two chains per row hide the FMA latency
+  for (int t = 0; t < T; ++t) a0[t] = a1[t] = vzero();
+  for (; i + 2 * L <= n; i += 2 * L) {
+    const VecF w0 = vload(w + i), w1 = vload(w + i + L);
+    for (int t = 0; t < T; ++t) {
+      a0[t] = vfma(w0, vload(X + t * ld + i), a0[t]);
+      a1[t] = vfma(w1, vload(X + t * ld + i + L), a1[t]);
+    }
+  }
+  for (; i + L <= n; i += L) {
+    const VecF w0 = vload(w + i);
+    for (int t = 0; t < T; ++t) a0[t] = vfma(w0, vload(X + t * ld + i), a0[t]);
+  }
+  for (int t = 0; t < T; ++t) s[t] = vsum(a0[t]) + vsum(a1[t]);
+#endif
+  for (; i < n; ++i)
+    for (int t = 0; t < T; ++t) s[t] += to_float(w[i]) * X[t * ld + i];
+  for (int t = 0; t < T; ++t) out[t * out_stride] = s[t];
+}
+
+// Stored elements to float, vectorised (tiles for the GEMM path).
+template <class T>
+void widen(const T* src, float* dst, int64_t n) {
+  int64_t i = 0;
+#if GEMMA2_SIMD_LANES > 1
+  for (; i + GEMMA2_SIMD_LANES <= n; i += GEMMA2_SIMD_LANES) {
+#if GEMMA2_SIMD_LANES == 16
+    _mm512_storeu_ps(dst + i, vload(src + i));
+#else
+    _mm256_storeu_ps(dst + i, vload(src + i));
+#endif
+  }
+#endif
+  for (; i < n; ++i) dst[i] = to_float(src[i]);
+}
+
+// Rows of X below this count use the dot-product kernel (each weight row is
+// read from memory once and reused from L1 for every row of X); from here
+// on, tiled GEMM, whose conversion and packing pay off.
+constexpr int kGemmMinRows = 8;
 // Floats of converted weights per GEMM tile (1 MiB: stays in L2).
 constexpr int64_t kTileFloats = 1 << 18;
 
@@ -93,10 +139,19 @@ inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Execu
     using Elem = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     const Elem* w = reinterpret_cast<const Elem*>(W.data);
     const int64_t cols = W.cols, rows = W.rows;
-    if (T < kGemmMinRows) {
+    if (T == 1) {
       parallel_for(pool, rows, 16, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)  // each weight row is read from memory once for all T
-          for (int t = 0; t < T; ++t) Y[t * rows + r] = dot(w + r * cols, X + t * cols, static_cast<int>(cols));
+        for (int64_t r = r0; r < r1; ++r) Y[r] = dot(w + r * cols, X, static_cast<int>(cols));
+      });
+      return;
+    }
+    if (T < kGemmMinRows) {
+      using Kernel = void (*)(const Elem*, const float*, int64_t, int, float*, int64_t);
+      static constexpr Kernel kernels[] = {nullptr,           nullptr,           dot_rows<2, Elem>, dot_rows<3, Elem>,
+                                           dot_rows<4, Elem>, dot_rows<5, Elem>, dot_rows<6, Elem>, dot_rows<7, Elem>};
+      static_assert(sizeof kernels / sizeof kernels[0] == kGemmMinRows, "one kernel per row count");
+      parallel_for(pool, rows, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) kernels[T](w + r * cols, X, cols, static_cast<int>(cols), Y + r, rows);
       });
       return;
     }
@@ -111,7 +166,7 @@ inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Execu
           wt = w + r * cols;
         } else {
           buf.resize(static_cast<size_t>(n * cols));
-          convert_to_float(W.dtype, W.row(static_cast<int>(r)), buf.data(), buf.size());
+          widen(w + r * cols, buf.data(), n * cols);
           wt = buf.data();
         }
         Eigen::Map<const Activations> wm(wt, n, cols);
