@@ -13,6 +13,7 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
+// The four projections of one attention block, as stored in the checkpoint.
 struct AttentionWeights {
   Matrix q_proj, k_proj, v_proj, o_proj;  // [heads*head_dim][hidden] ... [hidden][heads*head_dim]
 };
@@ -28,6 +29,7 @@ struct SequenceRows {
   int count;
 };
 
+// Self-attention of one layer; holds weight views, no per-sequence state.
 template <class Config>
 class Attention {
  public:

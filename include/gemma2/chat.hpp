@@ -15,8 +15,10 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
+// Who speaks a chat message.
 enum class Role { System, User, Model };
 
+// One chat message.
 struct Message {
   Role role;
   std::string content;

@@ -21,6 +21,7 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
+// Why generate() stopped.
 enum class StopReason {
   MaxTokens,    // max_new_tokens were generated
   StopToken,    // a token of stop_tokens was sampled
@@ -42,6 +43,7 @@ inline const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
+// Limits and stop conditions of generate().
 struct GenerateOptions {
   int max_new_tokens = 256;
   std::vector<int32_t> stop_tokens;       // e.g. {tokenizer.eos_id(), tokenizer.end_of_turn_id()}
@@ -51,6 +53,7 @@ struct GenerateOptions {
   int prefill_chunk = 512;
 };
 
+// What generate() produced.
 struct GenerateResult {
   std::vector<int32_t> tokens;  // sampled ids, including a final stop token
   std::string text;             // the streamed text (stop tokens and stop strings excluded)

@@ -45,6 +45,7 @@ struct CacheShape {
   std::vector<AttentionKind> layer_types;
 };
 
+// The cache shape for a model config and a capacity.
 template <class Config>
 CacheShape cache_shape(const Config& c, int capacity) {
   const RuntimeConfig r = to_runtime(c);

@@ -14,6 +14,7 @@ struct LayerNorms {
   std::vector<float> input, post_attention, pre_feedforward, post_feedforward;
 };
 
+// One decoder layer: attention and MLP blocks with their four norms.
 template <class Config>
 class DecoderLayer {
  public:

@@ -6,10 +6,12 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
+// The three projections of one MLP block.
 struct MlpWeights {
   Matrix gate_proj, up_proj, down_proj;  // [ffn][hidden], [ffn][hidden], [hidden][ffn]
 };
 
+// The GeGLU feed-forward block of one layer.
 class Mlp {
  public:
   explicit Mlp(MlpWeights w) : w_(w) {}

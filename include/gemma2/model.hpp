@@ -24,6 +24,7 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
+// Options of Gemma2Model::forward / forward_batch.
 struct ForwardOptions {
   ForwardOptions() = default;
   // Shorthand: {pool}, {pool, all_logits}, {pool, all_logits, chunk}.
@@ -56,6 +57,7 @@ struct BatchItem {
   size_t n;
 };
 
+// Options of Gemma2Model::load.
 struct LoadOptions {
   // Read every weight page during load instead of on first use, so the
   // first tokens run at full speed; `progress` then reports bytes read.
@@ -149,6 +151,8 @@ class WeightBinder {
 };
 }  // namespace detail
 
+// A loaded Gemma 2 model: immutable, thread-safe, shareable. Config is a
+// preset (Gemma2_2B, ...) or RuntimeConfig (sizes from config.json).
 template <class Config = RuntimeConfig>
 class Gemma2Model {
  public:

@@ -18,6 +18,7 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
+// Every token of a sequence so far (prompt included).
 using TokenHistory = std::vector<int32_t>;
 // Modifies logits in place given the history.
 using LogitProcessor = std::function<void(std::vector<float>& logits, const TokenHistory& history)>;
@@ -137,6 +138,8 @@ inline LogitProcessor min_p(float min_p) {
 
 }  // namespace processors
 
+// Settings of the ready-made Sampler; the defaults are plain sampling at
+// temperature 1 with every processor off.
 struct SamplingParams {
   bool greedy = false;         // argmax after the processors (ignores temperature and sampling)
   float temperature = 1.0f;    // 0 also means greedy

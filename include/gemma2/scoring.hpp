@@ -23,6 +23,7 @@ struct TokenPrediction {
   std::vector<std::pair<int32_t, float>> top;  // top-k (id, log p), most likely first
 };
 
+// Options of score().
 struct ScoreOptions {
   const Executor* pool = nullptr;
   // Longest forward pass in positions (0: the model's max_position_embeddings).
@@ -35,6 +36,7 @@ struct ScoreOptions {
   const std::atomic<bool>* cancel = nullptr;
 };
 
+// What score() computed.
 struct ScoreResult {
   std::vector<float> logprobs;  // for ids[1..n)
   double nll = 0.0;             // mean negative log-likelihood, nats per predicted token

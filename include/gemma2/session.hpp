@@ -59,6 +59,7 @@ struct Reader {
 };
 }  // namespace detail
 
+// One sequence: its KV cache (any policy) and its tokens.
 template <class Model, class Cache = KVCache>
 class Session {
  public:

@@ -47,6 +47,7 @@ inline size_t find_invalid_utf8(std::string_view s) {
 }
 }  // namespace detail
 
+// Gemma's sentencepiece tokenizer. Immutable after load; copies share it.
 class Tokenizer {
  public:
   // Loads a sentencepiece model file (tokenizer.model).

@@ -28,7 +28,8 @@ inline const char* dtype_name(DType t) {
 
 inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
 
-// Storage element types; their values convert exactly to float.
+// Storage element types (bfloat16 and IEEE half); their values convert
+// exactly to float.
 struct bf16 {
   uint16_t bits;
 };

@@ -18,6 +18,7 @@
 GEMMA2_BEGIN_NAMESPACE
 namespace detail {
 
+// A read-only memory mapping of a whole file.
 class MappedFile {
  public:
   static Result<std::shared_ptr<const MappedFile>> open(const std::string& path) {
