@@ -39,19 +39,13 @@ using gemma2::DType;
 using Model = gemma2::Gemma2Model<gemma2::RuntimeConfig>;
 using Clock = std::chrono::steady_clock;
 
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // Uniform in [-0.0346, 0.0346): standard deviation 0.02.
-float random_weight(uint64_t& s) { return static_cast<float>(splitmix64(s) >> 40) * (0.0692820f / 16777216.0f) - 0.0346410f; }
+float random_weight(gemma2::Rng& rng) { return static_cast<float>(rng.next() >> 40) * (0.0692820f / 16777216.0f) - 0.0346410f; }
 
 std::vector<float> random_floats(size_t n, uint64_t seed) {
+  gemma2::Rng rng(seed);
   std::vector<float> v(n);
-  for (float& x : v) x = random_weight(seed) * 50.0f;  // activations of order 1
+  for (float& x : v) x = random_weight(rng) * 50.0f;  // activations of order 1
   return v;
 }
 
@@ -79,7 +73,7 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
   const size_t count = hot ? 1 : std::max<size_t>(1, (kMinBytes + bytes - 1) / bytes);
   w.copies.resize(count);
   w.copies[0].resize(bytes);
-  uint64_t seed = 42;
+  gemma2::Rng seed(42);
   if (dtype == DType::BF16) {
     auto* p = reinterpret_cast<gemma2::bf16*>(w.copies[0].data());
     for (size_t i = 0; i < n; ++i) p[i] = gemma2::to_bf16(random_weight(seed));

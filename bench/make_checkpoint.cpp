@@ -125,18 +125,12 @@ std::vector<Tensor> tensor_list(const gemma2::RuntimeConfig& c) {
   return t;
 }
 
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // Streams one tensor's random values to `out`: uniform with standard
 // deviation 0.02 for matrices (like initializer_range), in [-0.1, 0.1] for norms.
 void write_tensor(std::ofstream& out, const Tensor& t, bool bf16, uint64_t seed) {
   uint64_t s = seed;
   for (char ch : t.name) s = (s ^ static_cast<uint8_t>(ch)) * 0x100000001b3ull;  // FNV-style name hash
+  gemma2::Rng rng(s);
   const float a = t.is_norm ? 0.1f : 0.02f * 1.7320508f;
   const float scale = 2.0f * a / 16777216.0f;  // 24 random bits -> [-a, a)
   constexpr size_t kChunk = 1 << 20;
@@ -144,7 +138,7 @@ void write_tensor(std::ofstream& out, const Tensor& t, bool bf16, uint64_t seed)
   std::vector<gemma2::bf16> h(bf16 ? kChunk : 0);
   for (uint64_t done = 0, n = t.count(); done < n;) {
     const size_t m = static_cast<size_t>(std::min<uint64_t>(kChunk, n - done));
-    for (size_t i = 0; i < m; ++i) f[i] = static_cast<float>(splitmix64(s) >> 40) * scale - a;
+    for (size_t i = 0; i < m; ++i) f[i] = static_cast<float>(rng.next() >> 40) * scale - a;
     if (bf16) {
       for (size_t i = 0; i < m; ++i) h[i] = gemma2::to_bf16(f[i]);
       out.write(reinterpret_cast<const char*>(h.data()), static_cast<std::streamsize>(m * 2));

@@ -83,10 +83,12 @@ inline Status check_shape(const CacheShape& s) {
 }
 
 // Per-layer ring buffers of `slots` rows (slots >= capacity means a plain
-// array). The shared mechanism of the two policies below.
+// array): the shared mechanism and most of the interface of the two
+// policies below.
 template <class Storage>
 class LayerRings {
  public:
+  using storage = Storage;
   LayerRings() = default;
   LayerRings(const CacheShape& shape, std::vector<int> slots)
       : shape_(shape), slots_(std::move(slots)), floors_(slots_.size(), 0) {
@@ -103,8 +105,6 @@ class LayerRings {
     size_ = n;
     high_ = std::max(high_, n);
   }
-  // Forgets positions >= n (their rows stay until overwritten).
-  void truncate(int n) { size_ = n; }
   void clear() {
     size_ = high_ = 0;
     std::fill(floors_.begin(), floors_.end(), 0);
@@ -147,6 +147,10 @@ class LayerRings {
                : 0;
   }
 
+ protected:
+  // Forgets positions >= n (their rows stay until overwritten).
+  void drop_from(int n) { size_ = n; }
+
  private:
   size_t row(int layer, int pos) const {
     const int slots = slots_[static_cast<size_t>(layer)];
@@ -166,10 +170,9 @@ class LayerRings {
 // Every layer keeps every position up to capacity. Storage float (exact) or
 // bf16 (half the memory; keys and values rounded to bf16).
 template <class Storage = float>
-class FullKVCache {
+class FullKVCache : public detail::LayerRings<Storage> {
  public:
   static constexpr uint32_t kind = 1;
-  using storage = Storage;
 
   static size_t bytes_for(const CacheShape& s) {
     return 2 * static_cast<size_t>(s.num_layers) * s.capacity * s.kv_dim * sizeof(Storage);
@@ -179,26 +182,16 @@ class FullKVCache {
     return FullKVCache(s);
   }
 
-  const CacheShape& shape() const { return rings_.shape(); }
-  int size() const { return rings_.size(); }
-  int capacity() const { return rings_.capacity(); }
-  int max_step() const { return capacity(); }
-  int oldest(int layer) const { return rings_.oldest(layer); }
-  size_t bytes() const { return rings_.bytes(); }
-  void store(int layer, int pos, const float* k, const float* v) { rings_.store(layer, pos, k, v); }
-  int view(int layer, int first, int last, KVSegment out[2]) const { return rings_.view(layer, first, last, out); }
-  void set_size(int n) { rings_.set_size(n); }
-  void reset(int n, const std::vector<int>& oldest) { rings_.reset(n, oldest); }
-  void clear() { rings_.clear(); }
+  int max_step() const { return this->capacity(); }
   Status truncate(int n) {
-    if (n < 0 || n > size()) return detail::err("cannot truncate a KV cache of ", size(), " positions to ", n);
-    rings_.truncate(n);
+    if (n < 0 || n > this->size()) return detail::err("cannot truncate a KV cache of ", this->size(), " positions to ", n);
+    this->drop_from(n);
     return {};
   }
 
  private:
-  explicit FullKVCache(const CacheShape& s) : rings_(s, std::vector<int>(static_cast<size_t>(s.num_layers), s.capacity)) {}
-  detail::LayerRings<Storage> rings_;
+  explicit FullKVCache(const CacheShape& s)
+      : detail::LayerRings<Storage>(s, std::vector<int>(static_cast<size_t>(s.num_layers), s.capacity)) {}
 };
 
 // Gemma 2's local layers only ever look at the last `sliding_window`
@@ -210,10 +203,9 @@ class FullKVCache {
 // still in the rings, i.e. for going back up to max_step positions (512 by
 // default); further back it refuses (Session::rollback then recomputes).
 template <class Storage = float>
-class SlidingWindowKVCache {
+class SlidingWindowKVCache : public detail::LayerRings<Storage> {
  public:
   static constexpr uint32_t kind = 2;
-  using storage = Storage;
   static constexpr int kDefaultMaxStep = 512;
 
   static size_t bytes_for(const CacheShape& s, int max_step = kDefaultMaxStep) {
@@ -227,25 +219,15 @@ class SlidingWindowKVCache {
     return SlidingWindowKVCache(s, max_step);
   }
 
-  const CacheShape& shape() const { return rings_.shape(); }
-  int size() const { return rings_.size(); }
-  int capacity() const { return rings_.capacity(); }
   int max_step() const { return max_step_; }
-  int oldest(int layer) const { return rings_.oldest(layer); }
-  size_t bytes() const { return rings_.bytes(); }
-  void store(int layer, int pos, const float* k, const float* v) { rings_.store(layer, pos, k, v); }
-  int view(int layer, int first, int last, KVSegment out[2]) const { return rings_.view(layer, first, last, out); }
-  void set_size(int n) { rings_.set_size(n); }
-  void reset(int n, const std::vector<int>& oldest) { rings_.reset(n, oldest); }
-  void clear() { rings_.clear(); }
   Status truncate(int n) {
-    if (n < 0 || n > size()) return detail::err("cannot truncate a KV cache of ", size(), " positions to ", n);
-    for (int l = 0; l < shape().num_layers; ++l)
-      if (rings_.needed_from(l, n) < oldest(l))
+    if (n < 0 || n > this->size()) return detail::err("cannot truncate a KV cache of ", this->size(), " positions to ", n);
+    for (int l = 0; l < this->shape().num_layers; ++l)
+      if (this->needed_from(l, n) < this->oldest(l))
         return detail::err("cannot roll back to position ", n, ": layer ", l,
-                           " (sliding window) has already overwritten position ", oldest(l) - 1,
+                           " (sliding window) has already overwritten position ", this->oldest(l) - 1,
                            ", which the next token would attend to");
-    rings_.truncate(n);
+    this->drop_from(n);
     return {};
   }
 
@@ -256,9 +238,9 @@ class SlidingWindowKVCache {
       slots.push_back(k == AttentionKind::Local ? std::min(s.capacity, s.sliding_window + max_step - 1) : s.capacity);
     return slots;
   }
-  SlidingWindowKVCache(const CacheShape& s, int max_step) : rings_(s, slots_for(s, max_step)), max_step_(max_step) {}
+  SlidingWindowKVCache(const CacheShape& s, int max_step)
+      : detail::LayerRings<Storage>(s, slots_for(s, max_step)), max_step_(max_step) {}
 
-  detail::LayerRings<Storage> rings_;
   int max_step_;
 };
 
