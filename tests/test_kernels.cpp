@@ -82,3 +82,68 @@ TEST_CASE("thread pool rejects absurd thread counts; parallel_for covers every i
     for (int h : hits) CHECK(h == 1);
   }
 }
+
+TEST_CASE("block formats: quantize, dequantize and the integer kernels against naive references") {
+  auto pool = gemma2::ThreadPool::create(2);
+  REQUIRE(pool.ok());
+  std::mt19937 rng(11);
+  for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0}) {
+    for (auto [rows, cols] : {std::pair<int, int>{1, 32}, {7, 64}, {33, 96}, {130, 256}, {17, 2304}}) {
+      INFO(std::string(gemma2::dtype_name(dtype)), " ", rows, "x", cols);
+      const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
+      std::vector<std::byte> q(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));
+      for (int r = 0; r < rows; ++r)
+        gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &q[r * gemma2::row_bytes(dtype, cols)], cols);
+      const gemma2::Matrix W{dtype, rows, cols, q.data()};
+      CHECK(W.bytes() * 8.0 / (static_cast<double>(rows) * cols) == (dtype == gemma2::DType::Q8_0 ? 8.5 : 4.5));
+      // Dequantized weights are within half a step of the originals (a full
+      // step for Q4_0's asymmetric range), with the step d per block.
+      std::vector<float> deq(src.size());
+      for (int r = 0; r < rows; ++r)
+        gemma2::detail::dequantize_row(dtype, W.row(r), &deq[static_cast<size_t>(r) * cols], cols);
+      for (size_t b = 0; b < src.size() / 32; ++b) {
+        float m = 0;
+        for (int i = 0; i < 32; ++i) m = std::max(m, std::abs(src[b * 32 + i]));
+        const float step = m / (dtype == gemma2::DType::Q8_0 ? 127.0f : 8.0f);
+        const float bound = step * (dtype == gemma2::DType::Q8_0 ? 0.51f : 1.01f);  // Q4_0 clamps +8 to +7
+        for (int i = 0; i < 32; ++i) CHECK(std::abs(deq[b * 32 + i] - src[b * 32 + i]) <= bound + 1e-6f);
+      }
+      for (int T : {1, 3, 7, 8, 12}) {
+        const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
+        // Reference: below 8 rows the kernel quantizes X per block of 32
+        // (scale max|x|/127) and sums integer products; from 8 rows on it
+        // multiplies the dequantized weights with float X.
+        const auto xq = gemma2::detail::quantize_activations(X.data(), T, cols);
+        for (const gemma2::Executor* p : {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
+          std::vector<float> Y(static_cast<size_t>(T) * rows);
+          gemma2::detail::matmul(W, X.data(), T, Y.data(), p);
+          for (int t = 0; t < T; ++t)
+            for (int r = 0; r < rows; ++r) {
+              double ref = 0, scale = 0;
+              for (int c = 0; c < cols; ++c) {
+                const size_t wi = static_cast<size_t>(r) * cols + c, xi = static_cast<size_t>(t) * cols + c;
+                const double x = T < gemma2::detail::kGemmMinRows ? xq.q[xi] * static_cast<double>(xq.d[xi / 32]) : X[xi];
+                ref += static_cast<double>(deq[wi]) * x;
+                scale += std::abs(static_cast<double>(deq[wi]) * x);
+              }
+              CHECK(std::abs(Y[static_cast<size_t>(t) * rows + r] - ref) <= 1e-5 * scale + 1e-6);
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("f16 rounding") {
+  std::mt19937 rng(5);
+  for (int i = 0; i < 100000; ++i) {
+    const float f = std::ldexp(std::uniform_real_distribution<float>(-1, 1)(rng), static_cast<int>(rng() % 40) - 28);
+    const float back = gemma2::to_float(gemma2::to_f16(f));
+    // Nearest half: error at most half a unit in the last place (2^-11 relative, 2^-25 absolute for subnormals).
+    CHECK(std::abs(back - f) <= std::max(std::abs(f) * std::ldexp(1.0f, -11), std::ldexp(1.0f, -25)));
+  }
+  CHECK(gemma2::to_f16(65504.0f).bits == 0x7bff);
+  CHECK(gemma2::to_f16(1e6f).bits == 0x7c00);
+  CHECK(gemma2::to_f16(-0.0f).bits == 0x8000);
+  CHECK(gemma2::to_f16(1.0f + std::ldexp(1.0f, -11)).bits == 0x3c00);  // tie to even
+}

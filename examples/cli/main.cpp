@@ -15,12 +15,14 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
 #include "gemma2/gemma2.hpp"
 
@@ -42,15 +44,49 @@ std::string default_model_dir() {
   return GEMMA2_DEFAULT_MODEL_DIR;
 }
 
+// --dtype names.
+const std::map<std::string, gemma2::DType> kDTypes = {{"f32", gemma2::DType::F32},
+                                                     {"bf16", gemma2::DType::BF16},
+                                                     {"f16", gemma2::DType::F16},
+                                                     {"q8", gemma2::DType::Q8_0},
+                                                     {"q4", gemma2::DType::Q4_0}};
+
+void add_dtype(CLI::App* cmd, std::string& dtype) {
+  cmd->add_option("--dtype", dtype, "weight storage: f32, bf16, f16, q8 (8.5 bits) or q4 (4.5 bits); "
+                                    "default: as in the checkpoint")
+      ->check(CLI::IsMember({"f32", "bf16", "f16", "q8", "q4"}));
+}
+
 // Options every model command takes.
 struct ModelOptions {
   std::string dir = default_model_dir();
   int threads = 1;
+  std::string dtype;
 
   void add_to(CLI::App* cmd) {
     cmd->add_option("--model", dir, "Hugging Face model directory (config.json, safetensors, tokenizer.model)")
         ->capture_default_str();
     cmd->add_option("--threads", threads, "threads for the matrix products")->capture_default_str();
+    add_dtype(cmd, dtype);
+  }
+};
+
+// Prints a progress line for slow load steps of large models; ends it at the end.
+struct ProgressLine {
+  bool shown = false;
+  int last = -1;
+  void operator()(const char* stage, size_t done, size_t total) {
+    const int pct = static_cast<int>(100.0 * done / total);
+    if (total < (size_t{256} << 20) || pct == last) return;
+    last = pct;
+    std::fprintf(stderr, "\r%s weights: %3d%% (%.2f of %.2f GB)   ", stage, static_cast<int>(100.0 * done / total),
+                 done / 1e9, total / 1e9);
+    shown = true;
+  }
+  void end() {
+    if (shown) std::fprintf(stderr, "\n");
+    shown = false;
+    last = -1;
   }
 };
 
@@ -68,14 +104,13 @@ std::optional<Loaded> load(const ModelOptions& o, bool need_tokenizer) {
   l.pool.emplace(std::move(*pool));
   gemma2::LoadOptions lo;
   lo.preload = true;  // fault the weights in now, with a progress line for large checkpoints
-  lo.progress = [](size_t done, size_t total) {
-    if (total < (size_t{256} << 20)) return;
-    std::fprintf(stderr, "\rloading weights: %3d%% (%.2f of %.2f GB)", static_cast<int>(100.0 * done / total),
-                 done / 1e9, total / 1e9);
-    if (done == total) std::fprintf(stderr, "\n");
-  };
+  ProgressLine progress;
+  lo.progress = std::ref(progress);
+  lo.pool = &*l.pool;
+  if (!o.dtype.empty()) lo.weight_type = kDTypes.at(o.dtype);
   const auto t0 = Clock::now();
   auto m = Model::load(o.dir, lo);
+  progress.end();
   if (!m) return fail(m.message()), std::nullopt;
   l.model.emplace(std::move(*m));
   std::ifstream has_tokenizer(o.dir + "/tokenizer.model");
@@ -319,6 +354,72 @@ int run_logits(const ModelOptions& mo, const std::vector<int32_t>& ids, const st
   return 0;
 }
 
+// Resident set size of this process.
+size_t rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// gemma2 bench: a preset's shape with random weights made in memory; one
+// JSON line with prefill and decode speed.
+int run_bench(const std::string& preset, const std::string& dtype, int threads, int prompt, int gen, int depth) {
+  auto pool = gemma2::ThreadPool::create(threads);
+  if (!pool) return fail(pool.message());
+  if (prompt < 1 || gen < 1 || depth < 0) return fail("bench: --prompt and --gen must be >= 1, --depth >= 0");
+  gemma2::RuntimeConfig config;
+  if (preset == "2b") config = gemma2::to_runtime(gemma2::Gemma2_2B{});
+  else if (preset == "9b") config = gemma2::to_runtime(gemma2::Gemma2_9B{});
+  else config = gemma2::to_runtime(gemma2::Gemma2_27B{});
+  const gemma2::DType type = kDTypes.at(dtype);
+  const int context = std::max(prompt, depth) + gen;
+  if (context > config.max_position_embeddings) return fail("bench: prompt/depth + gen exceed the context");
+  std::cerr << "making random " << preset << " weights (" << dtype << ")...\n";
+  // Made as BF16 (F32 for f32) and converted at load, like a real checkpoint.
+  const gemma2::DType stored = type == gemma2::DType::F32 ? gemma2::DType::F32 : gemma2::DType::BF16;
+  gemma2::LoadOptions lo;
+  lo.pool = &*pool;
+  lo.weight_type = type;
+  ProgressLine progress;
+  lo.progress = std::ref(progress);
+  auto model = Model::from_checkpoint(gemma2::random_checkpoint(config, stored, 1, &*pool), lo);
+  progress.end();
+  if (!model) return fail(model.message());
+  const size_t weights = model->weight_bytes();
+
+  std::vector<int32_t> ids = {2};
+  for (int i = 1; i < std::max(prompt, depth); ++i) ids.push_back(1000 + (i * 7919) % 200000);
+  auto kv = model->make_cache(context);
+  if (!kv) return fail(kv.message());
+  const gemma2::ForwardOptions opts{&*pool};
+  // Prefill of `prompt` tokens into an empty cache.
+  auto t0 = Clock::now();
+  if (auto r = model->forward(ids.data(), static_cast<size_t>(prompt), *kv, opts); !r) return fail(r.message());
+  const double prefill_s = seconds_since(t0);
+  // Decode `gen` tokens after `depth` positions (default: after the prompt).
+  if (depth > prompt) {
+    if (auto r = model->forward(ids.data() + prompt, static_cast<size_t>(depth - prompt), *kv, opts); !r)
+      return fail(r.message());
+  } else if (depth > 0 && depth < prompt) {
+    (void)kv->truncate(depth);
+  }
+  int32_t token = 100;
+  t0 = Clock::now();
+  for (int i = 0; i < gen; ++i) {
+    auto r = model->forward(&token, 1, *kv, opts);
+    if (!r) return fail(r.message());
+    token = gemma2::argmax(std::vector<float>(r->data(), r->data() + r->cols()));
+  }
+  const double decode_s = seconds_since(t0);
+  std::cout << std::setprecision(6) << "{\"preset\":\"" << preset << "\",\"dtype\":\"" << dtype
+            << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
+            << ",\"depth\":" << (depth > 0 ? depth : prompt) << ",\"prefill_tok_s\":" << prompt / prefill_s
+            << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
+            << ",\"rss_bytes\":" << rss_bytes() << "}" << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -383,7 +484,19 @@ int main(int argc, char** argv) {
   logits->add_option("--ids", logits_ids, "token ids, comma separated")->delimiter(',')->required();
   logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
 
+  std::string preset = "2b", bench_dtype = "bf16";
+  int bench_threads = 1, bench_prompt = 512, bench_gen = 32, depth = 0;
+  auto* bench = app.add_subcommand("bench", "speed of a preset's shape with random weights (no file needed); one JSON line");
+  bench->add_option("--preset", preset, "2b, 9b or 27b")->check(CLI::IsMember({"2b", "9b", "27b"}))->capture_default_str();
+  add_dtype(bench, bench_dtype);
+  bench->add_option("--threads", bench_threads, "threads")->capture_default_str();
+  bench->add_option("--prompt", bench_prompt, "prefill length")->capture_default_str();
+  bench->add_option("--gen", bench_gen, "decoded tokens")->capture_default_str();
+  bench->add_option("--depth", depth, "positions in the cache before decoding (default: the prompt)");
+
   CLI11_PARSE(app, argc, argv);
+  if (bench->parsed())
+    return run_bench(preset, bench_dtype.empty() ? "bf16" : bench_dtype, bench_threads, bench_prompt, bench_gen, depth);
   if (generate->parsed())
     return run_generate(gen_model, gen_sampling, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
   if (chat->parsed()) return run_chat(chat_model, chat_sampling, system, chat_max_new, verbose);

@@ -10,6 +10,7 @@
 #include "gemma2/io/safetensors.hpp"
 #include "gemma2/kv_cache.hpp"
 #include "gemma2/model.hpp"
+#include "gemma2/random_model.hpp"
 #include "gemma2/sampling.hpp"
 #include "gemma2/scoring.hpp"
 #include "gemma2/session.hpp"

@@ -13,6 +13,7 @@
 #include <functional>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -60,9 +61,17 @@ struct BatchItem {
 // Options of Gemma2Model::load.
 struct LoadOptions {
   // Read every weight page during load instead of on first use, so the
-  // first tokens run at full speed; `progress` then reports bytes read.
+  // first tokens run at full speed.
   bool preload = false;
-  std::function<void(size_t bytes_done, size_t bytes_total)> progress;
+  // Store the weight matrices in this type instead of the checkpoint's
+  // (F32, BF16, F16, or the block formats Q8_0 / Q4_0), converted at load.
+  // Norm weights stay float; matrices whose width is not a multiple of 32
+  // keep their type for the block formats.
+  std::optional<DType> weight_type;
+  // Threads for the conversion.
+  const Executor* pool = nullptr;
+  // Progress of the slow steps: stage is "reading" (preload) or "converting".
+  std::function<void(const char* stage, size_t bytes_done, size_t bytes_total)> progress;
   // Diagnostics (what was loaded, tensors that had to be copied); none by default.
   LogSink log;
 };
@@ -77,7 +86,7 @@ inline void preload(const std::map<std::string, TensorView>& tensors, const Load
     for (size_t off = 0; off < t.nbytes; off += 4096) sink = sink + static_cast<unsigned char>(t.data[off]);
     done += t.nbytes;
     if (options.progress && (done - reported >= (size_t{64} << 20) || done == total)) {
-      options.progress(done, total);
+      options.progress("reading", done, total);
       reported = done;
     }
   }
@@ -88,14 +97,32 @@ inline void preload(const std::map<std::string, TensorView>& tensors, const Load
 class WeightBinder {
  public:
   WeightBinder(std::map<std::string, TensorView>& tensors, std::vector<std::shared_ptr<const void>>& storage,
-               const LogSink& log)
-      : tensors_(tensors), storage_(storage), log_(log) {}
+               const LoadOptions& options)
+      : tensors_(tensors), storage_(storage), options_(options) {
+    for (const auto& [name, t] : tensors) total_ += t.nbytes;
+  }
 
   Matrix matrix(const std::string& name, int rows, int cols) {
     const TensorView* t = find(name, {rows, cols});
     if (t == nullptr) return {};
-    return Matrix{t->dtype, rows, cols, aligned(name, *t)};
+    const Matrix m{t->dtype, rows, cols, aligned(name, *t)};
+    matrix_bytes_ += m.bytes();
+    const DType to = options_.weight_type.value_or(m.dtype);
+    const bool keep = to == m.dtype || (is_quantized(to) && cols % kQuantBlock != 0);
+    if (keep && to != m.dtype && options_.log)
+      options_.log(LogLevel::Info, name + ": width not a multiple of 32, kept as " + dtype_name(m.dtype));
+    if (keep) {
+      storage_.push_back(t->owner);  // used in place: keep its file mapped
+      return m;
+    }
+    Matrix out = convert(m, to);
+    converted_ += t->nbytes;
+    if (options_.progress) options_.progress("converting", converted_, total_);
+    matrix_bytes_ += out.bytes() - m.bytes();
+    return out;
   }
+
+  size_t matrix_bytes() const { return matrix_bytes_; }
 
   // The RMSNorm gain 1 + w, as float.
   std::vector<float> gain(const std::string& name, int n) {
@@ -129,15 +156,41 @@ class WeightBinder {
       return nullptr;
     }
     used_.insert(name);
-    storage_.push_back(it->second.owner);
     return &it->second;
+  }
+
+  // The matrix stored as `to`, row by row through float.
+  Matrix convert(const Matrix& m, DType to) {
+    auto buf = std::make_shared<std::vector<std::byte>>(static_cast<size_t>(m.rows) * row_bytes(to, m.cols));
+    storage_.push_back(buf);
+    Matrix out{to, m.rows, m.cols, buf->data()};
+    parallel_for(options_.pool, m.rows, 64, [&](int64_t r0, int64_t r1) {
+      std::vector<float> row(static_cast<size_t>(m.cols));
+      for (int64_t r = r0; r < r1; ++r) {
+        convert_to_float(m.dtype, m.row(static_cast<int>(r)), row.data(), row.size());
+        std::byte* dst = buf->data() + static_cast<size_t>(r) * row_bytes(to, m.cols);
+        if (is_quantized(to)) {
+          quantize_row(to, row.data(), dst, m.cols);
+        } else {
+          for (int c = 0; c < m.cols; ++c) {
+            if (to == DType::F32) std::memcpy(dst + 4 * c, &row[static_cast<size_t>(c)], 4);
+            else {
+              const uint16_t bits = to == DType::BF16 ? to_bf16(row[static_cast<size_t>(c)]).bits
+                                                      : to_f16(row[static_cast<size_t>(c)]).bits;
+              std::memcpy(dst + 2 * c, &bits, 2);
+            }
+          }
+        }
+      }
+    });
+    return out;
   }
 
   // Weights are used in place; a tensor whose offset breaks the element
   // alignment (legal in safetensors) is copied once.
   const std::byte* aligned(const std::string& name, const TensorView& t) {
     if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0) return t.data;
-    if (log_) log_(LogLevel::Info, "tensor " + name + " is not aligned in " + t.source + "; using a copy");
+    if (options_.log) options_.log(LogLevel::Info, "tensor " + name + " is not aligned in " + t.source + "; using a copy");
     auto copy = std::make_shared<std::vector<std::byte>>(t.data, t.data + t.nbytes);
     storage_.push_back(copy);
     return copy->data();
@@ -145,7 +198,8 @@ class WeightBinder {
 
   std::map<std::string, TensorView>& tensors_;
   std::vector<std::shared_ptr<const void>>& storage_;
-  const LogSink& log_;
+  const LoadOptions& options_;
+  size_t total_ = 0, converted_ = 0, matrix_bytes_ = 0;
   std::set<std::string> used_;
   Status status_;
 };
@@ -187,7 +241,10 @@ class Gemma2Model {
     const Config& c = m.config_;
     const int hidden = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
     const int kv_dim = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
-    detail::WeightBinder bind(ck.tensors, m.storage_, options.log);
+    if (options.weight_type && !(*options.weight_type == DType::F32 || *options.weight_type == DType::BF16 ||
+                                 *options.weight_type == DType::F16 || is_quantized(*options.weight_type)))
+      return detail::err("load: unsupported weight type");
+    detail::WeightBinder bind(ck.tensors, m.storage_, options);
     m.embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
     m.final_norm_ = bind.gain("model.norm.weight", hidden);
     for (int i = 0; i < c.num_hidden_layers; ++i) {
@@ -206,10 +263,15 @@ class Gemma2Model {
       m.layers_.emplace_back(c, i, attn, mlp, std::move(norms));
     }
     if (Status s = bind.finish(); !s) return Error{s.message()};
+    m.weight_bytes_ = bind.matrix_bytes();
     return m;
   }
 
   const Config& config() const { return config_; }
+
+  // Bytes of weights one decode step reads (every matrix once; the
+  // embedding table doubles as the output projection).
+  size_t weight_bytes() const { return weight_bytes_; }
 
   // A cache for this model of any policy (see kv_cache.hpp); capacity 0
   // means max_position_embeddings.
@@ -349,6 +411,7 @@ class Gemma2Model {
   std::vector<float> final_norm_;
   std::vector<DecoderLayer<Config>> layers_;
   std::vector<std::shared_ptr<const void>> storage_;  // mapped files and copies the views point into
+  size_t weight_bytes_ = 0;
 };
 
 GEMMA2_END_NAMESPACE

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -14,19 +16,37 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
-// Storage types of weights.
-enum class DType { F32, BF16, F16 };
+// Storage types of weights. Q8_0 and Q4_0 are block formats made at load
+// time (LoadOptions::weight_type): blocks of 32 weights with one f16 scale,
+// 8.5 and 4.5 bits per weight (the same budget as llama.cpp's Q8_0/Q4_0).
+// A row of a block-format matrix holds its quantized values, then its
+// scales: [cols int8 | cols/32 f16] or [cols/2 nibble bytes | cols/32 f16].
+enum class DType { F32, BF16, F16, Q8_0, Q4_0 };
 
 inline const char* dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "F32";
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
   }
   return "?";
 }
 
+constexpr int kQuantBlock = 32;
+inline bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+// Bytes of one element (element types only).
 inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+
+// Bytes of one row of `cols` weights (cols a multiple of 32 for block types).
+inline size_t row_bytes(DType t, int cols) {
+  const auto n = static_cast<size_t>(cols);
+  if (t == DType::Q8_0) return n + n / kQuantBlock * 2;
+  if (t == DType::Q4_0) return n / 2 + n / kQuantBlock * 2;
+  return n * dtype_size(t);
+}
 
 // Storage element types (bfloat16 and IEEE half); their values convert
 // exactly to float.
@@ -68,6 +88,24 @@ inline float to_float(f16 x) {
   return f;
 }
 
+// IEEE half, rounded to nearest even (used for block scales).
+inline f16 to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  u &= 0x7fffffffu;
+  if (u >= 0x7f800000u) return f16{static_cast<uint16_t>(sign | 0x7c00u | (u > 0x7f800000u ? 0x200u : 0))};
+  if (u >= 0x477ff000u) return f16{static_cast<uint16_t>(sign | 0x7c00u)};  // overflow to infinity
+  if (u < 0x38800000u) {  // subnormal half (or zero): scale to an integer count of 2^-24
+    float a;
+    std::memcpy(&a, &u, sizeof a);
+    return f16{static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0f)))};
+  }
+  const uint32_t mant = u & 0x1fffu, base = ((u >> 13) - (112u << 10));
+  const uint32_t up = mant > 0x1000u || (mant == 0x1000u && (base & 1u));
+  return f16{static_cast<uint16_t>(sign | (base + up))};
+}
+
 // Rounds to nearest even, as PyTorch does when it casts float32 to bfloat16.
 inline bf16 to_bf16(float f) {
   uint32_t u;
@@ -84,10 +122,8 @@ struct Matrix {
   int cols = 0;
   const std::byte* data = nullptr;
 
-  const std::byte* row(int r) const {
-    return data + static_cast<size_t>(r) * static_cast<size_t>(cols) * dtype_size(dtype);
-  }
-  size_t bytes() const { return static_cast<size_t>(rows) * static_cast<size_t>(cols) * dtype_size(dtype); }
+  const std::byte* row(int r) const { return data + static_cast<size_t>(r) * row_bytes(dtype, cols); }
+  size_t bytes() const { return static_cast<size_t>(rows) * row_bytes(dtype, cols); }
 };
 
 namespace detail {
@@ -98,13 +134,66 @@ decltype(auto) visit_dtype(DType t, F&& f) {
   switch (t) {
     case DType::BF16: return f(static_cast<const bf16*>(nullptr));
     case DType::F16: return f(static_cast<const f16*>(nullptr));
-    case DType::F32: break;
+    default: break;  // F32 (block formats are dispatched by their callers)
   }
   return f(static_cast<const float*>(nullptr));
 }
 
-// Converts n stored elements to float.
+inline float half_at(const std::byte* p) {
+  f16 h;
+  std::memcpy(&h, p, sizeof h);
+  return to_float(h);
+}
+
+// One row of a block format to float.
+inline void dequantize_row(DType t, const std::byte* row, float* dst, int cols) {
+  const int blocks = cols / kQuantBlock;
+  const std::byte* scales = row + (t == DType::Q8_0 ? cols : cols / 2);
+  for (int b = 0; b < blocks; ++b) {
+    const float d = half_at(scales + 2 * b);
+    float* out = dst + b * kQuantBlock;
+    if (t == DType::Q8_0) {
+      for (int i = 0; i < kQuantBlock; ++i) out[i] = d * static_cast<float>(static_cast<int8_t>(row[b * kQuantBlock + i]));
+    } else {  // byte j of a block: low nibble = weight j, high nibble = weight j + 16
+      for (int j = 0; j < kQuantBlock / 2; ++j) {
+        const auto q = static_cast<uint8_t>(row[b * kQuantBlock / 2 + j]);
+        out[j] = d * static_cast<float>((q & 0x0f) - 8);
+        out[j + kQuantBlock / 2] = d * static_cast<float>((q >> 4) - 8);
+      }
+    }
+  }
+}
+
+// One row of floats to a block format (cols a multiple of 32). Q8_0:
+// d = max|x| / 127, q = round(x / d). Q4_0: d = -m / 8 for the value m of
+// largest magnitude, q = clamp(round(x / d) + 8, 0, 15), so m maps to 0 exactly.
+inline void quantize_row(DType t, const float* x, std::byte* row, int cols) {
+  std::byte* scales = row + (t == DType::Q8_0 ? cols : cols / 2);
+  for (int b = 0; b < cols / kQuantBlock; ++b) {
+    const float* v = x + b * kQuantBlock;
+    float m = 0.0f;
+    for (int i = 0; i < kQuantBlock; ++i)
+      if (std::fabs(v[i]) > std::fabs(m)) m = v[i];
+    const float d = t == DType::Q8_0 ? std::fabs(m) / 127.0f : -m / 8.0f;
+    const f16 dh = to_f16(d);
+    std::memcpy(scales + 2 * b, &dh, sizeof dh);
+    const float dq = to_float(dh);  // quantize against the scale as stored
+    const float id = dq != 0.0f ? 1.0f / dq : 0.0f;
+    if (t == DType::Q8_0) {
+      for (int i = 0; i < kQuantBlock; ++i)
+        row[b * kQuantBlock + i] = static_cast<std::byte>(static_cast<int8_t>(std::nearbyint(v[i] * id)));
+    } else {
+      for (int j = 0; j < kQuantBlock / 2; ++j) {
+        auto q = [&](float f) { return static_cast<uint8_t>(std::min(15.0f, std::max(0.0f, std::nearbyint(f * id) + 8.0f))); };
+        row[b * kQuantBlock / 2 + j] = static_cast<std::byte>(q(v[j]) | (q(v[j + kQuantBlock / 2]) << 4));
+      }
+    }
+  }
+}
+
+// Converts n stored elements to float (for block formats: one whole row).
 inline void convert_to_float(DType t, const std::byte* src, float* dst, size_t n) {
+  if (is_quantized(t)) return dequantize_row(t, src, dst, static_cast<int>(n));
   visit_dtype(t, [&](auto tag) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     for (size_t i = 0; i < n; ++i) {

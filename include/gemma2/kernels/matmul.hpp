@@ -126,6 +126,113 @@ void widen(const T* src, float* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = to_float(src[i]);
 }
 
+// Activations quantized for the block-format kernels: int8 values and one
+// float scale per block of 32 (d = max|x| / 127), as llama.cpp does for its
+// Q8_0/Q4_0 dot products.
+struct QuantizedRows {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+};
+
+inline QuantizedRows quantize_activations(const float* X, int T, int cols) {
+  QuantizedRows r;
+  r.q.resize(static_cast<size_t>(T) * cols);
+  r.d.resize(static_cast<size_t>(T) * cols / kQuantBlock);
+  for (size_t b = 0; b < r.d.size(); ++b) {
+    const float* v = X + b * kQuantBlock;
+    float m = 0.0f;
+    for (int i = 0; i < kQuantBlock; ++i) m = std::max(m, std::fabs(v[i]));
+    r.d[b] = m / 127.0f;
+    const float id = m > 0.0f ? 127.0f / m : 0.0f;
+    for (int i = 0; i < kQuantBlock; ++i) r.q[b * kQuantBlock + i] = static_cast<int8_t>(std::nearbyint(v[i] * id));
+  }
+  return r;
+}
+
+// Block f16 scale to float.
+inline float block_scale(const std::byte* p) {
+#if defined(__F16C__)
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+#else
+  return half_at(p);
+#endif
+}
+
+// 32 signed weights of a block as int8, from either format.
+inline void block_weights(DType t, const std::byte* row, int b, int8_t* w) {
+  if (t == DType::Q8_0) {
+    std::memcpy(w, row + b * kQuantBlock, kQuantBlock);
+    return;
+  }
+  for (int j = 0; j < kQuantBlock / 2; ++j) {
+    const auto q = static_cast<uint8_t>(row[b * kQuantBlock / 2 + j]);
+    w[j] = static_cast<int8_t>((q & 0x0f) - 8);
+    w[j + kQuantBlock / 2] = static_cast<int8_t>((q >> 4) - 8);
+  }
+}
+
+// Σ over blocks of d_w · d_x · Σ w_q · x_q: one weight row (block format)
+// against one quantized activation row.
+template <DType Q>
+float dot_quantized(const std::byte* row, const int8_t* xq, const float* xd, int cols) {
+  const std::byte* scales = row + (Q == DType::Q8_0 ? cols : cols / 2);
+  const int blocks = cols / kQuantBlock;
+  int b = 0;
+  float sum = 0.0f;
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+  // Two blocks per step: |w| (unsigned) times x with w's sign, 4 products
+  // summed per int32 lane (vpdpbusd); lanes 0-7 belong to the first block.
+  __m512 acc = _mm512_setzero_ps();
+  for (; b + 2 <= blocks; b += 2) {
+    __m512i w;
+    if constexpr (Q == DType::Q8_0) {
+      w = _mm512_loadu_si512(row + b * kQuantBlock);
+    } else {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock / 2));
+      const __m256i mask = _mm256_set1_epi8(0x0f);
+      const __m256i lo = _mm256_and_si256(raw, mask), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+      w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);      // [lo0 lo1 hi0 hi1]
+      w = _mm512_shuffle_i64x2(w, w, _MM_SHUFFLE(3, 1, 2, 0));          // [lo0 hi0 lo1 hi1]: natural order
+      w = _mm512_sub_epi8(w, _mm512_set1_epi8(8));
+    }
+    const __m512i x = _mm512_loadu_si512(xq + b * kQuantBlock);
+    const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
+    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
+    const __m512 scale = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(block_scale(scales + 2 * b) * xd[b]),
+                                              _mm512_set1_ps(block_scale(scales + 2 * b + 2) * xd[b + 1]));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
+  }
+  sum = _mm512_reduce_add_ps(acc);
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  alignas(32) int8_t wb[kQuantBlock];
+  for (; b < blocks; ++b) {
+    __m256i w;
+    if constexpr (Q == DType::Q8_0) {
+      w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock));
+    } else {
+      block_weights(Q, row, b, wb);
+      w = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb));
+    }
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(block_scale(scales + 2 * b) * xd[b]), acc);
+  }
+  sum = vsum(acc);
+#endif
+  int8_t w[kQuantBlock];
+  for (; b < blocks; ++b) {
+    block_weights(Q, row, b, w);
+    int32_t s = 0;
+    for (int i = 0; i < kQuantBlock; ++i) s += static_cast<int32_t>(w[i]) * xq[b * kQuantBlock + i];
+    sum += static_cast<float>(s) * block_scale(scales + 2 * b) * xd[b];
+  }
+  return sum;
+}
+
 // Rows of X below this count use the dot-product kernel (each weight row is
 // read from memory once and reused from L1 for every row of X); from here
 // on, tiled GEMM, whose conversion and packing pay off.
@@ -133,8 +240,22 @@ constexpr int kGemmMinRows = 8;
 // Floats of converted weights per GEMM tile (1 MiB: stays in L2).
 constexpr int64_t kTileFloats = 1 << 18;
 
+// Decode-shaped products with a block-format matrix: activations are
+// quantized once, then integer dot products per block.
+inline void matmul_quantized_rows(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+  const QuantizedRows x = quantize_activations(X, T, W.cols);
+  const int64_t rows = W.rows, blocks = W.cols / kQuantBlock;
+  auto kernel = W.dtype == DType::Q8_0 ? dot_quantized<DType::Q8_0> : dot_quantized<DType::Q4_0>;
+  parallel_for(pool, rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int t = 0; t < T; ++t)
+        Y[t * rows + r] = kernel(W.row(static_cast<int>(r)), x.q.data() + t * W.cols, x.d.data() + t * blocks, W.cols);
+  });
+}
+
 // Y[T][W.rows] = X[T][W.cols] · Wᵀ. X and Y are contiguous row-major.
 inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+  if (is_quantized(W.dtype) && T < kGemmMinRows) return matmul_quantized_rows(W, X, T, Y, pool);
   visit_dtype(W.dtype, [&](auto tag) {
     using Elem = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     const Elem* w = reinterpret_cast<const Elem*>(W.data);
@@ -162,7 +283,12 @@ inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Execu
       for (int64_t r = r0; r < r1; r += tile) {
         const int64_t n = std::min(tile, r1 - r);
         const float* wt;
-        if constexpr (std::is_same_v<Elem, float>) {
+        if (is_quantized(W.dtype)) {
+          buf.resize(static_cast<size_t>(n * cols));
+          for (int64_t i = 0; i < n; ++i)
+            dequantize_row(W.dtype, W.row(static_cast<int>(r + i)), buf.data() + i * cols, static_cast<int>(cols));
+          wt = buf.data();
+        } else if constexpr (std::is_same_v<Elem, float>) {
           wt = w + r * cols;
         } else {
           buf.resize(static_cast<size_t>(n * cols));
