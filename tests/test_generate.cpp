@@ -324,6 +324,12 @@ TEST_CASE("CLI: tokenize, generate --prompt, perplexity contracts") {
   }
   CHECK(last_line(f.out).find("tokens=" + std::to_string(rows)) == 0);
 
+  auto kl = cli("perplexity --text-file " + std::string(GEMMA2_QUALITY_TEXT) + " --dtype q4 --kl-reference f32");
+  REQUIRE(kl.rc == 0);
+  CHECK(last_line(kl.out).find(" kl=0.00") != std::string::npos);
+  CHECK(last_line(kl.out).find(" top1=0.9") != std::string::npos);
+  CHECK(cli("generate --prompt x --dtype q3").rc != 0);
+
   CHECK(cli("generate --prompt x --ids 2").rc != 0);
   CHECK(cli("generate --prompt x --top-p 0").err.find("top-p") != std::string::npos);
   CHECK(cli("perplexity --text-file /nonexistent").err.find("cannot read") != std::string::npos);
@@ -350,3 +356,40 @@ TEST_CASE("CLI: chat holds a three-turn conversation and never re-reads earlier 
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') >= 3);
 }
 #endif
+
+TEST_CASE("weight types converted at load keep the demo model's predictions") {
+  const std::string text = test::read_text(GEMMA2_QUALITY_TEXT);
+  const auto ids = demo().tok.encode_prompt(text).value();
+  auto pool = gemma2::ThreadPool::create(2).value();
+  std::vector<std::string> logs;
+  auto with = [&](gemma2::DType t) {
+    gemma2::LoadOptions lo;
+    lo.weight_type = t;
+    lo.pool = &pool;
+    lo.log = [&](gemma2::LogLevel, const std::string& m) { logs.push_back(m); };
+    auto m = Model::load(GEMMA2_DEMO_MODEL, lo);
+    REQUIRE_MESSAGE(m.ok(), m.message());
+    return std::move(*m);
+  };
+  gemma2::ScoreOptions so;
+  so.pool = &pool;
+  const Model f32 = with(gemma2::DType::F32);
+  CHECK(f32.weight_bytes() == 2 * demo().model.weight_bytes());
+  // The demo weights are BF16: widening them is exact.
+  auto same = gemma2::compare_logits(demo().model, f32, ids, so).value();
+  CHECK(same.kl == 0.0);
+  CHECK(same.top1_agreement == 1.0);
+  const Model q8 = with(gemma2::DType::Q8_0), q4 = with(gemma2::DType::Q4_0);
+  CHECK(q8.weight_bytes() * 32 == f32.weight_bytes() / 4 * 34);  // 8.5 bits per weight
+  CHECK(q4.weight_bytes() * 32 == f32.weight_bytes() / 4 * 18);  // 4.5 bits per weight
+  const auto c8 = gemma2::compare_logits(f32, q8, ids, so).value();
+  const auto c4 = gemma2::compare_logits(f32, q4, ids, so).value();
+  MESSAGE("q8: kl=", c8.kl, " top1=", c8.top1_agreement, "; q4: kl=", c4.kl, " top1=", c4.top1_agreement);
+  CHECK(c8.positions == static_cast<int>(ids.size()));
+  CHECK(c8.kl < 1e-3);
+  CHECK(c8.top1_agreement > 0.97);
+  CHECK(c4.kl < 2e-2);
+  CHECK(c4.top1_agreement > 0.85);
+  CHECK(c4.kl > c8.kl);
+  CHECK(std::abs(gemma2::score(q8, ids, so).value().nll - gemma2::score(f32, ids, so).value().nll) < 0.01);
+}

@@ -295,7 +295,7 @@ std::optional<std::string> read_file(const std::string& path) {
 }
 
 int run_perplexity(const ModelOptions& mo, std::vector<int32_t> ids, const std::string& text_file, int window,
-                   int stride, const std::string& top_k_out, int top_k) {
+                   int stride, const std::string& top_k_out, int top_k, const std::string& kl_reference) {
   if (ids.empty() == text_file.empty()) return fail("perplexity: give exactly one of --ids and --text-file");
   auto l = load(mo, !text_file.empty());
   if (!l) return 1;
@@ -330,8 +330,20 @@ int run_perplexity(const ModelOptions& mo, std::vector<int32_t> ids, const std::
   if (!r) return fail(r.message());
   std::cerr << "scored " << r->logprobs.size() << " tokens in " << r->forward_passes << " forward pass(es), "
             << std::fixed << std::setprecision(2) << seconds_since(t0) << " s\n";
+  std::string comparison;
+  if (!kl_reference.empty()) {  // the same checkpoint with other weight types, compared position by position
+    ModelOptions ro = mo;
+    ro.dtype = kl_reference;
+    auto ref = load(ro, false);
+    if (!ref) return 1;
+    auto c = gemma2::compare_logits(*ref->model, *l->model, ids, so);
+    if (!c) return fail(c.message());
+    std::ostringstream ss;
+    ss << std::setprecision(6) << " kl=" << c->kl << " top1=" << c->top1_agreement << " kl_positions=" << c->positions;
+    comparison = ss.str();
+  }
   std::cout << std::setprecision(6) << "tokens=" << r->logprobs.size() << " nll=" << r->nll
-            << " ppl=" << r->perplexity << "\n";
+            << " ppl=" << r->perplexity << comparison << "\n";
   return 0;
 }
 
@@ -360,6 +372,26 @@ size_t rss_bytes() {
   size_t pages = 0, resident = 0;
   statm >> pages >> resident;
   return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// Sequential read bandwidth of this machine with the given threads, in
+// bytes/s: the best of a few passes summing a 1 GiB buffer.
+double read_bandwidth(const gemma2::Executor* pool) {
+  std::vector<float> buf(size_t{1} << 28, 1.0f);
+  double best = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    std::vector<double> partial(static_cast<size_t>(pool->num_threads()), 0.0);
+    const auto t0 = Clock::now();
+    pool->run(pool->num_threads(), [&](int i) {
+      const size_t n = buf.size() / partial.size(), from = n * static_cast<size_t>(i);
+      Eigen::Map<const Eigen::ArrayXf> part(buf.data() + from, static_cast<Eigen::Index>(n));
+      partial[static_cast<size_t>(i)] = part.sum();
+    });
+    const double s = seconds_since(t0);
+    if (partial[0] < 0) std::cerr << "";  // keep the sums alive
+    best = std::max(best, static_cast<double>(buf.size() * sizeof(float)) / s);
+  }
+  return best;
 }
 
 // gemma2 bench: a preset's shape with random weights made in memory; one
@@ -412,11 +444,15 @@ int run_bench(const std::string& preset, const std::string& dtype, int threads, 
     token = gemma2::argmax(std::vector<float>(r->data(), r->data() + r->cols()));
   }
   const double decode_s = seconds_since(t0);
+  const double bandwidth = read_bandwidth(&*pool);
+  const double roofline = bandwidth / static_cast<double>(weights);  // tok/s if every weight byte streams at full speed
   std::cout << std::setprecision(6) << "{\"preset\":\"" << preset << "\",\"dtype\":\"" << dtype
             << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
             << ",\"depth\":" << (depth > 0 ? depth : prompt) << ",\"prefill_tok_s\":" << prompt / prefill_s
             << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
-            << ",\"rss_bytes\":" << rss_bytes() << "}" << std::endl;
+            << ",\"rss_bytes\":" << rss_bytes() << ",\"read_bandwidth_bytes_s\":" << bandwidth
+            << ",\"roofline_tok_s\":" << roofline << ",\"roofline_pct\":" << 100.0 * gen / decode_s / roofline << "}"
+            << std::endl;
   return 0;
 }
 
@@ -475,6 +511,10 @@ int main(int argc, char** argv) {
   perplexity->add_option("--stride", stride, "new tokens scored per window after the first (0 = half a window)");
   perplexity->add_option("--top-k-out", top_k_out, "write the top-k next-token distribution per position (JSON lines)");
   perplexity->add_option("--top-k", top_k, "k for --top-k-out")->capture_default_str();
+  std::string kl_reference;
+  perplexity->add_option("--kl-reference", kl_reference,
+                         "also load the model with this --dtype and report KL(reference || model) and top-1 agreement")
+      ->check(CLI::IsMember({"f32", "bf16", "f16", "q8", "q4"}));
 
   ModelOptions logits_model;
   std::vector<int32_t> logits_ids;
@@ -501,6 +541,6 @@ int main(int argc, char** argv) {
     return run_generate(gen_model, gen_sampling, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
   if (chat->parsed()) return run_chat(chat_model, chat_sampling, system, chat_max_new, verbose);
   if (tokenize->parsed()) return run_tokenize(tokenizer_path, tok_model, text, pieces);
-  if (perplexity->parsed()) return run_perplexity(ppl_model, ppl_ids, text_file, window, stride, top_k_out, top_k);
+  if (perplexity->parsed()) return run_perplexity(ppl_model, ppl_ids, text_file, window, stride, top_k_out, top_k, kl_reference);
   return run_logits(logits_model, logits_ids, out_path);
 }

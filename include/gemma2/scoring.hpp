@@ -121,4 +121,56 @@ Result<ScoreResult> score(const Model& model, const std::vector<int32_t>& ids, c
   return r;
 }
 
+// How far a model's next-token distributions are from a reference model's
+// over the same text (e.g. a quantized model against its float32 original).
+struct LogitsComparison {
+  double kl = 0.0;              // mean KL(reference || test), nats per position
+  double top1_agreement = 0.0;  // fraction of positions whose argmax agrees
+  int positions = 0;
+};
+
+// Runs both models over ids (up to one window: the first
+// min(ids.size(), options.window or max_position_embeddings) tokens) in
+// lockstep chunks, so only a chunk of logits of each is held at a time.
+template <class ModelA, class ModelB>
+Result<LogitsComparison> compare_logits(const ModelA& reference, const ModelB& test, const std::vector<int32_t>& ids,
+                                        const ScoreOptions& options = {}) {
+  using detail::err;
+  if (reference.config().vocab_size != test.config().vocab_size) return err("compare_logits: vocabularies differ");
+  const int window = options.window == 0 ? reference.config().max_position_embeddings : options.window;
+  const int n = static_cast<int>(std::min<size_t>(ids.size(), static_cast<size_t>(window)));
+  if (n < 1) return err("compare_logits: no tokens");
+  auto ka = reference.make_cache(n);
+  auto kb = test.make_cache(n);
+  if (!ka || !kb) return err("compare_logits: ", ka ? kb.message() : ka.message());
+  ForwardOptions fwd;
+  fwd.pool = options.pool;
+  fwd.all_logits = true;
+  fwd.cancel = options.cancel;
+  LogitsComparison r;
+  constexpr int kChunk = 128;
+  for (int begin = 0; begin < n; begin += kChunk) {
+    const size_t len = static_cast<size_t>(std::min(kChunk, n - begin));
+    auto a = reference.forward(ids.data() + begin, len, *ka, fwd);
+    auto b = test.forward(ids.data() + begin, len, *kb, fwd);
+    if (!a || !b) return err("compare_logits: ", a ? b.message() : a.message());
+    for (Eigen::Index t = 0; t < a->rows(); ++t) {
+      const Eigen::ArrayXd la = a->row(t).transpose().template cast<double>().array();
+      const Eigen::ArrayXd lb = b->row(t).transpose().template cast<double>().array();
+      const Eigen::ArrayXd pa = (la - la.maxCoeff()).exp(), pb = (lb - lb.maxCoeff()).exp();
+      const double za = pa.sum(), zb = pb.sum();
+      // KL = Σ p_a (log p_a - log p_b), with log p = l - max - log z.
+      r.kl += ((pa / za) * ((la - la.maxCoeff() - std::log(za)) - (lb - lb.maxCoeff() - std::log(zb)))).sum();
+      Eigen::Index ia, ib;
+      a->row(t).maxCoeff(&ia);
+      b->row(t).maxCoeff(&ib);
+      r.top1_agreement += ia == ib;
+      ++r.positions;
+    }
+  }
+  r.kl /= r.positions;
+  r.top1_agreement /= r.positions;
+  return r;
+}
+
 GEMMA2_END_NAMESPACE
