@@ -103,25 +103,10 @@ json config_json(const gemma2::RuntimeConfig& c, bool bf16) {
           {"torch_dtype", bf16 ? "bfloat16" : "float32"}};
 }
 
-// The tensors of a Gemma 2 checkpoint in layer order (names as in model.hpp).
+// The tensors of a Gemma 2 checkpoint in layer order.
 std::vector<Tensor> tensor_list(const gemma2::RuntimeConfig& c) {
-  const int64_t hidden = c.hidden_size, q = int64_t{c.num_attention_heads} * c.head_dim;
-  const int64_t kv = int64_t{c.num_key_value_heads} * c.head_dim, ffn = c.intermediate_size;
-  std::vector<Tensor> t{{"model.embed_tokens.weight", {c.vocab_size, hidden}}};
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    t.push_back({p + "self_attn.q_proj.weight", {q, hidden}});
-    t.push_back({p + "self_attn.k_proj.weight", {kv, hidden}});
-    t.push_back({p + "self_attn.v_proj.weight", {kv, hidden}});
-    t.push_back({p + "self_attn.o_proj.weight", {hidden, q}});
-    t.push_back({p + "mlp.gate_proj.weight", {ffn, hidden}});
-    t.push_back({p + "mlp.up_proj.weight", {ffn, hidden}});
-    t.push_back({p + "mlp.down_proj.weight", {hidden, ffn}});
-    for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                          "post_feedforward_layernorm"})
-      t.push_back({p + n + ".weight", {hidden}, true});
-  }
-  t.push_back({"model.norm.weight", {hidden}, true});
+  std::vector<Tensor> t;
+  for (const auto& spec : gemma2::gemma2_tensors(c)) t.push_back({spec.name, spec.shape, spec.shape.size() == 1});
   return t;
 }
 

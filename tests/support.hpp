@@ -90,23 +90,7 @@ struct TinyModel {
     config.sliding_window = 4;
     config.max_position_embeddings = 64;
     config.layer_types = {gemma2::AttentionKind::Local, gemma2::AttentionKind::Global, gemma2::AttentionKind::Local};
-    const int h = config.hidden_size, q = config.num_attention_heads * config.head_dim;
-    const int kv = config.num_key_value_heads * config.head_dim, f = config.intermediate_size;
-    add("model.embed_tokens.weight", {config.vocab_size, h}, dtype, seed++);
-    add("model.norm.weight", {h}, dtype, seed++);
-    for (int i = 0; i < config.num_hidden_layers; ++i) {
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      add(p + "self_attn.q_proj.weight", {q, h}, dtype, seed++);
-      add(p + "self_attn.k_proj.weight", {kv, h}, dtype, seed++);
-      add(p + "self_attn.v_proj.weight", {kv, h}, dtype, seed++);
-      add(p + "self_attn.o_proj.weight", {h, q}, dtype, seed++);
-      add(p + "mlp.gate_proj.weight", {f, h}, dtype, seed++);
-      add(p + "mlp.up_proj.weight", {f, h}, dtype, seed++);
-      add(p + "mlp.down_proj.weight", {h, f}, dtype, seed++);
-      for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                            "post_feedforward_layernorm"})
-        add(p + n + ".weight", {h}, dtype, seed++);
-    }
+    for (const auto& spec : gemma2::gemma2_tensors(config)) add(spec.name, spec.shape, dtype, seed++);
   }
 
   void add(const std::string& name, std::vector<int64_t> shape, gemma2::DType dtype, uint32_t seed) {

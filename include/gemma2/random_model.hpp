@@ -22,8 +22,6 @@ Checkpoint random_checkpoint(const Config& config, DType dtype = DType::BF16, ui
   Checkpoint ck;
   ck.config = to_runtime(config);
   const RuntimeConfig& c = ck.config;
-  const int64_t h = c.hidden_size, q = int64_t{c.num_attention_heads} * c.head_dim;
-  const int64_t kv = int64_t{c.num_key_value_heads} * c.head_dim, f = c.intermediate_size;
   auto add = [&](const std::string& name, std::vector<int64_t> shape) {
     const bool norm = shape.size() == 1;
     const size_t n = static_cast<size_t>(shape[0] * (norm ? 1 : shape[1]));
@@ -54,21 +52,7 @@ Checkpoint random_checkpoint(const Config& config, DType dtype = DType::BF16, ui
     t.source = "random";
     ck.tensors.emplace(name, std::move(t));
   };
-  add("model.embed_tokens.weight", {c.vocab_size, h});
-  add("model.norm.weight", {h});
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    add(p + "self_attn.q_proj.weight", {q, h});
-    add(p + "self_attn.k_proj.weight", {kv, h});
-    add(p + "self_attn.v_proj.weight", {kv, h});
-    add(p + "self_attn.o_proj.weight", {h, q});
-    add(p + "mlp.gate_proj.weight", {f, h});
-    add(p + "mlp.up_proj.weight", {f, h});
-    add(p + "mlp.down_proj.weight", {h, f});
-    for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                          "post_feedforward_layernorm"})
-      add(p + n + ".weight", {h});
-  }
+  for (const TensorSpec& spec : gemma2_tensors(c)) add(spec.name, spec.shape);
   return ck;
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,36 @@
 #include "gemma2/io/safetensors.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
+
+// Name and shape of one tensor of a Gemma 2 checkpoint.
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;  // [out, in] for matrices, [hidden] for norm weights
+};
+
+// Every tensor a Gemma 2 model of this config has, with Hugging Face names,
+// in layer order. There is no lm_head: the output projection is the
+// embedding.
+inline std::vector<TensorSpec> gemma2_tensors(const RuntimeConfig& c) {
+  const int64_t h = c.hidden_size, q = int64_t{c.num_attention_heads} * c.head_dim;
+  const int64_t kv = int64_t{c.num_key_value_heads} * c.head_dim, f = c.intermediate_size;
+  std::vector<TensorSpec> t{{"model.embed_tokens.weight", {c.vocab_size, h}}};
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    t.push_back({p + "self_attn.q_proj.weight", {q, h}});
+    t.push_back({p + "self_attn.k_proj.weight", {kv, h}});
+    t.push_back({p + "self_attn.v_proj.weight", {kv, h}});
+    t.push_back({p + "self_attn.o_proj.weight", {h, q}});
+    t.push_back({p + "mlp.gate_proj.weight", {f, h}});
+    t.push_back({p + "mlp.up_proj.weight", {f, h}});
+    t.push_back({p + "mlp.down_proj.weight", {h, f}});
+    for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                          "post_feedforward_layernorm"})
+      t.push_back({p + n + ".weight", {h}});
+  }
+  t.push_back({"model.norm.weight", {h}});
+  return t;
+}
 
 // Every tensor of a checkpoint by name, plus its parsed config.
 struct Checkpoint {
