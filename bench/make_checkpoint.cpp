@@ -62,47 +62,6 @@ gemma2::RuntimeConfig preset(const std::string& name) {
   return c;
 }
 
-// A float field as the decimal HF writes (1e-06, not 9.99999997e-07).
-double num(float x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(x));
-  return std::stod(buf);
-}
-
-json config_json(const gemma2::RuntimeConfig& c, bool bf16) {
-  json types = json::array();
-  for (auto k : c.layer_types) types.push_back(k == gemma2::AttentionKind::Local ? "sliding_attention" : "full_attention");
-  return {{"architectures", {"Gemma2ForCausalLM"}},
-          {"model_type", "gemma2"},
-          {"vocab_size", c.vocab_size},
-          {"hidden_size", c.hidden_size},
-          {"intermediate_size", c.intermediate_size},
-          {"num_hidden_layers", c.num_hidden_layers},
-          {"num_attention_heads", c.num_attention_heads},
-          {"num_key_value_heads", c.num_key_value_heads},
-          {"head_dim", c.head_dim},
-          {"hidden_activation", "gelu_pytorch_tanh"},
-          {"hidden_act", "gelu_pytorch_tanh"},
-          {"max_position_embeddings", c.max_position_embeddings},
-          {"initializer_range", 0.02},
-          {"rms_norm_eps", num(c.rms_norm_eps)},
-          {"use_cache", true},
-          {"pad_token_id", 0},
-          {"eos_token_id", 1},
-          {"bos_token_id", 2},
-          {"tie_word_embeddings", true},
-          {"rope_theta", num(c.rope_theta)},
-          {"attention_bias", false},
-          {"attention_dropout", 0.0},
-          {"query_pre_attn_scalar", num(c.query_pre_attn_scalar)},
-          {"sliding_window", c.sliding_window},
-          {"final_logit_softcapping", num(c.final_logit_softcapping)},
-          {"attn_logit_softcapping", num(c.attn_logit_softcapping)},
-          {"cache_implementation", "hybrid"},
-          {"layer_types", types},
-          {"torch_dtype", bf16 ? "bfloat16" : "float32"}};
-}
-
 // The tensors of a Gemma 2 checkpoint in layer order.
 std::vector<Tensor> tensor_list(const gemma2::RuntimeConfig& c) {
   std::vector<Tensor> t;
@@ -194,7 +153,7 @@ int main(int argc, char** argv) {
     std::cerr << "gemma2_make_checkpoint: cannot create " << out_dir << ": " << ec.message() << "\n";
     return 1;
   }
-  std::ofstream(out_dir + "/config.json") << config_json(config, bf16).dump(2) << "\n";
+  std::ofstream(out_dir + "/config.json") << gemma2::to_config_json(config, bf16 ? "bfloat16" : "float32").dump(2) << "\n";
 
   // Consecutive tensors fill shard k until it reaches k/K of the total bytes,
   // leaving at least one tensor for each later shard.

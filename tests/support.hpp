@@ -99,26 +99,7 @@ struct TinyModel {
     tensors[name] = {dtype, shape, random_weights(n, dtype, seed, 0.3f)};
   }
 
-  nlohmann::json config_json() const {
-    nlohmann::json layer_types = nlohmann::json::array();
-    for (auto k : config.layer_types)
-      layer_types.push_back(k == gemma2::AttentionKind::Local ? "sliding_attention" : "full_attention");
-    return {{"architectures", {"Gemma2ForCausalLM"}},
-            {"model_type", "gemma2"},
-            {"vocab_size", config.vocab_size},
-            {"hidden_size", config.hidden_size},
-            {"num_hidden_layers", config.num_hidden_layers},
-            {"num_attention_heads", config.num_attention_heads},
-            {"num_key_value_heads", config.num_key_value_heads},
-            {"head_dim", config.head_dim},
-            {"intermediate_size", config.intermediate_size},
-            {"query_pre_attn_scalar", config.query_pre_attn_scalar},
-            {"sliding_window", config.sliding_window},
-            {"max_position_embeddings", config.max_position_embeddings},
-            {"layer_types", layer_types},
-            {"hidden_activation", "gelu_pytorch_tanh"},
-            {"tie_word_embeddings", true}};
-  }
+  nlohmann::json config_json() const { return gemma2::to_config_json(config, "float32"); }
 
   // Writes config.json and model.safetensors into dir.
   void write(const std::string& dir, const nlohmann::json& config_override = nlohmann::json::object()) const {

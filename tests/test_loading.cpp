@@ -300,3 +300,18 @@ TEST_CASE("forward rejects bad input and leaves the cache usable") {
   REQUIRE(foreign.ok());
   CHECK(contains(model->forward(ok, *foreign).message(), "another model"));
 }
+
+TEST_CASE("config.json round trip for every preset") {
+  auto check = [](const auto& preset) {
+    const gemma2::RuntimeConfig r = gemma2::to_runtime(preset);
+    auto parsed = gemma2::parse_config_json(gemma2::to_config_json(r).dump());
+    REQUIRE_MESSAGE(parsed.ok(), parsed.message());
+    CHECK(gemma2::check_matches(preset, *parsed).ok());
+  };
+  check(gemma2::Gemma2_2B{});
+  check(gemma2::Gemma2_9B{});
+  check(gemma2::Gemma2_27B{});
+  // The 27B preset scales queries by 144 = hidden / heads, not head_dim.
+  CHECK(gemma2::Gemma2_27B::query_pre_attn_scalar == 144.0f);
+  CHECK(gemma2::Gemma2_27B::head_dim == 128);
+}

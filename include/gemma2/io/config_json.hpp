@@ -1,6 +1,8 @@
 // Reads a Hugging Face Gemma2Config (config.json) into a RuntimeConfig.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -82,6 +84,49 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
   }
   if (Status s = validate(c); !s) return Error{source + ": " + s.message()};
   return c;
+}
+
+// A config as Hugging Face Gemma2Config JSON (the inverse of
+// parse_config_json), e.g. for checkpoints written by tools and tests.
+// `torch_dtype` names the storage type of the weights that go with it.
+inline nlohmann::json to_config_json(const RuntimeConfig& c, const std::string& torch_dtype = "bfloat16") {
+  // Floats as the short decimals Hugging Face writes (1e-06, not 9.99999997e-07).
+  auto dec = [](float x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(x));
+    return std::strtod(buf, nullptr);
+  };
+  nlohmann::json types = nlohmann::json::array();
+  for (AttentionKind k : c.layer_types) types.push_back(k == AttentionKind::Local ? "sliding_attention" : "full_attention");
+  return {{"architectures", {"Gemma2ForCausalLM"}},
+          {"model_type", "gemma2"},
+          {"vocab_size", c.vocab_size},
+          {"hidden_size", c.hidden_size},
+          {"intermediate_size", c.intermediate_size},
+          {"num_hidden_layers", c.num_hidden_layers},
+          {"num_attention_heads", c.num_attention_heads},
+          {"num_key_value_heads", c.num_key_value_heads},
+          {"head_dim", c.head_dim},
+          {"hidden_activation", "gelu_pytorch_tanh"},
+          {"hidden_act", "gelu_pytorch_tanh"},
+          {"max_position_embeddings", c.max_position_embeddings},
+          {"initializer_range", 0.02},
+          {"rms_norm_eps", dec(c.rms_norm_eps)},
+          {"use_cache", true},
+          {"pad_token_id", 0},
+          {"eos_token_id", 1},
+          {"bos_token_id", 2},
+          {"tie_word_embeddings", true},
+          {"rope_theta", dec(c.rope_theta)},
+          {"attention_bias", false},
+          {"attention_dropout", 0.0},
+          {"query_pre_attn_scalar", dec(c.query_pre_attn_scalar)},
+          {"sliding_window", c.sliding_window},
+          {"final_logit_softcapping", dec(c.final_logit_softcapping)},
+          {"attn_logit_softcapping", dec(c.attn_logit_softcapping)},
+          {"cache_implementation", "hybrid"},
+          {"layer_types", types},
+          {"torch_dtype", torch_dtype}};
 }
 
 // Reads and parses a config.json file.
