@@ -181,28 +181,36 @@ float dot_quantized(const std::byte* row, const int8_t* xq, const float* xd, int
   const int blocks = cols / kQuantBlock;
   int b = 0;
   float sum = 0.0f;
-#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#if defined(__AVX512BW__) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
   // Two blocks per step: |w| (unsigned) times x with w's sign, 4 products
   // summed per int32 lane (vpdpbusd); lanes 0-7 belong to the first block.
+  // The combined scales d_w·d_x of up to 16 blocks are computed in one
+  // vector and spread to each pair's lanes with a permute.
   __m512 acc = _mm512_setzero_ps();
-  for (; b + 2 <= blocks; b += 2) {
-    __m512i w;
-    if constexpr (Q == DType::Q8_0) {
-      w = _mm512_loadu_si512(row + b * kQuantBlock);
-    } else {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock / 2));
-      const __m256i mask = _mm256_set1_epi8(0x0f);
-      const __m256i lo = _mm256_and_si256(raw, mask), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
-      w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);      // [lo0 lo1 hi0 hi1]
-      w = _mm512_shuffle_i64x2(w, w, _MM_SHUFFLE(3, 1, 2, 0));          // [lo0 hi0 lo1 hi1]: natural order
-      w = _mm512_sub_epi8(w, _mm512_set1_epi8(8));
+  const __m512i first_pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  while (b + 2 <= blocks) {
+    const int group = std::min(16, (blocks - b) & ~1);
+    const auto mask = static_cast<__mmask16>((1u << group) - 1);
+    const __m512 d = _mm512_mul_ps(
+        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, scales + 2 * b)), _mm512_maskz_loadu_ps(mask, xd + b));
+    __m512i pair = first_pair;
+    for (const int end = b + group; b < end; b += 2, pair = _mm512_add_epi32(pair, _mm512_set1_epi32(2))) {
+      __m512i w;
+      if constexpr (Q == DType::Q8_0) {
+        w = _mm512_loadu_si512(row + b * kQuantBlock);
+      } else {
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock / 2));
+        const __m256i nib = _mm256_set1_epi8(0x0f);
+        const __m256i lo = _mm256_and_si256(raw, nib), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib);
+        w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // [lo0 lo1 hi0 hi1]
+        w = _mm512_shuffle_i64x2(w, w, _MM_SHUFFLE(3, 1, 2, 0));      // [lo0 hi0 lo1 hi1]: natural order
+        w = _mm512_sub_epi8(w, _mm512_set1_epi8(8));
+      }
+      const __m512i x = _mm512_loadu_si512(xq + b * kQuantBlock);
+      const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
+      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(pair, d), acc);
     }
-    const __m512i x = _mm512_loadu_si512(xq + b * kQuantBlock);
-    const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
-    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
-    const __m512 scale = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(block_scale(scales + 2 * b) * xd[b]),
-                                              _mm512_set1_ps(block_scale(scales + 2 * b + 2) * xd[b + 1]));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
   }
   sum = _mm512_reduce_add_ps(acc);
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
