@@ -315,3 +315,26 @@ TEST_CASE("config.json round trip for every preset") {
   CHECK(gemma2::Gemma2_27B::query_pre_attn_scalar == 144.0f);
   CHECK(gemma2::Gemma2_27B::head_dim == 128);
 }
+
+TEST_CASE("block formats keep matrices whose width is not a multiple of 32, and say so") {
+  TempDir dir;
+  TinyModel tiny;  // hidden 24: no matrix with 24 columns can be blocked by 32
+  tiny.write(dir.str());
+  std::vector<std::string> logs;
+  gemma2::LoadOptions lo;
+  lo.weight_type = gemma2::DType::Q8_0;
+  lo.log = [&](gemma2::LogLevel, const std::string& m) { logs.push_back(m); };
+  auto q = gemma2::Gemma2Model<>::load(dir.str(), lo);
+  auto f = gemma2::Gemma2Model<>::load(dir.str());
+  REQUIRE(q.ok());
+  REQUIRE(f.ok());
+  CHECK(std::any_of(logs.begin(), logs.end(), [](const std::string& m) { return contains(m, "kept as F32"); }));
+  // o_proj has 32 columns and is blocked; the 24- and 40-wide ones are not.
+  CHECK(q->weight_bytes() < f->weight_bytes());
+  CHECK(std::none_of(logs.begin(), logs.end(), [](const std::string& m) { return contains(m, "o_proj"); }));
+  CHECK(std::any_of(logs.begin(), logs.end(), [](const std::string& m) { return contains(m, "down_proj"); }));
+  const std::vector<int32_t> ids = {2, 7, 9};
+  auto kq = q->make_cache(), kf = f->make_cache();
+  const auto lq = q->forward(ids, *kq).value(), lf = f->forward(ids, *kf).value();
+  CHECK(test::max_abs_diff(lq.data(), lf.data(), lq.size()) < 0.1f);
+}
