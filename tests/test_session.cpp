@@ -151,6 +151,9 @@ TEST_CASE("fork shares a prefix computed once; rollback equals recomputation") {
     CHECK(test::max_abs_diff(l.data(), fresh(want).data(), l.size()) <= 1e-5f);
   }
   CHECK(base.rollback(1000).message().find("only 100 tokens") != std::string::npos);
+  CHECK(base.feed({5, 99999}).message().find("token id 99999") != std::string::npos);
+  CHECK(base.tokens().size() == 100);  // invalid input changes nothing
+  CHECK(base.position() == 100);
 }
 
 TEST_CASE("save and restore") {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -97,13 +98,14 @@ class Session {
   int position() const { return cache_.size(); }
 
   // Runs the pending tokens and then `ids`; returns the logits after the
-  // last one ([1][vocab]). On error nothing changes.
+  // last one ([1][vocab]). Invalid input changes nothing.
   Result<Activations> feed(const std::vector<int32_t>& ids, const ForwardOptions& options = {}) {
-    std::vector<int32_t> run(tokens_.begin() + cache_.size(), tokens_.end());
-    run.insert(run.end(), ids.begin(), ids.end());
-    auto logits = model_->forward(run, cache_, options);
-    if (logits) tokens_.insert(tokens_.end(), ids.begin(), ids.end());
-    else tokens_.resize(static_cast<size_t>(cache_.size()) + run.size() - ids.size());
+    const size_t before = tokens_.size();
+    tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+    auto logits = model_->forward(tokens_.data() + cache_.size(), tokens_.size() - static_cast<size_t>(cache_.size()),
+                                  cache_, options);
+    // Rejected input runs nothing; a cancelled pass keeps the chunks it ran.
+    if (!logits) tokens_.resize(std::max(before, static_cast<size_t>(cache_.size())));
     return logits;
   }
 

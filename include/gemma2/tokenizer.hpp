@@ -105,11 +105,14 @@ class Tokenizer {
     return text;
   }
 
-  // The raw piece of an id ("▁Hello", "<0x0A>", "<start_of_turn>").
-  const std::string& piece(int32_t id) const { return sp_->IdToPiece(id); }
+  // The raw piece of an id ("▁Hello", "<0x0A>", "<start_of_turn>"); empty
+  // for ids outside the vocabulary.
+  std::string piece(int32_t id) const { return id >= 0 && id < vocab_size() ? sp_->IdToPiece(id) : std::string(); }
 
   enum class PieceKind { Text, Byte, Control, Unknown };
+  // Control for ids outside the vocabulary (they decode to nothing).
   PieceKind kind(int32_t id) const {
+    if (id < 0 || id >= vocab_size()) return PieceKind::Control;
     if (sp_->IsByte(id)) return PieceKind::Byte;
     if (sp_->IsControl(id)) return PieceKind::Control;
     if (sp_->IsUnknown(id)) return PieceKind::Unknown;
