@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -125,24 +124,45 @@ RuntimeConfig to_runtime(const Config& c) {
   return r;
 }
 
+namespace detail {
+// The numeric fields of a config, by their config.json keys: one list for
+// parsing, writing, validating and comparing configs.
+struct IntField {
+  const char* key;
+  int RuntimeConfig::*member;
+};
+struct FloatField {
+  const char* key;
+  float RuntimeConfig::*member;
+};
+inline constexpr IntField kIntFields[] = {
+    {"vocab_size", &RuntimeConfig::vocab_size},
+    {"hidden_size", &RuntimeConfig::hidden_size},
+    {"num_hidden_layers", &RuntimeConfig::num_hidden_layers},
+    {"num_attention_heads", &RuntimeConfig::num_attention_heads},
+    {"num_key_value_heads", &RuntimeConfig::num_key_value_heads},
+    {"head_dim", &RuntimeConfig::head_dim},
+    {"intermediate_size", &RuntimeConfig::intermediate_size},
+    {"sliding_window", &RuntimeConfig::sliding_window},
+    {"max_position_embeddings", &RuntimeConfig::max_position_embeddings},
+};
+inline constexpr FloatField kFloatFields[] = {
+    {"query_pre_attn_scalar", &RuntimeConfig::query_pre_attn_scalar},
+    {"attn_logit_softcapping", &RuntimeConfig::attn_logit_softcapping},
+    {"final_logit_softcapping", &RuntimeConfig::final_logit_softcapping},
+    {"rope_theta", &RuntimeConfig::rope_theta},
+    {"rms_norm_eps", &RuntimeConfig::rms_norm_eps},
+};
+}  // namespace detail
+
 // Checks that a configuration describes a model this library can run. Bounds
 // keep every size derived from a config well inside int and size_t, so a
 // hostile config.json cannot request absurd allocations.
 inline Status validate(const RuntimeConfig& c) {
   using detail::err;
   constexpr int kMaxDim = 1 << 20;
-  const std::pair<const char*, int> sizes[] = {
-      {"vocab_size", c.vocab_size},
-      {"hidden_size", c.hidden_size},
-      {"num_hidden_layers", c.num_hidden_layers},
-      {"num_attention_heads", c.num_attention_heads},
-      {"num_key_value_heads", c.num_key_value_heads},
-      {"head_dim", c.head_dim},
-      {"intermediate_size", c.intermediate_size},
-      {"sliding_window", c.sliding_window},
-      {"max_position_embeddings", c.max_position_embeddings},
-  };
-  for (const auto& [field, v] : sizes) {
+  for (const auto& [field, member] : detail::kIntFields) {
+    const int v = c.*member;
     if (v <= 0) return err("config: ", field, " must be positive, got ", v);
     if (v > kMaxDim && std::string(field) != "vocab_size")
       return err("config: ", field, " = ", v, " is larger than the supported ", kMaxDim);
@@ -156,15 +176,9 @@ inline Status validate(const RuntimeConfig& c) {
   if (static_cast<int64_t>(c.num_attention_heads) * c.head_dim > kMaxDim)
     return err("config: num_attention_heads * head_dim = ",
                static_cast<int64_t>(c.num_attention_heads) * c.head_dim, " is too large");
-  const std::pair<const char*, float> positives[] = {
-      {"query_pre_attn_scalar", c.query_pre_attn_scalar},
-      {"attn_logit_softcapping", c.attn_logit_softcapping},
-      {"final_logit_softcapping", c.final_logit_softcapping},
-      {"rope_theta", c.rope_theta},
-      {"rms_norm_eps", c.rms_norm_eps},
-  };
-  for (const auto& [field, v] : positives)
-    if (!(std::isfinite(v) && v > 0)) return err("config: ", field, " must be a positive finite number, got ", v);
+  for (const auto& [field, member] : detail::kFloatFields)  // all of them are positive scales
+    if (!(std::isfinite(c.*member) && c.*member > 0))
+      return err("config: ", field, " must be a positive finite number, got ", c.*member);
   if (c.layer_types.size() != static_cast<size_t>(c.num_hidden_layers))
     return err("config: layer_types has ", c.layer_types.size(), " entries but num_hidden_layers is ",
                c.num_hidden_layers);
@@ -177,25 +191,12 @@ template <class Config>
 Status check_matches(const Config& expected, const RuntimeConfig& actual) {
   using detail::err;
   const RuntimeConfig e = to_runtime(expected);
-  const std::tuple<const char*, double, double> fields[] = {
-      {"vocab_size", e.vocab_size, actual.vocab_size},
-      {"hidden_size", e.hidden_size, actual.hidden_size},
-      {"num_hidden_layers", e.num_hidden_layers, actual.num_hidden_layers},
-      {"num_attention_heads", e.num_attention_heads, actual.num_attention_heads},
-      {"num_key_value_heads", e.num_key_value_heads, actual.num_key_value_heads},
-      {"head_dim", e.head_dim, actual.head_dim},
-      {"intermediate_size", e.intermediate_size, actual.intermediate_size},
-      {"query_pre_attn_scalar", e.query_pre_attn_scalar, actual.query_pre_attn_scalar},
-      {"sliding_window", e.sliding_window, actual.sliding_window},
-      {"max_position_embeddings", e.max_position_embeddings, actual.max_position_embeddings},
-      {"attn_logit_softcapping", e.attn_logit_softcapping, actual.attn_logit_softcapping},
-      {"final_logit_softcapping", e.final_logit_softcapping, actual.final_logit_softcapping},
-      {"rope_theta", e.rope_theta, actual.rope_theta},
-      {"rms_norm_eps", e.rms_norm_eps, actual.rms_norm_eps},
-  };
-  for (const auto& [field, want, got] : fields)
-    if (want != got)
-      return err("config.json ", field, " = ", got, " but the model type ", e.name, " expects ", want);
+  for (const auto& [field, member] : detail::kIntFields)
+    if (e.*member != actual.*member)
+      return err("config.json ", field, " = ", actual.*member, " but the model type ", e.name, " expects ", e.*member);
+  for (const auto& [field, member] : detail::kFloatFields)
+    if (e.*member != actual.*member)
+      return err("config.json ", field, " = ", actual.*member, " but the model type ", e.name, " expects ", e.*member);
   if (e.layer_types != actual.layer_types)
     return err("config.json layer_types does not match the local/global pattern of ", e.name);
   return {};

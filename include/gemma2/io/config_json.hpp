@@ -54,20 +54,8 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
     else
       out = static_cast<float>(it->get<double>());
   };
-  read_int("vocab_size", c.vocab_size);
-  read_int("hidden_size", c.hidden_size);
-  read_int("num_hidden_layers", c.num_hidden_layers);
-  read_int("num_attention_heads", c.num_attention_heads);
-  read_int("num_key_value_heads", c.num_key_value_heads);
-  read_int("head_dim", c.head_dim);
-  read_int("intermediate_size", c.intermediate_size);
-  read_int("sliding_window", c.sliding_window);
-  read_int("max_position_embeddings", c.max_position_embeddings);
-  read_float("query_pre_attn_scalar", c.query_pre_attn_scalar);
-  read_float("attn_logit_softcapping", c.attn_logit_softcapping);
-  read_float("final_logit_softcapping", c.final_logit_softcapping);
-  read_float("rope_theta", c.rope_theta);
-  read_float("rms_norm_eps", c.rms_norm_eps);
+  for (const auto& [key, member] : detail::kIntFields) read_int(key, c.*member);
+  for (const auto& [key, member] : detail::kFloatFields) read_float(key, c.*member);
   if (!status) return Error{status.message()};
 
   if (auto it = j.find("layer_types"); it != j.end()) {
@@ -98,35 +86,24 @@ inline nlohmann::json to_config_json(const RuntimeConfig& c, const std::string& 
   };
   nlohmann::json types = nlohmann::json::array();
   for (AttentionKind k : c.layer_types) types.push_back(k == AttentionKind::Local ? "sliding_attention" : "full_attention");
-  return {{"architectures", {"Gemma2ForCausalLM"}},
-          {"model_type", "gemma2"},
-          {"vocab_size", c.vocab_size},
-          {"hidden_size", c.hidden_size},
-          {"intermediate_size", c.intermediate_size},
-          {"num_hidden_layers", c.num_hidden_layers},
-          {"num_attention_heads", c.num_attention_heads},
-          {"num_key_value_heads", c.num_key_value_heads},
-          {"head_dim", c.head_dim},
-          {"hidden_activation", "gelu_pytorch_tanh"},
-          {"hidden_act", "gelu_pytorch_tanh"},
-          {"max_position_embeddings", c.max_position_embeddings},
-          {"initializer_range", 0.02},
-          {"rms_norm_eps", dec(c.rms_norm_eps)},
-          {"use_cache", true},
-          {"pad_token_id", 0},
-          {"eos_token_id", 1},
-          {"bos_token_id", 2},
-          {"tie_word_embeddings", true},
-          {"rope_theta", dec(c.rope_theta)},
-          {"attention_bias", false},
-          {"attention_dropout", 0.0},
-          {"query_pre_attn_scalar", dec(c.query_pre_attn_scalar)},
-          {"sliding_window", c.sliding_window},
-          {"final_logit_softcapping", dec(c.final_logit_softcapping)},
-          {"attn_logit_softcapping", dec(c.attn_logit_softcapping)},
-          {"cache_implementation", "hybrid"},
-          {"layer_types", types},
-          {"torch_dtype", torch_dtype}};
+  nlohmann::json j = {{"architectures", {"Gemma2ForCausalLM"}},
+                      {"model_type", "gemma2"},
+                      {"hidden_activation", "gelu_pytorch_tanh"},
+                      {"hidden_act", "gelu_pytorch_tanh"},
+                      {"initializer_range", 0.02},
+                      {"use_cache", true},
+                      {"pad_token_id", 0},
+                      {"eos_token_id", 1},
+                      {"bos_token_id", 2},
+                      {"tie_word_embeddings", true},
+                      {"attention_bias", false},
+                      {"attention_dropout", 0.0},
+                      {"cache_implementation", "hybrid"},
+                      {"layer_types", types},
+                      {"torch_dtype", torch_dtype}};
+  for (const auto& [key, member] : detail::kIntFields) j[key] = c.*member;
+  for (const auto& [key, member] : detail::kFloatFields) j[key] = dec(c.*member);
+  return j;
 }
 
 // Reads and parses a config.json file.
