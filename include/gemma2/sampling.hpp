@@ -46,6 +46,18 @@ inline int32_t argmax(const std::vector<float>& logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+namespace detail {
+// Softmax probabilities of the logits (temperature already applied).
+inline std::vector<double> probabilities(const std::vector<float>& logits) {
+  const float m = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double sum = 0.0;
+  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(static_cast<double>(logits[i]) - m));
+  for (double& x : p) x /= sum;
+  return p;
+}
+}  // namespace detail
+
 // The standard logit processors. Each leaves removed tokens at -inf.
 namespace processors {
 
@@ -98,23 +110,12 @@ inline LogitProcessor top_k(int k) {
   };
 }
 
-namespace detail_ {
-// Softmax probabilities of the logits (temperature already applied).
-inline std::vector<double> probabilities(const std::vector<float>& logits) {
-  const float m = *std::max_element(logits.begin(), logits.end());
-  std::vector<double> p(logits.size());
-  double sum = 0.0;
-  for (size_t i = 0; i < p.size(); ++i) sum += (p[i] = std::exp(static_cast<double>(logits[i]) - m));
-  for (double& x : p) x /= sum;
-  return p;
-}
-}  // namespace detail_
 
 // Keeps the smallest set of most likely tokens whose probability reaches p.
 inline LogitProcessor top_p(float p) {
   return [p](std::vector<float>& logits, const TokenHistory&) {
     if (p >= 1.0f) return;
-    const auto prob = detail_::probabilities(logits);
+    const auto prob = detail::probabilities(logits);
     std::vector<int32_t> order(logits.size());
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return prob[a] > prob[b] || (prob[a] == prob[b] && a < b); });
@@ -201,7 +202,7 @@ class Sampler {
   int32_t operator()(std::vector<float>& logits, const TokenHistory& history) {
     for (auto& proc : chain_) proc(logits, history);
     if (greedy_) return argmax(logits);
-    const auto prob = processors::detail_::probabilities(logits);
+    const auto prob = detail::probabilities(logits);
     double u = rng_.uniform();
     for (size_t i = 0; i < prob.size(); ++i) {
       if (u < prob[i]) return static_cast<int32_t>(i);
