@@ -67,6 +67,7 @@ inline std::vector<std::byte> random_weights(size_t n, gemma2::DType dtype, uint
         h = static_cast<uint16_t>(rng() & 0xbfffu);  // exponent bit 14 clear: |x| < 2
         break;
       }
+      default: return {};  // block formats are made from floats with quantize_row
     }
     std::memcpy(&bytes[i * 2], &h, 2);
   }

@@ -22,14 +22,31 @@ TEST_CASE("rms_norm multiplies by (1 + w)") {
   }
 }
 
-TEST_CASE("soft-cap and tanh-GELU match their formulas") {
-  for (double x : {-300.0, -51.0, -3.5, -0.1, 0.0, 0.7, 12.0, 49.0, 1e4}) {
-    CHECK(gemma2::detail::softcap(static_cast<float>(x), 50.0f) == doctest::Approx(naive::softcap(x, 50.0)).epsilon(1e-6));
-    CHECK(gemma2::detail::softcap(static_cast<float>(x), 30.0f) == doctest::Approx(naive::softcap(x, 30.0)).epsilon(1e-6));
-    CHECK(gemma2::detail::gelu_tanh(static_cast<float>(x / 100)) ==
-          doctest::Approx(naive::gelu_tanh(x / 100)).epsilon(1e-5));
+TEST_CASE("soft-cap, tanh-GELU and softmax match their formulas") {
+  // Lengths past one SIMD register and ragged tails take every path of the
+  // vectorised array code.
+  std::vector<double> xs = {-300.0, -51.0, -3.5, -0.1, 0.0, 0.7, 12.0, 49.0, 1e4, 1e9};
+  for (float v : test::random_floats(45, 11, 80.0f)) xs.push_back(v);
+  for (double cap : {50.0, 30.0}) {
+    std::vector<float> y(xs.begin(), xs.end());
+    gemma2::detail::softcap(y.data(), static_cast<Eigen::Index>(y.size()), static_cast<float>(cap));
+    for (size_t i = 0; i < xs.size(); ++i) {
+      CHECK(y[i] == doctest::Approx(naive::softcap(static_cast<float>(xs[i]), cap)).epsilon(1e-6));
+      CHECK(std::abs(y[i]) <= cap);
+    }
   }
-  CHECK(std::abs(gemma2::detail::softcap(1e9f, 50.0f)) <= 50.0f);
+  std::vector<float> g;
+  for (double x : xs) g.push_back(static_cast<float>(x / 100));
+  std::vector<float> ref_in = g;
+  gemma2::detail::gelu_tanh(g.data(), static_cast<Eigen::Index>(g.size()));
+  for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(naive::gelu_tanh(ref_in[i])).epsilon(1e-5));
+
+  std::vector<float> p = test::random_floats(37, 12, 20.0f);
+  const std::vector<float> logits = p;
+  gemma2::detail::softmax(p.data(), static_cast<Eigen::Index>(p.size()));
+  double z = 0.0;
+  for (float l : logits) z += std::exp(static_cast<double>(l));
+  for (size_t i = 0; i < p.size(); ++i) CHECK(p[i] == doctest::Approx(std::exp(logits[i]) / z).epsilon(1e-5));
 }
 
 TEST_CASE("RoPE rotates the half-split pairs") {

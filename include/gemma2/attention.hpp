@@ -57,27 +57,27 @@ class Attention {
         s.cache->store(layer_, s.pos + t, k.row(r).data(), v.row(r).data());
       }
     Activations out(x.rows(), H * D);
-    const int64_t tasks = static_cast<int64_t>(seqs.size()) * H;
+    const int64_t tasks = static_cast<int64_t>(seqs.size()) * KVH;
     detail::parallel_for(pool, tasks, 1, [&](int64_t a, int64_t b) {
       Scratch scratch;
       for (int64_t i = a; i < b; ++i)
-        attend(c, q, seqs[static_cast<size_t>(i / H)], static_cast<int>(i % H), out, scratch);
+        attend(c, q, seqs[static_cast<size_t>(i / KVH)], static_cast<int>(i % KVH), out, scratch);
     });
     return matmul(w_.o_proj, out, pool);
   }
 
  private:
   struct Scratch {
-    Activations scores, kv;
+    Activations q, scores, kv, out;
   };
 
-  // One query head over one sequence's rows.
+  // The query heads sharing KV head g, over one sequence's rows. The group's
+  // heads are attended together (row t*G + j is head g*G + j of token t), so
+  // each key and value row is read once per group rather than once per head.
   template <class Cache>
-  void attend(const Config& c, const Activations& q, const SequenceRows<Cache>& s, int h, Activations& out,
+  void attend(const Config& c, const Activations& q, const SequenceRows<Cache>& s, int g, Activations& out,
               Scratch& scratch) const {
-    using Strided = Eigen::Map<const Activations, 0, Eigen::OuterStride<>>;
-    const int D = c.head_dim, H = c.num_attention_heads, KVH = c.num_key_value_heads;
-    const int g = h / (H / KVH);  // consecutive query heads share a KV head
+    const int D = c.head_dim, H = c.num_attention_heads, G = H / c.num_key_value_heads;
     // Query i sees keys j <= i; on local layers only the last `window` of
     // them, i - window < j (reference mask; key i - window is not visible).
     const bool local = kind_ == AttentionKind::Local;
@@ -87,28 +87,31 @@ class Attention {
     KVSegment segs[2];
     const int nseg = s.cache->view(layer_, first, last, segs);
 
-    Strided qh(q.data() + static_cast<size_t>(s.row) * H * D + h * D, s.count, D, Eigen::OuterStride<>(H * D));
+    Activations& qg = scratch.q;
+    qg.resize(s.count * G, D);
+    for (int t = 0; t < s.count; ++t)
+      for (int j = 0; j < G; ++j) qg.row(t * G + j) = q.row(s.row + t).segment((g * G + j) * D, D);
     Activations& scores = scratch.scores;
-    scores.resize(s.count, last - first + 1);
+    scores.resize(qg.rows(), last - first + 1);
     for (int i = 0; i < nseg; ++i)
       scores.middleCols(segs[i].first - first, segs[i].count).noalias() =
-          qh * rows_of(segs[i], segs[i].keys, g, c, scratch.kv).transpose();
-    for (int t = 0; t < s.count; ++t) {
-      const int pos = s.pos + t;
-      float* row = scores.row(t).data();
-      for (int j = 0; j <= last - first; ++j) {
-        const int key = first + j;
-        const bool visible = key <= pos && (!local || key > pos - W);
-        row[j] = visible ? detail::softcap(row[j], c.attn_logit_softcapping) : -INFINITY;
-      }
-      detail::softmax(row, last - first + 1);
+          qg * rows_of(segs[i], segs[i].keys, g, c, scratch.kv).transpose();
+    for (Eigen::Index r = 0; r < scores.rows(); ++r) {
+      const int pos = s.pos + static_cast<int>(r) / G;
+      const int lo = (local ? std::max(first, pos - W + 1) : first) - first, n = pos - first - lo + 1;
+      float* row = scores.row(r).data();
+      detail::softcap(row + lo, n, c.attn_logit_softcapping);  // the reference caps before masking
+      detail::softmax(row + lo, n);
+      scores.row(r).head(lo).setZero();
+      scores.row(r).tail(scores.cols() - lo - n).setZero();
     }
-    Eigen::Map<Activations, 0, Eigen::OuterStride<>> oh(out.data() + static_cast<size_t>(s.row) * H * D + h * D,
-                                                        s.count, D, Eigen::OuterStride<>(H * D));
-    oh.setZero();
+    Activations& og = scratch.out;
+    og.setZero(qg.rows(), D);
     for (int i = 0; i < nseg; ++i)
-      oh.noalias() += scores.middleCols(segs[i].first - first, segs[i].count) *
+      og.noalias() += scores.middleCols(segs[i].first - first, segs[i].count) *
                       rows_of(segs[i], segs[i].values, g, c, scratch.kv);
+    for (int t = 0; t < s.count; ++t)
+      for (int j = 0; j < G; ++j) out.row(s.row + t).segment((g * G + j) * D, D) = og.row(t * G + j);
   }
 
   // KV head g of a segment's rows as a float matrix: in place for float

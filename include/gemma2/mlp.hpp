@@ -19,7 +19,8 @@ class Mlp {
   Activations forward(const Activations& x, const Executor* pool) const {
     Activations gate = matmul(w_.gate_proj, x, pool);
     const Activations up = matmul(w_.up_proj, x, pool);
-    gate = gate.unaryExpr([](float g) { return detail::gelu_tanh(g); }).cwiseProduct(up);
+    detail::gelu_tanh(gate.data(), gate.size());
+    gate.array() *= up.array();
     return matmul(w_.down_proj, gate, pool);
   }
 

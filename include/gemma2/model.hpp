@@ -402,8 +402,8 @@ class Gemma2Model {
   Activations output(Activations h, const Executor* pool) const {
     detail::rms_norm(h, final_norm_, config_.rms_norm_eps);
     Activations logits = matmul(embed_, h, pool);
-    const float cap = config_.final_logit_softcapping;
-    return logits.unaryExpr([cap](float x) { return detail::softcap(x, cap); });
+    detail::softcap(logits.data(), logits.size(), config_.final_logit_softcapping);
+    return logits;
   }
 
   Config config_{};
