@@ -375,9 +375,10 @@ TEST_CASE("weight types converted at load keep the demo model's predictions") {
   so.pool = &pool;
   const Model f32 = with(gemma2::DType::F32);
   CHECK(f32.weight_bytes() == 2 * demo().model.weight_bytes());
-  // The demo weights are BF16: widening them is exact.
+  // The demo weights are BF16, so widening them is exact; the BF16 GEMM keeps
+  // ~16 significant bits of each activation, so the logits agree closely.
   auto same = gemma2::compare_logits(demo().model, f32, ids, so).value();
-  CHECK(same.kl == 0.0);
+  CHECK(same.kl < 1e-9);
   CHECK(same.top1_agreement == 1.0);
   const Model q8 = with(gemma2::DType::Q8_0), q4 = with(gemma2::DType::Q4_0);
   CHECK(q8.weight_bytes() * 32 == f32.weight_bytes() / 4 * 34);  // 8.5 bits per weight

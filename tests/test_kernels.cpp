@@ -35,7 +35,7 @@ TEST_CASE("matmul matches a naive product for every dtype, ragged shape, row cou
     for (auto [rows, cols] : shapes) {
       const auto bytes = test::random_weights(static_cast<size_t>(rows) * cols, dtype, seed++);
       const gemma2::Matrix W{dtype, rows, cols, bytes.data()};
-      for (int T : {1, 2, 3, 5, 7, 8, 9}) {
+      for (int T : {1, 2, 3, 5, 7, 8, 9, 25}) {
         const auto X = test::random_floats(static_cast<size_t>(T) * cols, seed++);
         const auto ref = naive_matmul(W, X, T);
         double norm = 0.0;
@@ -83,6 +83,15 @@ TEST_CASE("thread pool rejects absurd thread counts; parallel_for covers every i
   }
 }
 
+// What the block-format GEMM rounds its operands to.
+static double bf16_if_gemm(float v) {
+#if GEMMA2_BF16_GEMM
+  return gemma2::to_float(gemma2::to_bf16(v));
+#else
+  return v;
+#endif
+}
+
 TEST_CASE("block formats: quantize, dequantize and the integer kernels against naive references") {
   auto pool = gemma2::ThreadPool::create(2);
   REQUIRE(pool.ok());
@@ -108,11 +117,12 @@ TEST_CASE("block formats: quantize, dequantize and the integer kernels against n
         const float bound = step * (dtype == gemma2::DType::Q8_0 ? 0.51f : 1.01f);  // Q4_0 clamps +8 to +7
         for (int i = 0; i < 32; ++i) CHECK(std::abs(deq[b * 32 + i] - src[b * 32 + i]) <= bound + 1e-6f);
       }
-      for (int T : {1, 3, 7, 8, 12}) {
+      for (int T : {1, 3, 7, 8, 12, 25}) {
         const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
         // Reference: below 8 rows the kernel quantizes X per block of 32
         // (scale max|x|/127) and sums integer products; from 8 rows on it
-        // multiplies the dequantized weights with float X.
+        // multiplies the dequantized weights with float X, both rounded to
+        // bf16 where the CPU has the BF16 GEMM.
         const auto xq = gemma2::detail::quantize_activations(X.data(), T, cols);
         for (const gemma2::Executor* p : {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
           std::vector<float> Y(static_cast<size_t>(T) * rows);
@@ -122,9 +132,11 @@ TEST_CASE("block formats: quantize, dequantize and the integer kernels against n
               double ref = 0, scale = 0;
               for (int c = 0; c < cols; ++c) {
                 const size_t wi = static_cast<size_t>(r) * cols + c, xi = static_cast<size_t>(t) * cols + c;
-                const double x = T < gemma2::detail::kGemmMinRows ? xq.q[xi] * static_cast<double>(xq.d[xi / 32]) : X[xi];
-                ref += static_cast<double>(deq[wi]) * x;
-                scale += std::abs(static_cast<double>(deq[wi]) * x);
+                const bool gemm = T >= gemma2::detail::kGemmMinRows;
+                const double x = gemm ? bf16_if_gemm(X[xi]) : xq.q[xi] * static_cast<double>(xq.d[xi / 32]);
+                const double w = gemm ? bf16_if_gemm(deq[wi]) : deq[wi];
+                ref += w * x;
+                scale += std::abs(w * x);
               }
               CHECK(std::abs(Y[static_cast<size_t>(t) * rows + r] - ref) <= 1e-5 * scale + 1e-6);
             }
