@@ -68,7 +68,8 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
   auto& w = weight_cache()[{rows, cols, dtype, hot}];
   if (!w.copies.empty()) return w;
   w.rows = rows, w.cols = cols, w.dtype = dtype;
-  const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols), bytes = n * gemma2::dtype_size(dtype);
+  const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+  const size_t bytes = static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols);
   constexpr size_t kMinBytes = size_t{256} << 20;  // 8x the L3 of common desktop and server parts
   const size_t count = hot ? 1 : std::max<size_t>(1, (kMinBytes + bytes - 1) / bytes);
   w.copies.resize(count);
@@ -77,6 +78,12 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
   if (dtype == DType::BF16) {
     auto* p = reinterpret_cast<gemma2::bf16*>(w.copies[0].data());
     for (size_t i = 0; i < n; ++i) p[i] = gemma2::to_bf16(random_weight(seed));
+  } else if (gemma2::is_quantized(dtype)) {
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int r = 0; r < rows; ++r) {
+      for (float& x : row) x = random_weight(seed);
+      gemma2::detail::quantize_row(dtype, row.data(), w.copies[0].data() + static_cast<size_t>(r) * gemma2::row_bytes(dtype, cols), cols);
+    }
   } else {
     auto* p = reinterpret_cast<float*>(w.copies[0].data());
     for (size_t i = 0; i < n; ++i) p[i] = random_weight(seed);
@@ -272,7 +279,8 @@ constexpr Shape kShapes[] = {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::pair<const char*, DType> dtypes[] = {{"f32", DType::F32}, {"bf16", DType::BF16}};
+  const std::pair<const char*, DType> dtypes[] = {
+      {"f32", DType::F32}, {"bf16", DType::BF16}, {"q8", DType::Q8_0}, {"q4", DType::Q4_0}};
 
   for (const Shape& s : kShapes)
     for (const auto& [dname, dt] : dtypes)

@@ -29,7 +29,7 @@ TEST_CASE("matmul matches a naive product for every dtype, ragged shape, row cou
   REQUIRE(pool2.ok());
   REQUIRE(pool3.ok());
   const gemma2::ThreadPool* pools[] = {nullptr, &*pool2, &*pool3};
-  const std::pair<int, int> shapes[] = {{1, 1}, {7, 5}, {33, 17}, {64, 64}, {129, 100}, {300, 257}, {17, 1031}};
+  const std::pair<int, int> shapes[] = {{1, 1}, {7, 5}, {33, 17}, {64, 64}, {129, 100}, {300, 257}, {17, 1031}, {9, 4099}};
   uint32_t seed = 100;
   for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::F16}) {
     for (auto [rows, cols] : shapes) {
@@ -97,7 +97,7 @@ TEST_CASE("block formats: quantize, dequantize and the integer kernels against n
   REQUIRE(pool.ok());
   std::mt19937 rng(11);
   for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0}) {
-    for (auto [rows, cols] : {std::pair<int, int>{1, 32}, {7, 64}, {33, 96}, {130, 256}, {17, 2304}}) {
+    for (auto [rows, cols] : {std::pair<int, int>{1, 32}, {7, 64}, {33, 96}, {130, 256}, {17, 2304}, {9, 4160}}) {
       INFO(std::string(gemma2::dtype_name(dtype)), " ", rows, "x", cols);
       const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
       std::vector<std::byte> q(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));

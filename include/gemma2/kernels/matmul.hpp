@@ -69,53 +69,49 @@ inline float vsum(VecF a) {
 #define GEMMA2_SIMD_LANES 1
 #endif
 
-// Σ w[i]·x[i] with w converted to float on the fly.
-template <class T>
-float dot(const T* w, const float* x, int n) {
-  int i = 0;
-  float s = 0.0f;
-#if GEMMA2_SIMD_LANES > 1
-  constexpr int L = GEMMA2_SIMD_LANES;
-  VecF a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();  // independent chains hide FMA latency
-  for (; i + 4 * L <= n; i += 4 * L) {
-    a0 = vfma(vload(w + i), vload(x + i), a0);
-    a1 = vfma(vload(w + i + L), vload(x + i + L), a1);
-    a2 = vfma(vload(w + i + 2 * L), vload(x + i + 2 * L), a2);
-    a3 = vfma(vload(w + i + 3 * L), vload(x + i + 3 * L), a3);
-  }
-  for (; i + L <= n; i += L) a0 = vfma(vload(w + i), vload(x + i), a0);
-  s = vsum(a0) + vsum(a1) + vsum(a2) + vsum(a3);
-#endif
-  for (; i < n; ++i) s += to_float(w[i]) * x[i];
-  return s;
-}
+// Register-tile loops must be unrolled fully, or their accumulators live in
+// memory (GCC does not at -O2).
+#define GEMMA2_UNROLL _Pragma("GCC unroll 16")
 
-// out[t] = Σ w[i]·X[t][i] for T rows of X (row stride `ld`): each weight
-// vector is loaded and widened once for all T rows (batched decode).
-template <int T, class E>
-void dot_rows(const E* w, const float* X, int64_t ld, int n, float* out, int64_t out_stride) {
+// out[t·out_stride + r] = Σ w[r][i]·X[t][i] for R weight rows (stride ldw)
+// and T activation rows (stride ldx), weights widened to float on the fly.
+// Decode uses T = 1 (R = 4 for inputs wider than L1 can hold); batched
+// decode uses R = 1, T = 2..7, so each weight vector is loaded and widened
+// once for all T rows.
+template <int R, int T, class E>
+void dot_tile(const E* w, int64_t ldw, const float* X, int64_t ldx, int n, float* out, int64_t out_stride) {
   int i = 0;
-  float s[T] = {};
+  float s[T][R] = {};
 #if GEMMA2_SIMD_LANES > 1
   constexpr int L = GEMMA2_SIMD_LANES;
-  VecF a0[T], a1[T];  // two chains per row hide the FMA latency
-  for (int t = 0; t < T; ++t) a0[t] = a1[t] = vzero();
+  VecF a0[T][R], a1[T][R];  // two chains per output hide the FMA latency
+  GEMMA2_UNROLL
+  for (int o = 0; o < T * R; ++o) a0[o / R][o % R] = a1[o / R][o % R] = vzero();
   for (; i + 2 * L <= n; i += 2 * L) {
-    const VecF w0 = vload(w + i), w1 = vload(w + i + L);
-    for (int t = 0; t < T; ++t) {
-      a0[t] = vfma(w0, vload(X + t * ld + i), a0[t]);
-      a1[t] = vfma(w1, vload(X + t * ld + i + L), a1[t]);
+    GEMMA2_UNROLL
+    for (int r = 0; r < R; ++r) {
+      const VecF w0 = vload(w + r * ldw + i), w1 = vload(w + r * ldw + i + L);
+      GEMMA2_UNROLL
+      for (int t = 0; t < T; ++t) {
+        a0[t][r] = vfma(w0, vload(X + t * ldx + i), a0[t][r]);
+        a1[t][r] = vfma(w1, vload(X + t * ldx + i + L), a1[t][r]);
+      }
     }
   }
   for (; i + L <= n; i += L) {
-    const VecF w0 = vload(w + i);
-    for (int t = 0; t < T; ++t) a0[t] = vfma(w0, vload(X + t * ld + i), a0[t]);
+    GEMMA2_UNROLL
+    for (int r = 0; r < R; ++r) {
+      const VecF w0 = vload(w + r * ldw + i);
+      GEMMA2_UNROLL
+      for (int t = 0; t < T; ++t) a0[t][r] = vfma(w0, vload(X + t * ldx + i), a0[t][r]);
+    }
   }
-  for (int t = 0; t < T; ++t) s[t] = vsum(a0[t]) + vsum(a1[t]);
+  GEMMA2_UNROLL
+  for (int o = 0; o < T * R; ++o) s[o / R][o % R] = vsum(a0[o / R][o % R]) + vsum(a1[o / R][o % R]);
 #endif
   for (; i < n; ++i)
-    for (int t = 0; t < T; ++t) s[t] += to_float(w[i]) * X[t * ld + i];
-  for (int t = 0; t < T; ++t) out[t * out_stride] = s[t];
+    for (int o = 0; o < T * R; ++o) s[o / R][o % R] += to_float(w[o % R * ldw + i]) * X[o / R * ldx + i];
+  for (int o = 0; o < T * R; ++o) out[o / R * out_stride + o % R] = s[o / R][o % R];
 }
 
 // Stored elements to float, vectorised (tiles for the GEMM path).
@@ -136,23 +132,27 @@ void widen(const T* src, float* dst, int64_t n) {
 
 // Activations quantized for the block-format kernels: int8 values and one
 // float scale per block of 32 (d = max|x| / 127), as llama.cpp does for its
-// Q8_0/Q4_0 dot products.
+// Q8_0/Q4_0 dot products; `sum` holds d·Σq per block, for weights stored
+// with an offset (Q4_0 keeps q + 8).
 struct QuantizedRows {
   std::vector<int8_t> q;
-  std::vector<float> d;
+  std::vector<float> d, sum;
 };
 
 inline QuantizedRows quantize_activations(const float* X, int T, int cols) {
   QuantizedRows r;
   r.q.resize(static_cast<size_t>(T) * cols);
   r.d.resize(static_cast<size_t>(T) * cols / kQuantBlock);
+  r.sum.resize(r.d.size());
   for (size_t b = 0; b < r.d.size(); ++b) {
     const float* v = X + b * kQuantBlock;
     float m = 0.0f;
     for (int i = 0; i < kQuantBlock; ++i) m = std::max(m, std::fabs(v[i]));
     r.d[b] = m / 127.0f;
     const float id = m > 0.0f ? 127.0f / m : 0.0f;
-    for (int i = 0; i < kQuantBlock; ++i) r.q[b * kQuantBlock + i] = static_cast<int8_t>(std::nearbyint(v[i] * id));
+    int sum = 0;
+    for (int i = 0; i < kQuantBlock; ++i) sum += r.q[b * kQuantBlock + i] = static_cast<int8_t>(std::nearbyint(v[i] * id));
+    r.sum[b] = r.d[b] * static_cast<float>(sum);
   }
   return r;
 }
@@ -181,199 +181,112 @@ inline void block_weights(DType t, const std::byte* row, int b, int8_t* w) {
   }
 }
 
-// Σ over blocks of d_w · d_x · Σ w_q · x_q: one weight row (block format)
-// against one quantized activation row.
-template <DType Q>
-float dot_quantized(const std::byte* row, const int8_t* xq, const float* xd, int cols) {
-  const std::byte* scales = row + (Q == DType::Q8_0 ? cols : cols / 2);
+// out[r] = Σ over blocks of d_w · d_x · Σ w_q · x_q for R consecutive weight
+// rows (block format, `stride` bytes apart) against one quantized activation
+// row (`xq`, `xd`, `xsum` from its block 0). Several rows per pass share
+// each activation load, as in dot_tile.
+// Software prefetch distance for streamed block-format rows: the integer
+// kernel is busy enough that the hardware prefetchers fall behind; 4 KB
+// ahead measured best of 1, 2 and 4 KB (bench matvec, 2 threads).
+constexpr int kPrefetchBytes = 4096;
+
+template <DType Q, int R>
+void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const float* xd,
+                   [[maybe_unused]] const float* xsum, int cols, float* out) {
+  const size_t scales = Q == DType::Q8_0 ? static_cast<size_t>(cols) : static_cast<size_t>(cols) / 2;
   const int blocks = cols / kQuantBlock;
   int b = 0;
-  float sum = 0.0f;
+  float sum[R] = {};
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  // Two blocks per step: |w| (unsigned) times x with w's sign, 4 products
-  // summed per int32 lane (vpdpbusd); lanes 0-7 belong to the first block.
+  // Two blocks per step, 4 products summed per int32 lane (vpdpbusd takes
+  // unsigned times signed bytes). Q8_0: |w| times x with w's sign, lanes 0-7
+  // from the first block. Q4_0: the stored nibbles q + 8 are already
+  // unsigned; low nibbles (elements 0-15) fill the lower half, so x is
+  // reordered to match, lanes 0-3 and 8-11 come from the first block, and
+  // the offset is removed once per 16 blocks as 8·Σ d_w·(d_x·Σx_q).
   // The combined scales d_w·d_x of up to 16 blocks are computed in one
   // vector and spread to each pair's lanes with a permute.
-  __m512 acc = _mm512_setzero_ps();
-  const __m512i first_pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m512 acc[R], offset[R];
+  GEMMA2_UNROLL
+  for (int r = 0; r < R; ++r) acc[r] = offset[r] = _mm512_setzero_ps();
+  const __m512i first_pair = Q == DType::Q8_0 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                                              : _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
   while (b + 2 <= blocks) {
     const int group = std::min(16, (blocks - b) & ~1);
     const auto mask = static_cast<__mmask16>((1u << group) - 1);
-    const __m512 d = _mm512_mul_ps(
-        _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, scales + 2 * b)), _mm512_maskz_loadu_ps(mask, xd + b));
+    const __m512 dx = _mm512_maskz_loadu_ps(mask, xd + b);
+    __m512 d[R];
+    GEMMA2_UNROLL
+    for (int r = 0; r < R; ++r) {
+      const __m512 dw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + r * stride + scales + 2 * b));
+      d[r] = _mm512_mul_ps(dw, dx);
+      if constexpr (Q == DType::Q4_0) offset[r] = _mm512_fmadd_ps(dw, _mm512_maskz_loadu_ps(mask, xsum + b), offset[r]);
+    }
     __m512i pair = first_pair;
     for (const int end = b + group; b < end; b += 2, pair = _mm512_add_epi32(pair, _mm512_set1_epi32(2))) {
-      __m512i w;
-      if constexpr (Q == DType::Q8_0) {
-        w = _mm512_loadu_si512(row + b * kQuantBlock);
-      } else {
-        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock / 2));
-        const __m256i nib = _mm256_set1_epi8(0x0f);
-        const __m256i lo = _mm256_and_si256(raw, nib), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib);
-        w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // [lo0 lo1 hi0 hi1]
-        w = _mm512_shuffle_i64x2(w, w, _MM_SHUFFLE(3, 1, 2, 0));      // [lo0 hi0 lo1 hi1]: natural order
-        w = _mm512_sub_epi8(w, _mm512_set1_epi8(8));
+      __m512i x = _mm512_loadu_si512(xq + b * kQuantBlock);
+      if constexpr (Q == DType::Q4_0) x = _mm512_shuffle_i64x2(x, x, _MM_SHUFFLE(3, 1, 2, 0));
+      GEMMA2_UNROLL
+      for (int r = 0; r < R; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(row + r * stride) + b * (Q == DType::Q8_0 ? 32 : 16) + kPrefetchBytes,
+                     _MM_HINT_T0);
+      GEMMA2_UNROLL
+      for (int r = 0; r < R; ++r) {
+        __m512i p;
+        if constexpr (Q == DType::Q8_0) {
+          const __m512i w = _mm512_loadu_si512(row + r * stride + b * kQuantBlock);
+          const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
+          p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
+        } else {
+          const __m256i raw =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + r * stride + b * kQuantBlock / 2));
+          const __m256i nib = _mm256_set1_epi8(0x0f);
+          const __m256i lo = _mm256_and_si256(raw, nib), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib);
+          p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), x);
+        }
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(pair, d[r]), acc[r]);
       }
-      const __m512i x = _mm512_loadu_si512(xq + b * kQuantBlock);
-      const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
-      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(pair, d), acc);
     }
   }
-  sum = _mm512_reduce_add_ps(acc);
+  for (int r = 0; r < R; ++r) sum[r] = _mm512_reduce_add_ps(acc[r]) - 8.0f * _mm512_reduce_add_ps(offset[r]);
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-  __m256 acc = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   alignas(32) int8_t wb[kQuantBlock];
-  for (; b < blocks; ++b) {
-    __m256i w;
-    if constexpr (Q == DType::Q8_0) {
-      w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock));
-    } else {
-      block_weights(Q, row, b, wb);
-      w = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb));
+  for (int r = 0; r < R; ++r) {
+    const std::byte* rr = row + r * stride;
+    __m256 acc = _mm256_setzero_ps();
+    for (b = 0; b < blocks; ++b) {
+      __m256i w;
+      if constexpr (Q == DType::Q8_0) {
+        w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rr + b * kQuantBlock));
+      } else {
+        block_weights(Q, rr, b, wb);
+        w = _mm256_load_si256(reinterpret_cast<const __m256i*>(wb));
+      }
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(block_scale(rr + scales + 2 * b) * xd[b]), acc);
     }
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(block_scale(scales + 2 * b) * xd[b]), acc);
+    sum[r] = vsum(acc);
   }
-  sum = vsum(acc);
 #endif
   int8_t w[kQuantBlock];
-  for (; b < blocks; ++b) {
-    block_weights(Q, row, b, w);
-    int32_t s = 0;
-    for (int i = 0; i < kQuantBlock; ++i) s += static_cast<int32_t>(w[i]) * xq[b * kQuantBlock + i];
-    sum += static_cast<float>(s) * block_scale(scales + 2 * b) * xd[b];
-  }
-  return sum;
-}
-
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
-#define GEMMA2_BF16_GEMM 1
-// BF16 GEMM in broadcast form: a panel of 32 weight rows is repacked so that
-// one 32-bit word holds a pair of consecutive inputs (k, k+1) of one row and
-// 16 rows' words fill a register; each activation pair is broadcast and
-// vdpbf16ps adds both products into the row's float32 lane. A tile keeps
-// NT tokens x 32 rows of sums in 2·NT registers for the whole depth, so
-// nothing is reduced horizontally and Y is written once.
-constexpr int kPanelRows = 32;
-#define GEMMA2_UNROLL _Pragma("GCC unroll 16")
-constexpr int kTileTokens = 12;
-
-template <int NT, bool Split>
-void bf16_tile(const uint32_t* panel, int pairs, const uint32_t* x, int64_t ldx, float* y, int64_t ldy, __mmask16 m0,
-               __mmask16 m1) {
-  // Fully unrolled over t so the 2·NT sums stay in registers.
-  __m512 acc[NT][2];
-  GEMMA2_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  for (int k = 0; k < pairs; ++k) {
-    const __m512bh w0 = (__m512bh)_mm512_loadu_si512(panel + k * kPanelRows);
-    const __m512bh w1 = (__m512bh)_mm512_loadu_si512(panel + k * kPanelRows + 16);
-    GEMMA2_UNROLL
-    for (int t = 0; t < NT; ++t) {
-      const __m512bh hi = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[t * ldx + k]));
-      acc[t][0] = _mm512_dpbf16_ps(acc[t][0], w0, hi);
-      acc[t][1] = _mm512_dpbf16_ps(acc[t][1], w1, hi);
-      if constexpr (Split) {
-        const __m512bh lo = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[t * ldx + pairs + k]));
-        acc[t][0] = _mm512_dpbf16_ps(acc[t][0], w0, lo);
-        acc[t][1] = _mm512_dpbf16_ps(acc[t][1], w1, lo);
-      }
+  for (; b < blocks; ++b)
+    for (int r = 0; r < R; ++r) {
+      block_weights(Q, row + r * stride, b, w);
+      int32_t s = 0;
+      for (int i = 0; i < kQuantBlock; ++i) s += static_cast<int32_t>(w[i]) * xq[b * kQuantBlock + i];
+      sum[r] += static_cast<float>(s) * block_scale(row + r * stride + scales + 2 * b) * xd[b];
     }
-  }
-  GEMMA2_UNROLL
-  for (int t = 0; t < NT; ++t) {
-    _mm512_mask_storeu_ps(y + t * ldy, m0, acc[t][0]);
-    _mm512_mask_storeu_ps(y + t * ldy + 16, m1, acc[t][1]);
-  }
+  for (int r = 0; r < R; ++r) out[r] = sum[r];
 }
 
-using Bf16Tile = void (*)(const uint32_t*, int, const uint32_t*, int64_t, float*, int64_t, __mmask16, __mmask16);
-template <bool Split, int... NT>
-constexpr std::array<Bf16Tile, sizeof...(NT)> bf16_tiles(std::integer_sequence<int, NT...>) {
-  return {bf16_tile<NT + 1, Split>...};
-}
-
-// n floats to bf16, rounded to nearest even.
-inline void floats_to_bf16(const float* src, bf16* dst, int64_t n) {
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i)));
-  for (; i < n; ++i) dst[i] = to_bf16(src[i]);
-}
-
-// Y[T][W.rows] = X · Wᵀ for W in BF16, Q8_0 or Q4_0 (checked by the caller).
-// Precision follows the weight type. BF16 weights are meant to reproduce the
-// float32 reference, so each activation is split into a bf16 head and the
-// bf16 of its remainder (16 significant bits; two products per weight). The
-// block formats already round activations to int8 in decode, so a single
-// bf16 (8 significant bits, finer than int8 blocks) is used at twice the
-// speed; their weights expand exactly to q·d and are rounded to bf16 once.
-inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
-  const int64_t rows = W.rows, cols = W.cols;
-  const int64_t pairs = (cols + 1) / 2;  // an odd depth is padded with a zero
-  const bool split = W.dtype == DType::BF16;
-  const int64_t ldx = split ? 2 * pairs : pairs;
-  std::vector<uint32_t> xb(static_cast<size_t>(T * ldx), 0u);
-  std::vector<float> rest(split ? static_cast<size_t>(cols) : 0);
-  for (int t = 0; t < T; ++t) {
-    bf16* hi = reinterpret_cast<bf16*>(xb.data() + t * ldx);
-    floats_to_bf16(X + t * cols, hi, cols);
-    if (!split) continue;
-    for (int64_t i = 0; i < cols; ++i) rest[static_cast<size_t>(i)] = X[t * cols + i] - to_float(hi[i]);
-    floats_to_bf16(rest.data(), reinterpret_cast<bf16*>(xb.data() + t * ldx + pairs), cols);
-  }
-  static constexpr auto tiles = bf16_tiles<false>(std::make_integer_sequence<int, kTileTokens>{});
-  static constexpr auto split_tiles = bf16_tiles<true>(std::make_integer_sequence<int, kTileTokens>{});
-  const auto& tile = split ? split_tiles : tiles;
-  const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
-  parallel_for(pool, panels, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<uint32_t> panel(static_cast<size_t>(pairs * kPanelRows));
-    std::vector<uint32_t> expanded;  // block-format or odd-width rows as bf16, pairs words each
-    std::vector<float> row_f(W.dtype == DType::BF16 ? 0 : static_cast<size_t>(cols));
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t r0 = p * kPanelRows, n = std::min<int64_t>(kPanelRows, rows - r0);
-      const uint32_t* src;
-      int64_t stride;  // words between rows of src
-      if (W.dtype == DType::BF16 && (cols & 1) == 0) {
-        src = reinterpret_cast<const uint32_t*>(W.data) + r0 * pairs, stride = pairs;
-      } else {
-        expanded.assign(static_cast<size_t>(n * pairs), 0u);
-        for (int64_t i = 0; i < n; ++i) {
-          bf16* dst = reinterpret_cast<bf16*>(expanded.data() + i * pairs);
-          if (W.dtype == DType::BF16) {
-            std::memcpy(dst, W.row(static_cast<int>(r0 + i)), static_cast<size_t>(cols) * sizeof(bf16));
-          } else {
-            dequantize_row(W.dtype, W.row(static_cast<int>(r0 + i)), row_f.data(), static_cast<int>(cols));
-            floats_to_bf16(row_f.data(), dst, cols);
-          }
-        }
-        src = expanded.data(), stride = pairs;
-      }
-      // Word k of rows r0..r0+31 side by side; rows past the end read as 0.
-      const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-      for (int half = 0; half < 2; ++half) {
-        const __mmask16 valid = static_cast<__mmask16>(_mm512_cmplt_epi32_mask(
-            _mm512_add_epi32(lane, _mm512_set1_epi32(16 * half)), _mm512_set1_epi32(static_cast<int>(n))));
-        const __m512i offsets = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * half)),
-                                                   _mm512_set1_epi32(static_cast<int>(stride)));
-        for (int64_t k = 0; k < pairs; ++k)
-          _mm512_storeu_si512(panel.data() + k * kPanelRows + 16 * half,
-                              _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, offsets, src + k, 4));
-      }
-      const auto m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
-      const auto m1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
-      for (int t = 0; t < T; t += kTileTokens) {
-        const int nt = std::min(kTileTokens, T - t);
-        tile[static_cast<size_t>(nt - 1)](panel.data(), static_cast<int>(pairs), xb.data() + t * ldx, ldx,
-                                          Y + t * rows + r0, rows, m0, m1);
-      }
-    }
-  });
-}
-#endif
+// Decode reads a wide input (down_proj: 9216) four weight rows at a time, as
+// its activations do not stay in L1 across rows otherwise; narrower inputs
+// go one row at a time: consecutive rows form one long stream, which the
+// hardware prefetchers follow best, while four short streams (1-2 KB rows)
+// halve the DRAM rate (measured: bench matvec, gate_proj vs down_proj).
+inline bool wide_input(int64_t cols) { return cols > 4096; }
 
 // Rows of X below this count use the dot-product kernel (each weight row is
 // read from memory once and reused from L1 for every row of X); from here
@@ -387,11 +300,22 @@ constexpr int64_t kTileFloats = 1 << 18;
 inline void matmul_quantized_rows(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const QuantizedRows x = quantize_activations(X, T, W.cols);
   const int64_t rows = W.rows, blocks = W.cols / kQuantBlock;
-  auto kernel = W.dtype == DType::Q8_0 ? dot_quantized<DType::Q8_0> : dot_quantized<DType::Q4_0>;
+  const size_t stride = row_bytes(W.dtype, W.cols);
+  const bool q8 = W.dtype == DType::Q8_0;
+  auto one = q8 ? dot_quantized<DType::Q8_0, 1> : dot_quantized<DType::Q4_0, 1>;
+  auto four = q8 ? dot_quantized<DType::Q8_0, 4> : dot_quantized<DType::Q4_0, 4>;
   parallel_for(pool, rows, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int t = 0; t < T; ++t)
-        Y[t * rows + r] = kernel(W.row(static_cast<int>(r)), x.q.data() + t * W.cols, x.d.data() + t * blocks, W.cols);
+    float y[4];
+    for (int t = 0; t < T; ++t) {
+      const int8_t* xq = x.q.data() + t * W.cols;
+      const float *xd = x.d.data() + t * blocks, *xs = x.sum.data() + t * blocks;
+      int64_t r = r0;
+      for (; wide_input(W.cols) && r + 4 <= r1; r += 4) {
+        four(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, y);
+        for (int i = 0; i < 4; ++i) Y[t * rows + r + i] = y[i];
+      }
+      for (; r < r1; ++r) one(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, &Y[t * rows + r]);
+    }
   });
 }
 
@@ -407,17 +331,26 @@ inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Execu
     const int64_t cols = W.cols, rows = W.rows;
     if (T == 1) {
       parallel_for(pool, rows, 16, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) Y[r] = dot(w + r * cols, X, static_cast<int>(cols));
+        int64_t r = r0;
+        if (wide_input(cols))
+          for (; r + 4 <= r1; r += 4) dot_tile<4, 1>(w + r * cols, cols, X, cols, static_cast<int>(cols), Y + r, rows);
+        for (; r < r1; ++r) dot_tile<1, 1>(w + r * cols, cols, X, cols, static_cast<int>(cols), Y + r, rows);
       });
       return;
     }
     if (T < kGemmMinRows) {
-      using Kernel = void (*)(const Elem*, const float*, int64_t, int, float*, int64_t);
-      static constexpr Kernel kernels[] = {nullptr,           nullptr,           dot_rows<2, Elem>, dot_rows<3, Elem>,
-                                           dot_rows<4, Elem>, dot_rows<5, Elem>, dot_rows<6, Elem>, dot_rows<7, Elem>};
+      using Kernel = void (*)(const Elem*, int64_t, const float*, int64_t, int, float*, int64_t);
+      static constexpr Kernel kernels[] = {nullptr,
+                                           nullptr,
+                                           dot_tile<1, 2, Elem>,
+                                           dot_tile<1, 3, Elem>,
+                                           dot_tile<1, 4, Elem>,
+                                           dot_tile<1, 5, Elem>,
+                                           dot_tile<1, 6, Elem>,
+                                           dot_tile<1, 7, Elem>};
       static_assert(sizeof kernels / sizeof kernels[0] == kGemmMinRows, "one kernel per row count");
       parallel_for(pool, rows, 16, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) kernels[T](w + r * cols, X, cols, static_cast<int>(cols), Y + r, rows);
+        for (int64_t r = r0; r < r1; ++r) kernels[T](w + r * cols, cols, X, cols, static_cast<int>(cols), Y + r, rows);
       });
       return;
     }
