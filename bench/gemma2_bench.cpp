@@ -9,6 +9,15 @@
 //                                         kernel, T >= 3 the tiled GEMM) up to a
 //                                         prefill-shaped product (T = 64);
 //   parallel_for/threads:N                cost of one empty pool dispatch;
+//   read_bandwidth/threads:N              the machine's sequential read rate
+//                                         (sums 1 GiB), the roofline's denominator;
+//   e2e/<dtype>/prefill/T:512/threads:N   a 512-token prompt into an empty cache,
+//   e2e/<dtype>/decode/depth:D/threads:N  one decode step after D cached positions,
+//                                         on a Gemma 2 2B-shaped model with random
+//                                         weights made in memory (bf16, q8, q4);
+//                                         decode also reports roofline_pct: tok/s
+//                                         against bandwidth (measured right after,
+//                                         same threads) / weight bytes;
 //   model/*                               end-to-end load, decode, batched decode
 //                                         (N = 1, 4, 16 sequences) and prefill on
 //                                         the checkpoint in $GEMMA2_BENCH_MODEL
@@ -266,6 +275,98 @@ void BM_Prefill(benchmark::State& state) {
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// ---- end to end on a random 2B-shaped model ------------------------------
+
+// Best of `passes` sequential reads of a 1 GiB buffer (summed) with
+// `threads` threads, in bytes/s.
+double read_bandwidth(int threads, int passes) {
+  const gemma2::ThreadPool& p = pool(threads);
+  static const std::vector<float> buf(size_t{1} << 28, 1.0f);
+  std::vector<double> partial(static_cast<size_t>(threads));
+  double best = 0;
+  for (int i = 0; i < passes; ++i) {
+    const auto t0 = Clock::now();
+    gemma2::detail::parallel_for(&p, static_cast<int64_t>(buf.size()), 1 << 20, [&](int64_t b, int64_t e) {
+      const Eigen::Map<const Eigen::ArrayXf> part(buf.data() + b, e - b);
+      partial[static_cast<size_t>(b * threads / static_cast<int64_t>(buf.size()))] = part.sum();
+    });
+    benchmark::DoNotOptimize(partial.data());
+    best = std::max(best, static_cast<double>(buf.size() * sizeof(float)) /
+                              std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  double best = 0;
+  for (auto _ : state) best = std::max(best, read_bandwidth(static_cast<int>(state.range(0)), 1));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) << 30);
+  state.counters["best_GB/s"] = best / 1e9;
+}
+
+// A Gemma 2 2B model with random weights, made as BF16 and converted at load
+// like a real checkpoint; one per weight type, kept for the run.
+const Model& random_model(DType type) {
+  static std::map<DType, Model> models;
+  auto it = models.find(type);
+  if (it != models.end()) return it->second;
+  weight_cache().clear();
+  gemma2::LoadOptions lo;
+  lo.pool = &pool(2);
+  lo.weight_type = type;
+  const auto config = gemma2::to_runtime(gemma2::Gemma2_2B{});
+  return models.emplace(type, Model::from_checkpoint(gemma2::random_checkpoint(config, DType::BF16, 1, lo.pool), lo).value())
+      .first->second;
+}
+
+void BM_E2EPrefill(benchmark::State& state, DType type) {
+  const Model& m = random_model(type);
+  const int n = static_cast<int>(state.range(0));
+  const gemma2::ForwardOptions opts = on_pool(static_cast<int>(state.range(1)));
+  auto kv = m.make_cache(n).value();
+  const std::vector<int32_t> ids = prompt_ids(m, n);
+  for (auto _ : state) {
+    kv.set_size(0);
+    if (auto r = m.forward(ids, kv, opts); !r) return state.SkipWithError(r.message().c_str());
+  }
+  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Caches filled to a depth once per type (with 2 threads) and copied for
+// each case: only the decode step is timed.
+const gemma2::KVCache& filled_cache(DType type, int depth) {
+  static std::map<std::pair<DType, int>, gemma2::KVCache> caches;
+  auto it = caches.find({type, depth});
+  if (it != caches.end()) return it->second;
+  const Model& m = random_model(type);
+  auto kv = m.make_cache(depth + 1).value();
+  if (depth > 0) (void)m.forward(prompt_ids(m, depth), kv, on_pool(2)).value();
+  return caches.emplace(std::make_pair(type, depth), std::move(kv)).first->second;
+}
+
+void BM_E2EDecode(benchmark::State& state, DType type) {
+  const Model& m = random_model(type);
+  const int depth = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
+  const gemma2::ForwardOptions opts = on_pool(threads);
+  gemma2::KVCache kv = filled_cache(type, depth);
+  int32_t token = 100;
+  const auto t0 = Clock::now();
+  for (auto _ : state) {
+    kv.set_size(depth);
+    auto logits = m.forward(&token, 1, kv, opts);
+    if (!logits) return state.SkipWithError(logits.message().c_str());
+    token = static_cast<int32_t>((token * 31 + 7) % m.config().vocab_size);
+  }
+  const double tok_s =
+      static_cast<double>(state.iterations()) / std::chrono::duration<double>(Clock::now() - t0).count();
+  // The machine's bandwidth drifts (shared hosts): measured right after.
+  const double bw = read_bandwidth(threads, 3);
+  state.counters["tok/s"] = tok_s;
+  state.counters["weights_GB"] = static_cast<double>(m.weight_bytes()) / 1e9;
+  state.counters["bandwidth_GB/s"] = bw / 1e9;
+  state.counters["roofline_pct"] = 100.0 * tok_s * static_cast<double>(m.weight_bytes()) / bw;
+}
+
 // Gemma 2 2B shapes [out, in].
 struct Shape {
   const char* name;
@@ -301,6 +402,28 @@ int main(int argc, char** argv) {
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("parallel_for", BM_ParallelFor)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+  benchmark::RegisterBenchmark("read_bandwidth", BM_ReadBandwidth)
+      ->ArgName("threads")
+      ->Arg(1)
+      ->Arg(2)
+      ->Iterations(5)
+      ->UseRealTime();
+  for (const auto& [dname, dt] : dtypes) {
+    if (dt == DType::F32) continue;  // 10 GB of weights; not a speed target
+    benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/prefill").c_str(), BM_E2EPrefill, dt)
+        ->ArgsProduct({{512}, {1, 2}})
+        ->ArgNames({"T", "threads"})
+        ->Iterations(2)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/decode").c_str(), BM_E2EDecode, dt)
+        ->ArgsProduct({{0, 2048}, {1, 2}})
+        ->ArgNames({"depth", "threads"})
+        ->MinTime(3.0)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
 
   benchmark::RegisterBenchmark("model/load", BM_Load)
       ->ArgName("preload")

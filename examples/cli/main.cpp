@@ -60,14 +60,25 @@ void add_dtype(CLI::App* cmd, std::string& dtype) {
 // Options every model command takes.
 struct ModelOptions {
   std::string dir = default_model_dir();
+  std::string tokenizer;
   int threads = 1;
   std::string dtype;
 
   void add_to(CLI::App* cmd) {
-    cmd->add_option("--model", dir, "Hugging Face model directory (config.json, safetensors, tokenizer.model)")
+    cmd->add_option("--model", dir,
+                    "Hugging Face model directory (config.json, safetensors, tokenizer.model) or a .gguf file")
         ->capture_default_str();
+    cmd->add_option("--tokenizer", tokenizer,
+                    "sentencepiece tokenizer.model (default: the model directory's, or the one beside a .gguf file)");
     cmd->add_option("--threads", threads, "threads for the matrix products")->capture_default_str();
     add_dtype(cmd, dtype);
+  }
+
+  std::string tokenizer_path() const {
+    if (!tokenizer.empty()) return tokenizer;
+    if (!gemma2::is_gguf_path(dir)) return dir + "/tokenizer.model";
+    const size_t slash = dir.rfind('/');
+    return (slash == std::string::npos ? std::string(".") : dir.substr(0, slash)) + "/tokenizer.model";
   }
 };
 
@@ -113,9 +124,9 @@ std::optional<Loaded> load(const ModelOptions& o, bool need_tokenizer) {
   progress.end();
   if (!m) return fail(m.message()), std::nullopt;
   l.model.emplace(std::move(*m));
-  std::ifstream has_tokenizer(o.dir + "/tokenizer.model");
+  std::ifstream has_tokenizer(o.tokenizer_path());
   if (has_tokenizer || need_tokenizer) {
-    auto tok = gemma2::Tokenizer::from_model_dir(o.dir);
+    auto tok = gemma2::Tokenizer::load(o.tokenizer_path());
     if (!tok) return fail(tok.message()), std::nullopt;
     if (tok->vocab_size() > l.model->config().vocab_size)
       return fail("tokenizer has " + std::to_string(tok->vocab_size()) + " pieces but the model only " +
@@ -400,7 +411,8 @@ double read_bandwidth(const gemma2::Executor* pool) {
 int run_bench(const std::string& preset, const std::string& dtype, int threads, int prompt, int gen, int depth) {
   auto pool = gemma2::ThreadPool::create(threads);
   if (!pool) return fail(pool.message());
-  if (prompt < 1 || gen < 1 || depth < 0) return fail("bench: --prompt and --gen must be >= 1, --depth >= 0");
+  if (prompt < 1 || gen < 1 || depth < -1) return fail("bench: --prompt and --gen must be >= 1, --depth >= 0");
+  if (depth < 0) depth = prompt;
   gemma2::RuntimeConfig config;
   if (preset == "2b") config = gemma2::to_runtime(gemma2::Gemma2_2B{});
   else if (preset == "9b") config = gemma2::to_runtime(gemma2::Gemma2_9B{});
@@ -430,12 +442,13 @@ int run_bench(const std::string& preset, const std::string& dtype, int threads, 
   auto t0 = Clock::now();
   if (auto r = model->forward(ids.data(), static_cast<size_t>(prompt), *kv, opts); !r) return fail(r.message());
   const double prefill_s = seconds_since(t0);
-  // Decode `gen` tokens after `depth` positions (default: after the prompt).
+  // Decode `gen` tokens after `depth` positions (default: after the prompt;
+  // 0 decodes into an empty cache, as llama-bench's tg does).
   if (depth > prompt) {
     if (auto r = model->forward(ids.data() + prompt, static_cast<size_t>(depth - prompt), *kv, opts); !r)
       return fail(r.message());
-  } else if (depth > 0 && depth < prompt) {
-    (void)kv->truncate(depth);
+  } else if (depth < prompt) {
+    if (auto st = kv->truncate(depth); !st) return fail(st.message());
   }
   int32_t token = 100;
   t0 = Clock::now();
@@ -449,7 +462,7 @@ int run_bench(const std::string& preset, const std::string& dtype, int threads, 
   const double roofline = bandwidth / static_cast<double>(weights);  // tok/s if every weight byte streams at full speed
   std::cout << std::setprecision(6) << "{\"preset\":\"" << preset << "\",\"dtype\":\"" << dtype
             << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
-            << ",\"depth\":" << (depth > 0 ? depth : prompt) << ",\"prefill_tok_s\":" << prompt / prefill_s
+            << ",\"depth\":" << depth << ",\"prefill_tok_s\":" << prompt / prefill_s
             << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
             << ",\"rss_bytes\":" << rss_bytes() << ",\"read_bandwidth_bytes_s\":" << bandwidth
             << ",\"roofline_tok_s\":" << roofline << ",\"roofline_pct\":" << 100.0 * gen / decode_s / roofline << "}"
@@ -526,7 +539,7 @@ int main(int argc, char** argv) {
   logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
 
   std::string preset = "2b", bench_dtype = "bf16";
-  int bench_threads = 1, bench_prompt = 512, bench_gen = 32, depth = 0;
+  int bench_threads = 1, bench_prompt = 512, bench_gen = 32, depth = -1;
   auto* bench = app.add_subcommand("bench", "speed of a preset's shape with random weights (no file needed); one JSON line");
   bench->add_option("--preset", preset, "2b, 9b or 27b")->check(CLI::IsMember({"2b", "9b", "27b"}))->capture_default_str();
   add_dtype(bench, bench_dtype);

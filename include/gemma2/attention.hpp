@@ -67,6 +67,8 @@ class Attention {
   }
 
  private:
+  static constexpr Eigen::Index kGemvRows = 8;
+
   struct Scratch {
     Activations q, scores, kv, out;
   };
@@ -93,9 +95,17 @@ class Attention {
       for (int j = 0; j < G; ++j) qg.row(t * G + j) = q.row(s.row + t).segment((g * G + j) * D, D);
     Activations& scores = scratch.scores;
     scores.resize(qg.rows(), last - first + 1);
-    for (int i = 0; i < nseg; ++i)
-      scores.middleCols(segs[i].first - first, segs[i].count).noalias() =
-          qg * rows_of(segs[i], segs[i].keys, g, c, scratch.kv).transpose();
+    // A decode step has a few query rows: matrix-vector products read the
+    // keys and values in place, where a GEMM would first pack (copy) them.
+    const bool few = qg.rows() <= kGemvRows;
+    for (int i = 0; i < nseg; ++i) {
+      const auto keys = rows_of(segs[i], segs[i].keys, g, c, scratch.kv);
+      auto block = scores.middleCols(segs[i].first - first, segs[i].count);
+      if (few)
+        for (Eigen::Index r = 0; r < qg.rows(); ++r) block.row(r).noalias() = qg.row(r) * keys.transpose();
+      else
+        block.noalias() = qg * keys.transpose();
+    }
     for (Eigen::Index r = 0; r < scores.rows(); ++r) {
       const int pos = s.pos + static_cast<int>(r) / G;
       const int lo = (local ? std::max(first, pos - W + 1) : first) - first, n = pos - first - lo + 1;
@@ -107,9 +117,14 @@ class Attention {
     }
     Activations& og = scratch.out;
     og.setZero(qg.rows(), D);
-    for (int i = 0; i < nseg; ++i)
-      og.noalias() += scores.middleCols(segs[i].first - first, segs[i].count) *
-                      rows_of(segs[i], segs[i].values, g, c, scratch.kv);
+    for (int i = 0; i < nseg; ++i) {
+      const auto values = rows_of(segs[i], segs[i].values, g, c, scratch.kv);
+      const auto block = scores.middleCols(segs[i].first - first, segs[i].count);
+      if (few)
+        for (Eigen::Index r = 0; r < qg.rows(); ++r) og.row(r).noalias() += block.row(r) * values;
+      else
+        og.noalias() += block * values;
+    }
     for (int t = 0; t < s.count; ++t)
       for (int j = 0; j < G; ++j) out.row(s.row + t).segment((g * G + j) * D, D) = og.row(t * G + j);
   }
