@@ -111,6 +111,95 @@ struct TinyModel {
   }
 };
 
+// llama.cpp's GGUF name for a Hugging Face tensor name of Gemma 2.
+inline std::string gguf_name(const std::string& hf) {
+  static const std::map<std::string, std::string> top = {{"model.embed_tokens.weight", "token_embd.weight"},
+                                                         {"model.norm.weight", "output_norm.weight"}};
+  static const std::map<std::string, std::string> layer = {
+      {"input_layernorm.weight", "attn_norm.weight"},         {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},           {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},      {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+      {"pre_feedforward_layernorm.weight", "ffn_norm.weight"}, {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},                {"mlp.down_proj.weight", "ffn_down.weight"},
+      {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"}};
+  if (top.count(hf)) return top.at(hf);
+  const size_t dot = hf.find('.', 13);  // after "model.layers."
+  return "blk." + hf.substr(13, dot - 13) + "." + layer.at(hf.substr(dot + 1));
+}
+
+// A Gemma 2 checkpoint written as GGUF the way llama.cpp's converter does:
+// norm weights stored as F32 holding 1 + w, matrices as `as` (ggml type ids:
+// F32 0, F16 1, BF16 30, Q8_0 8, Q4_0 2, blocks laid out [f16 d | values]).
+inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, gemma2::DType as,
+                       bool write_q_scalar = true) {
+  using gemma2::GgufType;
+  const gemma2::RuntimeConfig& c = ck.config;
+  std::map<std::string, gemma2::GgufValue> md;
+  auto u32 = [&](const std::string& k, int v) { md[k] = {GgufType::U32, GgufType::U8, v}; };
+  auto f32 = [&](const std::string& k, float v) { md[k] = {GgufType::F32, GgufType::U8, v}; };
+  md["general.architecture"] = {GgufType::STRING, GgufType::U8, "gemma2"};
+  u32("gemma2.context_length", c.max_position_embeddings);
+  u32("gemma2.embedding_length", c.hidden_size);
+  u32("gemma2.block_count", c.num_hidden_layers);
+  u32("gemma2.feed_forward_length", c.intermediate_size);
+  u32("gemma2.attention.head_count", c.num_attention_heads);
+  u32("gemma2.attention.head_count_kv", c.num_key_value_heads);
+  u32("gemma2.attention.key_length", c.head_dim);
+  u32("gemma2.attention.value_length", c.head_dim);
+  u32("gemma2.attention.sliding_window", c.sliding_window);
+  f32("gemma2.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
+  f32("gemma2.attn_logit_softcapping", c.attn_logit_softcapping);
+  f32("gemma2.final_logit_softcapping", c.final_logit_softcapping);
+  f32("gemma2.rope.freq_base", c.rope_theta);
+  if (write_q_scalar) f32("gemma2.attention.query_pre_attn_scalar", c.query_pre_attn_scalar);
+  const std::map<gemma2::DType, uint32_t> ids = {{gemma2::DType::F32, 0}, {gemma2::DType::F16, 1},
+                                                 {gemma2::DType::BF16, 30}, {gemma2::DType::Q8_0, 8},
+                                                 {gemma2::DType::Q4_0, 2}};
+  std::vector<gemma2::GgufTensorToWrite> tensors;
+  for (const auto& spec : gemma2::gemma2_tensors(c)) {
+    const gemma2::TensorView& t = ck.tensors.at(spec.name);
+    const int64_t cols = spec.shape.back(), rows = spec.shape.size() == 2 ? spec.shape[0] : 1;
+    std::vector<float> f(static_cast<size_t>(rows * cols));
+    gemma2::detail::convert_to_float(t.dtype, t.data, f.data(), f.size());
+    gemma2::GgufTensorToWrite w;
+    w.name = gguf_name(spec.name);
+    for (auto d = spec.shape.rbegin(); d != spec.shape.rend(); ++d) w.dims.push_back(static_cast<uint64_t>(*d));
+    // Block formats need whole blocks per row; other rows keep their type.
+    const gemma2::DType to = spec.shape.size() == 1                                ? gemma2::DType::F32
+                             : gemma2::is_quantized(as) && cols % 32 != 0 ? t.dtype
+                                                                                  : as;
+    if (spec.shape.size() == 1)
+      for (float& x : f) x += 1.0f;
+    w.ggml_type = ids.at(to);
+    const size_t rb = gemma2::row_bytes(to, static_cast<int>(cols));
+    std::vector<std::byte> ours(static_cast<size_t>(rows) * rb);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* src = &f[static_cast<size_t>(r * cols)];
+      std::byte* dst = &ours[static_cast<size_t>(r) * rb];
+      if (gemma2::is_quantized(to)) gemma2::detail::quantize_row(to, src, dst, static_cast<int>(cols));
+      else if (to == gemma2::DType::F32) std::memcpy(dst, src, static_cast<size_t>(cols) * 4);
+      else
+        for (int64_t i = 0; i < cols; ++i) {
+          const uint16_t b = to == gemma2::DType::BF16 ? gemma2::to_bf16(src[i]).bits : gemma2::to_f16(src[i]).bits;
+          std::memcpy(dst + 2 * i, &b, 2);
+        }
+    }
+    if (!gemma2::is_quantized(to)) {
+      w.bytes = std::move(ours);
+    } else {  // the library's rows keep values first, then scales; ggml interleaves them per block
+      const int64_t blocks = cols / 32, qs = to == gemma2::DType::Q8_0 ? 32 : 16;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t b = 0; b < blocks; ++b) {
+          const std::byte* row = &ours[static_cast<size_t>(r) * rb];
+          w.bytes.insert(w.bytes.end(), row + blocks * qs + 2 * b, row + blocks * qs + 2 * b + 2);
+          w.bytes.insert(w.bytes.end(), row + b * qs, row + (b + 1) * qs);
+        }
+    }
+    tensors.push_back(std::move(w));
+  }
+  REQUIRE(gemma2::write_gguf(path, md, tensors).ok());
+}
+
 // A fresh, empty temporary directory, removed at the end of the test.
 struct TempDir {
   std::filesystem::path path;

@@ -155,6 +155,17 @@ inline constexpr FloatField kFloatFields[] = {
 };
 }  // namespace detail
 
+namespace detail {
+// The reference's pattern where a config lists no layer types (older
+// config.json files, GGUF): layer 0 local, then alternating. Empty for an
+// absurd layer count, which validate() then reports.
+inline std::vector<AttentionKind> alternating_layer_types(int layers) {
+  std::vector<AttentionKind> t;
+  for (int i = 0; i < layers && layers <= 1024; ++i) t.push_back(i % 2 == 0 ? AttentionKind::Local : AttentionKind::Global);
+  return t;
+}
+}  // namespace detail
+
 // Checks that a configuration describes a model this library can run. Bounds
 // keep every size derived from a config well inside int and size_t, so a
 // hostile config.json cannot request absurd allocations.

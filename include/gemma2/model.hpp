@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "gemma2/io/checkpoint.hpp"
+#include "gemma2/io/gguf.hpp"
 #include "gemma2/layer.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
@@ -124,13 +125,15 @@ class WeightBinder {
 
   size_t matrix_bytes() const { return matrix_bytes_; }
 
-  // The RMSNorm gain 1 + w, as float.
-  std::vector<float> gain(const std::string& name, int n) {
+  // The RMSNorm gain 1 + w, as float; `holds_gain` when the stored weights
+  // are 1 + w already (GGUF).
+  std::vector<float> gain(const std::string& name, int n, bool holds_gain) {
     const TensorView* t = find(name, {n});
     std::vector<float> g(static_cast<size_t>(n));
     if (t == nullptr) return g;
     convert_to_float(t->dtype, t->data, g.data(), g.size());
-    for (float& x : g) x += 1.0f;
+    if (!holds_gain)
+      for (float& x : g) x += 1.0f;
     return g;
   }
 
@@ -212,11 +215,12 @@ class Gemma2Model {
  public:
   using config_type = Config;
 
-  // Loads a Hugging Face model directory (config.json + safetensors). The
-  // config must match Config (for the presets) and every tensor must have
-  // the shape the config implies.
-  static Result<Gemma2Model> load(const std::string& dir, const LoadOptions& options = {}) {
-    auto ck = open_checkpoint(dir);
+  // Loads a Hugging Face model directory (config.json + safetensors) or, for
+  // a path ending in .gguf, a llama.cpp GGUF file. The config must match
+  // Config (for the presets) and every tensor must have the shape the config
+  // implies.
+  static Result<Gemma2Model> load(const std::string& path, const LoadOptions& options = {}) {
+    auto ck = is_gguf_path(path) ? open_gguf_checkpoint(path) : open_checkpoint(path);
     if (!ck) return Error{ck.message()};
     if (options.preload) detail::preload(ck->tensors, options);
     return from_checkpoint(std::move(*ck), options);
@@ -246,7 +250,8 @@ class Gemma2Model {
       return detail::err("load: unsupported weight type");
     detail::WeightBinder bind(ck.tensors, m.storage_, options);
     m.embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
-    m.final_norm_ = bind.gain("model.norm.weight", hidden);
+    const bool hg = ck.norms_hold_gain;
+    m.final_norm_ = bind.gain("model.norm.weight", hidden, hg);
     for (int i = 0; i < c.num_hidden_layers; ++i) {
       const std::string p = "model.layers." + std::to_string(i) + ".";
       AttentionWeights attn{bind.matrix(p + "self_attn.q_proj.weight", q_dim, hidden),
@@ -256,10 +261,10 @@ class Gemma2Model {
       MlpWeights mlp{bind.matrix(p + "mlp.gate_proj.weight", ffn, hidden),
                      bind.matrix(p + "mlp.up_proj.weight", ffn, hidden),
                      bind.matrix(p + "mlp.down_proj.weight", hidden, ffn)};
-      LayerNorms norms{bind.gain(p + "input_layernorm.weight", hidden),
-                       bind.gain(p + "post_attention_layernorm.weight", hidden),
-                       bind.gain(p + "pre_feedforward_layernorm.weight", hidden),
-                       bind.gain(p + "post_feedforward_layernorm.weight", hidden)};
+      LayerNorms norms{bind.gain(p + "input_layernorm.weight", hidden, hg),
+                       bind.gain(p + "post_attention_layernorm.weight", hidden, hg),
+                       bind.gain(p + "pre_feedforward_layernorm.weight", hidden, hg),
+                       bind.gain(p + "post_feedforward_layernorm.weight", hidden, hg)};
       m.layers_.emplace_back(c, i, attn, mlp, std::move(norms));
     }
     if (Status s = bind.finish(); !s) return Error{s.message()};

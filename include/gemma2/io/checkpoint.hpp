@@ -50,6 +50,7 @@ inline std::vector<TensorSpec> gemma2_tensors(const RuntimeConfig& c) {
 struct Checkpoint {
   RuntimeConfig config;
   std::map<std::string, TensorView> tensors;
+  bool norms_hold_gain = false;  // norm weights already hold 1 + w (GGUF), not w (Hugging Face)
 };
 
 namespace detail {

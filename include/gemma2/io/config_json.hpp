@@ -65,10 +65,8 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
       else if (t == "full_attention") c.layer_types.push_back(AttentionKind::Global);
       else return err(source, ": layer_types entry ", t.dump(), " is neither \"sliding_attention\" nor \"full_attention\"");
     }
-  } else if (c.num_hidden_layers > 0 && c.num_hidden_layers <= 1024) {
-    // Older configs have no layer_types: the reference alternates, layer 0 local.
-    for (int i = 0; i < c.num_hidden_layers; ++i)
-      c.layer_types.push_back(i % 2 == 0 ? AttentionKind::Local : AttentionKind::Global);
+  } else {
+    c.layer_types = detail::alternating_layer_types(c.num_hidden_layers);  // older configs list none
   }
   if (Status s = validate(c); !s) return Error{source + ": " + s.message()};
   return c;

@@ -1,0 +1,516 @@
+// GGUF (versions 2 and 3), the single-file format of llama.cpp: a header
+// with typed metadata and tensor infos, padding to `general.alignment`, then
+// the tensor data. Every count, length, offset and size is checked against
+// the mapped file before it is used, so a hostile file gets an error naming
+// the problem, never a read past the mapping or an allocation sized by it.
+// Layout reference: ggml's docs/gguf.md.
+#pragma once
+
+#include <cstdint>
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gemma2/io/checkpoint.hpp"
+#include "gemma2/io/mmap.hpp"
+#include "gemma2/status.hpp"
+#include "gemma2/weights.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+// Metadata value types, numbered as in the file.
+enum class GgufType : uint32_t {
+  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
+  STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+};
+
+// One metadata value: scalars and strings as JSON scalars, arrays as JSON
+// arrays of their element type `elem`.
+struct GgufValue {
+  GgufType type = GgufType::U32;
+  GgufType elem = GgufType::U8;  // element type of an ARRAY
+  nlohmann::json value;
+};
+
+// One tensor of a GGUF file. dims are ggml's ne: dims[0] is the row length.
+struct GgufTensor {
+  std::string name;
+  uint32_t ggml_type = 0;
+  std::vector<uint64_t> dims;
+  uint64_t offset = 0;  // from the start of the data section
+  uint64_t nbytes = 0;
+  const std::byte* data = nullptr;
+};
+
+// A parsed GGUF file; tensor data points into the mapping kept in `file`.
+struct GgufFile {
+  uint32_t version = 0;
+  uint64_t alignment = 32;
+  std::map<std::string, GgufValue> metadata;
+  std::vector<GgufTensor> tensors;
+  std::shared_ptr<const detail::MappedFile> file;
+};
+
+namespace detail {
+
+// ggml tensor types this library reads: id, name, elements per block, bytes
+// per block, and the DType it runs as.
+struct GgmlType {
+  uint32_t id;
+  const char* name;
+  uint32_t block, block_bytes;
+  DType dtype;
+};
+inline const GgmlType* ggml_type(uint32_t id) {
+  static constexpr GgmlType kTypes[] = {
+      {0, "F32", 1, 4, DType::F32},        {1, "F16", 1, 2, DType::F16},   {30, "BF16", 1, 2, DType::BF16},
+      {8, "Q8_0", 32, 34, DType::Q8_0},    {2, "Q4_0", 32, 18, DType::Q4_0},
+  };
+  for (const auto& t : kTypes)
+    if (t.id == id) return &t;
+  return nullptr;
+}
+// Names of the ggml types a file may hold but this library does not run, for
+// the error message.
+inline std::string ggml_type_name(uint32_t id) {
+  if (const GgmlType* t = ggml_type(id)) return t->name;
+  static const std::map<uint32_t, const char*> kOthers = {
+      {3, "Q4_1"},  {6, "Q5_0"},  {7, "Q5_1"},  {9, "Q8_1"},  {10, "Q2_K"},  {11, "Q3_K"},  {12, "Q4_K"},
+      {13, "Q5_K"}, {14, "Q6_K"}, {15, "Q8_K"}, {16, "IQ2_XXS"}, {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"},
+      {20, "IQ4_NL"}, {21, "IQ3_S"}, {22, "IQ2_S"}, {23, "IQ4_XS"}, {24, "I8"}, {25, "I16"}, {26, "I32"},
+      {27, "I64"}, {28, "F64"}, {29, "IQ1_M"}};
+  const auto it = kOthers.find(id);
+  return it != kOthers.end() ? it->second : "unknown type " + std::to_string(id);
+}
+
+// Bounds-checked little-endian reader over the mapped header.
+class GgufReader {
+ public:
+  GgufReader(const std::byte* data, size_t size, const std::string& path) : p_(data), size_(size), path_(path) {}
+
+  size_t pos() const { return pos_; }
+  const Status& status() const { return status_; }
+  bool ok() const { return static_cast<bool>(status_); }
+
+  template <class T>
+  T read(const char* what) {
+    T v{};
+    if (!need(sizeof(T), what)) return v;
+    std::memcpy(&v, p_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+
+  std::string string(const char* what) {
+    const uint64_t n = read<uint64_t>(what);
+    if (!ok()) return {};
+    if (n > size_ - pos_) {
+      fail(what, ": string length ", n, " at byte ", pos_ - 8, " runs past the end of the file (", size_, " bytes)");
+      return {};
+    }
+    std::string s(reinterpret_cast<const char*>(p_ + pos_), static_cast<size_t>(n));
+    pos_ += n;
+    return s;
+  }
+
+  // A count of items that each take at least `min_bytes`: more than the rest
+  // of the file could hold is an error before anything is allocated.
+  uint64_t count(const char* what, uint64_t min_bytes) {
+    const uint64_t n = read<uint64_t>(what);
+    if (ok() && n > (size_ - pos_) / min_bytes)
+      fail(what, " ", n, " at byte ", pos_ - 8, " is more than the rest of the file (", size_ - pos_, " bytes) can hold");
+    return ok() ? n : 0;
+  }
+
+  template <class... Args>
+  void fail(const Args&... args) {
+    if (status_) status_ = err(path_, ": ", args...);
+  }
+
+ private:
+  bool need(size_t n, const char* what) {
+    if (!ok()) return false;
+    if (n > size_ - pos_) {
+      fail(what, " at byte ", pos_, " runs past the end of the file (", size_, " bytes)");
+      return false;
+    }
+    return true;
+  }
+
+  const std::byte* p_;
+  size_t size_, pos_ = 0;
+  std::string path_;
+  Status status_;
+};
+
+inline size_t gguf_scalar_size(GgufType t) {
+  switch (t) {
+    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
+    case GgufType::U16: case GgufType::I16: return 2;
+    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
+    case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
+    default: return 0;
+  }
+}
+
+inline nlohmann::json gguf_scalar(GgufReader& r, GgufType t) {
+  switch (t) {
+    case GgufType::U8: return r.read<uint8_t>("value");
+    case GgufType::I8: return r.read<int8_t>("value");
+    case GgufType::U16: return r.read<uint16_t>("value");
+    case GgufType::I16: return r.read<int16_t>("value");
+    case GgufType::U32: return r.read<uint32_t>("value");
+    case GgufType::I32: return r.read<int32_t>("value");
+    case GgufType::F32: return r.read<float>("value");
+    case GgufType::BOOL: {
+      const uint8_t b = r.read<uint8_t>("value");
+      if (b > 1) r.fail("bool value ", int{b}, " is neither 0 nor 1");
+      return b == 1;
+    }
+    case GgufType::U64: return r.read<uint64_t>("value");
+    case GgufType::I64: return r.read<int64_t>("value");
+    case GgufType::F64: return r.read<double>("value");
+    case GgufType::STRING: return r.string("string value");
+    default: return nullptr;
+  }
+}
+
+inline bool gguf_type_known(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
+
+inline GgufValue gguf_value(GgufReader& r, const std::string& key) {
+  GgufValue v;
+  const uint32_t type = r.read<uint32_t>("metadata value type");
+  if (!r.ok()) return v;
+  if (!gguf_type_known(type)) {
+    r.fail("metadata ", key, " has unknown value type ", type);
+    return v;
+  }
+  v.type = static_cast<GgufType>(type);
+  if (v.type != GgufType::ARRAY) {
+    v.value = gguf_scalar(r, v.type);
+    return v;
+  }
+  const uint32_t elem = r.read<uint32_t>("array element type");
+  if (!r.ok()) return v;
+  if (!gguf_type_known(elem) || elem == static_cast<uint32_t>(GgufType::ARRAY)) {
+    r.fail("metadata ", key, " is an array of unsupported element type ", elem);
+    return v;
+  }
+  v.elem = static_cast<GgufType>(elem);
+  const size_t min_bytes = v.elem == GgufType::STRING ? 8 : gguf_scalar_size(v.elem);
+  const uint64_t n = r.count(("metadata " + key + " array length").c_str(), min_bytes);
+  v.value = nlohmann::json::array();
+  for (uint64_t i = 0; i < n && r.ok(); ++i) v.value.push_back(gguf_scalar(r, v.elem));
+  return v;
+}
+
+}  // namespace detail
+
+// Parses and validates a mapped GGUF file.
+inline Result<GgufFile> parse_gguf(std::shared_ptr<const detail::MappedFile> file) {
+  using detail::err;
+  const std::string& path = file->path();
+  detail::GgufReader r(file->data(), file->size(), path);
+  GgufFile g;
+  g.file = file;
+  const uint32_t magic = r.read<uint32_t>("magic");
+  if (!r.ok()) return Error{r.status().message()};
+  if (magic != 0x46554747u) return err(path, ": not a GGUF file (no GGUF magic)");
+  g.version = r.read<uint32_t>("version");
+  if (r.ok() && (g.version < 2 || g.version > 3))
+    return err(path, ": GGUF version ", g.version, " is not supported (versions 2 and 3 are)");
+  // A tensor info takes at least 8 + 4 + 4 + 8 bytes, a key-value 8 + 4 + 1.
+  const uint64_t n_tensors = r.count("tensor count", 24);
+  const uint64_t n_kv = r.count("metadata count", 13);
+  for (uint64_t i = 0; i < n_kv && r.ok(); ++i) {
+    std::string key = r.string("metadata key");
+    if (!r.ok()) break;
+    GgufValue v = detail::gguf_value(r, key);
+    if (r.ok() && !g.metadata.emplace(key, std::move(v)).second) r.fail("metadata key ", key, " appears twice");
+  }
+  if (!r.ok()) return Error{r.status().message()};
+  if (const auto it = g.metadata.find("general.alignment"); it != g.metadata.end()) {
+    const nlohmann::json& a = it->second.value;
+    if (it->second.type != GgufType::U32 || a.get<uint64_t>() == 0 || (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) != 0)
+      return err(path, ": general.alignment must be a power of two (uint32), got ", a.dump());
+    g.alignment = a.get<uint64_t>();
+  }
+
+  std::set<std::string> names;
+  for (uint64_t i = 0; i < n_tensors && r.ok(); ++i) {
+    GgufTensor t;
+    t.name = r.string("tensor name");
+    const uint32_t n_dims = r.read<uint32_t>("tensor dimension count");
+    if (!r.ok()) break;
+    if (n_dims < 1 || n_dims > 4) return err(path, ": tensor ", t.name, " has ", n_dims, " dimensions (1 to 4 allowed)");
+    uint64_t count = 1;
+    for (uint32_t d = 0; d < n_dims && r.ok(); ++d) {
+      const uint64_t n = r.read<uint64_t>("tensor dimension");
+      if (n == 0 || n > (uint64_t{1} << 40) || count > (uint64_t{1} << 48) / n)
+        return err(path, ": tensor ", t.name, " has an invalid or too large dimension ", n);
+      count *= n;
+      t.dims.push_back(n);
+    }
+    t.ggml_type = r.read<uint32_t>("tensor type");
+    t.offset = r.read<uint64_t>("tensor offset");
+    if (!r.ok()) break;
+    if (!names.insert(t.name).second) return err(path, ": tensor ", t.name, " appears twice");
+    const detail::GgmlType* type = detail::ggml_type(t.ggml_type);
+    if (type == nullptr)
+      return err(path, ": tensor ", t.name, " has type ", detail::ggml_type_name(t.ggml_type),
+                 ", which this version cannot run (supported: F32, F16, BF16, Q8_0, Q4_0)");
+    if (t.dims[0] % type->block != 0)
+      return err(path, ": tensor ", t.name, " rows of ", t.dims[0], " are not whole ", type->name, " blocks of ",
+                 type->block);
+    t.nbytes = count / type->block * type->block_bytes;
+    if (t.offset % g.alignment != 0)
+      return err(path, ": tensor ", t.name, " offset ", t.offset, " is not a multiple of the alignment ", g.alignment);
+    g.tensors.push_back(std::move(t));
+  }
+  if (!r.ok()) return Error{r.status().message()};
+  const uint64_t data_start = (r.pos() + g.alignment - 1) / g.alignment * g.alignment;
+  if (data_start > file->size()) return err(path, ": data section starts past the end of the file");
+  const uint64_t data_size = file->size() - data_start;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (GgufTensor& t : g.tensors) {
+    if (t.offset > data_size || t.nbytes > data_size - t.offset)
+      return err(path, ": tensor ", t.name, " data [", t.offset, ", ", t.offset + t.nbytes,
+                 ") runs past the data section (", data_size, " bytes)");
+    t.data = file->data() + data_start + t.offset;
+    ranges.emplace_back(t.offset, t.offset + t.nbytes);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second)
+      return err(path, ": tensor data ranges overlap at byte ", ranges[i].first, " of the data section");
+  return g;
+}
+
+namespace detail {
+
+// Integer metadata of any integer type, range-checked into int.
+inline Status gguf_int(const GgufFile& g, const std::string& key, int* out, bool required = true) {
+  const auto it = g.metadata.find(key);
+  if (it == g.metadata.end()) return required ? err(g.file->path(), ": metadata ", key, " is missing") : Status{};
+  const nlohmann::json& v = it->second.value;
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t{1} << 30))
+    return err(g.file->path(), ": metadata ", key, " must be an integer in [0, 2^30], got ", v.dump());
+  *out = v.get<int>();
+  return {};
+}
+
+inline Status gguf_float(const GgufFile& g, const std::string& key, float* out, bool required = true) {
+  const auto it = g.metadata.find(key);
+  if (it == g.metadata.end()) return required ? err(g.file->path(), ": metadata ", key, " is missing") : Status{};
+  if (!it->second.value.is_number()) return err(g.file->path(), ": metadata ", key, " must be a number");
+  *out = it->second.value.get<float>();
+  return {};
+}
+
+// llama.cpp's tensor names for Gemma 2 → Hugging Face names.
+inline std::string hf_name(const std::string& gguf) {
+  static const std::map<std::string, std::string> kTop = {{"token_embd.weight", "model.embed_tokens.weight"},
+                                                          {"output_norm.weight", "model.norm.weight"},
+                                                          {"output.weight", "lm_head.weight"}};
+  static const std::map<std::string, std::string> kLayer = {
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_norm.weight", "pre_feedforward_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"},
+      {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"}};
+  if (const auto it = kTop.find(gguf); it != kTop.end()) return it->second;
+  if (gguf.rfind("blk.", 0) == 0) {
+    const size_t dot = gguf.find('.', 4);
+    if (dot != std::string::npos && dot > 4 && gguf.find_first_not_of("0123456789", 4) == dot)
+      if (const auto it = kLayer.find(gguf.substr(dot + 1)); it != kLayer.end())
+        return "model.layers." + gguf.substr(4, dot - 4) + "." + it->second;
+  }
+  return gguf;  // left as is: the binder reports it as unexpected
+}
+
+// ggml's Q8_0/Q4_0 blocks interleave scale and values ([d | qs] per block);
+// the library keeps a row's values first, then its scales.
+inline void regroup_blocks(DType t, const std::byte* src, std::byte* dst, int64_t rows, int64_t cols) {
+  const int64_t blocks = cols / kQuantBlock, qs = t == DType::Q8_0 ? kQuantBlock : kQuantBlock / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::byte* in = src + r * blocks * (2 + qs);
+    std::byte* out = dst + r * static_cast<int64_t>(row_bytes(t, static_cast<int>(cols)));
+    for (int64_t b = 0; b < blocks; ++b) {
+      std::memcpy(out + blocks * qs + 2 * b, in + b * (2 + qs), 2);
+      std::memcpy(out + b * qs, in + b * (2 + qs) + 2, static_cast<size_t>(qs));
+    }
+  }
+}
+
+}  // namespace detail
+
+// Model paths ending in .gguf are GGUF files; anything else is a Hugging
+// Face model directory.
+inline bool is_gguf_path(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
+// Opens a Gemma 2 GGUF file as a checkpoint: config from the gemma2.*
+// metadata, tensors under their Hugging Face names. Norm weights in GGUF
+// already hold 1 + w (llama.cpp's converter adds the 1), which the
+// checkpoint records so the gain is not added twice.
+inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
+  auto file = detail::MappedFile::open(path);
+  if (!file) return Error{file.message()};
+  auto parsed = parse_gguf(std::move(*file));
+  if (!parsed) return Error{parsed.message()};
+  const GgufFile& g = *parsed;
+  const auto arch = g.metadata.find("general.architecture");
+  if (arch == g.metadata.end() || !arch->second.value.is_string())
+    return detail::err(path, ": metadata general.architecture is missing");
+  if (arch->second.value.get<std::string>() != "gemma2")
+    return detail::err(path, ": architecture is ", arch->second.value.get<std::string>(), ", not gemma2");
+
+  Checkpoint ck;
+  ck.norms_hold_gain = true;
+  RuntimeConfig& c = ck.config;
+  const std::string a = "gemma2.";
+  int value_length = 0;
+  for (Status s : {detail::gguf_int(g, a + "context_length", &c.max_position_embeddings),
+                   detail::gguf_int(g, a + "embedding_length", &c.hidden_size),
+                   detail::gguf_int(g, a + "block_count", &c.num_hidden_layers),
+                   detail::gguf_int(g, a + "feed_forward_length", &c.intermediate_size),
+                   detail::gguf_int(g, a + "attention.head_count", &c.num_attention_heads),
+                   detail::gguf_int(g, a + "attention.head_count_kv", &c.num_key_value_heads),
+                   detail::gguf_int(g, a + "attention.key_length", &c.head_dim),
+                   detail::gguf_int(g, a + "attention.value_length", &value_length),
+                   detail::gguf_int(g, a + "attention.sliding_window", &c.sliding_window),
+                   detail::gguf_float(g, a + "attention.layer_norm_rms_epsilon", &c.rms_norm_eps),
+                   detail::gguf_float(g, a + "attn_logit_softcapping", &c.attn_logit_softcapping),
+                   detail::gguf_float(g, a + "final_logit_softcapping", &c.final_logit_softcapping),
+                   detail::gguf_float(g, a + "rope.freq_base", &c.rope_theta, false)})
+    if (!s) return Error{s.message()};
+  c.layer_types = detail::alternating_layer_types(c.num_hidden_layers);  // llama.cpp: even layers slide
+  if (value_length != c.head_dim)
+    return detail::err(path, ": attention.value_length ", value_length, " differs from key_length ", c.head_dim);
+  // GGUF has no query_pre_attn_scalar. llama.cpp scales queries by
+  // (hidden / heads)^-1/2 for the 46-layer 27B and head_dim^-1/2 otherwise,
+  // matching the published configs; an explicit key (written by this
+  // library's tools) wins.
+  c.query_pre_attn_scalar = static_cast<float>(c.num_hidden_layers == 46 ? c.hidden_size / std::max(1, c.num_attention_heads)
+                                                                          : c.head_dim);
+  if (Status s = detail::gguf_float(g, a + "attention.query_pre_attn_scalar", &c.query_pre_attn_scalar, false); !s)
+    return Error{s.message()};
+
+  bool has_embedding = false;
+  for (const GgufTensor& t : g.tensors) {
+    const detail::GgmlType* type = detail::ggml_type(t.ggml_type);
+    TensorView v;
+    v.dtype = type->dtype;
+    for (auto d = t.dims.rbegin(); d != t.dims.rend(); ++d) v.shape.push_back(static_cast<int64_t>(*d));
+    v.nbytes = t.nbytes;
+    v.source = path;
+    if (t.name == "token_embd.weight" && t.dims.size() == 2 && t.dims[1] <= (uint64_t{1} << 30)) {
+      c.vocab_size = static_cast<int>(t.dims[1]);
+      has_embedding = true;
+    }
+    if (is_quantized(v.dtype)) {
+      const int64_t cols = static_cast<int64_t>(t.dims[0]), rows = static_cast<int64_t>(t.nbytes / (cols / 32 * type->block_bytes));
+      auto buf = std::make_shared<std::vector<std::byte>>(t.nbytes);
+      detail::regroup_blocks(v.dtype, t.data, buf->data(), rows, cols);
+      v.data = buf->data();
+      v.owner = buf;
+    } else {
+      v.data = t.data;
+      v.owner = g.file;
+    }
+    ck.tensors.emplace(detail::hf_name(t.name), std::move(v));
+  }
+  if (!has_embedding) return detail::err(path, ": no 2-D tensor token_embd.weight (the embedding)");
+  if (Status s = validate(c); !s) return detail::err(path, ": ", s.message());
+  return ck;
+}
+
+// A tensor to write to GGUF: ggml type id, dims (ne: dims[0] is the row
+// length) and the bytes in ggml's layout.
+struct GgufTensorToWrite {
+  std::string name;
+  uint32_t ggml_type = 0;
+  std::vector<uint64_t> dims;
+  std::vector<std::byte> bytes;
+};
+
+// Writes a GGUF version 3 file (tensors in the given order, each aligned to
+// general.alignment or 32). Used by the tests and tools.
+inline Status write_gguf(const std::string& path, const std::map<std::string, GgufValue>& metadata,
+                         const std::vector<GgufTensorToWrite>& tensors) {
+  std::string out;
+  auto put = [&out](const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  auto put_string = [&](const std::string& s) {
+    put(static_cast<uint64_t>(s.size()));
+    out += s;
+  };
+  std::function<void(GgufType, const nlohmann::json&)> put_scalar = [&](GgufType t, const nlohmann::json& v) {
+    switch (t) {
+      case GgufType::U8: put(v.get<uint8_t>()); break;
+      case GgufType::I8: put(v.get<int8_t>()); break;
+      case GgufType::U16: put(v.get<uint16_t>()); break;
+      case GgufType::I16: put(v.get<int16_t>()); break;
+      case GgufType::U32: put(v.get<uint32_t>()); break;
+      case GgufType::I32: put(v.get<int32_t>()); break;
+      case GgufType::F32: put(v.get<float>()); break;
+      case GgufType::BOOL: put(static_cast<uint8_t>(v.get<bool>())); break;
+      case GgufType::U64: put(v.get<uint64_t>()); break;
+      case GgufType::I64: put(v.get<int64_t>()); break;
+      case GgufType::F64: put(v.get<double>()); break;
+      case GgufType::STRING: put_string(v.get<std::string>()); break;
+      case GgufType::ARRAY: break;
+    }
+  };
+  uint64_t alignment = 32;
+  if (const auto it = metadata.find("general.alignment"); it != metadata.end()) alignment = it->second.value.get<uint64_t>();
+  put(uint32_t{0x46554747u});
+  put(uint32_t{3});
+  put(static_cast<uint64_t>(tensors.size()));
+  put(static_cast<uint64_t>(metadata.size()));
+  for (const auto& [key, v] : metadata) {
+    put_string(key);
+    put(static_cast<uint32_t>(v.type));
+    if (v.type != GgufType::ARRAY) {
+      put_scalar(v.type, v.value);
+      continue;
+    }
+    put(static_cast<uint32_t>(v.elem));
+    put(static_cast<uint64_t>(v.value.size()));
+    for (const auto& e : v.value) put_scalar(v.elem, e);
+  }
+  uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    put_string(t.name);
+    put(static_cast<uint32_t>(t.dims.size()));
+    for (uint64_t d : t.dims) put(d);
+    put(t.ggml_type);
+    put(offset);
+    offset = (offset + t.bytes.size() + alignment - 1) / alignment * alignment;
+  }
+  out.append((alignment - out.size() % alignment) % alignment, '\0');
+  for (const auto& t : tensors) {
+    out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+    out.append((alignment - t.bytes.size() % alignment) % alignment, '\0');
+  }
+  std::ofstream f(path, std::ios::binary);
+  f.write(out.data(), static_cast<std::streamsize>(out.size()));
+  if (!f) return detail::err("cannot write ", path);
+  return {};
+}
+
+GEMMA2_END_NAMESPACE

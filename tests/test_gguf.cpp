@@ -1,0 +1,179 @@
+// GGUF: a tiny model round-trips, and malformed files give clear errors
+// naming the problem, never a crash or a read past the file.
+#include <doctest/doctest.h>
+
+#include "support.hpp"
+
+namespace {
+
+using test::TempDir;
+using test::TinyModel;
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// A valid GGUF file of the tiny model, as bytes.
+std::string tiny_gguf(const TempDir& dir, gemma2::DType as = gemma2::DType::F32) {
+  TinyModel().write(dir.str());
+  const std::string path = dir.str() + "/tiny.gguf";
+  test::write_gguf(gemma2::open_checkpoint(dir.str()).value(), path, as);
+  return test::read_text(path);
+}
+
+std::string load_error(const TempDir& dir, const std::string& bytes) {
+  const std::string path = dir.str() + "/bad.gguf";
+  std::ofstream(path, std::ios::binary) << bytes;
+  auto m = gemma2::Gemma2Model<>::load(path);
+  return m.ok() ? "" : m.message();
+}
+
+// Byte offset of the tensor info of `name` (its type field follows the
+// name, the dimension count and the dimensions).
+size_t tensor_type_at(const std::string& file, const std::string& name) {
+  const size_t at = file.find(name + std::string("\x02\0\0\0", 4));
+  REQUIRE(at != std::string::npos);
+  return at + name.size() + 4 + 2 * 8;
+}
+
+template <class T>
+void put(std::string& file, size_t at, T v) {
+  std::memcpy(&file[at], &v, sizeof v);
+}
+
+const std::string kQ = "blk.1.attn_q.weight";
+
+}  // namespace
+
+TEST_CASE("GGUF: the tiny model loads from GGUF with the safetensors model's logits") {
+  TempDir dir;
+  for (auto as : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::F16}) {
+    tiny_gguf(dir, as);
+    auto gguf = gemma2::Gemma2Model<>::load(dir.str() + "/tiny.gguf");
+    REQUIRE_MESSAGE(gguf.ok(), gguf.message());
+    gemma2::LoadOptions lo;
+    lo.weight_type = as;
+    auto st = gemma2::Gemma2Model<>::load(dir.str(), lo).value();
+    CHECK(gguf->config().vocab_size == 64);
+    CHECK(gguf->config().query_pre_attn_scalar == 10.0f);
+    const std::vector<int32_t> ids = {2, 5, 9, 33, 1, 60, 7, 8, 12, 40};
+    auto kv1 = gguf->make_cache().value(), kv2 = st.make_cache().value();
+    const auto a = gguf->forward(ids, kv1, {nullptr, true}).value();
+    const auto b = st.forward(ids, kv2, {nullptr, true}).value();
+    CHECK(test::max_abs_diff(a.data(), b.data(), static_cast<size_t>(a.size())) <= 1e-6f);
+  }
+}
+
+TEST_CASE("GGUF: norm weights hold 1 + w and the gain is not added twice") {
+  TempDir dir;
+  std::string file = tiny_gguf(dir);
+  auto ok = gemma2::Gemma2Model<>::load(dir.str() + "/tiny.gguf").value();
+  // The same file with every norm weight lowered by 1 (Hugging Face's w)
+  // must give other logits: the stored values are used as the gain as is.
+  auto ck = gemma2::open_checkpoint(dir.str()).value();
+  auto minus = ck;
+  std::vector<std::vector<float>> keep;
+  for (auto& [name, t] : minus.tensors)
+    if (t.shape.size() == 1) {
+      keep.emplace_back(static_cast<size_t>(t.shape[0]));
+      gemma2::detail::convert_to_float(t.dtype, t.data, keep.back().data(), keep.back().size());
+      for (float& x : keep.back()) x -= 1.0f;
+      t.dtype = gemma2::DType::F32;
+      t.data = reinterpret_cast<const std::byte*>(keep.back().data());
+      t.nbytes = keep.back().size() * 4;
+    }
+  test::write_gguf(minus, dir.str() + "/minus.gguf", gemma2::DType::F32);
+  auto shifted = gemma2::Gemma2Model<>::load(dir.str() + "/minus.gguf").value();
+  const std::vector<int32_t> ids = {2, 5, 9};
+  auto kv1 = ok.make_cache().value(), kv2 = shifted.make_cache().value();
+  const auto a = ok.forward(ids, kv1).value(), b = shifted.forward(ids, kv2).value();
+  CHECK(test::max_abs_diff(a.data(), b.data(), static_cast<size_t>(a.size())) > 1e-2f);
+}
+
+TEST_CASE("GGUF: truncated files are rejected at every cut") {
+  TempDir dir;
+  const std::string file = tiny_gguf(dir);
+  for (size_t cut = 0; cut < file.size(); cut += cut < 2048 ? 7 : 997) {
+    INFO("cut at ", cut);
+    const std::string e = load_error(dir, file.substr(0, cut));
+    CHECK(e != "");
+  }
+  CHECK(contains(load_error(dir, file.substr(0, 3)), "magic at byte 0 runs past the end of the file (3 bytes)"));
+  CHECK(contains(load_error(dir, file.substr(0, file.size() - 40)), "runs past the data section"));
+}
+
+TEST_CASE("GGUF: header fields are validated against the file") {
+  TempDir dir;
+  const std::string good = tiny_gguf(dir);
+  std::string f = good;
+  f[0] = 'X';
+  CHECK(contains(load_error(dir, f), "not a GGUF file"));
+  f = good;
+  put<uint32_t>(f, 4, 1);
+  CHECK(contains(load_error(dir, f), "GGUF version 1 is not supported"));
+  f = good;
+  put<uint64_t>(f, 8, uint64_t{1} << 60);
+  CHECK(contains(load_error(dir, f), "tensor count 1152921504606846976 at byte 8 is more than the rest of the file"));
+  f = good;
+  put<uint64_t>(f, 16, uint64_t{1} << 40);
+  CHECK(contains(load_error(dir, f), "metadata count"));
+  f = good;
+  put<uint64_t>(f, 24, uint64_t{1} << 50);  // length of the first key
+  CHECK(contains(load_error(dir, f), "string length 1125899906842624 at byte 24 runs past the end of the file"));
+
+  f = good;
+  put<uint32_t>(f, tensor_type_at(f, kQ), 99);
+  CHECK(contains(load_error(dir, f), "tensor " + kQ + " has type unknown type 99"));
+  f = good;
+  put<uint32_t>(f, tensor_type_at(f, kQ), 12);
+  CHECK(contains(load_error(dir, f), "has type Q4_K, which this version cannot run"));
+  f = good;
+  put<uint64_t>(f, tensor_type_at(f, kQ) + 4, uint64_t{1} << 40);
+  CHECK(contains(load_error(dir, f), "tensor " + kQ + " data [1099511627776"));
+  f = good;
+  put<uint64_t>(f, tensor_type_at(f, kQ) + 4, 33);
+  CHECK(contains(load_error(dir, f), "offset 33 is not a multiple of the alignment 32"));
+  f = good;
+  put<uint64_t>(f, tensor_type_at(f, kQ) - 16, 0);  // first dimension
+  CHECK(contains(load_error(dir, f), "invalid or too large dimension 0"));
+  f = good;
+  put<uint32_t>(f, tensor_type_at(f, kQ) - 20, 7);  // dimension count
+  CHECK(contains(load_error(dir, f), "has 7 dimensions"));
+}
+
+TEST_CASE("GGUF: metadata is validated, naming the key") {
+  TempDir dir;
+  TinyModel().write(dir.str());
+  const auto ck = gemma2::open_checkpoint(dir.str()).value();
+  const std::string path = dir.str() + "/m.gguf";
+  test::write_gguf(ck, path, gemma2::DType::F32);
+  auto g = gemma2::parse_gguf(gemma2::detail::MappedFile::open(path).value()).value();
+  // Rewrites the file with one metadata change and returns the load error.
+  auto with = [&](const std::string& key, std::optional<gemma2::GgufValue> v) {
+    auto md = g.metadata;
+    if (v) md[key] = *v;
+    else md.erase(key);
+    std::vector<gemma2::GgufTensorToWrite> tensors;
+    for (const auto& t : g.tensors)
+      tensors.push_back({t.name, t.ggml_type, t.dims, std::vector<std::byte>(t.data, t.data + t.nbytes)});
+    REQUIRE(gemma2::write_gguf(path, md, tensors).ok());
+    auto m = gemma2::Gemma2Model<>::load(path);
+    return m.ok() ? std::string() : m.message();
+  };
+  using gemma2::GgufType;
+  CHECK(with("gemma2.rope.freq_base", std::nullopt) == "");  // optional: 10000
+  CHECK(contains(with("general.architecture", gemma2::GgufValue{GgufType::STRING, GgufType::U8, "llama"}),
+                 "architecture is llama, not gemma2"));
+  CHECK(contains(with("gemma2.feed_forward_length", std::nullopt), "metadata gemma2.feed_forward_length is missing"));
+  CHECK(contains(with("gemma2.attention.head_count", gemma2::GgufValue{GgufType::STRING, GgufType::U8, "four"}),
+                 "gemma2.attention.head_count must be an integer"));
+  CHECK(contains(with("gemma2.attention.head_count_kv", gemma2::GgufValue{GgufType::U32, GgufType::U8, 3}),
+                 "num_key_value_heads"));
+  CHECK(contains(with("general.alignment", gemma2::GgufValue{GgufType::U32, GgufType::U8, 3}),
+                 "general.alignment must be a power of two"));
+  CHECK(contains(with("gemma2.attn_logit_softcapping", gemma2::GgufValue{GgufType::F32, GgufType::U8, 0.0f}),
+                 "attn_logit_softcapping"));
+  CHECK(contains(with("gemma2.embedding_length", gemma2::GgufValue{GgufType::U32, GgufType::U8, 32}),
+                 "has shape [64, 24] but the config needs [64, 32]"));
+  // Arrays of every element type parse (the tokenizer keys are arrays).
+  CHECK(with("tokenizer.ggml.scores", gemma2::GgufValue{GgufType::ARRAY, GgufType::F32, {0.5f, -1.0f}}) == "");
+  CHECK(with("tokenizer.ggml.tokens", gemma2::GgufValue{GgufType::ARRAY, GgufType::STRING, {"a", "<s>"}}) == "");
+}
