@@ -83,6 +83,12 @@ TEST_CASE("thread pool rejects absurd thread counts; parallel_for covers every i
   }
 }
 
+// The prefill GEMM must not silently fall back to the float path on CPUs
+// that have the BF16 instructions.
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && !GEMMA2_BF16_GEMM
+#error "AVX512-BF16 target without the BF16 GEMM"
+#endif
+
 // What the block-format GEMM rounds its operands to.
 static double bf16_if_gemm(float v) {
 #if GEMMA2_BF16_GEMM

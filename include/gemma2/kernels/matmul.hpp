@@ -281,6 +281,131 @@ void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const 
   for (int r = 0; r < R; ++r) out[r] = sum[r];
 }
 
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+#define GEMMA2_BF16_GEMM 1
+// BF16 GEMM in broadcast form: a panel of 32 weight rows is repacked so that
+// one 32-bit word holds a pair of consecutive inputs (k, k+1) of one row and
+// 16 rows' words fill a register; each activation pair is broadcast and
+// vdpbf16ps adds both products into the row's float32 lane. A tile keeps
+// NT tokens x 32 rows of sums in 2·NT registers for the whole depth, so
+// nothing is reduced horizontally and Y is written once.
+constexpr int kPanelRows = 32;
+constexpr int kTileTokens = 12;
+
+template <int NT, bool Split>
+void bf16_tile(const uint32_t* panel, int pairs, const uint32_t* x, int64_t ldx, float* y, int64_t ldy, __mmask16 m0,
+               __mmask16 m1) {
+  // Fully unrolled over t so the 2·NT sums stay in registers.
+  __m512 acc[NT][2];
+  GEMMA2_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (int k = 0; k < pairs; ++k) {
+    const __m512bh w0 = (__m512bh)_mm512_loadu_si512(panel + k * kPanelRows);
+    const __m512bh w1 = (__m512bh)_mm512_loadu_si512(panel + k * kPanelRows + 16);
+    GEMMA2_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const __m512bh hi = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[t * ldx + k]));
+      acc[t][0] = _mm512_dpbf16_ps(acc[t][0], w0, hi);
+      acc[t][1] = _mm512_dpbf16_ps(acc[t][1], w1, hi);
+      if constexpr (Split) {
+        const __m512bh lo = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[t * ldx + pairs + k]));
+        acc[t][0] = _mm512_dpbf16_ps(acc[t][0], w0, lo);
+        acc[t][1] = _mm512_dpbf16_ps(acc[t][1], w1, lo);
+      }
+    }
+  }
+  GEMMA2_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    _mm512_mask_storeu_ps(y + t * ldy, m0, acc[t][0]);
+    _mm512_mask_storeu_ps(y + t * ldy + 16, m1, acc[t][1]);
+  }
+}
+
+using Bf16Tile = void (*)(const uint32_t*, int, const uint32_t*, int64_t, float*, int64_t, __mmask16, __mmask16);
+template <bool Split, int... NT>
+constexpr std::array<Bf16Tile, sizeof...(NT)> bf16_tiles(std::integer_sequence<int, NT...>) {
+  return {bf16_tile<NT + 1, Split>...};
+}
+
+// n floats to bf16, rounded to nearest even.
+inline void floats_to_bf16(const float* src, bf16* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i)));
+  for (; i < n; ++i) dst[i] = to_bf16(src[i]);
+}
+
+// Y[T][W.rows] = X · Wᵀ for W in BF16, Q8_0 or Q4_0 (checked by the caller).
+// Precision follows the weight type. BF16 weights are meant to reproduce the
+// float32 reference, so each activation is split into a bf16 head and the
+// bf16 of its remainder (16 significant bits; two products per weight). The
+// block formats already round activations to int8 in decode, so a single
+// bf16 (8 significant bits, finer than int8 blocks) is used at twice the
+// speed; their weights expand exactly to q·d and are rounded to bf16 once.
+inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+  const int64_t rows = W.rows, cols = W.cols;
+  const int64_t pairs = (cols + 1) / 2;  // an odd depth is padded with a zero
+  const bool split = W.dtype == DType::BF16;
+  const int64_t ldx = split ? 2 * pairs : pairs;
+  std::vector<uint32_t> xb(static_cast<size_t>(T * ldx), 0u);
+  std::vector<float> rest(split ? static_cast<size_t>(cols) : 0);
+  for (int t = 0; t < T; ++t) {
+    bf16* hi = reinterpret_cast<bf16*>(xb.data() + t * ldx);
+    floats_to_bf16(X + t * cols, hi, cols);
+    if (!split) continue;
+    for (int64_t i = 0; i < cols; ++i) rest[static_cast<size_t>(i)] = X[t * cols + i] - to_float(hi[i]);
+    floats_to_bf16(rest.data(), reinterpret_cast<bf16*>(xb.data() + t * ldx + pairs), cols);
+  }
+  static constexpr auto tiles = bf16_tiles<false>(std::make_integer_sequence<int, kTileTokens>{});
+  static constexpr auto split_tiles = bf16_tiles<true>(std::make_integer_sequence<int, kTileTokens>{});
+  const auto& tile = split ? split_tiles : tiles;
+  const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
+  parallel_for(pool, panels, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<uint32_t> panel(static_cast<size_t>(pairs * kPanelRows));
+    std::vector<uint32_t> expanded;  // block-format or odd-width rows as bf16, pairs words each
+    std::vector<float> row_f(W.dtype == DType::BF16 ? 0 : static_cast<size_t>(cols));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * kPanelRows, n = std::min<int64_t>(kPanelRows, rows - r0);
+      const uint32_t* src;
+      int64_t stride;  // words between rows of src
+      if (W.dtype == DType::BF16 && (cols & 1) == 0) {
+        src = reinterpret_cast<const uint32_t*>(W.data) + r0 * pairs, stride = pairs;
+      } else {
+        expanded.assign(static_cast<size_t>(n * pairs), 0u);
+        for (int64_t i = 0; i < n; ++i) {
+          bf16* dst = reinterpret_cast<bf16*>(expanded.data() + i * pairs);
+          if (W.dtype == DType::BF16) {
+            std::memcpy(dst, W.row(static_cast<int>(r0 + i)), static_cast<size_t>(cols) * sizeof(bf16));
+          } else {
+            dequantize_row(W.dtype, W.row(static_cast<int>(r0 + i)), row_f.data(), static_cast<int>(cols));
+            floats_to_bf16(row_f.data(), dst, cols);
+          }
+        }
+        src = expanded.data(), stride = pairs;
+      }
+      // Word k of rows r0..r0+31 side by side; rows past the end read as 0.
+      const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+      for (int half = 0; half < 2; ++half) {
+        const __mmask16 valid = static_cast<__mmask16>(_mm512_cmplt_epi32_mask(
+            _mm512_add_epi32(lane, _mm512_set1_epi32(16 * half)), _mm512_set1_epi32(static_cast<int>(n))));
+        const __m512i offsets = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(16 * half)),
+                                                   _mm512_set1_epi32(static_cast<int>(stride)));
+        for (int64_t k = 0; k < pairs; ++k)
+          _mm512_storeu_si512(panel.data() + k * kPanelRows + 16 * half,
+                              _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, offsets, src + k, 4));
+      }
+      const auto m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+      const auto m1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
+      for (int t = 0; t < T; t += kTileTokens) {
+        const int nt = std::min(kTileTokens, T - t);
+        tile[static_cast<size_t>(nt - 1)](panel.data(), static_cast<int>(pairs), xb.data() + t * ldx, ldx,
+                                          Y + t * rows + r0, rows, m0, m1);
+      }
+    }
+  });
+}
+#endif
+
 // Decode reads a wide input (down_proj: 9216) four weight rows at a time, as
 // its activations do not stay in L1 across rows otherwise; narrower inputs
 // go one row at a time: consecutive rows form one long stream, which the
