@@ -123,8 +123,11 @@ TEST_CASE("GGUF: header fields are validated against the file") {
   put<uint32_t>(f, tensor_type_at(f, kQ), 99);
   CHECK(contains(load_error(dir, f), "tensor " + kQ + " has type unknown type 99"));
   f = good;
+  put<uint32_t>(f, tensor_type_at(f, kQ), 11);
+  CHECK(contains(load_error(dir, f), "has type Q3_K, which this version cannot run"));
+  f = good;
   put<uint32_t>(f, tensor_type_at(f, kQ), 12);
-  CHECK(contains(load_error(dir, f), "has type Q4_K, which this version cannot run"));
+  CHECK(contains(load_error(dir, f), "rows of 24 are not whole Q4_K blocks of 256"));
   f = good;
   put<uint64_t>(f, tensor_type_at(f, kQ) + 4, uint64_t{1} << 40);
   CHECK(contains(load_error(dir, f), "tensor " + kQ + " data [1099511627776"));

@@ -165,3 +165,110 @@ TEST_CASE("f16 rounding") {
   CHECK(gemma2::to_f16(-0.0f).bits == 0x8000);
   CHECK(gemma2::to_f16(1.0f + std::ldexp(1.0f, -11)).bits == 0x3c00);  // tie to even
 }
+
+namespace {
+
+// K-quant super-blocks packed from known integers, following the layout
+// description in weights.hpp (the test packs, the library unpacks), with the
+// float weights they stand for.
+struct KBlocks {
+  std::vector<std::byte> bytes;
+  std::vector<float> weights;
+};
+
+KBlocks random_kquant_rows(gemma2::DType t, int rows, int cols, std::mt19937& rng) {
+  KBlocks k;
+  auto u = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  auto half = [&](float lo, float hi) {
+    return gemma2::to_f16(lo + (hi - lo) * static_cast<float>(rng() % 1000) / 1000.0f);
+  };
+  for (int blk = 0; blk < rows * cols / 256; ++blk) {
+    std::vector<uint8_t> b(gemma2::row_bytes(t, 256), 0);
+    std::vector<float> w(256);
+    if (t == gemma2::DType::Q6_K) {
+      const gemma2::f16 d = half(0.001f, 0.02f);
+      std::memcpy(&b[208], &d, 2);
+      for (int i = 0; i < 16; ++i) b[192 + i] = static_cast<uint8_t>(static_cast<int8_t>(u(255) - 127));
+      for (int n = 0; n < 2; ++n)
+        for (int l = 0; l < 32; ++l) {
+          int q[4];
+          for (int part = 0; part < 4; ++part) {
+            q[part] = u(64);  // stored value; the weight is q - 32
+            const int i = 128 * n + 32 * part + l;
+            w[static_cast<size_t>(i)] = gemma2::to_float(d) * static_cast<int8_t>(b[192 + 8 * n + (32 * part + l) / 16]) *
+                                        static_cast<float>(q[part] - 32);
+          }
+          b[64 * n + l] = static_cast<uint8_t>((q[0] & 15) | ((q[2] & 15) << 4));
+          b[64 * n + 32 + l] = static_cast<uint8_t>((q[1] & 15) | ((q[3] & 15) << 4));
+          b[128 + 32 * n + l] = static_cast<uint8_t>((q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6));
+        }
+    } else {
+      const bool five = t == gemma2::DType::Q5_K;
+      const gemma2::f16 d = half(0.001f, 0.01f), dmin = half(0.0f, 0.01f);
+      std::memcpy(&b[0], &d, 2);
+      std::memcpy(&b[2], &dmin, 2);
+      int sc[8], m[8];
+      for (int j = 0; j < 8; ++j) sc[j] = u(64), m[j] = u(64);
+      for (int j = 0; j < 4; ++j) {
+        b[4 + j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+        b[8 + j] = static_cast<uint8_t>(m[j] | ((m[j + 4] >> 4) << 6));
+        b[12 + j] = static_cast<uint8_t>((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
+      }
+      const size_t qs = five ? 48 : 16;
+      for (int c = 0; c < 4; ++c)
+        for (int l = 0; l < 32; ++l) {
+          const int lo = u(five ? 32 : 16), hi = u(five ? 32 : 16);
+          b[qs + 32 * c + l] = static_cast<uint8_t>((lo & 15) | ((hi & 15) << 4));
+          if (five) b[16 + l] |= static_cast<uint8_t>(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+          const float fd = gemma2::to_float(d), fm = gemma2::to_float(dmin);
+          w[static_cast<size_t>(64 * c + l)] = fd * sc[2 * c] * static_cast<float>(lo) - fm * m[2 * c];
+          w[static_cast<size_t>(64 * c + 32 + l)] = fd * sc[2 * c + 1] * static_cast<float>(hi) - fm * m[2 * c + 1];
+        }
+    }
+    for (uint8_t x : b) k.bytes.push_back(static_cast<std::byte>(x));
+    k.weights.insert(k.weights.end(), w.begin(), w.end());
+  }
+  return k;
+}
+
+}  // namespace
+
+TEST_CASE("K-quants: dequantize and matmul against the integers they were packed from") {
+  std::mt19937 rng(21);
+  auto pool = gemma2::ThreadPool::create(2);
+  REQUIRE(pool.ok());
+  for (auto t : {gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
+    for (auto [rows, cols] : {std::pair<int, int>{1, 256}, {37, 512}, {5, 4352}}) {
+      INFO(std::string(gemma2::dtype_name(t)), " ", rows, "x", cols);
+      const KBlocks k = random_kquant_rows(t, rows, cols, rng);
+      REQUIRE(k.bytes.size() == static_cast<size_t>(rows) * gemma2::row_bytes(t, cols));
+      const gemma2::Matrix W{t, rows, cols, k.bytes.data()};
+      std::vector<float> deq(static_cast<size_t>(cols));
+      for (int r = 0; r < rows; ++r) {
+        gemma2::detail::dequantize_row(t, W.row(r), deq.data(), cols);
+        for (int c = 0; c < cols; ++c)
+          CHECK(deq[static_cast<size_t>(c)] ==
+                doctest::Approx(k.weights[static_cast<size_t>(r) * cols + c]).epsilon(1e-6).scale(1e-6));
+      }
+      for (int T : {1, 3, 8, 13}) {
+        const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
+        for (const gemma2::Executor* p : {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
+          std::vector<float> Y(static_cast<size_t>(T) * rows);
+          gemma2::detail::matmul(W, X.data(), T, Y.data(), p);
+          for (int i = 0; i < T; ++i)
+            for (int r = 0; r < rows; ++r) {
+              double ref = 0, scale = 0;
+              for (int c = 0; c < cols; ++c) {
+                const bool gemm = T >= gemma2::detail::kGemmMinRows;
+                const float wf = k.weights[static_cast<size_t>(r) * cols + c], xf = X[static_cast<size_t>(i) * cols + c];
+                const double w = gemm ? bf16_if_gemm(wf) : wf, x = gemm ? bf16_if_gemm(xf) : xf;
+                ref += w * x;
+                scale += std::abs(w * x);
+              }
+              CHECK(std::abs(Y[static_cast<size_t>(i) * rows + r] - ref) <= 1e-5 * scale + 1e-6);
+            }
+        }
+      }
+    }
+  }
+}

@@ -406,9 +406,11 @@ double read_bandwidth(const gemma2::Executor* pool) {
   return best;
 }
 
-// gemma2 bench: a preset's shape with random weights made in memory; one
-// JSON line with prefill and decode speed.
-int run_bench(const std::string& preset, const std::string& dtype, int threads, int prompt, int gen, int depth) {
+// gemma2 bench: a preset's shape with random weights made in memory (or,
+// with --model, a model file or directory, e.g. the GGUF another engine
+// runs); one JSON line with prefill and decode speed.
+int run_bench(const std::string& preset, const std::string& model_path, std::string dtype, int threads, int prompt,
+              int gen, int depth) {
   auto pool = gemma2::ThreadPool::create(threads);
   if (!pool) return fail(pool.message());
   if (prompt < 1 || gen < 1 || depth < -1) return fail("bench: --prompt and --gen must be >= 1, --depth >= 0");
@@ -417,20 +419,28 @@ int run_bench(const std::string& preset, const std::string& dtype, int threads, 
   if (preset == "2b") config = gemma2::to_runtime(gemma2::Gemma2_2B{});
   else if (preset == "9b") config = gemma2::to_runtime(gemma2::Gemma2_9B{});
   else config = gemma2::to_runtime(gemma2::Gemma2_27B{});
-  const gemma2::DType type = kDTypes.at(dtype);
-  const int context = std::max(prompt, depth) + gen;
-  if (context > config.max_position_embeddings) return fail("bench: prompt/depth + gen exceed the context");
-  std::cerr << "making random " << preset << " weights (" << dtype << ")...\n";
-  // Made as BF16 (F32 for f32) and converted at load, like a real checkpoint.
-  const gemma2::DType stored = type == gemma2::DType::F32 ? gemma2::DType::F32 : gemma2::DType::BF16;
   gemma2::LoadOptions lo;
   lo.pool = &*pool;
-  lo.weight_type = type;
   ProgressLine progress;
   lo.progress = std::ref(progress);
-  auto model = Model::from_checkpoint(gemma2::random_checkpoint(config, stored, 1, &*pool), lo);
+  gemma2::Result<Model> model = gemma2::Error{""};
+  if (!model_path.empty()) {
+    if (!dtype.empty()) lo.weight_type = kDTypes.at(dtype);
+    lo.preload = true;
+    model = Model::load(model_path, lo);
+    if (model) config = model->config();
+  } else {
+    if (dtype.empty()) dtype = "bf16";
+    lo.weight_type = kDTypes.at(dtype);
+    std::cerr << "making random " << preset << " weights (" << dtype << ")...\n";
+    // Made as BF16 (F32 for f32) and converted at load, like a real checkpoint.
+    const gemma2::DType stored = *lo.weight_type == gemma2::DType::F32 ? gemma2::DType::F32 : gemma2::DType::BF16;
+    model = Model::from_checkpoint(gemma2::random_checkpoint(config, stored, 1, &*pool), lo);
+  }
   progress.end();
   if (!model) return fail(model.message());
+  const int context = std::max(prompt, depth) + gen;
+  if (context > config.max_position_embeddings) return fail("bench: prompt/depth + gen exceed the context");
   const size_t weights = model->weight_bytes();
 
   std::vector<int32_t> ids = {2};
@@ -460,7 +470,8 @@ int run_bench(const std::string& preset, const std::string& dtype, int threads, 
   const double decode_s = seconds_since(t0);
   const double bandwidth = read_bandwidth(&*pool);
   const double roofline = bandwidth / static_cast<double>(weights);  // tok/s if every weight byte streams at full speed
-  std::cout << std::setprecision(6) << "{\"preset\":\"" << preset << "\",\"dtype\":\"" << dtype
+  std::cout << std::setprecision(6) << "{\"preset\":\"" << (model_path.empty() ? preset : "") << "\",\"model\":\""
+            << model_path << "\",\"dtype\":\"" << (dtype.empty() ? "as stored" : dtype)
             << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
             << ",\"depth\":" << depth << ",\"prefill_tok_s\":" << prompt / prefill_s
             << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
@@ -538,10 +549,11 @@ int main(int argc, char** argv) {
   logits->add_option("--ids", logits_ids, "token ids, comma separated")->delimiter(',')->required();
   logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
 
-  std::string preset = "2b", bench_dtype = "bf16";
+  std::string preset = "2b", bench_dtype, bench_model;
   int bench_threads = 1, bench_prompt = 512, bench_gen = 32, depth = -1;
   auto* bench = app.add_subcommand("bench", "speed of a preset's shape with random weights (no file needed); one JSON line");
   bench->add_option("--preset", preset, "2b, 9b or 27b")->check(CLI::IsMember({"2b", "9b", "27b"}))->capture_default_str();
+  bench->add_option("--model", bench_model, "time this model (directory or .gguf) instead of random weights");
   add_dtype(bench, bench_dtype);
   bench->add_option("--threads", bench_threads, "threads")->capture_default_str();
   bench->add_option("--prompt", bench_prompt, "prefill length")->capture_default_str();
@@ -550,7 +562,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (bench->parsed())
-    return run_bench(preset, bench_dtype.empty() ? "bf16" : bench_dtype, bench_threads, bench_prompt, bench_gen, depth);
+    return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth);
   if (generate->parsed())
     return run_generate(gen_model, gen_sampling, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
   if (chat->parsed()) return run_chat(chat_model, chat_sampling, system, chat_max_new, verbose);

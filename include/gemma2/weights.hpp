@@ -21,7 +21,9 @@ GEMMA2_BEGIN_NAMESPACE
 // 8.5 and 4.5 bits per weight (the same budget as llama.cpp's Q8_0/Q4_0).
 // A row of a block-format matrix holds its quantized values, then its
 // scales: [cols int8 | cols/32 f16] or [cols/2 nibble bytes | cols/32 f16].
-enum class DType { F32, BF16, F16, Q8_0, Q4_0 };
+// Q4_K, Q5_K and Q6_K are llama.cpp's super-block formats, read from GGUF
+// files and run in their own layout (256 weights per block; ggml-quants.h).
+enum class DType { F32, BF16, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K };
 
 inline const char* dtype_name(DType t) {
   switch (t) {
@@ -30,12 +32,21 @@ inline const char* dtype_name(DType t) {
     case DType::F16: return "F16";
     case DType::Q8_0: return "Q8_0";
     case DType::Q4_0: return "Q4_0";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
   }
   return "?";
 }
 
 constexpr int kQuantBlock = 32;
+constexpr int kSuperBlock = 256;
+// The library's own block formats (made at load, integer decode kernels).
 inline bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+// llama.cpp's K-quant super-block formats (read from GGUF only).
+inline bool is_kquant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
+// Stored in blocks: rows convert to float with dequantize_row.
+inline bool is_blocked(DType t) { return is_quantized(t) || is_kquant(t); }
 
 // Bytes of one element (element types only).
 inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
@@ -45,6 +56,9 @@ inline size_t row_bytes(DType t, int cols) {
   const auto n = static_cast<size_t>(cols);
   if (t == DType::Q8_0) return n + n / kQuantBlock * 2;
   if (t == DType::Q4_0) return n / 2 + n / kQuantBlock * 2;
+  if (t == DType::Q4_K) return n / kSuperBlock * 144;
+  if (t == DType::Q5_K) return n / kSuperBlock * 176;
+  if (t == DType::Q6_K) return n / kSuperBlock * 210;
   return n * dtype_size(t);
 }
 
@@ -145,8 +159,75 @@ inline float half_at(const std::byte* p) {
   return to_float(h);
 }
 
+// 6-bit scale and min j (0..7) of a Q4_K/Q5_K super-block, packed in 12
+// bytes: j < 4 in the low 6 bits of bytes j and j + 4; the others split
+// between the low/high nibble of byte j + 4 and the top 2 bits of bytes
+// j - 4 and j.
+inline void kquant_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = static_cast<uint8_t>((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+    *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+// One super-block of 256 weights to float.
+// Q4_K: [d f16 | dmin f16 | scales 12 | qs 128]; each 64 weights use two
+//   sub-block (scale, min) pairs: low nibbles then high nibbles of 32 bytes,
+//   w = d·sc·q − dmin·m.
+// Q5_K: [d | dmin | scales 12 | qh 32 | qs 128]; as Q4_K with a fifth bit
+//   from qh (bit 2i for the low nibbles of chunk i, 2i + 1 for the high).
+// Q6_K: [ql 128 | qh 64 | scales 16 int8 | d f16]; per 128 weights, 4-bit
+//   values from 64 ql bytes and 2 high bits from 32 qh bytes, minus 32, each
+//   group of 16 weights with its own int8 scale.
+inline void dequantize_superblock(DType t, const std::byte* block, float* y) {
+  const auto* b = reinterpret_cast<const uint8_t*>(block);
+  if (t == DType::Q6_K) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+    const float d = half_at(block + 208);
+    for (int n = 0; n < kSuperBlock; n += 128, ql += 64, qh += 32, sc += 8, y += 128)
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[l] = d * static_cast<float>(sc[is] * q1);
+        y[l + 32] = d * static_cast<float>(sc[is + 2] * q2);
+        y[l + 64] = d * static_cast<float>(sc[is + 4] * q3);
+        y[l + 96] = d * static_cast<float>(sc[is + 6] * q4);
+      }
+    return;
+  }
+  const float d = half_at(block), dmin = half_at(block + 2);
+  const uint8_t* scales = b + 4;
+  const uint8_t* qh = b + 16;                                // Q5_K only
+  const uint8_t* qs = b + (t == DType::Q5_K ? 48 : 16);
+  for (int j = 0; j < 4; ++j, qs += 32) {
+    uint8_t sc, m;
+    kquant_scale_min(2 * j, scales, &sc, &m);
+    const float d1 = d * sc, m1 = dmin * m;
+    kquant_scale_min(2 * j + 1, scales, &sc, &m);
+    const float d2 = d * sc, m2 = dmin * m;
+    for (int l = 0; l < 32; ++l) {
+      const int hi1 = t == DType::Q5_K ? ((qh[l] >> (2 * j)) & 1) << 4 : 0;
+      const int hi2 = t == DType::Q5_K ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0;
+      *(y + 64 * j + l) = d1 * static_cast<float>((qs[l] & 0xf) | hi1) - m1;
+      *(y + 64 * j + 32 + l) = d2 * static_cast<float>((qs[l] >> 4) | hi2) - m2;
+    }
+  }
+}
+
 // One row of a block format to float.
 inline void dequantize_row(DType t, const std::byte* row, float* dst, int cols) {
+  if (is_kquant(t)) {
+    const size_t bytes = row_bytes(t, kSuperBlock);
+    for (int b = 0; b < cols / kSuperBlock; ++b) dequantize_superblock(t, row + b * bytes, dst + b * kSuperBlock);
+    return;
+  }
   const int blocks = cols / kQuantBlock;
   const std::byte* scales = row + (t == DType::Q8_0 ? cols : cols / 2);
   for (int b = 0; b < blocks; ++b) {
@@ -193,7 +274,7 @@ inline void quantize_row(DType t, const float* x, std::byte* row, int cols) {
 
 // Converts n stored elements to float (for block formats: one whole row).
 inline void convert_to_float(DType t, const std::byte* src, float* dst, size_t n) {
-  if (is_quantized(t)) return dequantize_row(t, src, dst, static_cast<int>(n));
+  if (is_blocked(t)) return dequantize_row(t, src, dst, static_cast<int>(n));
   visit_dtype(t, [&](auto tag) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     for (size_t i = 0; i < n; ++i) {

@@ -73,6 +73,7 @@ inline const GgmlType* ggml_type(uint32_t id) {
   static constexpr GgmlType kTypes[] = {
       {0, "F32", 1, 4, DType::F32},        {1, "F16", 1, 2, DType::F16},   {30, "BF16", 1, 2, DType::BF16},
       {8, "Q8_0", 32, 34, DType::Q8_0},    {2, "Q4_0", 32, 18, DType::Q4_0},
+      {12, "Q4_K", 256, 144, DType::Q4_K}, {13, "Q5_K", 256, 176, DType::Q5_K}, {14, "Q6_K", 256, 210, DType::Q6_K},
   };
   for (const auto& t : kTypes)
     if (t.id == id) return &t;
@@ -83,8 +84,7 @@ inline const GgmlType* ggml_type(uint32_t id) {
 inline std::string ggml_type_name(uint32_t id) {
   if (const GgmlType* t = ggml_type(id)) return t->name;
   static const std::map<uint32_t, const char*> kOthers = {
-      {3, "Q4_1"},  {6, "Q5_0"},  {7, "Q5_1"},  {9, "Q8_1"},  {10, "Q2_K"},  {11, "Q3_K"},  {12, "Q4_K"},
-      {13, "Q5_K"}, {14, "Q6_K"}, {15, "Q8_K"}, {16, "IQ2_XXS"}, {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"},
+      {3, "Q4_1"},  {6, "Q5_0"},  {7, "Q5_1"},  {9, "Q8_1"},  {10, "Q2_K"},  {11, "Q3_K"}, {15, "Q8_K"}, {16, "IQ2_XXS"}, {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"},
       {20, "IQ4_NL"}, {21, "IQ3_S"}, {22, "IQ2_S"}, {23, "IQ4_XS"}, {24, "I8"}, {25, "I16"}, {26, "I32"},
       {27, "I64"}, {28, "F64"}, {29, "IQ1_M"}};
   const auto it = kOthers.find(id);
@@ -266,7 +266,7 @@ inline Result<GgufFile> parse_gguf(std::shared_ptr<const detail::MappedFile> fil
     const detail::GgmlType* type = detail::ggml_type(t.ggml_type);
     if (type == nullptr)
       return err(path, ": tensor ", t.name, " has type ", detail::ggml_type_name(t.ggml_type),
-                 ", which this version cannot run (supported: F32, F16, BF16, Q8_0, Q4_0)");
+                 ", which this version cannot run (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
     if (t.dims[0] % type->block != 0)
       return err(path, ": tensor ", t.name, " rows of ", t.dims[0], " are not whole ", type->name, " blocks of ",
                  type->block);
@@ -424,7 +424,7 @@ inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
       has_embedding = true;
     }
     if (is_quantized(v.dtype)) {
-      const int64_t cols = static_cast<int64_t>(t.dims[0]), rows = static_cast<int64_t>(t.nbytes / (cols / 32 * type->block_bytes));
+      const int64_t cols = static_cast<int64_t>(t.dims[0]), rows = static_cast<int64_t>(t.nbytes / (cols / 32 * type->block_bytes));  // Q8_0/Q4_0
       auto buf = std::make_shared<std::vector<std::byte>>(t.nbytes);
       detail::regroup_blocks(v.dtype, t.data, buf->data(), rows, cols);
       v.data = buf->data();

@@ -335,7 +335,7 @@ inline void floats_to_bf16(const float* src, bf16* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = to_bf16(src[i]);
 }
 
-// Y[T][W.rows] = X · Wᵀ for W in BF16, Q8_0 or Q4_0 (checked by the caller).
+// Y[T][W.rows] = X · Wᵀ for W in BF16 or a block format (checked by the caller).
 // Precision follows the weight type. BF16 weights are meant to reproduce the
 // float32 reference, so each activation is split into a bf16 head and the
 // bf16 of its remainder (16 significant bits; two products per weight). The
@@ -444,11 +444,34 @@ inline void matmul_quantized_rows(const Matrix& W, const float* X, int T, float*
   });
 }
 
+// dot_tile<1, T> for 1 <= T < kGemmMinRows: one weight row against T rows of X.
+template <class E>
+auto small_batch_kernel(int T) {
+  using Kernel = void (*)(const E*, int64_t, const float*, int64_t, int, float*, int64_t);
+  static constexpr Kernel kernels[] = {nullptr,          dot_tile<1, 1, E>, dot_tile<1, 2, E>, dot_tile<1, 3, E>,
+                                       dot_tile<1, 4, E>, dot_tile<1, 5, E>, dot_tile<1, 6, E>, dot_tile<1, 7, E>};
+  static_assert(sizeof kernels / sizeof kernels[0] == kGemmMinRows, "one kernel per row count");
+  return kernels[T];
+}
+
+// Decode-shaped products with a K-quant matrix: each row is expanded to
+// float in a per-thread buffer that stays in L1, then dotted with X.
+inline void matmul_kquant_rows(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+  parallel_for(pool, W.rows, 16, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(static_cast<size_t>(W.cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      dequantize_row(W.dtype, W.row(static_cast<int>(r)), row.data(), W.cols);
+      small_batch_kernel<float>(T)(row.data(), W.cols, X, W.cols, W.cols, Y + r, W.rows);
+    }
+  });
+}
+
 // Y[T][W.rows] = X[T][W.cols] · Wᵀ. X and Y are contiguous row-major.
 inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   if (is_quantized(W.dtype) && T < kGemmMinRows) return matmul_quantized_rows(W, X, T, Y, pool);
+  if (is_kquant(W.dtype) && T < kGemmMinRows) return matmul_kquant_rows(W, X, T, Y, pool);
 #if GEMMA2_BF16_GEMM
-  if ((W.dtype == DType::BF16 || is_quantized(W.dtype)) && T >= kGemmMinRows) return matmul_bf16(W, X, T, Y, pool);
+  if ((W.dtype == DType::BF16 || is_blocked(W.dtype)) && T >= kGemmMinRows) return matmul_bf16(W, X, T, Y, pool);
 #endif
   visit_dtype(W.dtype, [&](auto tag) {
     using Elem = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
@@ -464,18 +487,9 @@ inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Execu
       return;
     }
     if (T < kGemmMinRows) {
-      using Kernel = void (*)(const Elem*, int64_t, const float*, int64_t, int, float*, int64_t);
-      static constexpr Kernel kernels[] = {nullptr,
-                                           nullptr,
-                                           dot_tile<1, 2, Elem>,
-                                           dot_tile<1, 3, Elem>,
-                                           dot_tile<1, 4, Elem>,
-                                           dot_tile<1, 5, Elem>,
-                                           dot_tile<1, 6, Elem>,
-                                           dot_tile<1, 7, Elem>};
-      static_assert(sizeof kernels / sizeof kernels[0] == kGemmMinRows, "one kernel per row count");
       parallel_for(pool, rows, 16, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) kernels[T](w + r * cols, cols, X, cols, static_cast<int>(cols), Y + r, rows);
+        for (int64_t r = r0; r < r1; ++r)
+          small_batch_kernel<Elem>(T)(w + r * cols, cols, X, cols, static_cast<int>(cols), Y + r, rows);
       });
       return;
     }
@@ -486,7 +500,7 @@ inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Execu
       for (int64_t r = r0; r < r1; r += tile) {
         const int64_t n = std::min(tile, r1 - r);
         const float* wt;
-        if (is_quantized(W.dtype)) {
+        if (is_blocked(W.dtype)) {
           buf.resize(static_cast<size_t>(n * cols));
           for (int64_t i = 0; i < n; ++i)
             dequantize_row(W.dtype, W.row(static_cast<int>(r + i)), buf.data() + i * cols, static_cast<int>(cols));
