@@ -180,3 +180,128 @@ TEST_CASE("GGUF: metadata is validated, naming the key") {
   CHECK(with("tokenizer.ggml.scores", gemma2::GgufValue{GgufType::ARRAY, GgufType::F32, {0.5f, -1.0f}}) == "");
   CHECK(with("tokenizer.ggml.tokens", gemma2::GgufValue{GgufType::ARRAY, GgufType::STRING, {"a", "<s>"}}) == "");
 }
+
+namespace {
+
+// The type of every piece of a sentencepiece model file, read from its
+// ModelProto (field 1: pieces; in each, field 3: type, default NORMAL = 1);
+// the processor API does not expose user-defined pieces.
+std::vector<int> piece_types(const std::string& model) {
+  size_t i = 0;
+  auto varint = [&](const std::string& b, size_t& at) {
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+      const auto c = static_cast<uint8_t>(b[at++]);
+      v |= static_cast<uint64_t>(c & 0x7f) << shift;
+      if (c < 0x80) return v;
+    }
+  };
+  std::vector<int> types;
+  while (i < model.size()) {
+    const uint64_t key = varint(model, i);
+    const uint64_t wire = key & 7;
+    if (wire == 0) { varint(model, i); continue; }
+    if (wire == 5) { i += 4; continue; }
+    if (wire == 1) { i += 8; continue; }
+    const size_t n = varint(model, i);
+    if ((key >> 3) == 1) {  // a SentencePiece message
+      const std::string piece = model.substr(i, n);
+      int type = 1;
+      for (size_t j = 0; j < piece.size();) {
+        const uint64_t k = varint(piece, j);
+        if ((k & 7) == 2) j += varint(piece, j);
+        else if ((k & 7) == 5) j += 4;
+        else if ((k >> 3) == 3) type = static_cast<int>(varint(piece, j));
+        else varint(piece, j);
+      }
+      types.push_back(type);
+    }
+    i += n;
+  }
+  return types;
+}
+
+// tokenizer.ggml.* metadata as llama.cpp's converter writes it for a
+// sentencepiece model: every piece, its score and its type.
+std::map<std::string, gemma2::GgufValue> tokenizer_metadata(const std::string& model_path) {
+  using gemma2::GgufType;
+  sentencepiece::SentencePieceProcessor sp;
+  REQUIRE(sp.Load(model_path).ok());
+  const std::vector<int> piece_type = piece_types(test::read_text(model_path));
+  REQUIRE(piece_type.size() == static_cast<size_t>(sp.GetPieceSize()));
+  nlohmann::json tokens = nlohmann::json::array(), scores = nlohmann::json::array(), types = nlohmann::json::array();
+  for (int i = 0; i < sp.GetPieceSize(); ++i) {
+    tokens.push_back(sp.IdToPiece(i));
+    scores.push_back(sp.GetScore(i));
+    types.push_back(piece_type[static_cast<size_t>(i)]);
+  }
+  std::map<std::string, gemma2::GgufValue> md;
+  md["tokenizer.ggml.model"] = {GgufType::STRING, GgufType::U8, "llama"};
+  md["tokenizer.ggml.tokens"] = {GgufType::ARRAY, GgufType::STRING, tokens};
+  md["tokenizer.ggml.scores"] = {GgufType::ARRAY, GgufType::F32, scores};
+  md["tokenizer.ggml.token_type"] = {GgufType::ARRAY, GgufType::I32, types};
+  md["tokenizer.ggml.bos_token_id"] = {GgufType::U32, GgufType::U8, sp.bos_id()};
+  md["tokenizer.ggml.eos_token_id"] = {GgufType::U32, GgufType::U8, sp.eos_id()};
+  md["tokenizer.ggml.unknown_token_id"] = {GgufType::U32, GgufType::U8, sp.unk_id()};
+  md["tokenizer.ggml.padding_token_id"] = {GgufType::U32, GgufType::U8, sp.pad_id()};
+  md["tokenizer.ggml.add_space_prefix"] = {GgufType::BOOL, GgufType::U8, false};
+  return md;
+}
+
+}  // namespace
+
+TEST_CASE("GGUF: the tokenizer built from the metadata encodes and decodes like tokenizer.model") {
+  TempDir dir;
+  const std::string sp_path = test::data_dir() + "/tokenizer/gemma2_tokenizer.model";
+  auto md = tokenizer_metadata(sp_path);
+  const std::string path = dir.str() + "/tok.gguf";
+  REQUIRE(gemma2::write_gguf(path, md, {}).ok());
+  auto from_gguf = gemma2::load_gguf_tokenizer(path);
+  REQUIRE_MESSAGE(from_gguf.ok(), from_gguf.message());
+  const auto original = gemma2::Tokenizer::load(sp_path).value();
+  CHECK(from_gguf->vocab_size() == 256000);
+  CHECK(from_gguf->bos_id() == 2);
+  CHECK(from_gguf->eos_id() == 1);
+  CHECK(from_gguf->start_of_turn_id() == 106);
+  CHECK(from_gguf->end_of_turn_id() == 107);
+
+  std::vector<std::string> texts;
+  for (const auto& c : test::read_json(test::data_dir() + "/tokenizer/cases.json")["cases"]) texts.push_back(c["text"]);
+  // Random mixes of the things tokenizers get wrong: leading and repeated
+  // spaces, newlines and tabs, digits, chat markers, CJK, emoji (byte fallback).
+  const std::vector<std::string> parts = {" ", "  ", "\n", "\n\n", "\t", "hello", "World", "1234567", "3.14", "<start_of_turn>",
+                                          "<end_of_turn>", "user", "日本語", "😀", "é", "ﬁ", "  x", "<b>", "▁", "\r\n"};
+  std::mt19937 rng(3);
+  for (int i = 0; i < 300; ++i) {
+    std::string t;
+    for (int k = static_cast<int>(rng() % 8); k >= 0; --k) t += parts[rng() % parts.size()];
+    texts.push_back(t);
+  }
+  for (const auto& t : texts) {
+    INFO(t);
+    const auto a = original.encode(t), b = from_gguf->encode(t);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(*a == *b);
+    CHECK(from_gguf->decode(*b).value() == original.decode(*a).value());
+  }
+
+  // Malformed tokenizer metadata names the problem.
+  auto error_with = [&](const std::string& key, std::optional<gemma2::GgufValue> v) {
+    auto m = md;
+    if (v) m[key] = *v;
+    else m.erase(key);
+    REQUIRE(gemma2::write_gguf(path, m, {}).ok());
+    auto t = gemma2::load_gguf_tokenizer(path);
+    return t.ok() ? std::string() : t.message();
+  };
+  using gemma2::GgufType;
+  CHECK(contains(error_with("tokenizer.ggml.model", gemma2::GgufValue{GgufType::STRING, GgufType::U8, "gpt2"}),
+                 "only sentencepiece"));
+  CHECK(contains(error_with("tokenizer.ggml.model", std::nullopt), "no tokenizer in the metadata"));
+  CHECK(contains(error_with("tokenizer.ggml.scores", std::nullopt), "are needed"));
+  CHECK(contains(error_with("tokenizer.ggml.scores", gemma2::GgufValue{GgufType::ARRAY, GgufType::F32, {1.0f}}),
+                 "256000 tokens, 1 scores"));
+  CHECK(contains(error_with("tokenizer.ggml.bos_token_id", gemma2::GgufValue{GgufType::U32, GgufType::U8, 300000}),
+                 "bos_token_id 300000 is not below the vocabulary size"));
+}

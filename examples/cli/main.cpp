@@ -73,14 +73,21 @@ struct ModelOptions {
     cmd->add_option("--threads", threads, "threads for the matrix products")->capture_default_str();
     add_dtype(cmd, dtype);
   }
-
-  std::string tokenizer_path() const {
-    if (!tokenizer.empty()) return tokenizer;
-    if (!gemma2::is_gguf_path(dir)) return dir + "/tokenizer.model";
-    const size_t slash = dir.rfind('/');
-    return (slash == std::string::npos ? std::string(".") : dir.substr(0, slash)) + "/tokenizer.model";
-  }
 };
+
+// The tokenizer of a model: `explicit_path` if given; for a .gguf file its
+// own metadata, else a tokenizer.model beside it; for a directory its
+// tokenizer.model.
+gemma2::Result<gemma2::Tokenizer> open_tokenizer(const std::string& model, const std::string& explicit_path) {
+  if (!explicit_path.empty()) return gemma2::Tokenizer::load(explicit_path);
+  if (!gemma2::is_gguf_path(model)) return gemma2::Tokenizer::from_model_dir(model);
+  auto from_metadata = gemma2::load_gguf_tokenizer(model);
+  if (from_metadata) return from_metadata;
+  const size_t slash = model.rfind('/');
+  const std::string beside = (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.model";
+  if (std::ifstream(beside)) return gemma2::Tokenizer::load(beside);
+  return from_metadata;
+}
 
 // Prints a progress line for slow load steps of large models; ends it at the end.
 struct ProgressLine {
@@ -124,10 +131,9 @@ std::optional<Loaded> load(const ModelOptions& o, bool need_tokenizer) {
   progress.end();
   if (!m) return fail(m.message()), std::nullopt;
   l.model.emplace(std::move(*m));
-  std::ifstream has_tokenizer(o.tokenizer_path());
-  if (has_tokenizer || need_tokenizer) {
-    auto tok = gemma2::Tokenizer::load(o.tokenizer_path());
-    if (!tok) return fail(tok.message()), std::nullopt;
+  auto tok = open_tokenizer(o.dir, o.tokenizer);
+  if (!tok && need_tokenizer) return fail(tok.message()), std::nullopt;
+  if (tok) {
     if (tok->vocab_size() > l.model->config().vocab_size)
       return fail("tokenizer has " + std::to_string(tok->vocab_size()) + " pieces but the model only " +
                   std::to_string(l.model->config().vocab_size)),
@@ -287,7 +293,7 @@ int run_chat(const ModelOptions& mo, SamplingFlags& sf, const std::string& syste
 
 int run_tokenize(const std::string& tokenizer_path, const std::string& model_dir, const std::string& text,
                  bool pieces) {
-  auto tok = gemma2::Tokenizer::load(tokenizer_path.empty() ? model_dir + "/tokenizer.model" : tokenizer_path);
+  auto tok = open_tokenizer(model_dir, tokenizer_path);
   if (!tok) return fail(tok.message());
   auto ids = tok->encode(text);
   if (!ids) return fail(ids.message());
@@ -520,7 +526,8 @@ int main(int argc, char** argv) {
   bool pieces = false;
   auto* tokenize = app.add_subcommand("tokenize", "print the token ids of a text (without BOS)");
   tokenize->add_option("--tokenizer", tokenizer_path, "sentencepiece tokenizer.model");
-  tokenize->add_option("--model", tok_model, "model directory holding tokenizer.model")->capture_default_str();
+  tokenize->add_option("--model", tok_model, "model directory holding tokenizer.model, or a .gguf file")
+      ->capture_default_str();
   tokenize->add_option("--text", text, "text to tokenize")->required();
   tokenize->add_flag("--pieces", pieces, "also print each id with its piece");
 

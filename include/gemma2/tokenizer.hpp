@@ -55,6 +55,23 @@ class Tokenizer {
     auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
     const auto status = sp->Load(path);
     if (!status.ok()) return detail::err("cannot load tokenizer ", path, ": ", status.ToString());
+    return from_processor(std::move(sp));
+  }
+
+  // A sentencepiece ModelProto held in memory (e.g. built from GGUF
+  // metadata); `source` names it in errors.
+  static Result<Tokenizer> from_serialized(const std::string& proto, const std::string& source) {
+    auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
+    const auto status = sp->LoadFromSerializedProto(proto);
+    if (!status.ok()) return detail::err("cannot load tokenizer from ", source, ": ", status.ToString());
+    return from_processor(std::move(sp));
+  }
+
+  // Loads dir/tokenizer.model.
+  static Result<Tokenizer> from_model_dir(const std::string& dir) { return load(dir + "/tokenizer.model"); }
+
+ private:
+  static Result<Tokenizer> from_processor(std::shared_ptr<sentencepiece::SentencePieceProcessor> sp) {
     Tokenizer t;
     t.sp_ = std::move(sp);
     // Special ids are looked up by piece: the real Gemma tokenizer has
@@ -66,9 +83,7 @@ class Tokenizer {
     return t;
   }
 
-  // Loads dir/tokenizer.model.
-  static Result<Tokenizer> from_model_dir(const std::string& dir) { return load(dir + "/tokenizer.model"); }
-
+ public:
   int vocab_size() const { return sp_->GetPieceSize(); }
   int32_t bos_id() const { return bos_; }
   int32_t eos_id() const { return eos_; }
