@@ -266,7 +266,8 @@ TEST_CASE("GGUF: the tokenizer built from the metadata encodes and decodes like 
   CHECK(from_gguf->end_of_turn_id() == 107);
 
   std::vector<std::string> texts;
-  for (const auto& c : test::read_json(test::data_dir() + "/tokenizer/cases.json")["cases"]) texts.push_back(c["text"]);
+  const auto cases = test::read_json(test::data_dir() + "/tokenizer/cases.json");
+  for (const auto& c : cases["cases"]) texts.push_back(c["text"]);
   // Random mixes of the things tokenizers get wrong: leading and repeated
   // spaces, newlines and tabs, digits, chat markers, CJK, emoji (byte fallback).
   const std::vector<std::string> parts = {" ", "  ", "\n", "\n\n", "\t", "hello", "World", "1234567", "3.14", "<start_of_turn>",
