@@ -182,42 +182,46 @@ inline void kquant_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
 // Q6_K: [ql 128 | qh 64 | scales 16 int8 | d f16]; per 128 weights, 4-bit
 //   values from 64 ql bytes and 2 high bits from 32 qh bytes, minus 32, each
 //   group of 16 weights with its own int8 scale.
+// Each loop below runs over 16 or 32 weights that share one scale, so the
+// compiler vectorises it (the row-at-a-time decode path depends on it).
 inline void dequantize_superblock(DType t, const std::byte* block, float* y) {
   const auto* b = reinterpret_cast<const uint8_t*>(block);
   if (t == DType::Q6_K) {
-    const uint8_t *ql = b, *qh = b + 128;
-    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
     const float d = half_at(block + 208);
-    for (int n = 0; n < kSuperBlock; n += 128, ql += 64, qh += 32, sc += 8, y += 128)
-      for (int l = 0; l < 32; ++l) {
-        const int is = l / 16;
-        const int q1 = ((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
-        const int q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
-        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        y[l] = d * static_cast<float>(sc[is] * q1);
-        y[l + 32] = d * static_cast<float>(sc[is + 2] * q2);
-        y[l + 64] = d * static_cast<float>(sc[is + 4] * q3);
-        y[l + 96] = d * static_cast<float>(sc[is + 6] * q4);
+    for (int n = 0; n < 2; ++n) {
+      const uint8_t *ql = b + 64 * n, *qh = b + 128 + 32 * n;
+      const auto* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * n);
+      for (int part = 0; part < 4; ++part) {  // weights 32·part .. 32·part + 31 of this half
+        const uint8_t* lo = ql + 32 * (part & 1);
+        const int shift = 4 * (part >> 1);
+        int8_t v[32];  // unpacked first so both loops vectorise
+        for (int l = 0; l < 32; ++l)
+          v[l] = static_cast<int8_t>((((lo[l] >> shift) & 0xf) | (((qh[l] >> (2 * part)) & 3) << 4)) - 32);
+        for (int h = 0; h < 2; ++h) {
+          const float s = d * static_cast<float>(sc[2 * part + h]);
+          float* out = y + 128 * n + 32 * part + 16 * h;
+          for (int l = 0; l < 16; ++l) out[l] = s * static_cast<float>(v[16 * h + l]);
+        }
       }
+    }
     return;
   }
   const float d = half_at(block), dmin = half_at(block + 2);
   const uint8_t* scales = b + 4;
-  const uint8_t* qh = b + 16;                                // Q5_K only
-  const uint8_t* qs = b + (t == DType::Q5_K ? 48 : 16);
-  for (int j = 0; j < 4; ++j, qs += 32) {
+  const uint8_t* qh = b + 16;  // Q5_K only
+  const bool five = t == DType::Q5_K;
+  const uint8_t* qs = b + (five ? 48 : 16);
+  for (int j = 0; j < 8; ++j) {  // sub-block j: nibbles (j % 2 ? high : low) of bytes 32·(j / 2) ..
     uint8_t sc, m;
-    kquant_scale_min(2 * j, scales, &sc, &m);
-    const float d1 = d * sc, m1 = dmin * m;
-    kquant_scale_min(2 * j + 1, scales, &sc, &m);
-    const float d2 = d * sc, m2 = dmin * m;
-    for (int l = 0; l < 32; ++l) {
-      const int hi1 = t == DType::Q5_K ? ((qh[l] >> (2 * j)) & 1) << 4 : 0;
-      const int hi2 = t == DType::Q5_K ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0;
-      *(y + 64 * j + l) = d1 * static_cast<float>((qs[l] & 0xf) | hi1) - m1;
-      *(y + 64 * j + 32 + l) = d2 * static_cast<float>((qs[l] >> 4) | hi2) - m2;
-    }
+    kquant_scale_min(j, scales, &sc, &m);
+    const float scale = d * sc, min = dmin * m;
+    const uint8_t* q = qs + 32 * (j / 2);
+    float* out = y + 32 * j;
+    uint8_t v[32];  // the sub-block's values, unpacked first so both loops vectorise
+    for (int l = 0; l < 32; ++l) v[l] = static_cast<uint8_t>(j % 2 ? q[l] >> 4 : q[l] & 0xf);
+    if (five)
+      for (int l = 0; l < 32; ++l) v[l] = static_cast<uint8_t>(v[l] | (((qh[l] >> j) & 1) << 4));
+    for (int l = 0; l < 32; ++l) out[l] = scale * static_cast<float>(v[l]) - min;
   }
 }
 
