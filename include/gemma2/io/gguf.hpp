@@ -425,7 +425,9 @@ inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
       has_embedding = true;
     }
     if (is_quantized(v.dtype)) {
-      const int64_t cols = static_cast<int64_t>(t.dims[0]), rows = static_cast<int64_t>(t.nbytes / (cols / 32 * type->block_bytes));  // Q8_0/Q4_0
+      int64_t rows = 1;
+      for (size_t d = 1; d < t.dims.size(); ++d) rows *= static_cast<int64_t>(t.dims[d]);
+      const auto cols = static_cast<int64_t>(t.dims[0]);
       auto buf = std::make_shared<std::vector<std::byte>>(t.nbytes);
       detail::regroup_blocks(v.dtype, t.data, buf->data(), rows, cols);
       v.data = buf->data();
