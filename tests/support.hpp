@@ -39,6 +39,8 @@ inline std::vector<float> read_f32(const std::string& path) {
   return v;
 }
 
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 inline float max_abs_diff(const float* a, const float* b, size_t n) {
   float m = 0.0f;
   for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i] - b[i]));

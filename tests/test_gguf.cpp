@@ -8,8 +8,7 @@ namespace {
 
 using test::TempDir;
 using test::TinyModel;
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test::contains;
 
 // A valid GGUF file of the tiny model, as bytes.
 std::string tiny_gguf(const TempDir& dir, gemma2::DType as = gemma2::DType::F32) {

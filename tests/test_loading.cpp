@@ -10,6 +10,7 @@ namespace {
 
 using test::TempDir;
 using test::TinyModel;
+using test::contains;
 
 // Loads dir and returns the error message ("" if it loaded).
 std::string load_error(const std::string& dir) {
@@ -46,8 +47,6 @@ nlohmann::json header_of(const TinyModel& tiny) {
   }
   return h;
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 const std::string kQ = "model.layers.1.self_attn.q_proj.weight";
 

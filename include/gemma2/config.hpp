@@ -153,9 +153,7 @@ inline constexpr FloatField kFloatFields[] = {
     {"rope_theta", &RuntimeConfig::rope_theta},
     {"rms_norm_eps", &RuntimeConfig::rms_norm_eps},
 };
-}  // namespace detail
 
-namespace detail {
 // The reference's pattern where a config lists no layer types (older
 // config.json files, GGUF): layer 0 local, then alternating. Empty for an
 // absurd layer count, which validate() then reports.
