@@ -238,7 +238,7 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
   auto pool = gemma2::ThreadPool::create(2);
   REQUIRE(pool.ok());
   for (auto t : {gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
-    for (auto [rows, cols] : {std::pair<int, int>{1, 256}, {37, 512}, {5, 4352}}) {
+    for (auto [rows, cols] : {std::pair<int, int>{1, 256}, {37, 512}, {5, 4352}, {11, 4608}}) {
       INFO(std::string(gemma2::dtype_name(t)), " ", rows, "x", cols);
       const KBlocks k = random_kquant_rows(t, rows, cols, rng);
       REQUIRE(k.bytes.size() == static_cast<size_t>(rows) * gemma2::row_bytes(t, cols));
@@ -252,6 +252,8 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
       }
       for (int T : {1, 3, 8, 13}) {
         const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
+        // Below 8 rows X is quantized per block of 32, as for Q8_0/Q4_0.
+        const auto xq = gemma2::detail::quantize_activations(X.data(), T, cols);
         for (const gemma2::Executor* p : {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
           std::vector<float> Y(static_cast<size_t>(T) * rows);
           gemma2::detail::matmul(W, X.data(), T, Y.data(), p);
@@ -260,8 +262,10 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
               double ref = 0, scale = 0;
               for (int c = 0; c < cols; ++c) {
                 const bool gemm = T >= gemma2::detail::kGemmMinRows;
-                const float wf = k.weights[static_cast<size_t>(r) * cols + c], xf = X[static_cast<size_t>(i) * cols + c];
-                const double w = gemm ? bf16_if_gemm(wf) : wf, x = gemm ? bf16_if_gemm(xf) : xf;
+                const size_t xi = static_cast<size_t>(i) * cols + c;
+                const float wf = k.weights[static_cast<size_t>(r) * cols + c];
+                const double w = gemm ? bf16_if_gemm(wf) : wf;
+                const double x = gemm ? bf16_if_gemm(X[xi]) : xq.q[xi] * static_cast<double>(xq.d[xi / 32]);
                 ref += w * x;
                 scale += std::abs(w * x);
               }

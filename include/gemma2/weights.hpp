@@ -173,36 +173,41 @@ inline void kquant_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
-// One super-block of 256 weights to float.
-// Q4_K: [d f16 | dmin f16 | scales 12 | qs 128]; each 64 weights use two
-//   sub-block (scale, min) pairs: low nibbles then high nibbles of 32 bytes,
-//   w = d·sc·q − dmin·m.
-// Q5_K: [d | dmin | scales 12 | qh 32 | qs 128]; as Q4_K with a fifth bit
-//   from qh (bit 2i for the low nibbles of chunk i, 2i + 1 for the high).
-// Q6_K: [ql 128 | qh 64 | scales 16 int8 | d f16]; per 128 weights, 4-bit
-//   values from 64 ql bytes and 2 high bits from 32 qh bytes, minus 32, each
-//   group of 16 weights with its own int8 scale.
-// Each loop below runs over 16 or 32 weights that share one scale, so the
-// compiler vectorises it (the row-at-a-time decode path depends on it).
-inline void dequantize_superblock(DType t, const std::byte* block, float* y) {
+// A K-quant super-block as integers: weight i is scale[g]·q[i] − bias[g] for
+// its group g = i / 16 of 16 weights. One unpacking of the bit layout serves
+// dequantization and the portable integer kernels.
+//   Q4_K: [d f16 | dmin f16 | scales 12 | qs 128]; each 64 weights use two
+//     sub-block (scale, min) pairs: low nibbles then high nibbles of 32
+//     bytes; scale = d·sc, bias = dmin·m for both groups of a sub-block.
+//   Q5_K: [d | dmin | scales 12 | qh 32 | qs 128]; as Q4_K with a fifth bit
+//     from qh (bit 2i for the low nibbles of chunk i, 2i + 1 for the high).
+//   Q6_K: [ql 128 | qh 64 | scales 16 int8 | d f16]; per 128 weights, 4-bit
+//     values from 64 ql bytes and 2 high bits from 32 qh bytes, minus 32,
+//     each group with its own int8 scale (scale = d·sc, bias 0).
+struct SuperBlockInts {
+  int8_t q[kSuperBlock];
+  float scale[kSuperBlock / 16], bias[kSuperBlock / 16];
+};
+
+// Each loop below runs over 16 or 32 values that share one scale, so the
+// compiler vectorises it (the portable decode path depends on it).
+inline void unpack_superblock(DType t, const std::byte* block, SuperBlockInts& s) {
   const auto* b = reinterpret_cast<const uint8_t*>(block);
   if (t == DType::Q6_K) {
     const float d = half_at(block + 208);
     for (int n = 0; n < 2; ++n) {
       const uint8_t *ql = b + 64 * n, *qh = b + 128 + 32 * n;
-      const auto* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * n);
       for (int part = 0; part < 4; ++part) {  // weights 32·part .. 32·part + 31 of this half
         const uint8_t* lo = ql + 32 * (part & 1);
         const int shift = 4 * (part >> 1);
-        int8_t v[32];  // unpacked first so both loops vectorise
+        int8_t* q = s.q + 128 * n + 32 * part;
         for (int l = 0; l < 32; ++l)
-          v[l] = static_cast<int8_t>((((lo[l] >> shift) & 0xf) | (((qh[l] >> (2 * part)) & 3) << 4)) - 32);
-        for (int h = 0; h < 2; ++h) {
-          const float s = d * static_cast<float>(sc[2 * part + h]);
-          float* out = y + 128 * n + 32 * part + 16 * h;
-          for (int l = 0; l < 16; ++l) out[l] = s * static_cast<float>(v[16 * h + l]);
-        }
+          q[l] = static_cast<int8_t>((((lo[l] >> shift) & 0xf) | (((qh[l] >> (2 * part)) & 3) << 4)) - 32);
       }
+    }
+    for (int g = 0; g < 16; ++g) {
+      s.scale[g] = d * static_cast<float>(static_cast<int8_t>(b[192 + g]));
+      s.bias[g] = 0.0f;
     }
     return;
   }
@@ -214,15 +219,22 @@ inline void dequantize_superblock(DType t, const std::byte* block, float* y) {
   for (int j = 0; j < 8; ++j) {  // sub-block j: nibbles (j % 2 ? high : low) of bytes 32·(j / 2) ..
     uint8_t sc, m;
     kquant_scale_min(j, scales, &sc, &m);
-    const float scale = d * sc, min = dmin * m;
+    s.scale[2 * j] = s.scale[2 * j + 1] = d * sc;
+    s.bias[2 * j] = s.bias[2 * j + 1] = dmin * m;
     const uint8_t* q = qs + 32 * (j / 2);
-    float* out = y + 32 * j;
-    uint8_t v[32];  // the sub-block's values, unpacked first so both loops vectorise
-    for (int l = 0; l < 32; ++l) v[l] = static_cast<uint8_t>(j % 2 ? q[l] >> 4 : q[l] & 0xf);
+    int8_t* out = s.q + 32 * j;
+    for (int l = 0; l < 32; ++l) out[l] = static_cast<int8_t>(j % 2 ? q[l] >> 4 : q[l] & 0xf);
     if (five)
-      for (int l = 0; l < 32; ++l) v[l] = static_cast<uint8_t>(v[l] | (((qh[l] >> j) & 1) << 4));
-    for (int l = 0; l < 32; ++l) out[l] = scale * static_cast<float>(v[l]) - min;
+      for (int l = 0; l < 32; ++l) out[l] = static_cast<int8_t>(out[l] | (((qh[l] >> j) & 1) << 4));
   }
+}
+
+// One super-block of 256 weights to float.
+inline void dequantize_superblock(DType t, const std::byte* block, float* y) {
+  SuperBlockInts s;
+  unpack_superblock(t, block, s);
+  for (int g = 0; g < kSuperBlock / 16; ++g)
+    for (int l = 0; l < 16; ++l) y[16 * g + l] = s.scale[g] * static_cast<float>(s.q[16 * g + l]) - s.bias[g];
 }
 
 // One row of a block format to float.
