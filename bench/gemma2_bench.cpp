@@ -93,6 +93,16 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
       for (float& x : row) x = random_weight(seed);
       gemma2::detail::quantize_row(dtype, row.data(), w.copies[0].data() + static_cast<size_t>(r) * gemma2::row_bytes(dtype, cols), cols);
     }
+  } else if (gemma2::is_kquant(dtype)) {
+    // Random bits are valid K-quant values; only the f16 super-block scales
+    // are set, to small finite numbers.
+    for (auto& b : w.copies[0]) b = static_cast<std::byte>(seed.next() >> 56);
+    const size_t block = gemma2::row_bytes(dtype, gemma2::kSuperBlock);
+    for (size_t at = 0; at < bytes; at += block)
+      for (size_t scale : dtype == DType::Q6_K ? std::vector<size_t>{208} : std::vector<size_t>{0, 2}) {
+        const gemma2::f16 h = gemma2::to_f16(std::fabs(random_weight(seed)) / 16.0f);
+        std::memcpy(&w.copies[0][at + scale], &h, sizeof h);
+      }
   } else {
     auto* p = reinterpret_cast<float*>(w.copies[0].data());
     for (size_t i = 0; i < n; ++i) p[i] = random_weight(seed);
@@ -383,14 +393,17 @@ int main(int argc, char** argv) {
   const std::pair<const char*, DType> dtypes[] = {
       {"f32", DType::F32}, {"bf16", DType::BF16}, {"q8", DType::Q8_0}, {"q4", DType::Q4_0}};
 
+  // The K-quants of llama.cpp's Q4_K_M and Q5_K_M files (matrix products only).
+  std::vector<std::pair<const char*, DType>> matvec_dtypes(std::begin(dtypes), std::end(dtypes));
+  matvec_dtypes.insert(matvec_dtypes.end(), {{"q4_k", DType::Q4_K}, {"q5_k", DType::Q5_K}, {"q6_k", DType::Q6_K}});
   for (const Shape& s : kShapes)
-    for (const auto& [dname, dt] : dtypes)
+    for (const auto& [dname, dt] : matvec_dtypes)
       benchmark::RegisterBenchmark((std::string("matvec/") + s.name + "/" + dname).c_str(), BM_Matmul, s.rows, s.cols,
                                    dt, false)
           ->ArgsProduct({{1}, {1, 2}})
           ->ArgNames({"T", "threads"})
           ->UseRealTime();
-  for (const auto& [dname, dt] : dtypes)
+  for (const auto& [dname, dt] : matvec_dtypes)
     benchmark::RegisterBenchmark((std::string("matvec_hot/q_proj/") + dname).c_str(), BM_Matmul, 2048, 2304, dt, true)
         ->ArgsProduct({{1}, {1, 2}})
         ->ArgNames({"T", "threads"})
