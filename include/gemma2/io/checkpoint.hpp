@@ -74,8 +74,10 @@ inline Status add_sharded(const std::string& dir, const std::string& index_path,
   std::ifstream in(index_path, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return err(index_path, ": not a valid JSON object");
+  auto parsed = parse_json(ss.str(), index_path);
+  if (!parsed) return Error{parsed.message()};
+  const nlohmann::json& j = *parsed;
+  if (!j.is_object()) return err(index_path, ": not a JSON object");
   const auto map = j.find("weight_map");
   if (map == j.end() || !map->is_object()) return err(index_path, ": missing \"weight_map\" object");
   std::set<std::string> shards;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gemma2/config.hpp"
+#include "gemma2/io/json.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 
@@ -19,8 +20,9 @@ GEMMA2_BEGIN_NAMESPACE
 // `source` names the file in error messages.
 inline Result<RuntimeConfig> parse_config_json(const std::string& text, const std::string& source = "config.json") {
   using detail::err;
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return err(source, ": not valid JSON");
+  auto parsed = detail::parse_json(text, source);
+  if (!parsed) return Error{parsed.message()};
+  const nlohmann::json& j = *parsed;
   if (!j.is_object()) return err(source, ": not a JSON object");
 
   if (auto it = j.find("model_type"); it != j.end() && !(it->is_string() && it->get<std::string>() == "gemma2"))

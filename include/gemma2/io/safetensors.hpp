@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gemma2/io/json.hpp"
 #include "gemma2/io/mmap.hpp"
 #include "gemma2/status.hpp"
 #include "gemma2/weights.hpp"
@@ -62,8 +63,9 @@ inline Result<std::map<std::string, TensorView>> parse_safetensors(std::shared_p
   if (header_len > kMaxSafetensorsHeader)
     return err(path, ": header length ", header_len, " is larger than the supported ", kMaxSafetensorsHeader);
   const char* hdr = reinterpret_cast<const char*>(file->data() + 8);
-  const nlohmann::json j = nlohmann::json::parse(hdr, hdr + header_len, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return err(path, ": safetensors header is not valid JSON");
+  auto parsed = parse_json(hdr, hdr + header_len, path + ": safetensors header");
+  if (!parsed) return Error{parsed.message()};
+  const nlohmann::json& j = *parsed;
   if (!j.is_object()) return err(path, ": safetensors header is not a JSON object");
 
   const std::byte* data = file->data() + 8 + header_len;
@@ -109,10 +111,20 @@ inline Result<std::map<std::string, TensorView>> parse_safetensors(std::shared_p
     ranges.emplace_back(begin, end);
     tensors.emplace(name, std::move(v));
   }
+  // As the format's specification requires, tensors tile the data section
+  // exactly: no overlaps (two tensors sharing bytes), no holes and nothing
+  // after the last tensor (bytes no tensor accounts for).
   std::sort(ranges.begin(), ranges.end());
-  for (size_t i = 1; i < ranges.size(); ++i)
-    if (ranges[i].first < ranges[i - 1].second)
-      return err(path, ": tensor data ranges overlap at byte ", ranges[i].first, " of the data section");
+  uint64_t covered = 0;
+  for (const auto& [begin, end] : ranges) {
+    if (begin < covered) return err(path, ": tensor data ranges overlap at byte ", begin, " of the data section");
+    if (begin > covered)
+      return err(path, ": bytes ", covered, " to ", begin, " of the data section belong to no tensor");
+    covered = end;
+  }
+  if (covered != data_size)
+    return err(path, ": the data section has ", data_size - covered, " bytes after the last tensor (", data_size,
+               " bytes, tensors end at ", covered, ")");
   return tensors;
 }
 
