@@ -63,6 +63,7 @@ struct ModelOptions {
   std::string tokenizer;
   int threads = 1;
   std::string dtype;
+  bool check_weights = false;
 
   void add_to(CLI::App* cmd) {
     cmd->add_option("--model", dir,
@@ -72,6 +73,7 @@ struct ModelOptions {
                     "sentencepiece tokenizer.model (default: the model directory's, or the one beside a .gguf file)");
     cmd->add_option("--threads", threads, "threads for the matrix products")->capture_default_str();
     add_dtype(cmd, dtype);
+    cmd->add_flag("--check-weights", check_weights, "reject weights holding NaN or infinity (reads every weight once)");
   }
 };
 
@@ -126,6 +128,7 @@ std::optional<Loaded> load(const ModelOptions& o, bool need_tokenizer) {
   lo.progress = std::ref(progress);
   lo.pool = &*l.pool;
   if (!o.dtype.empty()) lo.weight_type = kDTypes.at(o.dtype);
+  lo.check_finite = o.check_weights;
   const auto t0 = Clock::now();
   auto m = Model::load(o.dir, lo);
   progress.end();

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -75,6 +76,11 @@ struct LoadOptions {
   std::function<void(const char* stage, size_t bytes_done, size_t bytes_total)> progress;
   // Diagnostics (what was loaded, tensors that had to be copied); none by default.
   LogSink log;
+  // Reject a checkpoint holding NaN or infinity in any weight, naming the
+  // tensor and element. Off by default: it reads every weight once (about a
+  // second per GB), and published checkpoints are finite. Without it a
+  // non-finite weight is not noticed at load and makes the logits NaN.
+  bool check_finite = false;
 };
 
 namespace detail {
@@ -91,6 +97,33 @@ inline void preload(const std::map<std::string, TensorView>& tensors, const Load
       reported = done;
     }
   }
+}
+
+// The first NaN or infinity in a tensor (see LoadOptions::check_finite),
+// found row by row in parallel.
+inline Status check_finite(const std::string& name, const TensorView& t, const Executor* pool) {
+  const int64_t cols = t.shape.empty() ? 1 : t.shape.back();
+  const size_t stride = row_bytes(t.dtype, static_cast<int>(cols));
+  if (cols == 0 || stride == 0) return {};
+  const auto rows = static_cast<int64_t>(t.nbytes / stride);
+  std::atomic<int64_t> first{std::numeric_limits<int64_t>::max()};
+  parallel_for(pool, rows, 64, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = r0; r < r1 && r * cols < first.load(); ++r) {
+      convert_to_float(t.dtype, t.data + static_cast<size_t>(r) * stride, row.data(), static_cast<size_t>(cols));
+      for (int64_t c = 0; c < cols; ++c) {
+        if (std::isfinite(row[static_cast<size_t>(c)])) continue;
+        int64_t seen = first.load();
+        while (r * cols + c < seen && !first.compare_exchange_weak(seen, r * cols + c)) {
+        }
+        break;
+      }
+    }
+  });
+  const int64_t at = first.load();
+  if (at == std::numeric_limits<int64_t>::max()) return {};
+  return err("load: tensor ", name, " holds NaN or infinity at element ", at, " (row ", at / cols, ", column ",
+             at % cols, ")");
 }
 
 // Binds checkpoint tensors to model weights, checking name, shape and dtype.
@@ -236,6 +269,9 @@ class Gemma2Model {
       options.log(LogLevel::Info, "checkpoint: " + std::to_string(ck.tensors.size()) + " tensors (" + types + ") in " +
                                       std::to_string(files.size()) + " file(s), " + std::to_string(bytes) + " bytes");
     }
+    if (options.check_finite)
+      for (const auto& [name, t] : ck.tensors)
+        if (Status s = detail::check_finite(name, t, options.pool); !s) return Error{s.message()};
     Gemma2Model m;
     if constexpr (std::is_same_v<Config, RuntimeConfig>) {
       m.config_ = std::move(ck.config);
