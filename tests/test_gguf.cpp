@@ -173,6 +173,10 @@ TEST_CASE("GGUF: metadata is validated, naming the key") {
                  "general.alignment must be a power of two"));
   CHECK(contains(with("gemma2.attn_logit_softcapping", gemma2::GgufValue{GgufType::F32, GgufType::U8, 0.0f}),
                  "attn_logit_softcapping"));
+  CHECK(contains(with("gemma2.final_logit_softcapping", gemma2::GgufValue{GgufType::F32, GgufType::U8, std::nanf("")}),
+                 "final_logit_softcapping must be a positive finite number, got nan"));
+  CHECK(contains(with("gemma2.attention.sliding_window", gemma2::GgufValue{GgufType::U32, GgufType::U8, 0}),
+                 "sliding_window must be positive, got 0"));
   CHECK(contains(with("gemma2.embedding_length", gemma2::GgufValue{GgufType::U32, GgufType::U8, 32}),
                  "has shape [64, 24] but the config needs [64, 32]"));
   // Arrays of every element type parse (the tokenizer keys are arrays).

@@ -87,6 +87,22 @@ TEST_CASE("safetensors: truncated, short and oversized headers") {
     f.close();
     CHECK(contains(load_error(dir.str()), "runs past the end of the file"));
   }
+  SUBCASE("header length above the supported maximum") {
+    TempDir dir;
+    tiny.write(dir.str());
+    const auto path = dir.str() + "/model.safetensors";
+    std::filesystem::resize_file(path, (200u << 20) + 16);  // sparse: no disk used
+    std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+    f.write("\x00\x00\x00\x0c\x00\x00\x00\x00", 8);  // 200 MiB
+    f.close();
+    CHECK(contains(load_error(dir.str()), "header length 201326592 is larger than the supported 104857600"));
+  }
+  SUBCASE("bytes after the last tensor") {
+    TempDir dir;
+    tiny.write(dir.str());
+    std::ofstream(dir.str() + "/model.safetensors", std::ios::binary | std::ios::app) << "trailing";
+    CHECK(contains(load_error(dir.str()), "the data section has 8 bytes after the last tensor"));
+  }
   SUBCASE("header that is not JSON") {
     TempDir dir;
     tiny.write(dir.str());
@@ -129,6 +145,19 @@ TEST_CASE("safetensors: offsets, dtypes and shapes are validated against the dat
     h[kQ]["shape"] = {32, 25};
     CHECK(contains(with_header(tiny, dir, h), "needs 3200 bytes"));
   }
+  SUBCASE("a hole between tensors") {
+    h[kQ]["data_offsets"] = {h[kQ]["data_offsets"][0].get<uint64_t>() + 4, h[kQ]["data_offsets"][1].get<uint64_t>()};
+    h[kQ]["shape"] = {1, 767};
+    CHECK(contains(with_header(tiny, dir, h), "belong to no tensor"));
+  }
+  SUBCASE("a tensor named twice") {
+    tiny.write(dir.str());
+    std::vector<std::byte> data;
+    for (const auto& [name, t] : tiny.tensors) data.insert(data.end(), t.bytes.begin(), t.bytes.end());
+    const std::string twice = "{\"" + kQ + "\": " + h[kQ].dump() + "," + h.dump().substr(1);
+    write_raw(dir.str() + "/model.safetensors", twice, data);
+    CHECK(contains(load_error(dir.str()), "key \"" + kQ + "\" appears twice"));
+  }
   SUBCASE("absurd shape") {
     h[kQ]["shape"] = {1ull << 40, 1ull << 40};
     CHECK(contains(with_header(tiny, dir, h), "too large"));
@@ -137,6 +166,49 @@ TEST_CASE("safetensors: offsets, dtypes and shapes are validated against the dat
     h[kQ] = {{"dtype", "F32"}};
     CHECK(contains(with_header(tiny, dir, h), "shape"));
   }
+}
+
+TEST_CASE("NaN or infinity in weights: found on request, naming the tensor and element") {
+  for (auto [dtype, value] : {std::pair<gemma2::DType, float>{gemma2::DType::F32, std::nanf("")},
+                              {gemma2::DType::BF16, -std::numeric_limits<float>::infinity()}}) {
+    INFO(gemma2::dtype_name(dtype));
+    TinyModel tiny(dtype);
+    auto& bytes = tiny.tensors.at(kQ).bytes;
+    const size_t at = 7 * 24 + 5;  // row 7, column 5 of [32][24]
+    if (dtype == gemma2::DType::F32) {
+      std::memcpy(&bytes[at * 4], &value, 4);
+    } else {
+      const gemma2::bf16 b = gemma2::to_bf16(value);
+      std::memcpy(&bytes[at * 2], &b, 2);
+    }
+    TempDir dir;
+    tiny.write(dir.str());
+    CHECK(load_error(dir.str()) == "");  // not looked for unless asked
+    auto pool = gemma2::ThreadPool::create(2);
+    REQUIRE(pool.ok());
+    for (const gemma2::Executor* p : {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
+      gemma2::LoadOptions o;
+      o.check_finite = true;
+      o.pool = p;
+      CHECK(contains(gemma2::Gemma2Model<>::load(dir.str(), o).message(),
+                     "tensor " + kQ + " holds NaN or infinity at element 173 (row 7, column 5)"));
+    }
+#ifdef GEMMA2_CLI
+    const std::string err = dir.str() + "/err.txt";
+    const std::string cmd = std::string(GEMMA2_CLI) + " logits --check-weights --model " + dir.str() +
+                            " --tokenizer " + GEMMA2_DEMO_MODEL + "/tokenizer.model --ids 2 --out " + dir.str() +
+                            "/l.bin > /dev/null 2> " + err;
+    CHECK(std::system(cmd.c_str()) != 0);
+    std::ifstream in(err);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(contains(text, "holds NaN or infinity"));
+#endif
+  }
+  TempDir dir;
+  TinyModel().write(dir.str());
+  gemma2::LoadOptions o;
+  o.check_finite = true;
+  CHECK(gemma2::Gemma2Model<>::load(dir.str(), o).ok());
 }
 
 TEST_CASE("checkpoint: tensors must match the config") {
@@ -179,16 +251,14 @@ TEST_CASE("checkpoint: tensors at unaligned offsets are used correctly") {
   TinyModel tiny;
   TempDir aligned, unaligned;
   tiny.write(aligned.str());
-  // Shift the whole data section by 2 bytes: every F32 tensor is misaligned.
-  auto h = header_of(tiny);
-  std::vector<std::byte> data(2, std::byte{0});
-  for (auto& [name, entry] : h.items()) {
-    const uint64_t b = entry["data_offsets"][0].get<uint64_t>(), e = entry["data_offsets"][1].get<uint64_t>();
-    entry["data_offsets"] = {b + 2, e + 2};
-  }
+  // A header of 8k + 2 bytes starts the data section 2 bytes off alignment
+  // (the mapping itself is page-aligned): every F32 tensor is misaligned.
+  std::string header = header_of(tiny).dump();
+  while (header.size() % 8 != 2) header += ' ';
+  std::vector<std::byte> data;
   for (const auto& [name, t] : tiny.tensors) data.insert(data.end(), t.bytes.begin(), t.bytes.end());
   tiny.write(unaligned.str());
-  write_raw(unaligned.str() + "/model.safetensors", h.dump(), data);
+  write_raw(unaligned.str() + "/model.safetensors", header, data);
   auto a = gemma2::Gemma2Model<>::load(aligned.str());
   auto u = gemma2::Gemma2Model<>::load(unaligned.str());
   REQUIRE(a.ok());
@@ -227,6 +297,19 @@ TEST_CASE("sharded checkpoints") {
     std::filesystem::remove(dir.str() + "/model-00002-of-00002.safetensors");
     CHECK(contains(load_error(dir.str()), "names shard model-00002-of-00002.safetensors but"));
   }
+  SUBCASE("a tensor in two shards") {
+    write_index(map);
+    a[kQ] = tiny.tensors.at(kQ);
+    REQUIRE(gemma2::write_safetensors(dir.str() + "/model-00001-of-00002.safetensors", a).ok());
+    CHECK(contains(load_error(dir.str()), "tensor " + kQ + " also appears in another shard"));
+  }
+  SUBCASE("a tensor named twice in the index") {
+    const std::string text = nlohmann::json{{"weight_map", map}}.dump();
+    const std::string twice = "{\"weight_map\":{\"" + kQ + "\":\"model-00002-of-00002.safetensors\"," +
+                              text.substr(std::string("{\"weight_map\":{").size());
+    std::ofstream(dir.str() + "/model.safetensors.index.json") << twice;
+    CHECK(contains(load_error(dir.str()), "key \"" + kQ + "\" appears twice"));
+  }
   SUBCASE("index pointing at the wrong shard") {
     map[kQ] = "model-00001-of-00002.safetensors";
     write_index(map);
@@ -239,7 +322,7 @@ TEST_CASE("sharded checkpoints") {
   }
   SUBCASE("index that is not JSON") {
     std::ofstream(dir.str() + "/model.safetensors.index.json") << "{\"weight_map\": ";
-    CHECK(contains(load_error(dir.str()), "not a valid JSON object"));
+    CHECK(contains(load_error(dir.str()), "index.json: not valid JSON"));
   }
 }
 
@@ -263,6 +346,23 @@ TEST_CASE("config.json is validated, naming the field") {
   CHECK(contains(error_with({{"layer_types", {"sliding_attention"}}}), "layer_types has 1 entries"));
   CHECK(contains(error_with({{"layer_types", {"sliding_attention", "global", "full_attention"}}}), "\"global\""));
   CHECK(contains(error_with({{"tie_word_embeddings", false}}), "tie_word_embeddings"));
+  CHECK(contains(error_with({{"hidden_size", 1 << 21}}), "hidden_size = 2097152 is larger than the supported 1048576"));
+  CHECK(contains(error_with({{"num_hidden_layers", 0}}), "num_hidden_layers must be positive, got 0"));
+  CHECK(contains(error_with({{"num_attention_heads", 65536}, {"head_dim", 256}, {"num_key_value_heads", 1}}),
+                 "num_attention_heads * head_dim = 16777216 is too large"));
+  CHECK(contains(error_with({{"rms_norm_eps", -1e-6}}), "rms_norm_eps must be a positive finite number"));
+  CHECK(contains(error_with({{"query_pre_attn_scalar", 0}}), "query_pre_attn_scalar must be a positive finite number"));
+  {  // JSON has no NaN, and a literal overflowing to infinity is not valid JSON either
+    std::string text = tiny.config_json().dump();
+    text.insert(1, "\"final_logit_softcapping\": 1e999, ");
+    tiny.write(dir.str());
+    std::ofstream(dir.str() + "/config.json") << text;
+    CHECK(contains(load_error(dir.str()), "config.json: not valid JSON"));
+    text = tiny.config_json().dump();
+    text.insert(1, "\"hidden_size\": 48, ");
+    std::ofstream(dir.str() + "/config.json") << text;
+    CHECK(contains(load_error(dir.str()), "key \"hidden_size\" appears twice"));
+  }
 
   std::ofstream(dir.str() + "/config.json") << "{ not json";
   CHECK(contains(load_error(dir.str()), "config.json: not valid JSON"));
