@@ -274,3 +274,111 @@ TEST_CASE("concurrency: threads decoding separate sessions of one model match se
   for (auto& t : threads) t.join();
   CHECK(parallel == sequential);
 }
+
+namespace {
+
+// The last row of a feed's logits, and its argmax.
+int32_t greedy_next(const gemma2::Activations& logits) {
+  Eigen::Index best = 0;
+  logits.row(logits.rows() - 1).maxCoeff(&best);
+  return static_cast<int32_t>(best);
+}
+
+}  // namespace
+
+TEST_CASE("bad input to one session gives an error and leaves it, the model and other sessions usable") {
+  const Model& m = demo_model();
+  using S = gemma2::Session<Model, Full>;
+  const auto prompt = tokens(30, 9);
+  auto a = S::create(m, 64).value(), b = S::create(m, 64).value();
+  REQUIRE(a.feed(prompt).ok());
+  REQUIRE(b.feed(prompt).ok());
+  const auto blob = b.save();
+  auto expect_error = [&](gemma2::Status s, const std::string& text) {
+    CHECK_MESSAGE(test::contains(s.message(), text), s.message());
+    CHECK(b.position() == 30);  // nothing of the bad call was kept
+  };
+  expect_error(b.feed({5, 4096}).status(), "token id 4096 at index 1 is outside the vocabulary [0, 4096)");
+  expect_error(b.feed({-7}).status(), "token id -7");
+  expect_error(b.feed({}).status(), "no tokens");
+  expect_error(b.feed(std::vector<int32_t>(35, 5)).status(), "exceed the capacity of 64");
+  auto corrupt = blob;
+  corrupt[corrupt.size() / 3] ^= 1;
+  expect_error(S::restore(m, corrupt).status(), "checksum mismatch");
+  CHECK_FALSE(S::restore(m, std::vector<uint8_t>(blob.begin(), blob.begin() + 20)).ok());
+  const auto tok = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL).value();
+  CHECK(tok.encode("caf\xc3").message() == "text is not valid UTF-8 (byte 3)");
+  CHECK(tok.encode_prompt("").value() == std::vector<int32_t>{tok.bos_id()});  // an empty prompt is <bos> alone
+  gemma2::GenerateOptions go;
+  go.max_new_tokens = 4;
+  CHECK(test::contains(gemma2::generate(b, std::vector<int32_t>{}, gemma2::Sampler(gemma2::SamplingParams{}), go)
+                           .message(),
+                       "nothing to run"));
+  for (int threads : {0, -3, 100000})
+    CHECK(test::contains(gemma2::ThreadPool::create(threads).message(), "thread count must be between 1 and"));
+  // Both sessions go on exactly as a fresh session over the same tokens.
+  const std::vector<int32_t> next = {17, 18, 19};
+  const auto la = a.feed(next).value(), lb = b.feed(next).value();
+  auto fresh = S::create(m, 64).value();
+  REQUIRE(fresh.feed(prompt).ok());
+  const auto lf = fresh.feed(next).value();
+  CHECK(test::max_abs_diff(la.data(), lf.data(), lf.size()) == 0.0f);
+  CHECK(test::max_abs_diff(lb.data(), lf.data(), lf.size()) == 0.0f);
+  CHECK(S::restore(m, blob).ok());
+}
+
+// N threads x M sessions each on one model, a few thousand greedy steps in
+// all, with rejected bad input and save/restore round trips mixed in: every
+// session's tokens and final logits equal a sequential run's.
+TEST_CASE("concurrency: threads x sessions x thousands of steps match sequential runs") {
+  const Model& m = demo_model();
+  using S = gemma2::Session<Model, Sliding>;
+  constexpr int kThreads = 3, kSessions = 4, kSteps = 250;
+  struct Outcome {
+    std::vector<int32_t> ids;
+    std::vector<float> last_logits;
+    int rejected = 0;
+  };
+  // Runs thread t's sessions, interleaved one step at a time.
+  auto run = [&](int t, const gemma2::Executor* pool) {
+    std::vector<S> sessions;
+    std::vector<Outcome> out(kSessions);
+    std::vector<int32_t> next(kSessions);
+    for (int j = 0; j < kSessions; ++j) {
+      sessions.push_back(S::create(m, 512).value());
+      auto l = sessions.back().feed(tokens(8 + j, static_cast<uint32_t>(10 * t + j)), {pool});
+      REQUIRE(l.ok());
+      next[static_cast<size_t>(j)] = greedy_next(*l);
+    }
+    for (int step = 0; step < kSteps; ++step)
+      for (int j = 0; j < kSessions; ++j) {
+        S& s = sessions[static_cast<size_t>(j)];
+        Outcome& o = out[static_cast<size_t>(j)];
+        if ((step + j) % 61 == 7) o.rejected += !s.feed({4096 + step}, {pool}).ok();
+        if ((step + j) % 83 == 11) s = S::restore(m, s.save()).value();
+        auto l = s.feed({next[static_cast<size_t>(j)]}, {pool});
+        REQUIRE(l.ok());
+        o.ids.push_back(next[static_cast<size_t>(j)]);
+        next[static_cast<size_t>(j)] = greedy_next(*l);
+        if (step == kSteps - 1) o.last_logits.assign(l->data(), l->data() + l->size());
+      }
+    return out;
+  };
+  std::vector<std::vector<Outcome>> sequential, parallel(kThreads);
+  for (int t = 0; t < kThreads; ++t) sequential.push_back(run(t, nullptr));
+  auto shared_pool = gemma2::ThreadPool::create(2).value();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] { parallel[static_cast<size_t>(t)] = run(t, t == 1 ? &shared_pool : nullptr); });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t)
+    for (int j = 0; j < kSessions; ++j) {
+      const Outcome &p = parallel[static_cast<size_t>(t)][static_cast<size_t>(j)],
+                    &q = sequential[static_cast<size_t>(t)][static_cast<size_t>(j)];
+      CHECK(p.ids.size() == static_cast<size_t>(kSteps));
+      CHECK(p.ids == q.ids);
+      CHECK(p.last_logits == q.last_logits);
+      CHECK(p.rejected == q.rejected);
+      CHECK(p.rejected >= 4);
+    }
+}
