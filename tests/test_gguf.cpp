@@ -139,6 +139,20 @@ TEST_CASE("GGUF: header fields are validated against the file") {
   f = good;
   put<uint32_t>(f, tensor_type_at(f, kQ) - 20, 7);  // dimension count
   CHECK(contains(load_error(dir, f), "has 7 dimensions"));
+  f = good;
+  put<uint64_t>(f, tensor_type_at(f, kQ) + 4, 0);  // the data of the first tensor
+  CHECK(contains(load_error(dir, f), "tensor data ranges overlap at byte 0"));
+  // Names rewritten in place to one that is already there (same length).
+  auto rename = [&](const std::string& from, const std::string& to) {
+    std::string g = good;
+    const size_t at = g.find(from);
+    REQUIRE(at != std::string::npos);
+    g.replace(at, from.size(), to);
+    return g;
+  };
+  CHECK(contains(load_error(dir, rename(kQ, "blk.0.attn_q.weight")), "tensor blk.0.attn_q.weight appears twice"));
+  CHECK(contains(load_error(dir, rename("gemma2.attention.key_length", "gemma2.attention.head_count")),
+                 "metadata key gemma2.attention.head_count appears twice"));
 }
 
 TEST_CASE("GGUF: metadata is validated, naming the key") {
