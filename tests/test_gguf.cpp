@@ -193,6 +193,11 @@ TEST_CASE("GGUF: metadata is validated, naming the key") {
                  "sliding_window must be positive, got 0"));
   CHECK(contains(with("gemma2.embedding_length", gemma2::GgufValue{GgufType::U32, GgufType::U8, 32}),
                  "has shape [64, 24] but the config needs [64, 32]"));
+  // Array sizes are bounded in all, not only by the file's length (each
+  // element of a byte array costs one byte on disk but 16 in memory).
+  CHECK(contains(with("test.bytes", gemma2::GgufValue{GgufType::ARRAY, GgufType::U8,
+                                                      std::vector<uint8_t>((size_t{1} << 22) + 1, 0)}),
+                 "metadata test.bytes array of 4194305 elements exceeds the 4194304 array elements a file may hold"));
   // Arrays of every element type parse (the tokenizer keys are arrays).
   CHECK(with("tokenizer.ggml.scores", gemma2::GgufValue{GgufType::ARRAY, GgufType::F32, {0.5f, -1.0f}}) == "");
   CHECK(with("tokenizer.ggml.tokens", gemma2::GgufValue{GgufType::ARRAY, GgufType::STRING, {"a", "<s>"}}) == "");

@@ -186,7 +186,15 @@ inline nlohmann::json gguf_scalar(GgufReader& r, GgufType t) {
 
 inline bool gguf_type_known(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
 
-inline GgufValue gguf_value(GgufReader& r, const std::string& key) {
+// Metadata array elements a file may hold in all. Each becomes a JSON value
+// of 16 bytes or more (a string more than 40) while its encoding can be a
+// single byte, so the count is bounded, not only checked against the file:
+// a 1 GB file of byte arrays would otherwise take 16 GB or more. Real files
+// hold about a million (256000 tokens, scores and types; merges).
+constexpr uint64_t kMaxMetadataElements = uint64_t{1} << 22;
+
+// One metadata value; `elements_left` is what remains of kMaxMetadataElements.
+inline GgufValue gguf_value(GgufReader& r, const std::string& key, uint64_t& elements_left) {
   GgufValue v;
   const uint32_t type = r.read<uint32_t>("metadata value type");
   if (!r.ok()) return v;
@@ -208,6 +216,12 @@ inline GgufValue gguf_value(GgufReader& r, const std::string& key) {
   v.elem = static_cast<GgufType>(elem);
   const size_t min_bytes = v.elem == GgufType::STRING ? 8 : gguf_scalar_size(v.elem);
   const uint64_t n = r.count(("metadata " + key + " array length").c_str(), min_bytes);
+  if (n > elements_left) {
+    r.fail("metadata ", key, " array of ", n, " elements exceeds the ", kMaxMetadataElements,
+           " array elements a file may hold in all");
+    return v;
+  }
+  elements_left -= n;
   v.value = nlohmann::json::array();
   for (uint64_t i = 0; i < n && r.ok(); ++i) v.value.push_back(gguf_scalar(r, v.elem));
   return v;
@@ -231,10 +245,11 @@ inline Result<GgufFile> parse_gguf(std::shared_ptr<const detail::MappedFile> fil
   // A tensor info takes at least 8 + 4 + 4 + 8 bytes, a key-value 8 + 4 + 1.
   const uint64_t n_tensors = r.count("tensor count", 24);
   const uint64_t n_kv = r.count("metadata count", 13);
+  uint64_t elements_left = detail::kMaxMetadataElements;
   for (uint64_t i = 0; i < n_kv && r.ok(); ++i) {
     std::string key = r.string("metadata key");
     if (!r.ok()) break;
-    GgufValue v = detail::gguf_value(r, key);
+    GgufValue v = detail::gguf_value(r, key, elements_left);
     if (r.ok() && !g.metadata.emplace(key, std::move(v)).second) r.fail("metadata key ", key, " appears twice");
   }
   if (!r.ok()) return Error{r.status().message()};
