@@ -364,6 +364,8 @@ TEST_CASE("config.json is validated, naming the field") {
     CHECK(contains(load_error(dir.str()), "key \"hidden_size\" appears twice"));
   }
 
+  std::filesystem::resize_file(dir.str() + "/config.json", (64u << 20) + 1);  // sparse; never read
+  CHECK(contains(load_error(dir.str()), "config.json: 67108865 bytes is larger than the 67108864 a JSON file may have"));
   std::ofstream(dir.str() + "/config.json") << "{ not json";
   CHECK(contains(load_error(dir.str()), "config.json: not valid JSON"));
   std::filesystem::remove(dir.str() + "/config.json");

@@ -5,7 +5,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -71,10 +70,9 @@ inline Status add_shard(const std::string& path, std::map<std::string, TensorVie
 
 inline Status add_sharded(const std::string& dir, const std::string& index_path,
                           std::map<std::string, TensorView>& tensors) {
-  std::ifstream in(index_path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  auto parsed = parse_json(ss.str(), index_path);
+  auto text = read_json_file(index_path);
+  if (!text) return Error{text.message()};
+  auto parsed = parse_json(*text, index_path);
   if (!parsed) return Error{parsed.message()};
   const nlohmann::json& j = *parsed;
   if (!j.is_object()) return err(index_path, ": not a JSON object");

@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -108,11 +107,9 @@ inline nlohmann::json to_config_json(const RuntimeConfig& c, const std::string& 
 
 // Reads and parses a config.json file.
 inline Result<RuntimeConfig> load_config_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return detail::err("cannot open ", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return parse_config_json(ss.str(), path);
+  auto text = detail::read_json_file(path);
+  if (!text) return Error{text.message()};
+  return parse_config_json(*text, path);
 }
 
 GEMMA2_END_NAMESPACE

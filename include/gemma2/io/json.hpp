@@ -3,6 +3,7 @@
 // name, two hidden sizes), so here it is an error naming the key.
 #pragma once
 
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,6 +39,22 @@ inline Result<nlohmann::json> parse_json(const char* begin, const char* end, con
 
 inline Result<nlohmann::json> parse_json(const std::string& text, const std::string& what) {
   return parse_json(text.data(), text.data() + text.size(), what);
+}
+
+// The JSON files beside a checkpoint (config.json, the shard index) are
+// small; a larger one is not one of them, and is refused before it is read.
+constexpr uint64_t kMaxJsonFile = 64u << 20;
+
+// Reads a whole JSON file of at most kMaxJsonFile bytes.
+inline Result<std::string> read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return err("cannot open ", path);
+  const auto size = static_cast<uint64_t>(in.tellg());
+  if (size > kMaxJsonFile) return err(path, ": ", size, " bytes is larger than the ", kMaxJsonFile, " a JSON file may have");
+  std::string text(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(text.data(), static_cast<std::streamsize>(size))) return err("cannot read ", path);
+  return text;
 }
 
 }  // namespace detail
