@@ -365,16 +365,13 @@ inline bool is_gguf_path(const std::string& path) {
   return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
 }
 
-// Opens a Gemma 2 GGUF file as a checkpoint: config from the gemma2.*
+// A parsed Gemma 2 GGUF file as a checkpoint: config from the gemma2.*
 // metadata, tensors under their Hugging Face names. Norm weights in GGUF
 // already hold 1 + w (llama.cpp's converter adds the 1), which the
-// checkpoint records so the gain is not added twice.
-inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
-  auto file = detail::MappedFile::open(path);
-  if (!file) return Error{file.message()};
-  auto parsed = parse_gguf(std::move(*file));
-  if (!parsed) return Error{parsed.message()};
-  const GgufFile& g = *parsed;
+// checkpoint records so the gain is not added twice. open_gguf_checkpoint
+// (below) does the same for a path.
+inline Result<Checkpoint> gguf_checkpoint(const GgufFile& g) {
+  const std::string& path = g.file->path();
   const auto arch = g.metadata.find("general.architecture");
   if (arch == g.metadata.end() || !arch->second.value.is_string())
     return detail::err(path, ": metadata general.architecture is missing");
@@ -441,6 +438,14 @@ inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
   if (!has_embedding) return detail::err(path, ": no 2-D tensor token_embd.weight (the embedding)");
   if (Status s = validate(c); !s) return detail::err(path, ": ", s.message());
   return ck;
+}
+
+inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
+  auto file = detail::MappedFile::open(path);
+  if (!file) return Error{file.message()};
+  auto parsed = parse_gguf(std::move(*file));
+  if (!parsed) return Error{parsed.message()};
+  return gguf_checkpoint(*parsed);
 }
 
 namespace detail {
