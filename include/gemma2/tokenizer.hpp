@@ -168,7 +168,9 @@ class StreamDecoder {
     if (id < 0 || id >= tok_->vocab_size()) return {};
     std::string out;
     switch (tok_->kind(id)) {
-      case Tokenizer::PieceKind::Control: return {};
+      case Tokenizer::PieceKind::Control:  // prints nothing but, as in decode, ends a byte sequence
+        drain(out, true);
+        return out;
       case Tokenizer::PieceKind::Byte:
         bytes_.push_back(static_cast<char>(byte_value(tok_->piece(id))));
         drain(out, /*final=*/false);
