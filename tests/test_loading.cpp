@@ -358,6 +358,15 @@ TEST_CASE("config.json round trip for every preset") {
   check(gemma2::Gemma2_2B{});
   check(gemma2::Gemma2_9B{});
   check(gemma2::Gemma2_27B{});
+  // Floats keep every bit, written with no more digits than they need.
+  gemma2::RuntimeConfig r = gemma2::to_runtime(gemma2::Gemma2_2B{});
+  r.rope_theta = 10000.001f;
+  r.attn_logit_softcapping = std::nextafter(50.0f, 100.0f);
+  const nlohmann::json j = gemma2::to_config_json(r);
+  CHECK(j["rms_norm_eps"].dump() == "1e-06");
+  auto parsed = gemma2::parse_config_json(j.dump());
+  REQUIRE_MESSAGE(parsed.ok(), parsed.message());
+  CHECK_MESSAGE(gemma2::check_matches(r, *parsed).ok(), gemma2::check_matches(r, *parsed).message());
   // The 27B preset scales queries by 144 = hidden / heads, not head_dim.
   CHECK(gemma2::Gemma2_27B::query_pre_attn_scalar == 144.0f);
   CHECK(gemma2::Gemma2_27B::head_dim == 128);
