@@ -184,6 +184,13 @@ inline nlohmann::json gguf_scalar(GgufReader& r, GgufType t) {
   }
 }
 
+// A metadata value as JSON text for an error message. GGUF strings are any
+// bytes, and dump() throws on invalid UTF-8 (aborting with exceptions off),
+// so invalid sequences are shown as U+FFFD.
+inline std::string gguf_dump(const nlohmann::json& v) {
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 inline bool gguf_type_known(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
 
 inline GgufValue gguf_value(GgufReader& r, const std::string& key) {
@@ -241,7 +248,7 @@ inline Result<GgufFile> parse_gguf(std::shared_ptr<const detail::MappedFile> fil
   if (const auto it = g.metadata.find("general.alignment"); it != g.metadata.end()) {
     const nlohmann::json& a = it->second.value;
     if (it->second.type != GgufType::U32 || a.get<uint64_t>() == 0 || (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) != 0)
-      return err(path, ": general.alignment must be a power of two (uint32), got ", a.dump());
+      return err(path, ": general.alignment must be a power of two (uint32), got ", detail::gguf_dump(a));
     g.alignment = a.get<uint64_t>();
   }
 
@@ -303,7 +310,7 @@ inline Status gguf_int(const GgufFile& g, const std::string& key, int* out, bool
   if (it == g.metadata.end()) return required ? err(g.file->path(), ": metadata ", key, " is missing") : Status{};
   const nlohmann::json& v = it->second.value;
   if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t{1} << 30))
-    return err(g.file->path(), ": metadata ", key, " must be an integer in [0, 2^30], got ", v.dump());
+    return err(g.file->path(), ": metadata ", key, " must be an integer in [0, 2^30], got ", gguf_dump(v));
   *out = v.get<int>();
   return {};
 }
@@ -492,7 +499,7 @@ inline Result<std::string> gguf_sentencepiece_proto(const GgufFile& g) {
   const auto model = g.metadata.find("tokenizer.ggml.model");
   if (model == g.metadata.end()) return detail::err(path, ": no tokenizer in the metadata (tokenizer.ggml.model)");
   if (model->second.value != "llama")
-    return detail::err(path, ": tokenizer.ggml.model is ", model->second.value.dump(),
+    return detail::err(path, ": tokenizer.ggml.model is ", detail::gguf_dump(model->second.value),
                        "; only sentencepiece (\"llama\") tokenizers are supported");
   const nlohmann::json* tokens = detail::gguf_array(g, "tokenizer.ggml.tokens", GgufType::STRING);
   const nlohmann::json* scores = detail::gguf_array(g, "tokenizer.ggml.scores", GgufType::F32);
