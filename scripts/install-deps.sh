@@ -6,6 +6,7 @@ packages=(
   libeigen3-dev nlohmann-json3-dev libsentencepiece-dev  # the library itself
   libcli11-dev                       # the gemma2 CLI
   doctest-dev libbenchmark-dev       # tests and benchmarks
+  clang libclang-rt-14-dev           # fuzz tests (libFuzzer)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -326,6 +326,54 @@ TEST_CASE("sharded checkpoints") {
   }
 }
 
+TEST_CASE("checkpoint files held in memory parse as they do from disk") {
+  using gemma2::detail::MappedFile;
+  TinyModel tiny;
+  TempDir dir;
+  tiny.write(dir.str());
+  const std::string path = dir.str() + "/model.safetensors";
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> bytes(text.size());
+  std::memcpy(bytes.data(), text.data(), text.size());
+  auto disk = gemma2::detail::parse_safetensors(MappedFile::open(path).value());
+  auto mem = gemma2::detail::parse_safetensors(MappedFile::from_bytes("mem/model.safetensors", bytes));
+  REQUIRE(disk.ok());
+  REQUIRE(mem.ok());
+  REQUIRE(disk->size() == mem->size());
+  for (const auto& [name, t] : *disk) {
+    const gemma2::TensorView& m = mem->at(name);
+    CHECK(m.shape == t.shape);
+    REQUIRE(m.nbytes == t.nbytes);
+    CHECK(std::memcmp(m.data, t.data, t.nbytes) == 0);
+    CHECK(m.source == "mem/model.safetensors");
+  }
+  SUBCASE("truncated") {
+    bytes.resize(bytes.size() - 10);
+    auto r = gemma2::detail::parse_safetensors(MappedFile::from_bytes("mem/model.safetensors", bytes));
+    CHECK(contains(r.message(), "mem/model.safetensors: tensor"));
+    CHECK(contains(r.message(), "run past the data section"));
+  }
+  SUBCASE("an index and its shard") {
+    nlohmann::json map;
+    for (const auto& [name, t] : tiny.tensors) map[name] = "only.safetensors";
+    const gemma2::detail::ShardOpener open =
+        [&](const std::string& p) -> gemma2::Result<std::shared_ptr<const MappedFile>> {
+      if (p != "mem/only.safetensors") return gemma2::detail::err(p, " is not in memory");
+      return MappedFile::from_bytes(p, bytes);
+    };
+    std::map<std::string, gemma2::TensorView> tensors;
+    const std::string index = nlohmann::json{{"weight_map", map}}.dump();
+    CHECK(gemma2::detail::add_sharded("mem", "mem/index.json", index, open, tensors).ok());
+    CHECK(tensors.size() == tiny.tensors.size());
+    map[kQ] = "other.safetensors";
+    tensors.clear();
+    const gemma2::Status s =
+        gemma2::detail::add_sharded("mem", "mem/index.json", nlohmann::json{{"weight_map", map}}.dump(), open, tensors);
+    CHECK(contains(s.message(), "mem/index.json names shard other.safetensors but mem/other.safetensors is not in memory"));
+  }
+}
+
 TEST_CASE("config.json is validated, naming the field") {
   TinyModel tiny;
   TempDir dir;
@@ -412,6 +460,15 @@ TEST_CASE("config.json round trip for every preset") {
   check(gemma2::Gemma2_2B{});
   check(gemma2::Gemma2_9B{});
   check(gemma2::Gemma2_27B{});
+  // Floats keep every bit, written with no more digits than they need.
+  gemma2::RuntimeConfig r = gemma2::to_runtime(gemma2::Gemma2_2B{});
+  r.rope_theta = 10000.001f;
+  r.attn_logit_softcapping = std::nextafter(50.0f, 100.0f);
+  const nlohmann::json j = gemma2::to_config_json(r);
+  CHECK(j["rms_norm_eps"].dump() == "1e-06");
+  auto parsed = gemma2::parse_config_json(j.dump());
+  REQUIRE_MESSAGE(parsed.ok(), parsed.message());
+  CHECK_MESSAGE(gemma2::check_matches(r, *parsed).ok(), gemma2::check_matches(r, *parsed).message());
   // The 27B preset scales queries by 144 = hidden / heads, not head_dim.
   CHECK(gemma2::Gemma2_27B::query_pre_attn_scalar == 144.0f);
   CHECK(gemma2::Gemma2_27B::head_dim == 128);

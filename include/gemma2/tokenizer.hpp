@@ -85,9 +85,9 @@ class Tokenizer {
 
  public:
   int vocab_size() const { return sp_->GetPieceSize(); }
+  // -1 when the vocabulary has no such piece (as for the two below).
   int32_t bos_id() const { return bos_; }
   int32_t eos_id() const { return eos_; }
-  // -1 when the vocabulary has no such piece.
   int32_t start_of_turn_id() const { return start_of_turn_; }
   int32_t end_of_turn_id() const { return end_of_turn_; }
 
@@ -103,8 +103,11 @@ class Tokenizer {
     return std::vector<int32_t>(ids.begin(), ids.end());
   }
 
-  // Ids of a prompt: exactly one BOS, then the text.
+  // Ids of a prompt: exactly one BOS, then the text. A tokenizer without a
+  // BOS piece (sentencepiece's bos_id -1, e.g. GGUF metadata without
+  // tokenizer.ggml.bos_token_id) cannot start one.
   Result<std::vector<int32_t>> encode_prompt(std::string_view text) const {
+    if (bos_ < 0) return detail::err("cannot make a prompt: the tokenizer has no BOS token");
     auto ids = encode(text);
     if (ids.ok()) ids->insert(ids->begin(), bos_);
     return ids;
@@ -165,7 +168,9 @@ class StreamDecoder {
     if (id < 0 || id >= tok_->vocab_size()) return {};
     std::string out;
     switch (tok_->kind(id)) {
-      case Tokenizer::PieceKind::Control: return {};
+      case Tokenizer::PieceKind::Control:  // prints nothing but, as in decode, ends a byte sequence
+        drain(out, true);
+        return out;
       case Tokenizer::PieceKind::Byte:
         bytes_.push_back(static_cast<char>(byte_value(tok_->piece(id))));
         drain(out, /*final=*/false);

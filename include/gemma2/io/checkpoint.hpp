@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -58,21 +59,33 @@ inline bool file_exists(const std::string& path) {
   return static_cast<bool>(f);
 }
 
-inline Status add_shard(const std::string& path, std::map<std::string, TensorView>& tensors) {
-  auto file = MappedFile::open(path);
-  if (!file) return Error{file.message()};
-  auto parsed = parse_safetensors(std::move(*file));
+// Adds the tensors of one safetensors file; a name already added from
+// another shard is an error.
+inline Status add_shard(std::shared_ptr<const MappedFile> file, std::map<std::string, TensorView>& tensors) {
+  const std::string path = file->path();
+  auto parsed = parse_safetensors(std::move(file));
   if (!parsed) return Error{parsed.message()};
   for (auto& [name, t] : *parsed)
     if (!tensors.emplace(name, std::move(t)).second) return err(path, ": tensor ", name, " also appears in another shard");
   return {};
 }
 
-inline Status add_sharded(const std::string& dir, const std::string& index_path,
-                          std::map<std::string, TensorView>& tensors) {
-  auto text = read_json_file(index_path);
-  if (!text) return Error{text.message()};
-  auto parsed = parse_json(*text, index_path);
+inline Status add_shard(const std::string& path, std::map<std::string, TensorView>& tensors) {
+  auto file = MappedFile::open(path);
+  if (!file) return Error{file.message()};
+  return add_shard(std::move(*file), tensors);
+}
+
+// Opens the shard at a path the index names. open_checkpoint maps files;
+// fuzzers and tests serve the shards from memory.
+using ShardOpener = std::function<Result<std::shared_ptr<const MappedFile>>(const std::string& path)>;
+
+// Adds the shards listed in the text of model.safetensors.index.json
+// (`index_path` names it in messages), each opened with `open` as
+// dir/<shard>, and checks that every tensor is in the shard the index names.
+inline Status add_sharded(const std::string& dir, const std::string& index_path, const std::string& index_text,
+                          const ShardOpener& open, std::map<std::string, TensorView>& tensors) {
+  auto parsed = parse_json(index_text, index_path);
   if (!parsed) return Error{parsed.message()};
   const nlohmann::json& j = *parsed;
   if (!j.is_object()) return err(index_path, ": not a JSON object");
@@ -87,9 +100,9 @@ inline Status add_sharded(const std::string& dir, const std::string& index_path,
     shards.insert(f);
   }
   for (const std::string& shard : shards) {
-    const std::string path = dir + "/" + shard;
-    if (!file_exists(path)) return err(index_path, " names shard ", shard, " but ", path, " does not exist");
-    if (Status s = add_shard(path, tensors); !s) return s;
+    auto file = open(dir + "/" + shard);
+    if (!file) return err(index_path, " names shard ", shard, " but ", file.message());
+    if (Status s = add_shard(std::move(*file), tensors); !s) return s;
   }
   for (const auto& [tensor, file] : map->items()) {
     const auto it = tensors.find(tensor);
@@ -97,6 +110,17 @@ inline Status add_sharded(const std::string& dir, const std::string& index_path,
       return err(index_path, ": tensor ", tensor, " is not in shard ", file.get<std::string>());
   }
   return {};
+}
+
+inline Status add_sharded(const std::string& dir, const std::string& index_path,
+                          std::map<std::string, TensorView>& tensors) {
+  auto text = read_json_file(index_path);
+  if (!text) return Error{text.message()};
+  const ShardOpener open = [](const std::string& path) -> Result<std::shared_ptr<const MappedFile>> {
+    if (!file_exists(path)) return err(path, " does not exist");
+    return MappedFile::open(path);
+  };
+  return add_sharded(dir, index_path, *text, open, tensors);
 }
 }  // namespace detail
 

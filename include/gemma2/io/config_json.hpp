@@ -77,11 +77,16 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
 // parse_config_json), e.g. for checkpoints written by tools and tests.
 // `torch_dtype` names the storage type of the weights that go with it.
 inline nlohmann::json to_config_json(const RuntimeConfig& c, const std::string& torch_dtype = "bfloat16") {
-  // Floats as the short decimals Hugging Face writes (1e-06, not 9.99999997e-07).
+  // Floats as the shortest decimal that reads back as the same float: the
+  // short decimals Hugging Face writes (1e-06, not 9.99999997e-07), and
+  // more digits only where a value needs them (10000.001 is not 10000).
   auto dec = [](float x) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.7g", static_cast<double>(x));
-    return std::strtod(buf, nullptr);
+    for (int digits = 1;; ++digits) {
+      std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(x));
+      const double d = std::strtod(buf, nullptr);
+      if (static_cast<float>(d) == x || digits >= 9) return d;  // 9 digits always round-trip
+    }
   };
   nlohmann::json types = nlohmann::json::array();
   for (AttentionKind k : c.layer_types) types.push_back(k == AttentionKind::Local ? "sliding_attention" : "full_attention");

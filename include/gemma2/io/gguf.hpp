@@ -184,6 +184,13 @@ inline nlohmann::json gguf_scalar(GgufReader& r, GgufType t) {
   }
 }
 
+// A metadata value as JSON text for an error message. GGUF strings are any
+// bytes, and dump() throws on invalid UTF-8 (aborting with exceptions off),
+// so invalid sequences are shown as U+FFFD.
+inline std::string gguf_dump(const nlohmann::json& v) {
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 inline bool gguf_type_known(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
 
 // Metadata array elements a file may hold in all. Each becomes a JSON value
@@ -256,7 +263,7 @@ inline Result<GgufFile> parse_gguf(std::shared_ptr<const detail::MappedFile> fil
   if (const auto it = g.metadata.find("general.alignment"); it != g.metadata.end()) {
     const nlohmann::json& a = it->second.value;
     if (it->second.type != GgufType::U32 || a.get<uint64_t>() == 0 || (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) != 0)
-      return err(path, ": general.alignment must be a power of two (uint32), got ", a.dump());
+      return err(path, ": general.alignment must be a power of two (uint32), got ", detail::gguf_dump(a));
     g.alignment = a.get<uint64_t>();
   }
 
@@ -318,7 +325,7 @@ inline Status gguf_int(const GgufFile& g, const std::string& key, int* out, bool
   if (it == g.metadata.end()) return required ? err(g.file->path(), ": metadata ", key, " is missing") : Status{};
   const nlohmann::json& v = it->second.value;
   if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (int64_t{1} << 30))
-    return err(g.file->path(), ": metadata ", key, " must be an integer in [0, 2^30], got ", v.dump());
+    return err(g.file->path(), ": metadata ", key, " must be an integer in [0, 2^30], got ", gguf_dump(v));
   *out = v.get<int>();
   return {};
 }
@@ -380,16 +387,13 @@ inline bool is_gguf_path(const std::string& path) {
   return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
 }
 
-// Opens a Gemma 2 GGUF file as a checkpoint: config from the gemma2.*
+// A parsed Gemma 2 GGUF file as a checkpoint: config from the gemma2.*
 // metadata, tensors under their Hugging Face names. Norm weights in GGUF
 // already hold 1 + w (llama.cpp's converter adds the 1), which the
-// checkpoint records so the gain is not added twice.
-inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
-  auto file = detail::MappedFile::open(path);
-  if (!file) return Error{file.message()};
-  auto parsed = parse_gguf(std::move(*file));
-  if (!parsed) return Error{parsed.message()};
-  const GgufFile& g = *parsed;
+// checkpoint records so the gain is not added twice. open_gguf_checkpoint
+// (below) does the same for a path.
+inline Result<Checkpoint> gguf_checkpoint(const GgufFile& g) {
+  const std::string& path = g.file->path();
   const auto arch = g.metadata.find("general.architecture");
   if (arch == g.metadata.end() || !arch->second.value.is_string())
     return detail::err(path, ": metadata general.architecture is missing");
@@ -458,6 +462,14 @@ inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
   return ck;
 }
 
+inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
+  auto file = detail::MappedFile::open(path);
+  if (!file) return Error{file.message()};
+  auto parsed = parse_gguf(std::move(*file));
+  if (!parsed) return Error{parsed.message()};
+  return gguf_checkpoint(*parsed);
+}
+
 namespace detail {
 
 // Protocol-buffer wire format, just what a sentencepiece ModelProto needs.
@@ -502,7 +514,7 @@ inline Result<std::string> gguf_sentencepiece_proto(const GgufFile& g) {
   const auto model = g.metadata.find("tokenizer.ggml.model");
   if (model == g.metadata.end()) return detail::err(path, ": no tokenizer in the metadata (tokenizer.ggml.model)");
   if (model->second.value != "llama")
-    return detail::err(path, ": tokenizer.ggml.model is ", model->second.value.dump(),
+    return detail::err(path, ": tokenizer.ggml.model is ", detail::gguf_dump(model->second.value),
                        "; only sentencepiece (\"llama\") tokenizers are supported");
   const nlohmann::json* tokens = detail::gguf_array(g, "tokenizer.ggml.tokens", GgufType::STRING);
   const nlohmann::json* scores = detail::gguf_array(g, "tokenizer.ggml.scores", GgufType::F32);
