@@ -189,6 +189,8 @@ TEST_CASE("GGUF: metadata is validated, naming the key") {
                  "attn_logit_softcapping"));
   CHECK(contains(with("gemma2.final_logit_softcapping", gemma2::GgufValue{GgufType::F32, GgufType::U8, std::nanf("")}),
                  "final_logit_softcapping must be a positive finite number, got nan"));
+  CHECK(contains(with("gemma2.rope.freq_base", gemma2::GgufValue{GgufType::F64, GgufType::U8, 1e300}),
+                 "metadata gemma2.rope.freq_base is out of the range of a 32-bit float"));
   CHECK(contains(with("gemma2.attention.sliding_window", gemma2::GgufValue{GgufType::U32, GgufType::U8, 0}),
                  "sliding_window must be positive, got 0"));
   CHECK(contains(with("gemma2.embedding_length", gemma2::GgufValue{GgufType::U32, GgufType::U8, 32}),

@@ -399,6 +399,7 @@ TEST_CASE("config.json is validated, naming the field") {
   CHECK(contains(error_with({{"num_attention_heads", 65536}, {"head_dim", 256}, {"num_key_value_heads", 1}}),
                  "num_attention_heads * head_dim = 16777216 is too large"));
   CHECK(contains(error_with({{"rms_norm_eps", -1e-6}}), "rms_norm_eps must be a positive finite number"));
+  CHECK(contains(error_with({{"rope_theta", 1e300}}), "rope_theta = 1e+300 is out of the range of a 32-bit float"));
   CHECK(contains(error_with({{"query_pre_attn_scalar", 0}}), "query_pre_attn_scalar must be a positive finite number"));
   {  // JSON has no NaN, and a literal overflowing to infinity is not valid JSON either
     std::string text = tiny.config_json().dump();

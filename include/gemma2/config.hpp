@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -153,6 +154,14 @@ inline constexpr FloatField kFloatFields[] = {
     {"rope_theta", &RuntimeConfig::rope_theta},
     {"rms_norm_eps", &RuntimeConfig::rms_norm_eps},
 };
+
+// A double read from a file as float; false when it is finite but beyond
+// float's range (casting it would be undefined behaviour, not infinity).
+inline bool narrow_to_float(double d, float* out) {
+  if (std::isfinite(d) && std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max())) return false;
+  *out = static_cast<float>(d);
+  return true;
+}
 
 // The reference's pattern where a config lists no layer types (older
 // config.json files, GGUF): layer 0 local, then alternating. Empty for an

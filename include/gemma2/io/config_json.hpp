@@ -52,8 +52,8 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
     if (it == j.end() || !status) return;
     if (!it->is_number())
       status = err(source, ": ", key, " must be a number, got ", it->dump());
-    else
-      out = static_cast<float>(it->get<double>());
+    else if (!detail::narrow_to_float(it->get<double>(), &out))
+      status = err(source, ": ", key, " = ", it->dump(), " is out of the range of a 32-bit float");
   };
   for (const auto& [key, member] : detail::kIntFields) read_int(key, c.*member);
   for (const auto& [key, member] : detail::kFloatFields) read_float(key, c.*member);

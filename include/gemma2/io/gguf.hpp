@@ -334,7 +334,8 @@ inline Status gguf_float(const GgufFile& g, const std::string& key, float* out, 
   const auto it = g.metadata.find(key);
   if (it == g.metadata.end()) return required ? err(g.file->path(), ": metadata ", key, " is missing") : Status{};
   if (!it->second.value.is_number()) return err(g.file->path(), ": metadata ", key, " must be a number");
-  *out = it->second.value.get<float>();
+  if (!narrow_to_float(it->second.value.get<double>(), out))
+    return err(g.file->path(), ": metadata ", key, " is out of the range of a 32-bit float");
   return {};
 }
 
