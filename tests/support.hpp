@@ -113,58 +113,23 @@ struct TinyModel {
   }
 };
 
-// llama.cpp's GGUF name for a Hugging Face tensor name of Gemma 2.
-inline std::string gguf_name(const std::string& hf) {
-  static const std::map<std::string, std::string> top = {{"model.embed_tokens.weight", "token_embd.weight"},
-                                                         {"model.norm.weight", "output_norm.weight"}};
-  static const std::map<std::string, std::string> layer = {
-      {"input_layernorm.weight", "attn_norm.weight"},         {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},           {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},      {"post_attention_layernorm.weight", "post_attention_norm.weight"},
-      {"pre_feedforward_layernorm.weight", "ffn_norm.weight"}, {"mlp.gate_proj.weight", "ffn_gate.weight"},
-      {"mlp.up_proj.weight", "ffn_up.weight"},                {"mlp.down_proj.weight", "ffn_down.weight"},
-      {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"}};
-  if (top.count(hf)) return top.at(hf);
-  const size_t dot = hf.find('.', 13);  // after "model.layers."
-  return "blk." + hf.substr(13, dot - 13) + "." + layer.at(hf.substr(dot + 1));
-}
-
 // A Gemma 2 checkpoint written as GGUF the way llama.cpp's converter does:
 // norm weights stored as F32 holding 1 + w, matrices as `as` (ggml type ids:
 // F32 0, F16 1, BF16 30, Q8_0 8, Q4_0 2, blocks laid out [f16 d | values]).
 inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, gemma2::DType as,
                        bool write_q_scalar = true) {
-  using gemma2::GgufType;
-  const gemma2::RuntimeConfig& c = ck.config;
-  std::map<std::string, gemma2::GgufValue> md;
-  auto u32 = [&](const std::string& k, int v) { md[k] = {GgufType::U32, GgufType::U8, v}; };
-  auto f32 = [&](const std::string& k, float v) { md[k] = {GgufType::F32, GgufType::U8, v}; };
-  md["general.architecture"] = {GgufType::STRING, GgufType::U8, "gemma2"};
-  u32("gemma2.context_length", c.max_position_embeddings);
-  u32("gemma2.embedding_length", c.hidden_size);
-  u32("gemma2.block_count", c.num_hidden_layers);
-  u32("gemma2.feed_forward_length", c.intermediate_size);
-  u32("gemma2.attention.head_count", c.num_attention_heads);
-  u32("gemma2.attention.head_count_kv", c.num_key_value_heads);
-  u32("gemma2.attention.key_length", c.head_dim);
-  u32("gemma2.attention.value_length", c.head_dim);
-  u32("gemma2.attention.sliding_window", c.sliding_window);
-  f32("gemma2.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
-  f32("gemma2.attn_logit_softcapping", c.attn_logit_softcapping);
-  f32("gemma2.final_logit_softcapping", c.final_logit_softcapping);
-  f32("gemma2.rope.freq_base", c.rope_theta);
-  if (write_q_scalar) f32("gemma2.attention.query_pre_attn_scalar", c.query_pre_attn_scalar);
+  const auto md = gemma2::gguf_config_metadata(ck.config, write_q_scalar);
   const std::map<gemma2::DType, uint32_t> ids = {{gemma2::DType::F32, 0}, {gemma2::DType::F16, 1},
                                                  {gemma2::DType::BF16, 30}, {gemma2::DType::Q8_0, 8},
                                                  {gemma2::DType::Q4_0, 2}};
   std::vector<gemma2::GgufTensorToWrite> tensors;
-  for (const auto& spec : gemma2::gemma2_tensors(c)) {
+  for (const auto& spec : gemma2::gemma2_tensors(ck.config)) {
     const gemma2::TensorView& t = ck.tensors.at(spec.name);
     const int64_t cols = spec.shape.back(), rows = spec.shape.size() == 2 ? spec.shape[0] : 1;
     std::vector<float> f(static_cast<size_t>(rows * cols));
     gemma2::detail::convert_to_float(t.dtype, t.data, f.data(), f.size());
     gemma2::GgufTensorToWrite w;
-    w.name = gguf_name(spec.name);
+    w.name = gemma2::detail::gguf_name(spec.name);
     for (auto d = spec.shape.rbegin(); d != spec.shape.rend(); ++d) w.dims.push_back(static_cast<uint64_t>(*d));
     // Block formats need whole blocks per row; other rows keep their type.
     const gemma2::DType to = spec.shape.size() == 1                                ? gemma2::DType::F32

@@ -44,44 +44,6 @@ std::string safetensors_bytes(const fs::path& scratch, const std::map<std::strin
   return s;
 }
 
-// llama.cpp's name of a Hugging Face tensor name (the inverse of detail::hf_name).
-std::string gguf_name(const std::string& hf) {
-  static const std::map<std::string, std::string> kLayer = {
-      {"input_layernorm.weight", "attn_norm.weight"},       {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},         {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},    {"post_attention_layernorm.weight", "post_attention_norm.weight"},
-      {"pre_feedforward_layernorm.weight", "ffn_norm.weight"}, {"mlp.gate_proj.weight", "ffn_gate.weight"},
-      {"mlp.up_proj.weight", "ffn_up.weight"},              {"mlp.down_proj.weight", "ffn_down.weight"},
-      {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"}};
-  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-  if (hf == "model.norm.weight") return "output_norm.weight";
-  const std::string p = "model.layers.";
-  const size_t dot = hf.find('.', p.size());
-  return "blk." + hf.substr(p.size(), dot - p.size()) + "." + kLayer.at(hf.substr(dot + 1));
-}
-
-std::map<std::string, GgufValue> gguf_config(const gemma2::RuntimeConfig& c) {
-  std::map<std::string, GgufValue> md;
-  auto u32 = [&](const std::string& k, int v) { md[k] = {GgufType::U32, GgufType::U8, v}; };
-  auto f32 = [&](const std::string& k, float v) { md[k] = {GgufType::F32, GgufType::U8, v}; };
-  md["general.architecture"] = {GgufType::STRING, GgufType::U8, "gemma2"};
-  u32("gemma2.context_length", c.max_position_embeddings);
-  u32("gemma2.embedding_length", c.hidden_size);
-  u32("gemma2.block_count", c.num_hidden_layers);
-  u32("gemma2.feed_forward_length", c.intermediate_size);
-  u32("gemma2.attention.head_count", c.num_attention_heads);
-  u32("gemma2.attention.head_count_kv", c.num_key_value_heads);
-  u32("gemma2.attention.key_length", c.head_dim);
-  u32("gemma2.attention.value_length", c.head_dim);
-  u32("gemma2.attention.sliding_window", c.sliding_window);
-  f32("gemma2.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
-  f32("gemma2.attn_logit_softcapping", c.attn_logit_softcapping);
-  f32("gemma2.final_logit_softcapping", c.final_logit_softcapping);
-  f32("gemma2.rope.freq_base", c.rope_theta);
-  f32("gemma2.attention.query_pre_attn_scalar", c.query_pre_attn_scalar);
-  return md;
-}
-
 // A small sentencepiece vocabulary as GGUF tokenizer metadata: the special
 // pieces, the 256 byte pieces and a few words.
 void add_tokenizer(std::map<std::string, GgufValue>& md) {
@@ -128,7 +90,7 @@ std::vector<gemma2::GgufTensorToWrite> gguf_tensors(const gemma2::Checkpoint& ck
     if (spec.shape.size() == 1)
       for (float& x : f) x += 1.0f;
     gemma2::GgufTensorToWrite w;
-    w.name = gguf_name(spec.name);
+    w.name = gemma2::detail::gguf_name(spec.name);
     for (auto d = spec.shape.rbegin(); d != spec.shape.rend(); ++d) w.dims.push_back(static_cast<uint64_t>(*d));
     w.ggml_type = 0;
     w.bytes.resize(t.nbytes);
@@ -173,8 +135,8 @@ int main(int argc, char** argv) {
 
   // gguf: the tiny model; the tokenizer alone; block-quantized tensors.
   const gemma2::Checkpoint f32 = gemma2::random_checkpoint(tiny, DType::F32, 3);
-  write(out / "gguf/tiny_f32.gguf", gguf_bytes(scratch, gguf_config(tiny), gguf_tensors(f32)));
-  auto md = gguf_config(tiny);
+  write(out / "gguf/tiny_f32.gguf", gguf_bytes(scratch, gemma2::gguf_config_metadata(tiny), gguf_tensors(f32)));
+  auto md = gemma2::gguf_config_metadata(tiny);
   add_tokenizer(md);
   const gemma2::GgufTensorToWrite embd{"token_embd.weight", 0, {8, 32}, std::vector<std::byte>(8 * 32 * 4)};
   write(out / "gguf/tokenizer.gguf", gguf_bytes(scratch, md, {embd}));
@@ -186,7 +148,7 @@ int main(int argc, char** argv) {
       {"blk.0.ffn_down.weight", 14, {256, 1}, std::vector<std::byte>(210)}, // Q6_K
       {"output_norm.weight", 1, {8}, std::vector<std::byte>(16)},          // F16
       {"blk.0.attn_norm.weight", 30, {8}, std::vector<std::byte>(16)}};    // BF16
-  write(out / "gguf/blocks.gguf", gguf_bytes(scratch, gguf_config(tiny), blocks));
+  write(out / "gguf/blocks.gguf", gguf_bytes(scratch, gemma2::gguf_config_metadata(tiny), blocks));
 
   // tokenizer: the texts of the tokenizer test cases.
   const auto cases = nlohmann::json::parse(read(data / "tokenizer/cases.json"));

@@ -339,12 +339,17 @@ inline Status gguf_float(const GgufFile& g, const std::string& key, float* out, 
   return {};
 }
 
-// llama.cpp's tensor names for Gemma 2 → Hugging Face names.
-inline std::string hf_name(const std::string& gguf) {
-  static const std::map<std::string, std::string> kTop = {{"token_embd.weight", "model.embed_tokens.weight"},
-                                                          {"output_norm.weight", "model.norm.weight"},
-                                                          {"output.weight", "lm_head.weight"}};
-  static const std::map<std::string, std::string> kLayer = {
+// llama.cpp's tensor names for Gemma 2 and the Hugging Face ones, outside
+// and inside layer N ("blk.N." / "model.layers.N.").
+inline const std::vector<std::pair<std::string, std::string>>& gguf_top_names() {
+  static const std::vector<std::pair<std::string, std::string>> names = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"}};
+  return names;
+}
+inline const std::vector<std::pair<std::string, std::string>>& gguf_layer_names() {
+  static const std::vector<std::pair<std::string, std::string>> names = {
       {"attn_norm.weight", "input_layernorm.weight"},
       {"attn_q.weight", "self_attn.q_proj.weight"},
       {"attn_k.weight", "self_attn.k_proj.weight"},
@@ -356,15 +361,27 @@ inline std::string hf_name(const std::string& gguf) {
       {"ffn_up.weight", "mlp.up_proj.weight"},
       {"ffn_down.weight", "mlp.down_proj.weight"},
       {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"}};
-  if (const auto it = kTop.find(gguf); it != kTop.end()) return it->second;
-  if (gguf.rfind("blk.", 0) == 0) {
-    const size_t dot = gguf.find('.', 4);
-    if (dot != std::string::npos && dot > 4 && gguf.find_first_not_of("0123456789", 4) == dot)
-      if (const auto it = kLayer.find(gguf.substr(dot + 1)); it != kLayer.end())
-        return "model.layers." + gguf.substr(4, dot - 4) + "." + it->second;
-  }
-  return gguf;  // left as is: the binder reports it as unexpected
+  return names;
 }
+
+// One tensor name translated between the two conventions (`to_hf`: GGUF to
+// Hugging Face); a name neither table knows is returned as it is, and the
+// binder then reports it as unexpected.
+inline std::string translate_tensor_name(const std::string& name, bool to_hf) {
+  const std::string from_prefix = to_hf ? "blk." : "model.layers.", to_prefix = to_hf ? "model.layers." : "blk.";
+  for (const auto& [gguf, hf] : gguf_top_names())
+    if (name == (to_hf ? gguf : hf)) return to_hf ? hf : gguf;
+  if (name.rfind(from_prefix, 0) != 0) return name;
+  const size_t at = from_prefix.size(), dot = name.find('.', at);
+  if (dot == std::string::npos || dot == at || name.find_first_not_of("0123456789", at) != dot) return name;
+  const std::string rest = name.substr(dot + 1);
+  for (const auto& [gguf, hf] : gguf_layer_names())
+    if (rest == (to_hf ? gguf : hf)) return to_prefix + name.substr(at, dot - at) + "." + (to_hf ? hf : gguf);
+  return name;
+}
+
+inline std::string hf_name(const std::string& gguf) { return translate_tensor_name(gguf, true); }
+inline std::string gguf_name(const std::string& hf) { return translate_tensor_name(hf, false); }
 
 // ggml's Q8_0/Q4_0 blocks interleave scale and values ([d | qs] per block);
 // the library keeps a row's values first, then its scales.
@@ -579,6 +596,31 @@ inline Result<Tokenizer> load_gguf_tokenizer(const std::string& path) {
   auto proto = gguf_sentencepiece_proto(*g);
   if (!proto) return Error{proto.message()};
   return Tokenizer::from_serialized(*proto, path);
+}
+
+// The gemma2.* metadata llama.cpp's converter writes for a config, and with
+// `query_scalar` the gemma2.attention.query_pre_attn_scalar key it does not
+// write (see open_gguf_checkpoint); for write_gguf.
+inline std::map<std::string, GgufValue> gguf_config_metadata(const RuntimeConfig& c, bool query_scalar = true) {
+  std::map<std::string, GgufValue> md;
+  auto u32 = [&](const std::string& k, int v) { md[k] = {GgufType::U32, GgufType::U8, v}; };
+  auto f32 = [&](const std::string& k, float v) { md[k] = {GgufType::F32, GgufType::U8, v}; };
+  md["general.architecture"] = {GgufType::STRING, GgufType::U8, "gemma2"};
+  u32("gemma2.context_length", c.max_position_embeddings);
+  u32("gemma2.embedding_length", c.hidden_size);
+  u32("gemma2.block_count", c.num_hidden_layers);
+  u32("gemma2.feed_forward_length", c.intermediate_size);
+  u32("gemma2.attention.head_count", c.num_attention_heads);
+  u32("gemma2.attention.head_count_kv", c.num_key_value_heads);
+  u32("gemma2.attention.key_length", c.head_dim);
+  u32("gemma2.attention.value_length", c.head_dim);
+  u32("gemma2.attention.sliding_window", c.sliding_window);
+  f32("gemma2.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
+  f32("gemma2.attn_logit_softcapping", c.attn_logit_softcapping);
+  f32("gemma2.final_logit_softcapping", c.final_logit_softcapping);
+  f32("gemma2.rope.freq_base", c.rope_theta);
+  if (query_scalar) f32("gemma2.attention.query_pre_attn_scalar", c.query_pre_attn_scalar);
+  return md;
 }
 
 // A tensor to write to GGUF: ggml type id, dims (ne: dims[0] is the row
