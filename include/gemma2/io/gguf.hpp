@@ -319,6 +319,27 @@ inline Result<GgufFile> parse_gguf(std::shared_ptr<const detail::MappedFile> fil
 
 namespace detail {
 
+// The config fields under their gemma2.* metadata keys, as llama.cpp's
+// converter writes them (rope.freq_base may be absent: 10000).
+// attention.value_length, which must equal key_length, and the optional
+// query_pre_attn_scalar are handled apart.
+constexpr std::pair<const char*, int RuntimeConfig::*> kGgufIntKeys[] = {
+    {"gemma2.context_length", &RuntimeConfig::max_position_embeddings},
+    {"gemma2.embedding_length", &RuntimeConfig::hidden_size},
+    {"gemma2.block_count", &RuntimeConfig::num_hidden_layers},
+    {"gemma2.feed_forward_length", &RuntimeConfig::intermediate_size},
+    {"gemma2.attention.head_count", &RuntimeConfig::num_attention_heads},
+    {"gemma2.attention.head_count_kv", &RuntimeConfig::num_key_value_heads},
+    {"gemma2.attention.key_length", &RuntimeConfig::head_dim},
+    {"gemma2.attention.sliding_window", &RuntimeConfig::sliding_window},
+};
+constexpr std::pair<const char*, float RuntimeConfig::*> kGgufFloatKeys[] = {
+    {"gemma2.attention.layer_norm_rms_epsilon", &RuntimeConfig::rms_norm_eps},
+    {"gemma2.attn_logit_softcapping", &RuntimeConfig::attn_logit_softcapping},
+    {"gemma2.final_logit_softcapping", &RuntimeConfig::final_logit_softcapping},
+    {"gemma2.rope.freq_base", &RuntimeConfig::rope_theta},
+};
+
 // Integer metadata of any integer type, range-checked into int.
 inline Status gguf_int(const GgufFile& g, const std::string& key, int* out, bool required = true) {
   const auto it = g.metadata.find(key);
@@ -421,22 +442,13 @@ inline Result<Checkpoint> gguf_checkpoint(const GgufFile& g) {
   Checkpoint ck;
   ck.norms_hold_gain = true;
   RuntimeConfig& c = ck.config;
-  const std::string a = "gemma2.";
+  for (const auto& [key, member] : detail::kGgufIntKeys)
+    if (Status s = detail::gguf_int(g, key, &(c.*member)); !s) return Error{s.message()};
+  for (const auto& [key, member] : detail::kGgufFloatKeys)
+    if (Status s = detail::gguf_float(g, key, &(c.*member), member != &RuntimeConfig::rope_theta); !s)
+      return Error{s.message()};
   int value_length = 0;
-  for (Status s : {detail::gguf_int(g, a + "context_length", &c.max_position_embeddings),
-                   detail::gguf_int(g, a + "embedding_length", &c.hidden_size),
-                   detail::gguf_int(g, a + "block_count", &c.num_hidden_layers),
-                   detail::gguf_int(g, a + "feed_forward_length", &c.intermediate_size),
-                   detail::gguf_int(g, a + "attention.head_count", &c.num_attention_heads),
-                   detail::gguf_int(g, a + "attention.head_count_kv", &c.num_key_value_heads),
-                   detail::gguf_int(g, a + "attention.key_length", &c.head_dim),
-                   detail::gguf_int(g, a + "attention.value_length", &value_length),
-                   detail::gguf_int(g, a + "attention.sliding_window", &c.sliding_window),
-                   detail::gguf_float(g, a + "attention.layer_norm_rms_epsilon", &c.rms_norm_eps),
-                   detail::gguf_float(g, a + "attn_logit_softcapping", &c.attn_logit_softcapping),
-                   detail::gguf_float(g, a + "final_logit_softcapping", &c.final_logit_softcapping),
-                   detail::gguf_float(g, a + "rope.freq_base", &c.rope_theta, false)})
-    if (!s) return Error{s.message()};
+  if (Status s = detail::gguf_int(g, "gemma2.attention.value_length", &value_length); !s) return Error{s.message()};
   c.layer_types = detail::alternating_layer_types(c.num_hidden_layers);  // llama.cpp: even layers slide
   if (value_length != c.head_dim)
     return detail::err(path, ": attention.value_length ", value_length, " differs from key_length ", c.head_dim);
@@ -446,7 +458,7 @@ inline Result<Checkpoint> gguf_checkpoint(const GgufFile& g) {
   // library's tools) wins.
   c.query_pre_attn_scalar = static_cast<float>(c.num_hidden_layers == 46 ? c.hidden_size / std::max(1, c.num_attention_heads)
                                                                           : c.head_dim);
-  if (Status s = detail::gguf_float(g, a + "attention.query_pre_attn_scalar", &c.query_pre_attn_scalar, false); !s)
+  if (Status s = detail::gguf_float(g, "gemma2.attention.query_pre_attn_scalar", &c.query_pre_attn_scalar, false); !s)
     return Error{s.message()};
 
   bool has_embedding = false;
@@ -603,23 +615,12 @@ inline Result<Tokenizer> load_gguf_tokenizer(const std::string& path) {
 // write (see open_gguf_checkpoint); for write_gguf.
 inline std::map<std::string, GgufValue> gguf_config_metadata(const RuntimeConfig& c, bool query_scalar = true) {
   std::map<std::string, GgufValue> md;
-  auto u32 = [&](const std::string& k, int v) { md[k] = {GgufType::U32, GgufType::U8, v}; };
-  auto f32 = [&](const std::string& k, float v) { md[k] = {GgufType::F32, GgufType::U8, v}; };
   md["general.architecture"] = {GgufType::STRING, GgufType::U8, "gemma2"};
-  u32("gemma2.context_length", c.max_position_embeddings);
-  u32("gemma2.embedding_length", c.hidden_size);
-  u32("gemma2.block_count", c.num_hidden_layers);
-  u32("gemma2.feed_forward_length", c.intermediate_size);
-  u32("gemma2.attention.head_count", c.num_attention_heads);
-  u32("gemma2.attention.head_count_kv", c.num_key_value_heads);
-  u32("gemma2.attention.key_length", c.head_dim);
-  u32("gemma2.attention.value_length", c.head_dim);
-  u32("gemma2.attention.sliding_window", c.sliding_window);
-  f32("gemma2.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
-  f32("gemma2.attn_logit_softcapping", c.attn_logit_softcapping);
-  f32("gemma2.final_logit_softcapping", c.final_logit_softcapping);
-  f32("gemma2.rope.freq_base", c.rope_theta);
-  if (query_scalar) f32("gemma2.attention.query_pre_attn_scalar", c.query_pre_attn_scalar);
+  for (const auto& [key, member] : detail::kGgufIntKeys) md[key] = {GgufType::U32, GgufType::U8, c.*member};
+  md["gemma2.attention.value_length"] = {GgufType::U32, GgufType::U8, c.head_dim};
+  for (const auto& [key, member] : detail::kGgufFloatKeys) md[key] = {GgufType::F32, GgufType::U8, c.*member};
+  if (query_scalar)
+    md["gemma2.attention.query_pre_attn_scalar"] = {GgufType::F32, GgufType::U8, c.query_pre_attn_scalar};
   return md;
 }
 
