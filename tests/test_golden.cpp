@@ -181,7 +181,7 @@ TEST_CASE("CLI: errors exit non-zero with a message") {
   CHECK(msg1.find("token id 999999") != std::string::npos);
   auto [rc2, msg2] = run("logits --model " + tmp.str() + "/nope --ids 2 --out " + tmp.str() + "/x");
   CHECK(rc2 != 0);
-  CHECK(msg2.find("config.json") != std::string::npos);
+  CHECK(msg2.find("/nope does not exist") != std::string::npos);
   auto [rc3, msg3] = run("generate --model " + model + " --ids 2 --threads 0 --greedy");
   CHECK(rc3 != 0);
   CHECK(msg3.find("thread count") != std::string::npos);

@@ -77,7 +77,7 @@ TEST_CASE("safetensors: truncated, short and oversized headers") {
     TempDir dir;
     tiny.write(dir.str());
     std::ofstream(dir.str() + "/model.safetensors", std::ios::binary).flush();
-    CHECK(contains(load_error(dir.str()), "too small"));
+    CHECK(contains(load_error(dir.str()), "model.safetensors is empty"));
   }
   SUBCASE("header length past the end of the file") {
     TempDir dir;
@@ -414,11 +414,11 @@ TEST_CASE("config.json is validated, naming the field") {
   }
 
   std::filesystem::resize_file(dir.str() + "/config.json", (64u << 20) + 1);  // sparse; never read
-  CHECK(contains(load_error(dir.str()), "config.json: 67108865 bytes is larger than the 67108864 a JSON file may have"));
+  CHECK(contains(load_error(dir.str()), "config.json: 67108865 bytes is larger than the 67108864 allowed"));
   std::ofstream(dir.str() + "/config.json") << "{ not json";
   CHECK(contains(load_error(dir.str()), "config.json: not valid JSON"));
   std::filesystem::remove(dir.str() + "/config.json");
-  CHECK(contains(load_error(dir.str()), "cannot open"));
+  CHECK(contains(load_error(dir.str()), "config.json does not exist"));
   TempDir empty;
   std::ofstream(empty.str() + "/config.json") << tiny.config_json().dump();
   CHECK(contains(load_error(empty.str()), "no model.safetensors"));

@@ -5,11 +5,14 @@
 //   gemma2 tokenize   (--tokenizer FILE | --model DIR) --text TEXT
 //   gemma2 perplexity [--model DIR] (--ids 2,5,9 | --text-file F) [--top-k-out FILE]
 //   gemma2 logits     [--model DIR] --ids 2,5,9 --out FILE
+//   gemma2 info       [--model DIR] [--context N]   (memory a model needs; no weight is read)
 //
 // Without --model, the built-in demo model (models/tiny-shakespeare) is used.
 // The spellings of logits, generate --ids/--prompt ... --print-ids, tokenize
 // and perplexity are a contract: other tooling calls them.
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -57,6 +60,16 @@ void add_dtype(CLI::App* cmd, std::string& dtype) {
       ->check(CLI::IsMember({"f32", "bf16", "f16", "q8", "q4"}));
 }
 
+void add_memory_options(CLI::App* cmd, std::string& mapping, uint64_t& max_memory) {
+  cmd->add_option("--mapping", mapping,
+                  "mapped: use the weight files in place (they must not change while running); "
+                  "copied: read them into memory")
+      ->check(CLI::IsMember({"mapped", "copied"}))
+      ->capture_default_str();
+  cmd->add_option("--max-memory", max_memory, "refuse to load a model needing more than this (e.g. 16G, 512M)")
+      ->transform(CLI::AsSizeValue(true));
+}
+
 // Options every model command takes.
 struct ModelOptions {
   std::string dir = default_model_dir();
@@ -64,6 +77,9 @@ struct ModelOptions {
   int threads = 1;
   std::string dtype;
   bool check_weights = false;
+  std::string mapping = "mapped";
+  uint64_t max_memory = 0;
+  bool dry_run = false;
 
   void add_to(CLI::App* cmd) {
     cmd->add_option("--model", dir,
@@ -74,6 +90,17 @@ struct ModelOptions {
     cmd->add_option("--threads", threads, "threads for the matrix products")->capture_default_str();
     add_dtype(cmd, dtype);
     cmd->add_flag("--check-weights", check_weights, "reject weights holding NaN or infinity (reads every weight once)");
+    add_memory_options(cmd, mapping, max_memory);
+    cmd->add_flag("--dry-run", dry_run, "print what the model would take in memory (as gemma2 info) and exit");
+  }
+
+  gemma2::LoadOptions load_options() const {
+    gemma2::LoadOptions lo;
+    if (!dtype.empty()) lo.weight_type = kDTypes.at(dtype);
+    lo.check_finite = check_weights;
+    lo.mapping = mapping == "copied" ? gemma2::Mapping::Copied : gemma2::Mapping::Mapped;
+    lo.max_memory = max_memory;
+    return lo;
   }
 };
 
@@ -87,7 +114,7 @@ gemma2::Result<gemma2::Tokenizer> open_tokenizer(const std::string& model, const
   if (from_metadata) return from_metadata;
   const size_t slash = model.rfind('/');
   const std::string beside = (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.model";
-  if (std::ifstream(beside)) return gemma2::Tokenizer::load(beside);
+  if (gemma2::detail::path_exists(beside)) return gemma2::Tokenizer::load(beside);
   return from_metadata;
 }
 
@@ -117,26 +144,26 @@ struct Loaded {
   std::optional<gemma2::Tokenizer> tokenizer;
 };
 
+// The model of `o`, and its tokenizer when the command needs one (commands
+// that take ids never open a tokenizer).
 std::optional<Loaded> load(const ModelOptions& o, bool need_tokenizer) {
   Loaded l;
   auto pool = gemma2::ThreadPool::create(o.threads);
   if (!pool) return fail(pool.message()), std::nullopt;
   l.pool.emplace(std::move(*pool));
-  gemma2::LoadOptions lo;
+  gemma2::LoadOptions lo = o.load_options();
   lo.preload = true;  // fault the weights in now, with a progress line for large checkpoints
   ProgressLine progress;
   lo.progress = std::ref(progress);
   lo.pool = &*l.pool;
-  if (!o.dtype.empty()) lo.weight_type = kDTypes.at(o.dtype);
-  lo.check_finite = o.check_weights;
   const auto t0 = Clock::now();
   auto m = Model::load(o.dir, lo);
   progress.end();
   if (!m) return fail(m.message()), std::nullopt;
   l.model.emplace(std::move(*m));
-  auto tok = open_tokenizer(o.dir, o.tokenizer);
-  if (!tok && need_tokenizer) return fail(tok.message()), std::nullopt;
-  if (tok) {
+  if (need_tokenizer) {
+    auto tok = open_tokenizer(o.dir, o.tokenizer);
+    if (!tok) return fail(tok.message()), std::nullopt;
     if (tok->vocab_size() > l.model->config().vocab_size)
       return fail("tokenizer has " + std::to_string(tok->vocab_size()) + " pieces but the model only " +
                   std::to_string(l.model->config().vocab_size)),
@@ -145,6 +172,43 @@ std::optional<Loaded> load(const ModelOptions& o, bool need_tokenizer) {
   }
   std::cerr << "loaded " << o.dir << " in " << std::fixed << std::setprecision(2) << seconds_since(t0) << " s\n";
   return l;
+}
+
+std::string config_line(const gemma2::RuntimeConfig& c) {
+  int local = 0;
+  for (auto k : c.layer_types) local += k == gemma2::AttentionKind::Local;
+  std::ostringstream s;
+  s << "vocab " << c.vocab_size << ", hidden " << c.hidden_size << ", " << c.num_hidden_layers << " layers (" << local
+    << " local, window " << c.sliding_window << "), " << c.num_attention_heads << " heads (" << c.num_key_value_heads
+    << " kv) x " << c.head_dim << ", ffn " << c.intermediate_size << ", context " << c.max_position_embeddings;
+  return s.str();
+}
+
+// gemma2 info / --dry-run: the model's config and what it takes in memory,
+// from the file headers alone (no weight is read).
+int run_info(const std::string& model, const gemma2::LoadOptions& lo, int context) {
+  auto plan = Model::plan(model, lo);
+  if (!plan) return fail(plan.message());
+  const gemma2::RuntimeConfig& c = plan->config;
+  if (context == 0) context = c.max_position_embeddings;
+  if (context < 1 || context > c.max_position_embeddings)
+    return fail("--context must be between 1 and " + std::to_string(c.max_position_embeddings));
+  using gemma2::detail::human_bytes;
+  const size_t full = plan->cache_bytes<gemma2::KVCache>(context);
+  const size_t full_bf16 = plan->cache_bytes<gemma2::FullKVCache<gemma2::bf16>>(context);
+  const size_t window = plan->cache_bytes<gemma2::SlidingWindowKVCache<>>(context);
+  std::cout << "model: " << model << "\n"
+            << "config: " << config_line(c) << "\n"
+            << "weights: " << human_bytes(plan->mapped_bytes) << " mapped + " << human_bytes(plan->allocated_bytes)
+            << " allocated = " << human_bytes(plan->total_bytes()) << " (" << plan->mapped_bytes << " + "
+            << plan->allocated_bytes << " bytes; mapping " << (lo.mapping == gemma2::Mapping::Copied ? "copied" : "mapped")
+            << ")\n"
+            << "read per decoded token: " << human_bytes(plan->weight_bytes) << "\n"
+            << "KV cache for " << context << " positions: full f32 " << human_bytes(full) << ", full bf16 "
+            << human_bytes(full_bf16) << ", sliding-window f32 " << human_bytes(window) << "\n"
+            << "total with a full f32 cache: " << human_bytes(plan->total_bytes() + full)
+            << "; with a sliding-window cache: " << human_bytes(plan->total_bytes() + window) << "\n";
+  return 0;
 }
 
 // Sampling flags shared by generate and chat.
@@ -306,12 +370,11 @@ int run_tokenize(const std::string& tokenizer_path, const std::string& model_dir
   return 0;
 }
 
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Opens an output file, or says why it cannot.
+std::optional<std::string> open_output(const std::string& path, std::ofstream& out) {
+  out.open(path, std::ios::binary);
+  if (!out) return "cannot create " + path + ": " + std::strerror(errno);
+  return std::nullopt;
 }
 
 int run_perplexity(const ModelOptions& mo, std::vector<int32_t> ids, const std::string& text_file, int window,
@@ -320,8 +383,8 @@ int run_perplexity(const ModelOptions& mo, std::vector<int32_t> ids, const std::
   auto l = load(mo, !text_file.empty());
   if (!l) return 1;
   if (!text_file.empty()) {
-    const auto text = read_file(text_file);
-    if (!text) return fail("cannot read " + text_file);
+    const auto text = gemma2::read_file(text_file, uint64_t{1} << 30);
+    if (!text) return fail(text.message());
     auto enc = l->tokenizer->encode_prompt(*text);
     if (!enc) return fail(text_file + ": " + enc.message());
     ids = std::move(*enc);
@@ -329,10 +392,8 @@ int run_perplexity(const ModelOptions& mo, std::vector<int32_t> ids, const std::
     window = static_cast<int>(std::min<size_t>(ids.size(), l->model->config().max_position_embeddings));
   }
   std::ofstream out;
-  if (!top_k_out.empty()) {
-    out.open(top_k_out);
-    if (!out) return fail("cannot create " + top_k_out);
-  }
+  if (!top_k_out.empty())
+    if (auto e = open_output(top_k_out, out)) return fail(*e);
   gemma2::ScoreOptions so;
   so.pool = &*l->pool;
   so.window = window;
@@ -378,10 +439,11 @@ int run_logits(const ModelOptions& mo, const std::vector<int32_t>& ids, const st
   fo.all_logits = true;
   auto logits = l->model->forward(ids, *kv, fo);
   if (!logits) return fail(logits.message());
-  std::ofstream out(out_path, std::ios::binary);
+  std::ofstream out;
+  if (auto e = open_output(out_path, out)) return fail(*e);
   out.write(reinterpret_cast<const char*>(logits->data()),
             static_cast<std::streamsize>(logits->size() * sizeof(float)));
-  if (!out) return fail("cannot write " + out_path);
+  if (!out) return fail("cannot write " + out_path + ": " + std::strerror(errno));
   std::cerr << "wrote " << logits->rows() << " x " << logits->cols() << " float32 logits to " << out_path << "\n";
   return 0;
 }
@@ -453,7 +515,7 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
   const size_t weights = model->weight_bytes();
 
   std::vector<int32_t> ids = {2};
-  for (int i = 1; i < std::max(prompt, depth); ++i) ids.push_back(1000 + (i * 7919) % 200000);
+  for (int i = 1; i < std::max(prompt, depth); ++i) ids.push_back((1000 + (i * 7919) % 200000) % config.vocab_size);
   auto kv = model->make_cache(context);
   if (!kv) return fail(kv.message());
   const gemma2::ForwardOptions opts{&*pool};
@@ -469,7 +531,7 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
   } else if (depth < prompt) {
     if (auto st = kv->truncate(depth); !st) return fail(st.message());
   }
-  int32_t token = 100;
+  int32_t token = 100 % config.vocab_size;
   t0 = Clock::now();
   for (int i = 0; i < gen; ++i) {
     auto r = model->forward(&token, 1, *kv, opts);
@@ -492,7 +554,7 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"gemma2: run Gemma 2 models on the CPU"};
   app.require_subcommand(1);
 
@@ -570,7 +632,23 @@ int main(int argc, char** argv) {
   bench->add_option("--gen", bench_gen, "decoded tokens")->capture_default_str();
   bench->add_option("--depth", depth, "positions in the cache before decoding (default: the prompt)");
 
+  std::string info_model = default_model_dir(), info_dtype, info_mapping = "mapped";
+  uint64_t info_max_memory = 0;
+  int info_context = 0;
+  auto* info = app.add_subcommand("info", "config and memory needs of a model (weights, KV cache), reading no weights");
+  info->add_option("--model", info_model, "model directory or .gguf file")->capture_default_str();
+  add_dtype(info, info_dtype);
+  add_memory_options(info, info_mapping, info_max_memory);
+  info->add_option("--context", info_context, "positions of the KV cache to size (default: the model's context)");
+
   CLI11_PARSE(app, argc, argv);
+  if (info->parsed()) {
+    ModelOptions o;
+    o.dir = info_model, o.dtype = info_dtype, o.mapping = info_mapping;
+    return run_info(info_model, o.load_options(), info_context);
+  }
+  for (const ModelOptions* o : {&gen_model, &chat_model, &ppl_model, &logits_model})
+    if (o->dry_run) return run_info(o->dir, o->load_options(), 0);
   if (bench->parsed())
     return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth);
   if (generate->parsed())
@@ -579,4 +657,16 @@ int main(int argc, char** argv) {
   if (tokenize->parsed()) return run_tokenize(tokenizer_path, tok_model, text, pieces);
   if (perplexity->parsed()) return run_perplexity(ppl_model, ppl_ids, text_file, window, stride, top_k_out, top_k, kl_reference);
   return run_logits(logits_model, logits_ids, out_path);
+}
+
+// Every error is a message and exit code 1; an exception that escapes a
+// dependency all the same is reported as one, never an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    return fail(std::string("unexpected error: ") + e.what());
+  } catch (...) {
+    return fail("unexpected error");
+  }
 }

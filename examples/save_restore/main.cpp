@@ -32,9 +32,11 @@ int main(int argc, char** argv) {
   std::printf("saved %zu bytes to %s\n", blob.size(), path.c_str());
 
   // ... and later read it back into a new chat, which continues the conversation.
-  std::ifstream in(path, std::ios::binary);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto restored = Session::restore(*model, bytes);
+  // read_file refuses what is not a regular file (a directory, a FIFO, a
+  // device) and anything larger than a blob of this model can be.
+  auto bytes = gemma2::read_file(path, Session::max_saved_bytes(*model));
+  if (!bytes) return std::fprintf(stderr, "%s\n", bytes.message().c_str()), 1;
+  auto restored = Session::restore(*model, std::vector<uint8_t>(bytes->begin(), bytes->end()));
   if (!restored) return std::fprintf(stderr, "%s\n", restored.message().c_str()), 1;
   gemma2::Chat<Model, gemma2::SlidingWindowKVCache<>> resumed(std::move(*restored), *tok);
   auto a = chat.send("What news?", gemma2::Sampler(), o);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdio>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -81,9 +82,48 @@ struct LoadOptions {
   // second per GB), and published checkpoints are finite. Without it a
   // non-finite weight is not noticed at load and makes the logits NaN.
   bool check_finite = false;
+  // How weight files are held: mapped and used in place (the default), or
+  // read into memory, immune to the file being truncated or replaced while
+  // the model lives (see Mapping).
+  Mapping mapping = Mapping::Mapped;
+  // Refuse to load, before any weight is read, a model whose plan (see
+  // Gemma2Model::plan) needs more than this many bytes; 0 = no limit.
+  size_t max_memory = 0;
+};
+
+// What a model will hold in memory, known from the file headers alone
+// (Gemma2Model::plan): nothing of the weights is read to work it out.
+struct MemoryPlan {
+  RuntimeConfig config;
+  // Weight files mapped and used in place: resident once their pages are
+  // read, shared with other processes mapping them, reclaimable by the OS.
+  size_t mapped_bytes = 0;
+  // Memory of the model's own: weights converted (LoadOptions::weight_type),
+  // regrouped (GGUF Q8_0/Q4_0) or realigned at load, norm gains, and with
+  // Mapping::Copied the weight files themselves.
+  size_t allocated_bytes = 0;
+  // Weight bytes one decode step reads (Gemma2Model::weight_bytes).
+  size_t weight_bytes = 0;
+
+  size_t total_bytes() const { return mapped_bytes + allocated_bytes; }
+  // The KV cache of one sequence of `context` positions for a cache type
+  // (KVCache, SlidingWindowKVCache<>, ...): what make_cache will allocate.
+  template <class Cache = KVCache>
+  size_t cache_bytes(int context) const {
+    return Cache::bytes_for(cache_shape(config, context));
+  }
 };
 
 namespace detail {
+// "17.2 GB", "13.9 MB", "900 bytes" (decimal units, as memory is sold).
+inline std::string human_bytes(size_t bytes) {
+  char buf[32];
+  if (bytes >= 1000000000) std::snprintf(buf, sizeof buf, "%.1f GB", static_cast<double>(bytes) / 1e9);
+  else if (bytes >= 1000000) std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  else std::snprintf(buf, sizeof buf, "%zu bytes", bytes);
+  return buf;
+}
+
 // Touches every page of the checkpoint's tensors (see LoadOptions::preload).
 inline void preload(const std::map<std::string, TensorView>& tensors, const LoadOptions& options) {
   size_t total = 0, done = 0, reported = 0;
@@ -128,30 +168,34 @@ inline Status check_finite(const std::string& name, const TensorView& t, const E
 
 // Binds checkpoint tensors to model weights, checking name, shape and dtype.
 // Records the first error and keeps going, so loading reads top to bottom.
+// With `plan_only` it reads no weight and only counts the memory binding
+// would take (Gemma2Model::plan): both go through the same decisions.
 class WeightBinder {
  public:
-  WeightBinder(std::map<std::string, TensorView>& tensors, std::vector<std::shared_ptr<const void>>& storage,
-               const LoadOptions& options)
-      : tensors_(tensors), storage_(storage), options_(options) {
+  WeightBinder(const std::map<std::string, TensorView>& tensors, std::vector<std::shared_ptr<const void>>& storage,
+               const LoadOptions& options, bool plan_only = false)
+      : tensors_(tensors), storage_(storage), options_(options), plan_only_(plan_only) {
     for (const auto& [name, t] : tensors) total_ += t.nbytes;
   }
 
   Matrix matrix(const std::string& name, int rows, int cols) {
-    const TensorView* t = find(name, {rows, cols});
-    if (t == nullptr) return {};
-    const Matrix m{t->dtype, rows, cols, aligned(name, *t)};
+    const TensorView* found = find(name, {rows, cols});
+    if (found == nullptr) return {};
+    const TensorView t = plan_only_ ? *found : library_layout(*found);
+    if (!plan_only_ && options_.check_finite) check(name, t);
+    const Matrix m{t.dtype, rows, cols, aligned(name, t)};
     matrix_bytes_ += m.bytes();
     const DType to = options_.weight_type.value_or(m.dtype);
     const bool keep = to == m.dtype || (is_quantized(to) && cols % kQuantBlock != 0);
     if (keep && to != m.dtype && options_.log)
       options_.log(LogLevel::Info, name + ": width not a multiple of 32, kept as " + dtype_name(m.dtype));
     if (keep) {
-      storage_.push_back(t->owner);  // used in place: keep its file mapped
+      if (m.data == t.data) use_in_place(t, found->ggml_blocks);
       return m;
     }
-    Matrix out = convert(m, to);
-    converted_ += t->nbytes;
-    if (options_.progress) options_.progress("converting", converted_, total_);
+    const Matrix out = convert(m, to);
+    converted_ += t.nbytes;
+    if (options_.progress && !plan_only_) options_.progress("converting", converted_, total_);
     matrix_bytes_ += out.bytes() - m.bytes();
     return out;
   }
@@ -162,8 +206,10 @@ class WeightBinder {
   // are 1 + w already (GGUF).
   std::vector<float> gain(const std::string& name, int n, bool holds_gain) {
     const TensorView* t = find(name, {n});
+    allocated_ += static_cast<size_t>(n) * sizeof(float);
+    if (t == nullptr || plan_only_) return {};
+    if (options_.check_finite) check(name, *t);
     std::vector<float> g(static_cast<size_t>(n));
-    if (t == nullptr) return g;
     convert_to_float(t->dtype, t->data, g.data(), g.size());
     if (!holds_gain)
       for (float& x : g) x += 1.0f;
@@ -176,6 +222,18 @@ class WeightBinder {
       if (used_.count(name) == 0 && name != "lm_head.weight")  // lm_head, when present, is the tied embedding
         return err(t.source, ": unexpected tensor ", name, " (not part of a Gemma 2 model of this config)");
     return {};
+  }
+
+  // The memory the bound weights hold (see MemoryPlan).
+  MemoryPlan plan() const {
+    MemoryPlan p;
+    p.allocated_bytes = allocated_;
+    for (const auto& [file, size] : files_in_use_) {
+      const bool mapped = file->file_backed() && options_.mapping == Mapping::Mapped;
+      (mapped ? p.mapped_bytes : p.allocated_bytes) += size;
+    }
+    p.weight_bytes = matrix_bytes_;
+    return p;
   }
 
  private:
@@ -195,9 +253,27 @@ class WeightBinder {
     return &it->second;
   }
 
+  void check(const std::string& name, const TensorView& t) {
+    if (status_) status_ = check_finite(name, t, options_.pool);
+  }
+
+  // The model keeps the file a weight used in place points into, or the
+  // copy `regrouped` into the library's block order.
+  void use_in_place(const TensorView& t, bool regrouped) {
+    if (regrouped) {
+      allocated_ += t.nbytes;
+      if (!plan_only_) storage_.push_back(t.owner);
+    } else if (files_in_use_.emplace(t.owner.get(), t.owner->size()).second) {
+      storage_.push_back(t.owner);
+    }
+  }
+
   // The matrix stored as `to`, row by row through float.
   Matrix convert(const Matrix& m, DType to) {
-    auto buf = std::make_shared<std::vector<std::byte>>(static_cast<size_t>(m.rows) * row_bytes(to, m.cols));
+    const size_t bytes = static_cast<size_t>(m.rows) * row_bytes(to, m.cols);
+    allocated_ += bytes;
+    if (plan_only_) return Matrix{to, m.rows, m.cols, nullptr};
+    auto buf = std::make_shared<std::vector<std::byte>>(bytes);
     storage_.push_back(buf);
     Matrix out{to, m.rows, m.cols, buf->data()};
     parallel_for(options_.pool, m.rows, 64, [&](int64_t r0, int64_t r1) {
@@ -226,16 +302,20 @@ class WeightBinder {
   // alignment (legal in safetensors) is copied once.
   const std::byte* aligned(const std::string& name, const TensorView& t) {
     if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0) return t.data;
+    allocated_ += t.nbytes;
+    if (plan_only_) return nullptr;
     if (options_.log) options_.log(LogLevel::Info, "tensor " + name + " is not aligned in " + t.source + "; using a copy");
     auto copy = std::make_shared<std::vector<std::byte>>(t.data, t.data + t.nbytes);
     storage_.push_back(copy);
     return copy->data();
   }
 
-  std::map<std::string, TensorView>& tensors_;
+  const std::map<std::string, TensorView>& tensors_;
   std::vector<std::shared_ptr<const void>>& storage_;
   const LoadOptions& options_;
-  size_t total_ = 0, converted_ = 0, matrix_bytes_ = 0;
+  const bool plan_only_;
+  size_t total_ = 0, converted_ = 0, matrix_bytes_ = 0, allocated_ = 0;
+  std::map<const MappedFile*, size_t> files_in_use_;  // files weights are used in place from, and their sizes
   std::set<std::string> used_;
   Status status_;
 };
@@ -251,9 +331,20 @@ class Gemma2Model {
   // Loads a Hugging Face model directory (config.json + safetensors) or, for
   // a path ending in .gguf, a llama.cpp GGUF file. The config must match
   // Config (for the presets) and every tensor must have the shape the config
-  // implies.
+  // implies. With options.max_memory, the plan is checked first, before any
+  // weight is read (or, with Mapping::Copied, copied).
   static Result<Gemma2Model> load(const std::string& path, const LoadOptions& options = {}) {
-    auto ck = is_gguf_path(path) ? open_gguf_checkpoint(path) : open_checkpoint(path);
+    auto ck = open_model_files(path, Mapping::Mapped);  // headers only: mapping reads nothing yet
+    if (!ck) return Error{ck.message()};
+    if (options.max_memory != 0) {
+      auto p = plan(*ck, options);
+      if (!p) return Error{p.message()};
+      if (p->total_bytes() > options.max_memory)
+        return detail::err("load: ", path, " needs ", detail::human_bytes(p->total_bytes()), " (",
+                           detail::human_bytes(p->mapped_bytes), " mapped + ", detail::human_bytes(p->allocated_bytes),
+                           " allocated), limit ", detail::human_bytes(options.max_memory));
+    }
+    if (options.mapping == Mapping::Copied) ck = open_model_files(path, Mapping::Copied);  // validated again as read
     if (!ck) return Error{ck.message()};
     if (options.preload) detail::preload(ck->tensors, options);
     return from_checkpoint(std::move(*ck), options);
@@ -269,43 +360,29 @@ class Gemma2Model {
       options.log(LogLevel::Info, "checkpoint: " + std::to_string(ck.tensors.size()) + " tensors (" + types + ") in " +
                                       std::to_string(files.size()) + " file(s), " + std::to_string(bytes) + " bytes");
     }
-    if (options.check_finite)
-      for (const auto& [name, t] : ck.tensors)
-        if (Status s = detail::check_finite(name, t, options.pool); !s) return Error{s.message()};
     Gemma2Model m;
-    if constexpr (std::is_same_v<Config, RuntimeConfig>) {
-      m.config_ = std::move(ck.config);
-    } else if (Status s = check_matches(m.config_, ck.config); !s) {
-      return Error{s.message()};
-    }
-    const Config& c = m.config_;
-    const int hidden = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
-    const int kv_dim = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
-    if (options.weight_type && !(*options.weight_type == DType::F32 || *options.weight_type == DType::BF16 ||
-                                 *options.weight_type == DType::F16 || is_quantized(*options.weight_type)))
-      return detail::err("load: unsupported weight type");
-    detail::WeightBinder bind(ck.tensors, m.storage_, options);
-    m.embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
-    const bool hg = ck.norms_hold_gain;
-    m.final_norm_ = bind.gain("model.norm.weight", hidden, hg);
-    for (int i = 0; i < c.num_hidden_layers; ++i) {
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      AttentionWeights attn{bind.matrix(p + "self_attn.q_proj.weight", q_dim, hidden),
-                            bind.matrix(p + "self_attn.k_proj.weight", kv_dim, hidden),
-                            bind.matrix(p + "self_attn.v_proj.weight", kv_dim, hidden),
-                            bind.matrix(p + "self_attn.o_proj.weight", hidden, q_dim)};
-      MlpWeights mlp{bind.matrix(p + "mlp.gate_proj.weight", ffn, hidden),
-                     bind.matrix(p + "mlp.up_proj.weight", ffn, hidden),
-                     bind.matrix(p + "mlp.down_proj.weight", hidden, ffn)};
-      LayerNorms norms{bind.gain(p + "input_layernorm.weight", hidden, hg),
-                       bind.gain(p + "post_attention_layernorm.weight", hidden, hg),
-                       bind.gain(p + "pre_feedforward_layernorm.weight", hidden, hg),
-                       bind.gain(p + "post_feedforward_layernorm.weight", hidden, hg)};
-      m.layers_.emplace_back(c, i, attn, mlp, std::move(norms));
-    }
-    if (Status s = bind.finish(); !s) return Error{s.message()};
-    m.weight_bytes_ = bind.matrix_bytes();
+    detail::WeightBinder binder(ck.tensors, m.storage_, options);
+    if (Status s = m.bind(ck, binder, options); !s) return Error{s.message()};
+    m.weight_bytes_ = binder.matrix_bytes();
     return m;
+  }
+
+  // What loading `path` with `options` will take in memory (see
+  // MemoryPlan), from the file headers alone; the same checks as load, so a
+  // checkpoint that plans fine loads (short of its weight bytes being bad).
+  static Result<MemoryPlan> plan(const std::string& path, const LoadOptions& options = {}) {
+    auto ck = open_model_files(path, Mapping::Mapped);
+    if (!ck) return Error{ck.message()};
+    return plan(*ck, options);
+  }
+
+  static Result<MemoryPlan> plan(const Checkpoint& ck, const LoadOptions& options = {}) {
+    Gemma2Model m;
+    detail::WeightBinder binder(ck.tensors, m.storage_, options, /*plan_only=*/true);
+    if (Status s = m.bind(ck, binder, options); !s) return Error{s.message()};
+    MemoryPlan p = binder.plan();
+    p.config = to_runtime(m.config_);
+    return p;
   }
 
   const Config& config() const { return config_; }
@@ -351,6 +428,44 @@ class Gemma2Model {
   }
 
  private:
+  static Result<Checkpoint> open_model_files(const std::string& path, Mapping mapping) {
+    return is_gguf_path(path) ? open_gguf_checkpoint(path, mapping) : open_checkpoint(path, mapping);
+  }
+
+  // Takes the config and every weight from the checkpoint through `bind`.
+  Status bind(const Checkpoint& ck, detail::WeightBinder& bind, const LoadOptions& options) {
+    if constexpr (std::is_same_v<Config, RuntimeConfig>) {
+      config_ = ck.config;
+    } else if (Status s = check_matches(config_, ck.config); !s) {
+      return s;
+    }
+    const Config& c = config_;
+    const int hidden = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
+    const int kv_dim = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
+    if (options.weight_type && !(*options.weight_type == DType::F32 || *options.weight_type == DType::BF16 ||
+                                 *options.weight_type == DType::F16 || is_quantized(*options.weight_type)))
+      return detail::err("load: unsupported weight type");
+    embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
+    const bool hg = ck.norms_hold_gain;
+    final_norm_ = bind.gain("model.norm.weight", hidden, hg);
+    for (int i = 0; i < c.num_hidden_layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      AttentionWeights attn{bind.matrix(p + "self_attn.q_proj.weight", q_dim, hidden),
+                            bind.matrix(p + "self_attn.k_proj.weight", kv_dim, hidden),
+                            bind.matrix(p + "self_attn.v_proj.weight", kv_dim, hidden),
+                            bind.matrix(p + "self_attn.o_proj.weight", hidden, q_dim)};
+      MlpWeights mlp{bind.matrix(p + "mlp.gate_proj.weight", ffn, hidden),
+                     bind.matrix(p + "mlp.up_proj.weight", ffn, hidden),
+                     bind.matrix(p + "mlp.down_proj.weight", hidden, ffn)};
+      LayerNorms norms{bind.gain(p + "input_layernorm.weight", hidden, hg),
+                       bind.gain(p + "post_attention_layernorm.weight", hidden, hg),
+                       bind.gain(p + "pre_feedforward_layernorm.weight", hidden, hg),
+                       bind.gain(p + "post_feedforward_layernorm.weight", hidden, hg)};
+      layers_.emplace_back(c, i, attn, mlp, std::move(norms));
+    }
+    return bind.finish();
+  }
+
   template <class Cache>
   Status check(const std::vector<BatchItem<Cache>>& items, const ForwardOptions& options) const {
     using detail::err;

@@ -46,9 +46,9 @@ Checkpoint random_checkpoint(const Config& config, DType dtype = DType::BF16, ui
     TensorView t;
     t.dtype = dtype;
     t.shape = shape;
-    t.data = buf->data();
     t.nbytes = buf->size();
-    t.owner = buf;
+    t.owner = detail::MappedFile::from_bytes("random", std::move(*buf));
+    t.data = t.owner->data();
     t.source = "random";
     ck.tensors.emplace(name, std::move(t));
   };

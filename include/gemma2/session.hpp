@@ -224,6 +224,18 @@ class Session {
     return restore(model, blob.data(), blob.size());
   }
 
+  // More bytes than any blob save() writes for this model (a full context
+  // of keys and values, and the tokens), so a host reading a blob from a
+  // file knows how much is too much (see read_file).
+  static uint64_t max_saved_bytes(const Model& model) {
+    const RuntimeConfig c = to_runtime(model.config());
+    const uint64_t positions = static_cast<uint64_t>(c.max_position_embeddings);
+    const uint64_t kv_row = static_cast<uint64_t>(c.num_key_value_heads) * c.head_dim * sizeof(typename Cache::storage);
+    return 2 * static_cast<uint64_t>(c.num_hidden_layers) * positions * kv_row  // keys and values
+           + 8 * positions                                                     // tokens (pending ones too)
+           + 4 * static_cast<uint64_t>(c.num_hidden_layers) + 4096;            // per-layer starts, header
+  }
+
  private:
   static constexpr char kMagic[8] = {'G', 'E', 'M', 'M', 'A', '2', 'S', 'S'};
   static constexpr uint32_t kVersion = 1;

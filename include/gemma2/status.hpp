@@ -3,7 +3,9 @@
 // Nothing reachable from bad input throws through the API or aborts.
 #pragma once
 
+#include <exception>
 #include <functional>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -72,6 +74,28 @@ Error err(const Parts&... parts) {
   std::ostringstream s;
   (s << ... << parts);
   return Error{s.str()};
+}
+
+// A call into a dependency (sentencepiece, nlohmann::json, the standard
+// library's threads) is a boundary: what it throws becomes an Error naming
+// `what` (the file or input and the operation), so no exception reaches the
+// host. `f` returns a Status or a Result. Built with -fno-exceptions, the
+// dependencies cannot throw and this is a plain call.
+template <class F>
+auto guard(const std::string& what, F&& f) -> decltype(f()) {
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return err(what, ": out of memory");
+  } catch (const std::exception& e) {
+    return err(what, ": ", e.what());
+  } catch (...) {
+    return err(what, ": failed with an unknown exception");
+  }
+#else
+  return f();
+#endif
 }
 }  // namespace detail
 

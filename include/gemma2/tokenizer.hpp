@@ -10,7 +10,7 @@
 
 #include <sentencepiece_processor.h>
 
-#include "gemma2/status.hpp"
+#include "gemma2/io/file.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 
@@ -50,21 +50,28 @@ inline size_t find_invalid_utf8(std::string_view s) {
 // Gemma's sentencepiece tokenizer. Immutable after load; copies share it.
 class Tokenizer {
  public:
-  // Loads a sentencepiece model file (tokenizer.model).
+  // A tokenizer.model is a few MB (Gemma 2's is 4 MB); a larger file is
+  // refused before it is read.
+  static constexpr uint64_t kMaxFileBytes = 256u << 20;
+
+  // Loads a sentencepiece model file (tokenizer.model). The file is read
+  // here, not by sentencepiece, whose file reading throws on paths that
+  // are not regular files.
   static Result<Tokenizer> load(const std::string& path) {
-    auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
-    const auto status = sp->Load(path);
-    if (!status.ok()) return detail::err("cannot load tokenizer ", path, ": ", status.ToString());
-    return from_processor(std::move(sp));
+    auto bytes = read_file(path, kMaxFileBytes);
+    if (!bytes) return detail::err("cannot load tokenizer: ", bytes.message());
+    return from_serialized(*bytes, path);
   }
 
   // A sentencepiece ModelProto held in memory (e.g. built from GGUF
   // metadata); `source` names it in errors.
   static Result<Tokenizer> from_serialized(const std::string& proto, const std::string& source) {
-    auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
-    const auto status = sp->LoadFromSerializedProto(proto);
-    if (!status.ok()) return detail::err("cannot load tokenizer from ", source, ": ", status.ToString());
-    return from_processor(std::move(sp));
+    return detail::guard("loading tokenizer " + source, [&]() -> Result<Tokenizer> {
+      auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
+      const auto status = sp->LoadFromSerializedProto(proto);
+      if (!status.ok()) return detail::err("cannot load tokenizer ", source, ": ", status.ToString());
+      return from_processor(std::move(sp));
+    });
   }
 
   // Loads dir/tokenizer.model.
@@ -97,10 +104,12 @@ class Tokenizer {
   Result<std::vector<int32_t>> encode(std::string_view text) const {
     if (const size_t bad = detail::find_invalid_utf8(text); bad != std::string_view::npos)
       return detail::err("text is not valid UTF-8 (byte ", bad, ")");
-    std::vector<int> ids;
-    const auto status = sp_->Encode(absl::string_view(text.data(), text.size()), &ids);
-    if (!status.ok()) return detail::err("cannot tokenize text: ", status.ToString());
-    return std::vector<int32_t>(ids.begin(), ids.end());
+    return detail::guard("tokenizing text", [&]() -> Result<std::vector<int32_t>> {
+      std::vector<int> ids;
+      const auto status = sp_->Encode(absl::string_view(text.data(), text.size()), &ids);
+      if (!status.ok()) return detail::err("cannot tokenize text: ", status.ToString());
+      return std::vector<int32_t>(ids.begin(), ids.end());
+    });
   }
 
   // Ids of a prompt: exactly one BOS, then the text. A tokenizer without a
@@ -117,10 +126,12 @@ class Tokenizer {
   // invalid byte sequences become U+FFFD per byte.
   Result<std::string> decode(const std::vector<int32_t>& ids) const {
     if (Status s = check_ids(ids); !s) return Error{s.message()};
-    std::string text;
-    const auto status = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
-    if (!status.ok()) return detail::err("cannot decode ids: ", status.ToString());
-    return text;
+    return detail::guard("decoding ids", [&]() -> Result<std::string> {
+      std::string text;
+      const auto status = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+      if (!status.ok()) return detail::err("cannot decode ids: ", status.ToString());
+      return text;
+    });
   }
 
   // The raw piece of an id ("▁Hello", "<0x0A>", "<start_of_turn>"); empty

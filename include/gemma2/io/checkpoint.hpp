@@ -2,7 +2,6 @@
 // shards listed in model.safetensors.index.json.
 #pragma once
 
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -54,11 +53,6 @@ struct Checkpoint {
 };
 
 namespace detail {
-inline bool file_exists(const std::string& path) {
-  std::ifstream f(path);
-  return static_cast<bool>(f);
-}
-
 // Adds the tensors of one safetensors file; a name already added from
 // another shard is an error.
 inline Status add_shard(std::shared_ptr<const MappedFile> file, std::map<std::string, TensorView>& tensors) {
@@ -70,8 +64,8 @@ inline Status add_shard(std::shared_ptr<const MappedFile> file, std::map<std::st
   return {};
 }
 
-inline Status add_shard(const std::string& path, std::map<std::string, TensorView>& tensors) {
-  auto file = MappedFile::open(path);
+inline Status add_shard(const std::string& path, Mapping mapping, std::map<std::string, TensorView>& tensors) {
+  auto file = MappedFile::open(path, mapping);
   if (!file) return Error{file.message()};
   return add_shard(std::move(*file), tensors);
 }
@@ -85,48 +79,53 @@ using ShardOpener = std::function<Result<std::shared_ptr<const MappedFile>>(cons
 // dir/<shard>, and checks that every tensor is in the shard the index names.
 inline Status add_sharded(const std::string& dir, const std::string& index_path, const std::string& index_text,
                           const ShardOpener& open, std::map<std::string, TensorView>& tensors) {
-  auto parsed = parse_json(index_text, index_path);
-  if (!parsed) return Error{parsed.message()};
-  const nlohmann::json& j = *parsed;
-  if (!j.is_object()) return err(index_path, ": not a JSON object");
-  const auto map = j.find("weight_map");
-  if (map == j.end() || !map->is_object()) return err(index_path, ": missing \"weight_map\" object");
-  std::set<std::string> shards;
-  for (const auto& [tensor, file] : map->items()) {
-    if (!file.is_string()) return err(index_path, ": weight_map entry for ", tensor, " is not a file name");
-    const std::string f = file.get<std::string>();
-    if (f.empty() || f.find('/') != std::string::npos || f == "..")
-      return err(index_path, ": weight_map names an invalid shard file ", file.dump());
-    shards.insert(f);
-  }
-  for (const std::string& shard : shards) {
-    auto file = open(dir + "/" + shard);
-    if (!file) return err(index_path, " names shard ", shard, " but ", file.message());
-    if (Status s = add_shard(std::move(*file), tensors); !s) return s;
-  }
-  for (const auto& [tensor, file] : map->items()) {
-    const auto it = tensors.find(tensor);
-    if (it == tensors.end() || it->second.source != dir + "/" + file.get<std::string>())
-      return err(index_path, ": tensor ", tensor, " is not in shard ", file.get<std::string>());
-  }
-  return {};
+  return guard("reading " + index_path, [&]() -> Status {
+    auto parsed = parse_json(index_text, index_path);
+    if (!parsed) return Error{parsed.message()};
+    const nlohmann::json& j = *parsed;
+    if (!j.is_object()) return err(index_path, ": not a JSON object");
+    const auto map = j.find("weight_map");
+    if (map == j.end() || !map->is_object()) return err(index_path, ": missing \"weight_map\" object");
+    std::set<std::string> shards;
+    for (const auto& [tensor, file] : map->items()) {
+      if (!file.is_string()) return err(index_path, ": weight_map entry for ", tensor, " is not a file name");
+      const std::string f = file.get<std::string>();
+      if (f.empty() || f.find('/') != std::string::npos || f == "..")
+        return err(index_path, ": weight_map names an invalid shard file ", file.dump());
+      shards.insert(f);
+    }
+    for (const std::string& shard : shards) {
+      auto file = open(dir + "/" + shard);
+      if (!file) return err(index_path, " names shard ", shard, " but ", file.message());
+      if (Status s = add_shard(std::move(*file), tensors); !s) return s;
+    }
+    for (const auto& [tensor, file] : map->items()) {
+      const auto it = tensors.find(tensor);
+      if (it == tensors.end() || it->second.source != dir + "/" + file.get<std::string>())
+        return err(index_path, ": tensor ", tensor, " is not in shard ", file.get<std::string>());
+    }
+    return {};
+  });
 }
 
-inline Status add_sharded(const std::string& dir, const std::string& index_path,
+inline Status add_sharded(const std::string& dir, const std::string& index_path, Mapping mapping,
                           std::map<std::string, TensorView>& tensors) {
   auto text = read_json_file(index_path);
   if (!text) return Error{text.message()};
-  const ShardOpener open = [](const std::string& path) -> Result<std::shared_ptr<const MappedFile>> {
-    if (!file_exists(path)) return err(path, " does not exist");
-    return MappedFile::open(path);
-  };
+  const ShardOpener open = [mapping](const std::string& path) { return MappedFile::open(path, mapping); };
   return add_sharded(dir, index_path, *text, open, tensors);
 }
 }  // namespace detail
 
-// Opens a model directory: parses config.json, maps every safetensors file
-// and validates all headers. No weight data is read yet.
-inline Result<Checkpoint> open_checkpoint(const std::string& dir) {
+// Opens a model directory: parses config.json, maps (or with
+// Mapping::Copied reads) every safetensors file and validates all headers.
+// No weight data is read yet when mapped.
+inline Result<Checkpoint> open_checkpoint(const std::string& dir, Mapping mapping = Mapping::Mapped) {
+  auto st = detail::stat_path(dir);
+  if (!st) return Error{st.message()};
+  if (S_ISREG(st->st_mode))
+    return detail::err(dir, " is a file, not a model directory (config.json and safetensors) or a .gguf file");
+  if (!S_ISDIR(st->st_mode)) return detail::err(dir, " is ", detail::file_kind(st->st_mode), ", not a model directory");
   Checkpoint ck;
   auto config = load_config_json(dir + "/config.json");
   if (!config) return Error{config.message()};
@@ -134,8 +133,8 @@ inline Result<Checkpoint> open_checkpoint(const std::string& dir) {
   const std::string index = dir + "/model.safetensors.index.json";
   const std::string single = dir + "/model.safetensors";
   Status s;
-  if (detail::file_exists(index)) s = detail::add_sharded(dir, index, ck.tensors);
-  else if (detail::file_exists(single)) s = detail::add_shard(single, ck.tensors);
+  if (detail::path_exists(index)) s = detail::add_sharded(dir, index, mapping, ck.tensors);
+  else if (detail::path_exists(single)) s = detail::add_shard(single, mapping, ck.tensors);
   else return detail::err(dir, ": no model.safetensors or model.safetensors.index.json");
   if (!s) return Error{s.message()};
   return ck;

@@ -19,58 +19,60 @@ GEMMA2_BEGIN_NAMESPACE
 // `source` names the file in error messages.
 inline Result<RuntimeConfig> parse_config_json(const std::string& text, const std::string& source = "config.json") {
   using detail::err;
-  auto parsed = detail::parse_json(text, source);
-  if (!parsed) return Error{parsed.message()};
-  const nlohmann::json& j = *parsed;
-  if (!j.is_object()) return err(source, ": not a JSON object");
+  return detail::guard("reading " + source, [&]() -> Result<RuntimeConfig> {
+    auto parsed = detail::parse_json(text, source);
+    if (!parsed) return Error{parsed.message()};
+    const nlohmann::json& j = *parsed;
+    if (!j.is_object()) return err(source, ": not a JSON object");
 
-  if (auto it = j.find("model_type"); it != j.end() && !(it->is_string() && it->get<std::string>() == "gemma2"))
-    return err(source, ": model_type is ", it->dump(), ", expected \"gemma2\"");
-  for (const char* key : {"hidden_activation", "hidden_act"}) {
-    if (auto it = j.find(key); it != j.end()) {
-      if (!(it->is_string() && it->get<std::string>() == "gelu_pytorch_tanh"))
-        return err(source, ": ", key, " is ", it->dump(), "; Gemma 2 uses \"gelu_pytorch_tanh\"");
-      break;  // hidden_activation takes precedence over the legacy hidden_act
+    if (auto it = j.find("model_type"); it != j.end() && !(it->is_string() && it->get<std::string>() == "gemma2"))
+      return err(source, ": model_type is ", it->dump(), ", expected \"gemma2\"");
+    for (const char* key : {"hidden_activation", "hidden_act"}) {
+      if (auto it = j.find(key); it != j.end()) {
+        if (!(it->is_string() && it->get<std::string>() == "gelu_pytorch_tanh"))
+          return err(source, ": ", key, " is ", it->dump(), "; Gemma 2 uses \"gelu_pytorch_tanh\"");
+        break;  // hidden_activation takes precedence over the legacy hidden_act
+      }
     }
-  }
-  if (auto it = j.find("tie_word_embeddings"); it != j.end() && !(it->is_boolean() && it->get<bool>()))
-    return err(source, ": tie_word_embeddings is ", it->dump(), "; Gemma 2 ties the output projection to the embedding");
+    if (auto it = j.find("tie_word_embeddings"); it != j.end() && !(it->is_boolean() && it->get<bool>()))
+      return err(source, ": tie_word_embeddings is ", it->dump(), "; Gemma 2 ties the output projection to the embedding");
 
-  RuntimeConfig c;
-  Status status;
-  auto read_int = [&](const char* key, int& out) {
-    const auto it = j.find(key);
-    if (it == j.end() || !status) return;
-    if (!it->is_number_integer() || it->get<int64_t>() < std::numeric_limits<int>::min() ||
-        it->get<int64_t>() > std::numeric_limits<int>::max())
-      status = err(source, ": ", key, " must be an integer, got ", it->dump());
-    else
-      out = static_cast<int>(it->get<int64_t>());
-  };
-  auto read_float = [&](const char* key, float& out) {
-    const auto it = j.find(key);
-    if (it == j.end() || !status) return;
-    if (!it->is_number())
-      status = err(source, ": ", key, " must be a number, got ", it->dump());
-    else if (!detail::narrow_to_float(it->get<double>(), &out))
-      status = err(source, ": ", key, " = ", it->dump(), " is out of the range of a 32-bit float");
-  };
-  for (const auto& [key, member] : detail::kIntFields) read_int(key, c.*member);
-  for (const auto& [key, member] : detail::kFloatFields) read_float(key, c.*member);
-  if (!status) return Error{status.message()};
+    RuntimeConfig c;
+    Status status;
+    auto read_int = [&](const char* key, int& out) {
+      const auto it = j.find(key);
+      if (it == j.end() || !status) return;
+      if (!it->is_number_integer() || it->get<int64_t>() < std::numeric_limits<int>::min() ||
+          it->get<int64_t>() > std::numeric_limits<int>::max())
+        status = err(source, ": ", key, " must be an integer, got ", it->dump());
+      else
+        out = static_cast<int>(it->get<int64_t>());
+    };
+    auto read_float = [&](const char* key, float& out) {
+      const auto it = j.find(key);
+      if (it == j.end() || !status) return;
+      if (!it->is_number())
+        status = err(source, ": ", key, " must be a number, got ", it->dump());
+      else if (!detail::narrow_to_float(it->get<double>(), &out))
+        status = err(source, ": ", key, " = ", it->dump(), " is out of the range of a 32-bit float");
+    };
+    for (const auto& [key, member] : detail::kIntFields) read_int(key, c.*member);
+    for (const auto& [key, member] : detail::kFloatFields) read_float(key, c.*member);
+    if (!status) return Error{status.message()};
 
-  if (auto it = j.find("layer_types"); it != j.end()) {
-    if (!it->is_array()) return err(source, ": layer_types must be an array");
-    for (const auto& t : *it) {
-      if (t == "sliding_attention") c.layer_types.push_back(AttentionKind::Local);
-      else if (t == "full_attention") c.layer_types.push_back(AttentionKind::Global);
-      else return err(source, ": layer_types entry ", t.dump(), " is neither \"sliding_attention\" nor \"full_attention\"");
+    if (auto it = j.find("layer_types"); it != j.end()) {
+      if (!it->is_array()) return err(source, ": layer_types must be an array");
+      for (const auto& t : *it) {
+        if (t == "sliding_attention") c.layer_types.push_back(AttentionKind::Local);
+        else if (t == "full_attention") c.layer_types.push_back(AttentionKind::Global);
+        else return err(source, ": layer_types entry ", t.dump(), " is neither \"sliding_attention\" nor \"full_attention\"");
+      }
+    } else {
+      c.layer_types = detail::alternating_layer_types(c.num_hidden_layers);  // older configs list none
     }
-  } else {
-    c.layer_types = detail::alternating_layer_types(c.num_hidden_layers);  // older configs list none
-  }
-  if (Status s = validate(c); !s) return Error{source + ": " + s.message()};
-  return c;
+    if (Status s = validate(c); !s) return Error{source + ": " + s.message()};
+    return c;
+  });
 }
 
 // A config as Hugging Face Gemma2Config JSON (the inverse of

@@ -238,83 +238,85 @@ inline GgufValue gguf_value(GgufReader& r, const std::string& key, uint64_t& ele
 
 // Parses and validates a mapped GGUF file.
 inline Result<GgufFile> parse_gguf(std::shared_ptr<const detail::MappedFile> file) {
-  using detail::err;
-  const std::string& path = file->path();
-  detail::GgufReader r(file->data(), file->size(), path);
-  GgufFile g;
-  g.file = file;
-  const uint32_t magic = r.read<uint32_t>("magic");
-  if (!r.ok()) return Error{r.status().message()};
-  if (magic != 0x46554747u) return err(path, ": not a GGUF file (no GGUF magic)");
-  g.version = r.read<uint32_t>("version");
-  if (r.ok() && (g.version < 2 || g.version > 3))
-    return err(path, ": GGUF version ", g.version, " is not supported (versions 2 and 3 are)");
-  // A tensor info takes at least 8 + 4 + 4 + 8 bytes, a key-value 8 + 4 + 1.
-  const uint64_t n_tensors = r.count("tensor count", 24);
-  const uint64_t n_kv = r.count("metadata count", 13);
-  uint64_t elements_left = detail::kMaxMetadataElements;
-  for (uint64_t i = 0; i < n_kv && r.ok(); ++i) {
-    std::string key = r.string("metadata key");
-    if (!r.ok()) break;
-    GgufValue v = detail::gguf_value(r, key, elements_left);
-    if (r.ok() && !g.metadata.emplace(key, std::move(v)).second) r.fail("metadata key ", key, " appears twice");
-  }
-  if (!r.ok()) return Error{r.status().message()};
-  if (const auto it = g.metadata.find("general.alignment"); it != g.metadata.end()) {
-    const nlohmann::json& a = it->second.value;
-    if (it->second.type != GgufType::U32 || a.get<uint64_t>() == 0 || (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) != 0)
-      return err(path, ": general.alignment must be a power of two (uint32), got ", detail::gguf_dump(a));
-    g.alignment = a.get<uint64_t>();
-  }
-
-  std::set<std::string> names;
-  for (uint64_t i = 0; i < n_tensors && r.ok(); ++i) {
-    GgufTensor t;
-    t.name = r.string("tensor name");
-    const uint32_t n_dims = r.read<uint32_t>("tensor dimension count");
-    if (!r.ok()) break;
-    if (n_dims < 1 || n_dims > 4) return err(path, ": tensor ", t.name, " has ", n_dims, " dimensions (1 to 4 allowed)");
-    uint64_t count = 1;
-    for (uint32_t d = 0; d < n_dims && r.ok(); ++d) {
-      const uint64_t n = r.read<uint64_t>("tensor dimension");
-      if (n == 0 || n > (uint64_t{1} << 40) || count > (uint64_t{1} << 48) / n)
-        return err(path, ": tensor ", t.name, " has an invalid or too large dimension ", n);
-      count *= n;
-      t.dims.push_back(n);
+  return detail::guard("reading " + file->path(), [&]() -> Result<GgufFile> {
+    using detail::err;
+    const std::string& path = file->path();
+    detail::GgufReader r(file->data(), file->size(), path);
+    GgufFile g;
+    g.file = file;
+    const uint32_t magic = r.read<uint32_t>("magic");
+    if (!r.ok()) return Error{r.status().message()};
+    if (magic != 0x46554747u) return err(path, ": not a GGUF file (no GGUF magic)");
+    g.version = r.read<uint32_t>("version");
+    if (r.ok() && (g.version < 2 || g.version > 3))
+      return err(path, ": GGUF version ", g.version, " is not supported (versions 2 and 3 are)");
+    // A tensor info takes at least 8 + 4 + 4 + 8 bytes, a key-value 8 + 4 + 1.
+    const uint64_t n_tensors = r.count("tensor count", 24);
+    const uint64_t n_kv = r.count("metadata count", 13);
+    uint64_t elements_left = detail::kMaxMetadataElements;
+    for (uint64_t i = 0; i < n_kv && r.ok(); ++i) {
+      std::string key = r.string("metadata key");
+      if (!r.ok()) break;
+      GgufValue v = detail::gguf_value(r, key, elements_left);
+      if (r.ok() && !g.metadata.emplace(key, std::move(v)).second) r.fail("metadata key ", key, " appears twice");
     }
-    t.ggml_type = r.read<uint32_t>("tensor type");
-    t.offset = r.read<uint64_t>("tensor offset");
-    if (!r.ok()) break;
-    if (!names.insert(t.name).second) return err(path, ": tensor ", t.name, " appears twice");
-    const detail::GgmlType* type = detail::ggml_type(t.ggml_type);
-    if (type == nullptr)
-      return err(path, ": tensor ", t.name, " has type ", detail::ggml_type_name(t.ggml_type),
-                 ", which this version cannot run (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
-    if (t.dims[0] % type->block != 0)
-      return err(path, ": tensor ", t.name, " rows of ", t.dims[0], " are not whole ", type->name, " blocks of ",
-                 type->block);
-    t.nbytes = count / type->block * type->block_bytes;
-    if (t.offset % g.alignment != 0)
-      return err(path, ": tensor ", t.name, " offset ", t.offset, " is not a multiple of the alignment ", g.alignment);
-    g.tensors.push_back(std::move(t));
-  }
-  if (!r.ok()) return Error{r.status().message()};
-  const uint64_t data_start = (r.pos() + g.alignment - 1) / g.alignment * g.alignment;
-  if (data_start > file->size()) return err(path, ": data section starts past the end of the file");
-  const uint64_t data_size = file->size() - data_start;
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (GgufTensor& t : g.tensors) {
-    if (t.offset > data_size || t.nbytes > data_size - t.offset)
-      return err(path, ": tensor ", t.name, " data [", t.offset, ", ", t.offset + t.nbytes,
-                 ") runs past the data section (", data_size, " bytes)");
-    t.data = file->data() + data_start + t.offset;
-    ranges.emplace_back(t.offset, t.offset + t.nbytes);
-  }
-  std::sort(ranges.begin(), ranges.end());
-  for (size_t i = 1; i < ranges.size(); ++i)
-    if (ranges[i].first < ranges[i - 1].second)
-      return err(path, ": tensor data ranges overlap at byte ", ranges[i].first, " of the data section");
-  return g;
+    if (!r.ok()) return Error{r.status().message()};
+    if (const auto it = g.metadata.find("general.alignment"); it != g.metadata.end()) {
+      const nlohmann::json& a = it->second.value;
+      if (it->second.type != GgufType::U32 || a.get<uint64_t>() == 0 || (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) != 0)
+        return err(path, ": general.alignment must be a power of two (uint32), got ", detail::gguf_dump(a));
+      g.alignment = a.get<uint64_t>();
+    }
+
+    std::set<std::string> names;
+    for (uint64_t i = 0; i < n_tensors && r.ok(); ++i) {
+      GgufTensor t;
+      t.name = r.string("tensor name");
+      const uint32_t n_dims = r.read<uint32_t>("tensor dimension count");
+      if (!r.ok()) break;
+      if (n_dims < 1 || n_dims > 4) return err(path, ": tensor ", t.name, " has ", n_dims, " dimensions (1 to 4 allowed)");
+      uint64_t count = 1;
+      for (uint32_t d = 0; d < n_dims && r.ok(); ++d) {
+        const uint64_t n = r.read<uint64_t>("tensor dimension");
+        if (n == 0 || n > (uint64_t{1} << 40) || count > (uint64_t{1} << 48) / n)
+          return err(path, ": tensor ", t.name, " has an invalid or too large dimension ", n);
+        count *= n;
+        t.dims.push_back(n);
+      }
+      t.ggml_type = r.read<uint32_t>("tensor type");
+      t.offset = r.read<uint64_t>("tensor offset");
+      if (!r.ok()) break;
+      if (!names.insert(t.name).second) return err(path, ": tensor ", t.name, " appears twice");
+      const detail::GgmlType* type = detail::ggml_type(t.ggml_type);
+      if (type == nullptr)
+        return err(path, ": tensor ", t.name, " has type ", detail::ggml_type_name(t.ggml_type),
+                   ", which this version cannot run (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
+      if (t.dims[0] % type->block != 0)
+        return err(path, ": tensor ", t.name, " rows of ", t.dims[0], " are not whole ", type->name, " blocks of ",
+                   type->block);
+      t.nbytes = count / type->block * type->block_bytes;
+      if (t.offset % g.alignment != 0)
+        return err(path, ": tensor ", t.name, " offset ", t.offset, " is not a multiple of the alignment ", g.alignment);
+      g.tensors.push_back(std::move(t));
+    }
+    if (!r.ok()) return Error{r.status().message()};
+    const uint64_t data_start = (r.pos() + g.alignment - 1) / g.alignment * g.alignment;
+    if (data_start > file->size()) return err(path, ": data section starts past the end of the file");
+    const uint64_t data_size = file->size() - data_start;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (GgufTensor& t : g.tensors) {
+      if (t.offset > data_size || t.nbytes > data_size - t.offset)
+        return err(path, ": tensor ", t.name, " data [", t.offset, ", ", t.offset + t.nbytes,
+                   ") runs past the data section (", data_size, " bytes)");
+      t.data = file->data() + data_start + t.offset;
+      ranges.emplace_back(t.offset, t.offset + t.nbytes);
+    }
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t i = 1; i < ranges.size(); ++i)
+      if (ranges[i].first < ranges[i - 1].second)
+        return err(path, ": tensor data ranges overlap at byte ", ranges[i].first, " of the data section");
+    return g;
+  });
 }
 
 namespace detail {
@@ -418,6 +420,23 @@ inline void regroup_blocks(DType t, const std::byte* src, std::byte* dst, int64_
   }
 }
 
+// The tensor with its blocks in the library's order: for a GGUF Q8_0/Q4_0
+// tensor a regrouped copy held in memory, else the tensor itself. Done when
+// a weight is bound, so opening a checkpoint (and planning its memory)
+// reads no weights.
+inline TensorView library_layout(const TensorView& t) {
+  if (!t.ggml_blocks) return t;
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < t.shape.size(); ++d) rows *= t.shape[d];
+  std::vector<std::byte> bytes(t.nbytes);
+  regroup_blocks(t.dtype, t.data, bytes.data(), rows, t.shape.empty() ? 0 : t.shape.back());
+  TensorView out = t;
+  out.owner = MappedFile::from_bytes(t.source, std::move(bytes));
+  out.data = out.owner->data();
+  out.ggml_blocks = false;
+  return out;
+}
+
 }  // namespace detail
 
 // Model paths ending in .gguf are GGUF files; anything else is a Hugging
@@ -432,68 +451,61 @@ inline bool is_gguf_path(const std::string& path) {
 // checkpoint records so the gain is not added twice. open_gguf_checkpoint
 // (below) does the same for a path.
 inline Result<Checkpoint> gguf_checkpoint(const GgufFile& g) {
-  const std::string& path = g.file->path();
-  const auto arch = g.metadata.find("general.architecture");
-  if (arch == g.metadata.end() || !arch->second.value.is_string())
-    return detail::err(path, ": metadata general.architecture is missing");
-  if (arch->second.value.get<std::string>() != "gemma2")
-    return detail::err(path, ": architecture is ", arch->second.value.get<std::string>(), ", not gemma2");
+  return detail::guard("reading " + g.file->path(), [&]() -> Result<Checkpoint> {
+    const std::string& path = g.file->path();
+    const auto arch = g.metadata.find("general.architecture");
+    if (arch == g.metadata.end() || !arch->second.value.is_string())
+      return detail::err(path, ": metadata general.architecture is missing");
+    if (arch->second.value.get<std::string>() != "gemma2")
+      return detail::err(path, ": architecture is ", arch->second.value.get<std::string>(), ", not gemma2");
 
-  Checkpoint ck;
-  ck.norms_hold_gain = true;
-  RuntimeConfig& c = ck.config;
-  for (const auto& [key, member] : detail::kGgufIntKeys)
-    if (Status s = detail::gguf_int(g, key, &(c.*member)); !s) return Error{s.message()};
-  for (const auto& [key, member] : detail::kGgufFloatKeys)
-    if (Status s = detail::gguf_float(g, key, &(c.*member), member != &RuntimeConfig::rope_theta); !s)
+    Checkpoint ck;
+    ck.norms_hold_gain = true;
+    RuntimeConfig& c = ck.config;
+    for (const auto& [key, member] : detail::kGgufIntKeys)
+      if (Status s = detail::gguf_int(g, key, &(c.*member)); !s) return Error{s.message()};
+    for (const auto& [key, member] : detail::kGgufFloatKeys)
+      if (Status s = detail::gguf_float(g, key, &(c.*member), member != &RuntimeConfig::rope_theta); !s)
+        return Error{s.message()};
+    int value_length = 0;
+    if (Status s = detail::gguf_int(g, "gemma2.attention.value_length", &value_length); !s) return Error{s.message()};
+    c.layer_types = detail::alternating_layer_types(c.num_hidden_layers);  // llama.cpp: even layers slide
+    if (value_length != c.head_dim)
+      return detail::err(path, ": attention.value_length ", value_length, " differs from key_length ", c.head_dim);
+    // GGUF has no query_pre_attn_scalar. llama.cpp scales queries by
+    // (hidden / heads)^-1/2 for the 46-layer 27B and head_dim^-1/2 otherwise,
+    // matching the published configs; an explicit key (written by this
+    // library's tools) wins.
+    c.query_pre_attn_scalar = static_cast<float>(c.num_hidden_layers == 46 ? c.hidden_size / std::max(1, c.num_attention_heads)
+                                                                            : c.head_dim);
+    if (Status s = detail::gguf_float(g, "gemma2.attention.query_pre_attn_scalar", &c.query_pre_attn_scalar, false); !s)
       return Error{s.message()};
-  int value_length = 0;
-  if (Status s = detail::gguf_int(g, "gemma2.attention.value_length", &value_length); !s) return Error{s.message()};
-  c.layer_types = detail::alternating_layer_types(c.num_hidden_layers);  // llama.cpp: even layers slide
-  if (value_length != c.head_dim)
-    return detail::err(path, ": attention.value_length ", value_length, " differs from key_length ", c.head_dim);
-  // GGUF has no query_pre_attn_scalar. llama.cpp scales queries by
-  // (hidden / heads)^-1/2 for the 46-layer 27B and head_dim^-1/2 otherwise,
-  // matching the published configs; an explicit key (written by this
-  // library's tools) wins.
-  c.query_pre_attn_scalar = static_cast<float>(c.num_hidden_layers == 46 ? c.hidden_size / std::max(1, c.num_attention_heads)
-                                                                          : c.head_dim);
-  if (Status s = detail::gguf_float(g, "gemma2.attention.query_pre_attn_scalar", &c.query_pre_attn_scalar, false); !s)
-    return Error{s.message()};
 
-  bool has_embedding = false;
-  for (const GgufTensor& t : g.tensors) {
-    const detail::GgmlType* type = detail::ggml_type(t.ggml_type);
-    TensorView v;
-    v.dtype = type->dtype;
-    for (auto d = t.dims.rbegin(); d != t.dims.rend(); ++d) v.shape.push_back(static_cast<int64_t>(*d));
-    v.nbytes = t.nbytes;
-    v.source = path;
-    if (t.name == "token_embd.weight" && t.dims.size() == 2 && t.dims[1] <= (uint64_t{1} << 30)) {
-      c.vocab_size = static_cast<int>(t.dims[1]);
-      has_embedding = true;
-    }
-    if (is_quantized(v.dtype)) {
-      int64_t rows = 1;
-      for (size_t d = 1; d < t.dims.size(); ++d) rows *= static_cast<int64_t>(t.dims[d]);
-      const auto cols = static_cast<int64_t>(t.dims[0]);
-      auto buf = std::make_shared<std::vector<std::byte>>(t.nbytes);
-      detail::regroup_blocks(v.dtype, t.data, buf->data(), rows, cols);
-      v.data = buf->data();
-      v.owner = buf;
-    } else {
+    bool has_embedding = false;
+    for (const GgufTensor& t : g.tensors) {
+      const detail::GgmlType* type = detail::ggml_type(t.ggml_type);
+      TensorView v;
+      v.dtype = type->dtype;
+      for (auto d = t.dims.rbegin(); d != t.dims.rend(); ++d) v.shape.push_back(static_cast<int64_t>(*d));
+      v.nbytes = t.nbytes;
+      v.source = path;
+      if (t.name == "token_embd.weight" && t.dims.size() == 2 && t.dims[1] <= (uint64_t{1} << 30)) {
+        c.vocab_size = static_cast<int>(t.dims[1]);
+        has_embedding = true;
+      }
       v.data = t.data;
       v.owner = g.file;
+      v.ggml_blocks = is_quantized(v.dtype);
+      ck.tensors.emplace(detail::hf_name(t.name), std::move(v));
     }
-    ck.tensors.emplace(detail::hf_name(t.name), std::move(v));
-  }
-  if (!has_embedding) return detail::err(path, ": no 2-D tensor token_embd.weight (the embedding)");
-  if (Status s = validate(c); !s) return detail::err(path, ": ", s.message());
-  return ck;
+    if (!has_embedding) return detail::err(path, ": no 2-D tensor token_embd.weight (the embedding)");
+    if (Status s = validate(c); !s) return detail::err(path, ": ", s.message());
+    return ck;
+  });
 }
 
-inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path) {
-  auto file = detail::MappedFile::open(path);
+inline Result<Checkpoint> open_gguf_checkpoint(const std::string& path, Mapping mapping = Mapping::Mapped) {
+  auto file = detail::MappedFile::open(path, mapping);
   if (!file) return Error{file.message()};
   auto parsed = parse_gguf(std::move(*file));
   if (!parsed) return Error{parsed.message()};
@@ -540,63 +552,65 @@ inline const nlohmann::json* gguf_array(const GgufFile& g, const std::string& ke
 // identity normalization, whitespace kept and escaped as U+2581, digits
 // split), with the space prefix from tokenizer.ggml.add_space_prefix.
 inline Result<std::string> gguf_sentencepiece_proto(const GgufFile& g) {
-  const std::string& path = g.file->path();
-  const auto model = g.metadata.find("tokenizer.ggml.model");
-  if (model == g.metadata.end()) return detail::err(path, ": no tokenizer in the metadata (tokenizer.ggml.model)");
-  if (model->second.value != "llama")
-    return detail::err(path, ": tokenizer.ggml.model is ", detail::gguf_dump(model->second.value),
-                       "; only sentencepiece (\"llama\") tokenizers are supported");
-  const nlohmann::json* tokens = detail::gguf_array(g, "tokenizer.ggml.tokens", GgufType::STRING);
-  const nlohmann::json* scores = detail::gguf_array(g, "tokenizer.ggml.scores", GgufType::F32);
-  const nlohmann::json* types = detail::gguf_array(g, "tokenizer.ggml.token_type", GgufType::I32);
-  if (tokens == nullptr || scores == nullptr || types == nullptr)
-    return detail::err(path, ": tokenizer.ggml.tokens (strings), .scores (float32) and .token_type (int32) are needed");
-  if (tokens->empty() || scores->size() != tokens->size() || types->size() != tokens->size())
-    return detail::err(path, ": tokenizer arrays disagree: ", tokens->size(), " tokens, ", scores->size(), " scores, ",
-                       types->size(), " types");
-  int ids[4] = {-1, -1, -1, -1};  // unknown, bos, eos, padding
-  const char* keys[4] = {"unknown", "bos", "eos", "padding"};
-  for (int i = 0; i < 4; ++i) {
-    const std::string key = std::string("tokenizer.ggml.") + keys[i] + "_token_id";
-    if (g.metadata.count(key) == 0) continue;
-    if (Status s = detail::gguf_int(g, key, &ids[i]); !s) return Error{s.message()};
-    if (ids[i] >= static_cast<int>(tokens->size()))
-      return detail::err(path, ": ", key, " ", ids[i], " is not below the vocabulary size ", tokens->size());
-  }
-  bool space_prefix = false;
-  if (const auto it = g.metadata.find("tokenizer.ggml.add_space_prefix"); it != g.metadata.end()) {
-    if (!it->second.value.is_boolean()) return detail::err(path, ": tokenizer.ggml.add_space_prefix must be a bool");
-    space_prefix = it->second.value.get<bool>();
-  }
+  return detail::guard("reading the tokenizer of " + g.file->path(), [&]() -> Result<std::string> {
+    const std::string& path = g.file->path();
+    const auto model = g.metadata.find("tokenizer.ggml.model");
+    if (model == g.metadata.end()) return detail::err(path, ": no tokenizer in the metadata (tokenizer.ggml.model)");
+    if (model->second.value != "llama")
+      return detail::err(path, ": tokenizer.ggml.model is ", detail::gguf_dump(model->second.value),
+                         "; only sentencepiece (\"llama\") tokenizers are supported");
+    const nlohmann::json* tokens = detail::gguf_array(g, "tokenizer.ggml.tokens", GgufType::STRING);
+    const nlohmann::json* scores = detail::gguf_array(g, "tokenizer.ggml.scores", GgufType::F32);
+    const nlohmann::json* types = detail::gguf_array(g, "tokenizer.ggml.token_type", GgufType::I32);
+    if (tokens == nullptr || scores == nullptr || types == nullptr)
+      return detail::err(path, ": tokenizer.ggml.tokens (strings), .scores (float32) and .token_type (int32) are needed");
+    if (tokens->empty() || scores->size() != tokens->size() || types->size() != tokens->size())
+      return detail::err(path, ": tokenizer arrays disagree: ", tokens->size(), " tokens, ", scores->size(), " scores, ",
+                         types->size(), " types");
+    int ids[4] = {-1, -1, -1, -1};  // unknown, bos, eos, padding
+    const char* keys[4] = {"unknown", "bos", "eos", "padding"};
+    for (int i = 0; i < 4; ++i) {
+      const std::string key = std::string("tokenizer.ggml.") + keys[i] + "_token_id";
+      if (g.metadata.count(key) == 0) continue;
+      if (Status s = detail::gguf_int(g, key, &ids[i]); !s) return Error{s.message()};
+      if (ids[i] >= static_cast<int>(tokens->size()))
+        return detail::err(path, ": ", key, " ", ids[i], " is not below the vocabulary size ", tokens->size());
+    }
+    bool space_prefix = false;
+    if (const auto it = g.metadata.find("tokenizer.ggml.add_space_prefix"); it != g.metadata.end()) {
+      if (!it->second.value.is_boolean()) return detail::err(path, ": tokenizer.ggml.add_space_prefix must be a bool");
+      space_prefix = it->second.value.get<bool>();
+    }
 
-  detail::ProtoWriter proto;
-  for (size_t i = 0; i < tokens->size(); ++i) {
-    const int type = (*types)[i].get<int>();
-    if (type < 1 || type > 6) return detail::err(path, ": token ", i, " has type ", type, " (1 to 6 allowed)");
-    detail::ProtoWriter piece;
-    piece.bytes_field(1, (*tokens)[i].get<std::string>());
-    piece.float_field(2, (*scores)[i].get<float>());
-    piece.int_field(3, type);  // GGUF numbers piece types as sentencepiece does
-    proto.bytes_field(1, piece.out);
-  }
-  detail::ProtoWriter trainer;
-  trainer.int_field(3, 2);  // model_type: BPE
-  trainer.int_field(4, static_cast<int64_t>(tokens->size()));
-  trainer.int_field(20, 16);  // max_sentencepiece_length
-  for (int field : {21, 22, 23, 25, 26, 35})  // split by script/number/whitespace, split digits,
-    trainer.int_field(field, 1);              // whitespace-only pieces, byte fallback
-  for (int i = 0; i < 4; ++i) trainer.int_field(40 + i, ids[i]);
-  // sentencepiece finds its special tokens by piece (unk/bos/eos/pad_piece).
-  for (int i = 0; i < 4; ++i)
-    if (ids[i] >= 0) trainer.bytes_field(45 + i, (*tokens)[static_cast<size_t>(ids[i])].get<std::string>());
-  proto.bytes_field(2, trainer.out);
-  detail::ProtoWriter normalizer;
-  normalizer.bytes_field(1, "identity");
-  normalizer.int_field(3, space_prefix);  // add_dummy_prefix
-  normalizer.int_field(4, 0);             // remove_extra_whitespaces
-  normalizer.int_field(5, 1);             // escape_whitespaces
-  proto.bytes_field(3, normalizer.out);
-  return std::move(proto.out);
+    detail::ProtoWriter proto;
+    for (size_t i = 0; i < tokens->size(); ++i) {
+      const int type = (*types)[i].get<int>();
+      if (type < 1 || type > 6) return detail::err(path, ": token ", i, " has type ", type, " (1 to 6 allowed)");
+      detail::ProtoWriter piece;
+      piece.bytes_field(1, (*tokens)[i].get<std::string>());
+      piece.float_field(2, (*scores)[i].get<float>());
+      piece.int_field(3, type);  // GGUF numbers piece types as sentencepiece does
+      proto.bytes_field(1, piece.out);
+    }
+    detail::ProtoWriter trainer;
+    trainer.int_field(3, 2);  // model_type: BPE
+    trainer.int_field(4, static_cast<int64_t>(tokens->size()));
+    trainer.int_field(20, 16);  // max_sentencepiece_length
+    for (int field : {21, 22, 23, 25, 26, 35})  // split by script/number/whitespace, split digits,
+      trainer.int_field(field, 1);              // whitespace-only pieces, byte fallback
+    for (int i = 0; i < 4; ++i) trainer.int_field(40 + i, ids[i]);
+    // sentencepiece finds its special tokens by piece (unk/bos/eos/pad_piece).
+    for (int i = 0; i < 4; ++i)
+      if (ids[i] >= 0) trainer.bytes_field(45 + i, (*tokens)[static_cast<size_t>(ids[i])].get<std::string>());
+    proto.bytes_field(2, trainer.out);
+    detail::ProtoWriter normalizer;
+    normalizer.bytes_field(1, "identity");
+    normalizer.int_field(3, space_prefix);  // add_dummy_prefix
+    normalizer.int_field(4, 0);             // remove_extra_whitespaces
+    normalizer.int_field(5, 1);             // escape_whitespaces
+    proto.bytes_field(3, normalizer.out);
+    return std::move(proto.out);
+  });
 }
 
 // The tokenizer stored in a GGUF file's metadata.
@@ -637,64 +651,66 @@ struct GgufTensorToWrite {
 // general.alignment or 32). Used by the tests and tools.
 inline Status write_gguf(const std::string& path, const std::map<std::string, GgufValue>& metadata,
                          const std::vector<GgufTensorToWrite>& tensors) {
-  std::string out;
-  auto put = [&out](const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
-  auto put_string = [&](const std::string& s) {
-    put(static_cast<uint64_t>(s.size()));
-    out += s;
-  };
-  std::function<void(GgufType, const nlohmann::json&)> put_scalar = [&](GgufType t, const nlohmann::json& v) {
-    switch (t) {
-      case GgufType::U8: put(v.get<uint8_t>()); break;
-      case GgufType::I8: put(v.get<int8_t>()); break;
-      case GgufType::U16: put(v.get<uint16_t>()); break;
-      case GgufType::I16: put(v.get<int16_t>()); break;
-      case GgufType::U32: put(v.get<uint32_t>()); break;
-      case GgufType::I32: put(v.get<int32_t>()); break;
-      case GgufType::F32: put(v.get<float>()); break;
-      case GgufType::BOOL: put(static_cast<uint8_t>(v.get<bool>())); break;
-      case GgufType::U64: put(v.get<uint64_t>()); break;
-      case GgufType::I64: put(v.get<int64_t>()); break;
-      case GgufType::F64: put(v.get<double>()); break;
-      case GgufType::STRING: put_string(v.get<std::string>()); break;
-      case GgufType::ARRAY: break;
+  return detail::guard("writing " + path, [&]() -> Status {
+    std::string out;
+    auto put = [&out](const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    auto put_string = [&](const std::string& s) {
+      put(static_cast<uint64_t>(s.size()));
+      out += s;
+    };
+    std::function<void(GgufType, const nlohmann::json&)> put_scalar = [&](GgufType t, const nlohmann::json& v) {
+      switch (t) {
+        case GgufType::U8: put(v.get<uint8_t>()); break;
+        case GgufType::I8: put(v.get<int8_t>()); break;
+        case GgufType::U16: put(v.get<uint16_t>()); break;
+        case GgufType::I16: put(v.get<int16_t>()); break;
+        case GgufType::U32: put(v.get<uint32_t>()); break;
+        case GgufType::I32: put(v.get<int32_t>()); break;
+        case GgufType::F32: put(v.get<float>()); break;
+        case GgufType::BOOL: put(static_cast<uint8_t>(v.get<bool>())); break;
+        case GgufType::U64: put(v.get<uint64_t>()); break;
+        case GgufType::I64: put(v.get<int64_t>()); break;
+        case GgufType::F64: put(v.get<double>()); break;
+        case GgufType::STRING: put_string(v.get<std::string>()); break;
+        case GgufType::ARRAY: break;
+      }
+    };
+    uint64_t alignment = 32;
+    if (const auto it = metadata.find("general.alignment"); it != metadata.end()) alignment = it->second.value.get<uint64_t>();
+    put(uint32_t{0x46554747u});
+    put(uint32_t{3});
+    put(static_cast<uint64_t>(tensors.size()));
+    put(static_cast<uint64_t>(metadata.size()));
+    for (const auto& [key, v] : metadata) {
+      put_string(key);
+      put(static_cast<uint32_t>(v.type));
+      if (v.type != GgufType::ARRAY) {
+        put_scalar(v.type, v.value);
+        continue;
+      }
+      put(static_cast<uint32_t>(v.elem));
+      put(static_cast<uint64_t>(v.value.size()));
+      for (const auto& e : v.value) put_scalar(v.elem, e);
     }
-  };
-  uint64_t alignment = 32;
-  if (const auto it = metadata.find("general.alignment"); it != metadata.end()) alignment = it->second.value.get<uint64_t>();
-  put(uint32_t{0x46554747u});
-  put(uint32_t{3});
-  put(static_cast<uint64_t>(tensors.size()));
-  put(static_cast<uint64_t>(metadata.size()));
-  for (const auto& [key, v] : metadata) {
-    put_string(key);
-    put(static_cast<uint32_t>(v.type));
-    if (v.type != GgufType::ARRAY) {
-      put_scalar(v.type, v.value);
-      continue;
+    uint64_t offset = 0;
+    for (const auto& t : tensors) {
+      put_string(t.name);
+      put(static_cast<uint32_t>(t.dims.size()));
+      for (uint64_t d : t.dims) put(d);
+      put(t.ggml_type);
+      put(offset);
+      offset = (offset + t.bytes.size() + alignment - 1) / alignment * alignment;
     }
-    put(static_cast<uint32_t>(v.elem));
-    put(static_cast<uint64_t>(v.value.size()));
-    for (const auto& e : v.value) put_scalar(v.elem, e);
-  }
-  uint64_t offset = 0;
-  for (const auto& t : tensors) {
-    put_string(t.name);
-    put(static_cast<uint32_t>(t.dims.size()));
-    for (uint64_t d : t.dims) put(d);
-    put(t.ggml_type);
-    put(offset);
-    offset = (offset + t.bytes.size() + alignment - 1) / alignment * alignment;
-  }
-  out.append((alignment - out.size() % alignment) % alignment, '\0');
-  for (const auto& t : tensors) {
-    out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
-    out.append((alignment - t.bytes.size() % alignment) % alignment, '\0');
-  }
-  std::ofstream f(path, std::ios::binary);
-  f.write(out.data(), static_cast<std::streamsize>(out.size()));
-  if (!f) return detail::err("cannot write ", path);
-  return {};
+    out.append((alignment - out.size() % alignment) % alignment, '\0');
+    for (const auto& t : tensors) {
+      out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+      out.append((alignment - t.bytes.size() % alignment) % alignment, '\0');
+    }
+    std::ofstream f(path, std::ios::binary);
+    f.write(out.data(), static_cast<std::streamsize>(out.size()));
+    if (!f) return detail::err("cannot write ", path, ": ", std::strerror(errno));
+    return {};
+  });
 }
 
 GEMMA2_END_NAMESPACE

@@ -3,14 +3,13 @@
 // name, two hidden sizes), so here it is an error naming the key.
 #pragma once
 
-#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "gemma2/status.hpp"
+#include "gemma2/io/file.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 namespace detail {
@@ -31,10 +30,12 @@ inline Result<nlohmann::json> parse_json(const char* begin, const char* end, con
     }
     return true;
   };
-  nlohmann::json j = nlohmann::json::parse(begin, end, check_keys, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return err(what, ": not valid JSON");
-  if (!duplicate.empty()) return err(what, ": key \"", duplicate, "\" appears twice in one object");
-  return j;
+  return guard("parsing " + what, [&]() -> Result<nlohmann::json> {
+    nlohmann::json j = nlohmann::json::parse(begin, end, check_keys, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return err(what, ": not valid JSON");
+    if (!duplicate.empty()) return err(what, ": key \"", duplicate, "\" appears twice in one object");
+    return j;
+  });
 }
 
 inline Result<nlohmann::json> parse_json(const std::string& text, const std::string& what) {
@@ -46,16 +47,7 @@ inline Result<nlohmann::json> parse_json(const std::string& text, const std::str
 constexpr uint64_t kMaxJsonFile = 64u << 20;
 
 // Reads a whole JSON file of at most kMaxJsonFile bytes.
-inline Result<std::string> read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return err("cannot open ", path);
-  const auto size = static_cast<uint64_t>(in.tellg());
-  if (size > kMaxJsonFile) return err(path, ": ", size, " bytes is larger than the ", kMaxJsonFile, " a JSON file may have");
-  std::string text(static_cast<size_t>(size), '\0');
-  in.seekg(0);
-  if (!in.read(text.data(), static_cast<std::streamsize>(size))) return err("cannot read ", path);
-  return text;
-}
+inline Result<std::string> read_json_file(const std::string& path) { return read_file(path, kMaxJsonFile); }
 
 }  // namespace detail
 GEMMA2_END_NAMESPACE

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,35 +16,46 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gemma2/status.hpp"
+#include "gemma2/io/file.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
+
+// How a model's weight files are held (LoadOptions::mapping).
+enum class Mapping {
+  // Memory-mapped and used in place: no copy, pages read on first use and
+  // shared with other processes mapping the same file. The file must not
+  // be truncated or rewritten in place while the model lives: touching a
+  // page that no longer exists raises SIGBUS.
+  Mapped,
+  // Read into memory at load: costs the file's size in RAM and a full read,
+  // and nothing done to the file afterwards affects the model.
+  Copied,
+};
+
 namespace detail {
 
 // A read-only memory mapping of a whole file, or (from_bytes) a buffer it
 // owns that stands in for one.
 class MappedFile {
  public:
-  static Result<std::shared_ptr<const MappedFile>> open(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err("cannot open ", path, ": ", std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      return err("cannot open ", path, ": not a regular file");
+  // Maps the regular file at `path` read-only, or (Mapping::Copied) reads
+  // it into anonymous memory of the same page alignment.
+  static Result<std::shared_ptr<const MappedFile>> open(const std::string& path, Mapping mapping = Mapping::Mapped) {
+    const bool copy = mapping == Mapping::Copied;
+    auto f = open_regular_file(path);
+    if (!f) return Error{f.message()};
+    if (f->size > std::numeric_limits<size_t>::max() / 2) return err(path, ": ", f->size, " bytes cannot be mapped");
+    const auto size = static_cast<size_t>(f->size);
+    void* data = copy ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                      : ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, f->handle.get(), 0);
+    if (data == MAP_FAILED) return err(copy ? "cannot allocate memory for " : "cannot map ", path, ": ", std::strerror(errno));
+    auto mapped = std::shared_ptr<MappedFile>(new MappedFile(path, static_cast<const std::byte*>(data), size));
+    mapped->file_backed_ = !copy;
+    if (copy) {
+      if (Status s = read_exactly(path, f->handle.get(), static_cast<char*>(data), size); !s) return Error{s.message()};
+      ::mprotect(data, size, PROT_READ);
     }
-    const size_t size = static_cast<size_t>(st.st_size);
-    void* data = nullptr;
-    if (size > 0) {
-      data = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (data == MAP_FAILED) {
-        const int e = errno;
-        ::close(fd);
-        return err("cannot map ", path, ": ", std::strerror(e));
-      }
-    }
-    ::close(fd);
-    return std::shared_ptr<const MappedFile>(new MappedFile(path, static_cast<const std::byte*>(data), size));
+    return std::shared_ptr<const MappedFile>(std::move(mapped));
   }
 
   // The bytes of a "file" held in memory, under `name` (used in messages),
@@ -68,6 +80,8 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // The bytes are the file's pages (a mapping), not memory of our own.
+  bool file_backed() const { return file_backed_; }
 
  private:
   MappedFile(std::string path, const std::byte* data, size_t size)
@@ -76,6 +90,7 @@ class MappedFile {
   const std::byte* data_;
   size_t size_;
   bool mapped_;                   // data_ is an mmap to undo
+  bool file_backed_ = false;      // ... of the file itself, not a copy
   std::vector<std::byte> owned_;  // from_bytes: the data itself (data_ points into it)
 };
 
