@@ -5,6 +5,7 @@
 #include <exception>
 #include <functional>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -385,6 +386,8 @@ TEST_CASE("Mapping::Copied: the model keeps working after its file is truncated 
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+      const int null = ::open("/dev/null", O_WRONLY);  // a sanitizer's report of the fault is expected
+      ::dup2(null, STDERR_FILENO);
       auto mapped = gemma2::Gemma2Model<>::load(mapped_dir.str());
       if (!mapped) ::_exit(2);
       fs::resize_file(mapped_dir.str() + "/model.safetensors", 0);
@@ -393,8 +396,12 @@ TEST_CASE("Mapping::Copied: the model keeps working after its file is truncated 
     }
     int status = 0;
     ::waitpid(pid, &status, 0);
+#if defined(__SANITIZE_ADDRESS__)  // AddressSanitizer catches the SIGBUS, reports it and exits with 1
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 1));
+#else
     CHECK(WIFSIGNALED(status));
     if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGBUS);
+#endif
   }
 }
 

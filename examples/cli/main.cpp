@@ -208,6 +208,9 @@ int run_info(const std::string& model, const gemma2::LoadOptions& lo, int contex
             << human_bytes(full_bf16) << ", sliding-window f32 " << human_bytes(window) << "\n"
             << "total with a full f32 cache: " << human_bytes(plan->total_bytes() + full)
             << "; with a sliding-window cache: " << human_bytes(plan->total_bytes() + window) << "\n";
+  if (lo.max_memory != 0 && plan->total_bytes() > lo.max_memory)  // the answer scripts ask info for
+    return fail("the weights need " + human_bytes(plan->total_bytes()) + ", more than --max-memory " +
+                human_bytes(lo.max_memory));
   return 0;
 }
 
@@ -644,7 +647,7 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (info->parsed()) {
     ModelOptions o;
-    o.dir = info_model, o.dtype = info_dtype, o.mapping = info_mapping;
+    o.dir = info_model, o.dtype = info_dtype, o.mapping = info_mapping, o.max_memory = info_max_memory;
     return run_info(info_model, o.load_options(), info_context);
   }
   for (const ModelOptions* o : {&gen_model, &chat_model, &ppl_model, &logits_model})

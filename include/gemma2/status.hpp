@@ -94,6 +94,7 @@ auto guard(const std::string& what, F&& f) -> decltype(f()) {
     return err(what, ": failed with an unknown exception");
   }
 #else
+  (void)what;
   return f();
 #endif
 }

@@ -140,6 +140,11 @@ int main(int argc, char** argv) {
   add_tokenizer(md);
   const gemma2::GgufTensorToWrite embd{"token_embd.weight", 0, {8, 32}, std::vector<std::byte>(8 * 32 * 4)};
   write(out / "gguf/tokenizer.gguf", gguf_bytes(scratch, md, {embd}));
+  // gguf_tokenizer: that file alone, and with texts to tokenize.
+  const std::string tokenizer_gguf = gguf_bytes(scratch, md, {embd});
+  write(out / "gguf_tokenizer/tokenizer.gguf", tokenizer_gguf);
+  write(out / "gguf_tokenizer/with_text.bin", tokenizer_gguf + "\n#text#\nab ba\n\xE2\x96\x81 <start_of_turn>a");
+  write(out / "gguf_tokenizer/with_bytes.bin", tokenizer_gguf + "\n#text#\n\xF0\x9F\x98\x80\xC3\xA9 99");
   std::vector<gemma2::GgufTensorToWrite> blocks = {
       {"token_embd.weight", 8, {32, 4}, std::vector<std::byte>(4 * 34)},  // Q8_0
       {"blk.0.attn_q.weight", 2, {32, 2}, std::vector<std::byte>(2 * 18)},  // Q4_0
@@ -158,6 +163,14 @@ int main(int argc, char** argv) {
     std::snprintf(name, sizeof name, "case%02d.txt", n++);
     write(out / "tokenizer" / name, c["text"].get<std::string>());
   }
+
+  // chat: conversations (flags byte, then role byte + text per message,
+  // separated by 0x1e).
+  auto chat = [](const auto& literal) { return std::string(literal, sizeof literal - 1); };  // NUL bytes kept
+  write(out / "chat/user.bin", chat("\x01\x01Hello there!"));
+  write(out / "chat/system_user_model_user.bin",
+        chat("\x01\x00" "Answer in verse.\x1e\x01 Who art thou? \x1e\x02I am a player.\x1e\x01\xC3\xA9t\xC3\xA9?"));
+  write(out / "chat/no_generation_prompt.bin", chat("\x00\x01<start_of_turn>user\nhi<end_of_turn>"));
 
   // session: saved sessions of the tiny model, full float cache and bf16
   // sliding-window cache, one with a pending token.
