@@ -11,23 +11,11 @@
 #include <string_view>
 #include <vector>
 
-#include "tiny.hpp"
+#include "gemma_tokenizer.hpp"
 
 namespace {
 
-[[noreturn]] void fail(const char* what, const std::string& detail = "") {
-  std::fprintf(stderr, "fuzz_chat: %s %s\n", what, detail.c_str());
-  std::abort();
-}
-
-const gemma2::Tokenizer& tokenizer() {
-  static const gemma2::Tokenizer tok = [] {
-    auto t = gemma2::Tokenizer::load(GEMMA2_FUZZ_TOKENIZER);
-    if (!t) fail("cannot load the tokenizer:", t.message());
-    return std::move(*t);
-  }();
-  return tok;
-}
+[[noreturn]] void fail(const char* what, const std::string& detail = "") { fuzz::fail("fuzz_chat", what, detail); }
 
 size_t count(const std::string& s, std::string_view part) {
   size_t n = 0;
@@ -65,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (count(*text, "<start_of_turn>") != turns + opens_model + in_messages) fail("turn markers miscounted");
   if (opens_model && text->size() < 21) fail("no model turn opened");
 
-  const gemma2::Tokenizer& tok = tokenizer();
+  const gemma2::Tokenizer& tok = fuzz::gemma_tokenizer();
   auto ids = tok.encode_prompt(*text);
   if (!ids) return 0;  // text that is not valid UTF-8
   if (gemma2::Status s = tok.check_ids(*ids); !s) fail("encode returned ids outside the vocabulary:", s.message());

@@ -7,23 +7,11 @@
 #include <cstring>
 #include <string>
 
-#include "tiny.hpp"
+#include "gemma_tokenizer.hpp"
 
 namespace {
 
-[[noreturn]] void fail(const char* what, const std::string& detail = "") {
-  std::fprintf(stderr, "fuzz_tokenizer: %s %s\n", what, detail.c_str());
-  std::abort();
-}
-
-const gemma2::Tokenizer& tokenizer() {
-  static const gemma2::Tokenizer tok = [] {
-    auto t = gemma2::Tokenizer::load(GEMMA2_FUZZ_TOKENIZER);
-    if (!t) fail("cannot load the tokenizer:", t.message());
-    return std::move(*t);
-  }();
-  return tok;
-}
+[[noreturn]] void fail(const char* what, const std::string& detail = "") { fuzz::fail("fuzz_tokenizer", what, detail); }
 
 // The streaming decoder's output for ids.
 std::string stream_decode(const gemma2::Tokenizer& tok, const std::vector<int32_t>& ids) {
@@ -36,7 +24,7 @@ std::string stream_decode(const gemma2::Tokenizer& tok, const std::vector<int32_
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const gemma2::Tokenizer& tok = tokenizer();
+  const gemma2::Tokenizer& tok = fuzz::gemma_tokenizer();
   const std::string_view text(reinterpret_cast<const char*>(data), size);
 
   auto ids = tok.encode(text);
