@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every libFuzzer target to depth (default 10 million executions each,
-# two at a time), then merges what each found into its committed corpus,
-# minimized (libFuzzer -merge=1 keeps only inputs that add coverage).
+# two at a time), then merges what each found with its committed corpus into
+# a minimized one (libFuzzer -merge=1 over edges only, -use_counters=0: the
+# fewest inputs that keep every covered edge, so the corpus stays small).
 #   scripts/fuzz-deep.sh [executions] [target ...]
 # Logs (executions, coverage, findings) go to build-fuzz/deep/<target>.log;
 # a crash leaves its input in build-fuzz/deep/<target>/artifacts/ and fails.
@@ -21,8 +22,10 @@ fuzz_one() {
   cp -r "tests/fuzz/corpus/$t/." "$work/corpus/"
   build-fuzz/fuzz_$t "${limits[@]}" -runs="$runs" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
     "$work/corpus" > "build-fuzz/deep/$t.log" 2>&1
-  # Keep only what adds coverage to the committed corpus.
-  build-fuzz/fuzz_$t "${limits[@]}" -merge=1 "tests/fuzz/corpus/$t" "$work/corpus" > "build-fuzz/deep/$t.merge.log" 2>&1
+  rm -rf "$work/merged" && mkdir "$work/merged"
+  build-fuzz/fuzz_$t "${limits[@]}" -use_counters=0 -merge=1 "$work/merged" "tests/fuzz/corpus/$t" "$work/corpus" \
+    > "build-fuzz/deep/$t.merge.log" 2>&1
+  rm -rf "tests/fuzz/corpus/$t" && mv "$work/merged" "tests/fuzz/corpus/$t"
   echo "$t: $(grep -E '^#[0-9]+' "build-fuzz/deep/$t.log" | tail -1)"
 }
 
