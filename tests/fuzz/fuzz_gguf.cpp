@@ -2,6 +2,7 @@
 // model: the config and tensors of gguf_checkpoint, binding them into a
 // model (and a token through it), and the tokenizer built from the
 // metadata (gguf_sentencepiece_proto, then encode and decode).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -23,8 +24,9 @@ void load_model(const gemma2::GgufFile& g) {
   if (gemma2::Status s = gemma2::validate(ck->config); !s) fail("gguf_checkpoint returned an invalid config:", s.message());
   auto model = gemma2::Gemma2Model<>::from_checkpoint(std::move(*ck));
   if (!model) return;
-  auto cache = model->make_cache(2);
-  if (!cache) fail("no 2-position cache for a loaded model:", cache.message());
+  // A context of one position is a valid model too.
+  auto cache = model->make_cache(std::min(2, model->config().max_position_embeddings));
+  if (!cache) fail("no cache for a loaded model:", cache.message());
   const std::vector<int32_t> ids = {0};
   if (auto logits = model->forward(ids, *cache); !logits) fail("forward failed:", logits.message());
 }
