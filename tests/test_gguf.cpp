@@ -330,3 +330,29 @@ TEST_CASE("GGUF: the tokenizer built from the metadata encodes and decodes like 
   CHECK(contains(error_with("tokenizer.ggml.bos_token_id", gemma2::GgufValue{GgufType::U32, GgufType::U8, 300000}),
                  "bos_token_id 300000 is not below the vocabulary size"));
 }
+
+TEST_CASE("StreamDecoder drops the text's leading space as decode does when the tokenizer adds a space prefix") {
+  // Found by fuzz_gguf_tokenizer: with add_space_prefix (sentencepiece's
+  // add_dummy_prefix) decode drops the "▁" that starts the text and the
+  // streaming decoder printed it. Gemma's own tokenizer has no such prefix.
+  TempDir dir;
+  auto md = tokenizer_metadata(test::data_dir() + "/tokenizer/gemma2_tokenizer.model");
+  md["tokenizer.ggml.add_space_prefix"] = {gemma2::GgufType::BOOL, gemma2::GgufType::U8, true};
+  const std::string path = dir.str() + "/tok.gguf";
+  REQUIRE(gemma2::write_gguf(path, md, {}).ok());
+  const auto tok = gemma2::load_gguf_tokenizer(path).value();
+  CHECK(tok.leading_space().dummy_prefix);
+  const std::vector<std::string> parts = {" ", "  ", "\n", "hello", "😀", "é", "<start_of_turn>", "▁", "x"};
+  std::mt19937 rng(5);
+  for (int i = 0; i < 300; ++i) {
+    std::string t;
+    for (int k = static_cast<int>(rng() % 6); k >= 0; --k) t += parts[rng() % parts.size()];
+    INFO(t);
+    std::vector<int32_t> ids = tok.encode(t).value();
+    if (i % 3 == 0) ids.insert(ids.begin(), tok.bos_id());  // a control piece first changes nothing
+    gemma2::StreamDecoder stream(tok);
+    std::string streamed;
+    for (int32_t id : ids) streamed += stream.push(id);
+    CHECK(streamed + stream.finish() == tok.decode(ids).value());
+  }
+}

@@ -35,6 +35,59 @@ inline int utf8_char_length(const unsigned char* s, size_t n) {
   return len;
 }
 
+// How a sentencepiece model treats spaces when it decodes: with
+// add_dummy_prefix or remove_extra_whitespaces in its NormalizerSpec, the
+// leading U+2581 of the text is dropped (Gemma's tokenizer has neither).
+// Read from the serialized ModelProto (sentencepiece_model.proto:
+// normalizer_spec is field 3, its add_dummy_prefix field 3 and
+// remove_extra_whitespaces field 4, both true when absent), since
+// sentencepiece's public header does not expose them.
+struct LeadingSpace {
+  bool dummy_prefix = true;
+  bool remove_extra_whitespaces = true;
+};
+
+inline LeadingSpace leading_space(std::string_view proto) {
+  LeadingSpace out;
+  auto varint = [&](std::string_view s, size_t& i, uint64_t& v) {
+    v = 0;
+    for (int shift = 0; i < s.size() && shift < 64; shift += 7) {
+      const auto b = static_cast<uint8_t>(s[i++]);
+      v |= uint64_t{b & 0x7fu} << shift;
+      if (b < 0x80) return true;
+    }
+    return false;
+  };
+  // Calls field(number, wire type, varint value, bytes) for each field of a message.
+  auto fields = [&](std::string_view s, auto&& field) {
+    for (size_t i = 0; i < s.size();) {
+      uint64_t key = 0, v = 0;
+      if (!varint(s, i, key)) return;
+      const auto wire = key & 7u;
+      if (wire == 0 && !varint(s, i, v)) return;
+      std::string_view bytes;
+      if (wire == 2) {
+        if (!varint(s, i, v) || v > s.size() - i) return;
+        bytes = s.substr(i, static_cast<size_t>(v));
+        i += static_cast<size_t>(v);
+      } else if (wire == 1 || wire == 5) {
+        i += wire == 1 ? 8 : 4;
+      } else if (wire != 0) {
+        return;
+      }
+      field(key >> 3, wire, v, bytes);
+    }
+  };
+  fields(proto, [&](uint64_t number, uint64_t wire, uint64_t, std::string_view spec) {
+    if (number != 3 || wire != 2) return;  // normalizer_spec; repeated occurrences merge
+    fields(spec, [&](uint64_t n, uint64_t w, uint64_t v, std::string_view) {
+      if (w == 0 && n == 3) out.dummy_prefix = v != 0;
+      if (w == 0 && n == 4) out.remove_extra_whitespaces = v != 0;
+    });
+  });
+  return out;
+}
+
 // Index of the first byte that is not part of valid UTF-8, or npos.
 inline size_t find_invalid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -70,7 +123,9 @@ class Tokenizer {
       auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
       const auto status = sp->LoadFromSerializedProto(proto);
       if (!status.ok()) return detail::err("cannot load tokenizer ", source, ": ", status.ToString());
-      return from_processor(std::move(sp));
+      auto t = from_processor(std::move(sp));
+      if (t) t->leading_space_ = detail::leading_space(proto);
+      return t;
     });
   }
 
@@ -148,6 +203,10 @@ class Tokenizer {
     return PieceKind::Text;
   }
 
+  // Whether decoding drops the U+2581 that starts the text (see
+  // detail::LeadingSpace), and every one that starts it rather than the first.
+  const detail::LeadingSpace& leading_space() const { return leading_space_; }
+
   Status check_ids(const std::vector<int32_t>& ids) const {
     for (size_t i = 0; i < ids.size(); ++i)
       if (ids[i] < 0 || ids[i] >= vocab_size())
@@ -164,6 +223,7 @@ class Tokenizer {
 
   std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp_;  // immutable, shared by copies
   int32_t bos_ = 2, eos_ = 1, start_of_turn_ = -1, end_of_turn_ = -1;
+  detail::LeadingSpace leading_space_;
 };
 
 // Turns a stream of token ids into text without ever emitting a broken UTF-8
@@ -178,24 +238,36 @@ class StreamDecoder {
   std::string push(int32_t id) {
     if (id < 0 || id >= tok_->vocab_size()) return {};
     std::string out;
-    switch (tok_->kind(id)) {
-      case Tokenizer::PieceKind::Control:  // prints nothing but, as in decode, ends a byte sequence
-        drain(out, true);
-        return out;
-      case Tokenizer::PieceKind::Byte:
-        bytes_.push_back(static_cast<char>(byte_value(tok_->piece(id))));
-        drain(out, /*final=*/false);
-        return out;
-      case Tokenizer::PieceKind::Unknown: drain(out, true); return out + " \xE2\x81\x87 ";  // " ⁇ "
-      case Tokenizer::PieceKind::Text: break;
+    const Tokenizer::PieceKind kind = tok_->kind(id);
+    if (kind == Tokenizer::PieceKind::Byte) {
+      bytes_.push_back(static_cast<char>(byte_value(tok_->piece(id))));
+      drain(out, /*final=*/false);
+      emitted_ = emitted_ || !out.empty();
+      return out;
     }
+    // Any other piece ends a pending byte sequence, as in decode; then, as
+    // sentencepiece does, the text's leading space is dropped (see
+    // Tokenizer::leading_space) from the first piece while nothing has been
+    // printed and no leading space has been dropped yet.
     drain(out, true);
-    const std::string& p = tok_->piece(id);
-    static constexpr std::string_view kMetaSpace = "\xE2\x96\x81";  // "▁" marks a space
-    for (size_t i = 0; i < p.size();) {
-      if (p.compare(i, kMetaSpace.size(), kMetaSpace) == 0) out += ' ', i += kMetaSpace.size();
-      else out += p[i++];
+    if (bos_space_dropped_ || emitted_ || !out.empty()) at_start_ = false;
+    bos_space_dropped_ = false;
+    if (kind == Tokenizer::PieceKind::Unknown) out += " \xE2\x81\x87 ";  // " ⁇ "
+    if (kind == Tokenizer::PieceKind::Text) {
+      static constexpr std::string_view kMetaSpace = "\xE2\x96\x81";  // "▁" marks a space
+      const std::string piece = tok_->piece(id);
+      std::string_view p = piece;
+      const detail::LeadingSpace& lead = tok_->leading_space();
+      if (at_start_ && (lead.dummy_prefix || lead.remove_extra_whitespaces) && p.substr(0, 3) == kMetaSpace) {
+        p.remove_prefix(kMetaSpace.size());
+        bos_space_dropped_ = !lead.remove_extra_whitespaces;  // with it, every leading space goes
+      }
+      for (size_t i = 0; i < p.size();) {
+        if (p.compare(i, kMetaSpace.size(), kMetaSpace) == 0) out += ' ', i += kMetaSpace.size();
+        else out += p[i++];
+      }
     }
+    emitted_ = emitted_ || !out.empty();
     return out;
   }
 
@@ -232,6 +304,9 @@ class StreamDecoder {
 
   const Tokenizer* tok_;
   std::string bytes_;
+  bool emitted_ = false;            // some text has been returned
+  bool at_start_ = true;            // the next piece may still lose its leading space
+  bool bos_space_dropped_ = false;  // the last piece did
 };
 
 GEMMA2_END_NAMESPACE
