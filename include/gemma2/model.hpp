@@ -228,9 +228,9 @@ class WeightBinder {
   MemoryPlan plan() const {
     MemoryPlan p;
     p.allocated_bytes = allocated_;
-    for (const auto& [file, size] : files_in_use_) {
+    for (const MappedFile* file : files_in_use_) {
       const bool mapped = file->file_backed() && options_.mapping == Mapping::Mapped;
-      (mapped ? p.mapped_bytes : p.allocated_bytes) += size;
+      (mapped ? p.mapped_bytes : p.allocated_bytes) += file->size();
     }
     p.weight_bytes = matrix_bytes_;
     return p;
@@ -263,7 +263,7 @@ class WeightBinder {
     if (regrouped) {
       allocated_ += t.nbytes;
       if (!plan_only_) storage_.push_back(t.owner);
-    } else if (files_in_use_.emplace(t.owner.get(), t.owner->size()).second) {
+    } else if (files_in_use_.insert(t.owner.get()).second) {
       storage_.push_back(t.owner);
     }
   }
@@ -315,7 +315,7 @@ class WeightBinder {
   const LoadOptions& options_;
   const bool plan_only_;
   size_t total_ = 0, converted_ = 0, matrix_bytes_ = 0, allocated_ = 0;
-  std::map<const MappedFile*, size_t> files_in_use_;  // files weights are used in place from, and their sizes
+  std::set<const MappedFile*> files_in_use_;  // files weights are used in place from
   std::set<std::string> used_;
   Status status_;
 };
@@ -334,9 +334,12 @@ class Gemma2Model {
   // implies. With options.max_memory, the plan is checked first, before any
   // weight is read (or, with Mapping::Copied, copied).
   static Result<Gemma2Model> load(const std::string& path, const LoadOptions& options = {}) {
-    auto ck = open_model_files(path, Mapping::Mapped);  // headers only: mapping reads nothing yet
+    // With a limit, plan from a mapping first (it reads nothing), so copied
+    // files are read only once they are known to fit.
+    const bool check_first = options.max_memory != 0;
+    auto ck = open_model_files(path, check_first ? Mapping::Mapped : options.mapping);
     if (!ck) return Error{ck.message()};
-    if (options.max_memory != 0) {
+    if (check_first) {
       auto p = plan(*ck, options);
       if (!p) return Error{p.message()};
       if (p->total_bytes() > options.max_memory)
@@ -344,8 +347,10 @@ class Gemma2Model {
                            detail::human_bytes(p->mapped_bytes), " mapped + ", detail::human_bytes(p->allocated_bytes),
                            " allocated), limit ", detail::human_bytes(options.max_memory));
     }
-    if (options.mapping == Mapping::Copied) ck = open_model_files(path, Mapping::Copied);  // validated again as read
-    if (!ck) return Error{ck.message()};
+    if (check_first && options.mapping == Mapping::Copied) {
+      ck = open_model_files(path, Mapping::Copied);  // validated again as read
+      if (!ck) return Error{ck.message()};
+    }
     if (options.preload) detail::preload(ck->tensors, options);
     return from_checkpoint(std::move(*ck), options);
   }
