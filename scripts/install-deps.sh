@@ -5,6 +5,7 @@ packages=(
   build-essential cmake
   libeigen3-dev nlohmann-json3-dev libsentencepiece-dev  # the library itself
   libcli11-dev                       # the gemma2 CLI
+  python3                            # the C ABI's ctypes test
   doctest-dev libbenchmark-dev       # tests and benchmarks
   clang libclang-rt-14-dev           # fuzz tests (libFuzzer)
 )

@@ -326,7 +326,7 @@ TEST_CASE("CLI: commands that take ids never open a tokenizer") {
   CHECK(contains(cli("generate --model " + model + " --prompt hi --max-new 1", root).err, "is a directory, not a file"));
 }
 
-TEST_CASE("CLI: info and --dry-run print the memory plan; --max-memory refuses before loading") {
+TEST_CASE("CLI: info and --dry-run print the memory plan, and --max-memory refuses before loading") {
   TempDir tmp;
   const std::string demo = GEMMA2_DEMO_MODEL;
   auto plan = gemma2::Gemma2Model<>::plan(demo).value();

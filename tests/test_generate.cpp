@@ -112,7 +112,7 @@ TEST_CASE("generate: stop tokens, stop strings, callback, cancellation, full con
   }
 }
 
-TEST_CASE("generate: continuing a sequence in several calls equals one call; any callable samples") {
+TEST_CASE("generate: continuing a sequence in several calls equals one call, and any callable samples") {
   const auto ids = prompt_ids("First Citizen:\n");
   gemma2::GenerateOptions o;
   o.max_new_tokens = 30;

@@ -67,7 +67,7 @@ TEST_CASE("16-bit conversions are exact") {
   CHECK(gemma2::to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)).bits == 0x3f82);
 }
 
-TEST_CASE("thread pool rejects absurd thread counts; parallel_for covers every index once") {
+TEST_CASE("thread pool rejects absurd thread counts, and parallel_for covers every index once") {
   CHECK_FALSE(gemma2::ThreadPool::create(0).ok());
   CHECK_FALSE(gemma2::ThreadPool::create(-3).ok());
   CHECK_FALSE(gemma2::ThreadPool::create(100000).ok());
@@ -83,19 +83,79 @@ TEST_CASE("thread pool rejects absurd thread counts; parallel_for covers every i
   }
 }
 
-// The prefill GEMM must not silently fall back to the float path on CPUs
-// that have the BF16 instructions.
-#if defined(__AVX512BF16__) && defined(__AVX512BW__) && !GEMMA2_BF16_GEMM
-#error "AVX512-BF16 target without the BF16 GEMM"
-#endif
+// The kernel set under test: the best one this CPU has, or GEMMA2_KERNELS
+// (ctest runs these cases once per set; tests/CMakeLists.txt).
+static const gemma2::detail::Kernels& kernels() { return gemma2::detail::default_kernels(); }
 
-// What the block-format GEMM rounds its operands to.
+// What the block-format GEMM rounds its operands to: bf16 where the set
+// multiplies with the AVX-512 BF16 instructions.
 static double bf16_if_gemm(float v) {
-#if GEMMA2_BF16_GEMM
+  if (std::string(kernels().features).find("bf16") == std::string::npos) return v;
   return gemma2::to_float(gemma2::to_bf16(v));
-#else
-  return v;
-#endif
+}
+
+TEST_CASE("kernel sets: the best is chosen, forcing a set the CPU lacks is an error naming it") {
+  const auto sets = gemma2::supported_kernel_sets();
+  REQUIRE(!sets.empty());
+  CHECK(sets.front() == gemma2::KernelSet::Portable);
+  const std::string under_test = std::string("kernels under test: ") + gemma2::kernel_set_name(kernels().set) + " " +
+                                 kernels().features + " (this CPU runs: " + gemma2::detail::kernel_set_list(sets) + ")";
+  MESSAGE(under_test);
+  const char* env = std::getenv("GEMMA2_KERNELS");
+  if (env == nullptr || *env == '\0') CHECK(kernels().set == sets.back());
+  const auto& cpu = gemma2::detail::cpu_features();
+  if (kernels().set == gemma2::KernelSet::AVX512) {  // every extension the CPU has is used
+    CHECK((std::string(kernels().features).find("vnni") != std::string::npos) == cpu.avx512_vnni);
+    CHECK((std::string(kernels().features).find("bf16") != std::string::npos) == cpu.avx512_bf16);
+  }
+  for (auto s : {gemma2::KernelSet::Portable, gemma2::KernelSet::AVX2, gemma2::KernelSet::AVX512, gemma2::KernelSet::NEON,
+                 gemma2::KernelSet::NEONDotProd}) {
+    CHECK(gemma2::parse_kernel_set(gemma2::kernel_set_name(s)) == s);
+    auto k = gemma2::detail::select_kernels(s);
+    CHECK(k.ok() == gemma2::kernel_set_supported(s));
+    if (k) CHECK((*k)->set == s);
+    else CHECK(k.message().find(std::string("cannot run the ") + gemma2::kernel_set_name(s) + " kernels") != std::string::npos);
+  }
+  CHECK_FALSE(gemma2::parse_kernel_set("AVX2").has_value());
+  CHECK_FALSE(gemma2::parse_kernel_set("").has_value());
+}
+
+TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
+  const auto* reference = gemma2::detail::kernels_for(gemma2::KernelSet::Portable);
+  auto pool = gemma2::ThreadPool::create(2);
+  REQUIRE(pool.ok());
+  std::mt19937 rng(31);
+  for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
+    const auto* k = gemma2::detail::kernels_for(set);
+    REQUIRE(k != nullptr);
+    for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::F16, gemma2::DType::Q8_0, gemma2::DType::Q4_0}) {
+      for (auto [rows, cols] : {std::pair<int, int>{3, 32}, {45, 96}, {70, 2304}, {33, 4160}, {5, 9216}}) {
+        std::vector<std::byte> bytes;
+        if (gemma2::is_blocked(dtype)) {
+          const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
+          bytes.resize(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));
+          for (int r = 0; r < rows; ++r)
+            gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * gemma2::row_bytes(dtype, cols)], cols);
+        } else {
+          bytes = test::random_weights(static_cast<size_t>(rows) * cols, dtype, rng());
+        }
+        gemma2::Matrix W{dtype, rows, cols, bytes.data()};
+        for (int T : {1, 2, 7}) {
+          INFO(gemma2::kernel_set_name(set), " ", gemma2::dtype_name(dtype), " ", rows, "x", cols, " T=", T);
+          const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
+          std::vector<float> want(static_cast<size_t>(T) * rows), got(want.size(), NAN);
+          W.kernels = reference;
+          gemma2::detail::matmul(W, X.data(), T, want.data(), nullptr);
+          W.kernels = k;
+          gemma2::detail::matmul(W, X.data(), T, got.data(), &*pool);
+          // The same integer sums for the block formats; float sums in another order.
+          double scale = 0;
+          for (float x : X) scale += std::abs(x);
+          for (size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - want[i]) <= 2e-6 * (1.0 + scale / T));
+        }
+      }
+    }
+  }
 }
 
 TEST_CASE("block formats: quantize, dequantize and the integer kernels against naive references") {

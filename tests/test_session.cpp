@@ -101,7 +101,12 @@ TEST_CASE("bf16 cache storage stays close to float32") {
   CHECK(b.bytes() * 2 == f.bytes());
 }
 
-TEST_CASE("fork shares a prefix computed once; rollback equals recomputation") {
+// Logits of the same positions computed in other groupings (a step of a few
+// tokens against a prefill: other kernels, other summation orders) differ by
+// float rounding only.
+constexpr float kRegrouped = 1e-4f;
+
+TEST_CASE("fork shares a prefix computed once, and rollback equals recomputation") {
   const Model& m = demo_model();
   const auto ids = tokens(300, 3);
   using S = gemma2::Session<Model, Sliding>;
@@ -120,8 +125,8 @@ TEST_CASE("fork shares a prefix computed once; rollback equals recomputation") {
     v.insert(v.end(), tail.begin(), tail.end());
     return v;
   };
-  CHECK(test::max_abs_diff(la.data(), fresh(with({100, 200, 300})).data(), la.size()) <= 1e-5f);
-  CHECK(test::max_abs_diff(lb.data(), fresh(with({400})).data(), lb.size()) <= 1e-5f);
+  CHECK(test::max_abs_diff(la.data(), fresh(with({100, 200, 300})).data(), la.size()) <= kRegrouped);
+  CHECK(test::max_abs_diff(lb.data(), fresh(with({400})).data(), lb.size()) <= kRegrouped);
   CHECK(base.position() == 100);  // forks are independent
 
   SUBCASE("short rollback truncates the rings") {
@@ -132,7 +137,7 @@ TEST_CASE("fork shares a prefix computed once; rollback equals recomputation") {
     const auto l = s.feed({777}).value();
     auto want = std::vector<int32_t>(ids.begin(), ids.begin() + 150);
     want.push_back(777);
-    CHECK(test::max_abs_diff(l.data(), fresh(want).data(), l.size()) <= 1e-5f);
+    CHECK(test::max_abs_diff(l.data(), fresh(want).data(), l.size()) <= kRegrouped);
   }
   SUBCASE("rollback past what the rings hold recomputes, never reads overwritten rows") {
     auto small = Sliding::create(gemma2::cache_shape(m.config(), 512), 8).value();  // rings of 64 + 7 rows
@@ -148,7 +153,7 @@ TEST_CASE("fork shares a prefix computed once; rollback equals recomputation") {
     const auto l = s.feed({5}).value();
     auto want = std::vector<int32_t>(ids.begin(), ids.begin() + 40);
     want.push_back(5);
-    CHECK(test::max_abs_diff(l.data(), fresh(want).data(), l.size()) <= 1e-5f);
+    CHECK(test::max_abs_diff(l.data(), fresh(want).data(), l.size()) <= kRegrouped);
   }
   CHECK(base.rollback(1000).message().find("only 100 tokens") != std::string::npos);
   CHECK(base.feed({5, 99999}).message().find("token id 99999") != std::string::npos);

@@ -70,6 +70,24 @@ void add_memory_options(CLI::App* cmd, std::string& mapping, uint64_t& max_memor
       ->transform(CLI::AsSizeValue(true));
 }
 
+// --kernels: a kernel set (default: GEMMA2_KERNELS, else the best this CPU runs).
+void add_kernels(CLI::App* cmd, std::string& kernels) {
+  cmd->add_option("--kernels", kernels,
+                  "kernel set: portable, avx2, avx512, neon, neon-dotprod (default: $GEMMA2_KERNELS, else the best "
+                  "this CPU runs)")
+      ->check(CLI::IsMember({"portable", "avx2", "avx512", "neon", "neon-dotprod"}));
+}
+
+std::optional<gemma2::KernelSet> kernel_option(const std::string& kernels) {
+  if (kernels.empty()) return std::nullopt;
+  return gemma2::parse_kernel_set(kernels);
+}
+
+// "avx512 (vnni bf16)": what `gemma2 info` prints for a kernel table.
+std::string kernels_line(const gemma2::KernelSet set, const char* features) {
+  return std::string(gemma2::kernel_set_name(set)) + (*features ? std::string(" (") + features + ")" : "");
+}
+
 // Options every model command takes.
 struct ModelOptions {
   std::string dir = default_model_dir();
@@ -80,6 +98,7 @@ struct ModelOptions {
   std::string mapping = "mapped";
   uint64_t max_memory = 0;
   bool dry_run = false;
+  std::string kernels;
 
   void add_to(CLI::App* cmd) {
     cmd->add_option("--model", dir,
@@ -92,6 +111,7 @@ struct ModelOptions {
     cmd->add_flag("--check-weights", check_weights, "reject weights holding NaN or infinity (reads every weight once)");
     add_memory_options(cmd, mapping, max_memory);
     cmd->add_flag("--dry-run", dry_run, "print what the model would take in memory (as gemma2 info) and exit");
+    add_kernels(cmd, kernels);
   }
 
   gemma2::LoadOptions load_options() const {
@@ -100,22 +120,16 @@ struct ModelOptions {
     lo.check_finite = check_weights;
     lo.mapping = mapping == "copied" ? gemma2::Mapping::Copied : gemma2::Mapping::Mapped;
     lo.max_memory = max_memory;
+    lo.kernels = kernel_option(kernels);
     return lo;
   }
 };
 
-// The tokenizer of a model: `explicit_path` if given; for a .gguf file its
-// own metadata, else a tokenizer.model beside it; for a directory its
-// tokenizer.model.
+// The tokenizer of a model: `explicit_path` if given, else the model's own
+// (see gemma2::load_model_tokenizer).
 gemma2::Result<gemma2::Tokenizer> open_tokenizer(const std::string& model, const std::string& explicit_path) {
   if (!explicit_path.empty()) return gemma2::Tokenizer::load(explicit_path);
-  if (!gemma2::is_gguf_path(model)) return gemma2::Tokenizer::from_model_dir(model);
-  auto from_metadata = gemma2::load_gguf_tokenizer(model);
-  if (from_metadata) return from_metadata;
-  const size_t slash = model.rfind('/');
-  const std::string beside = (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.model";
-  if (gemma2::detail::path_exists(beside)) return gemma2::Tokenizer::load(beside);
-  return from_metadata;
+  return gemma2::load_model_tokenizer(model);
 }
 
 // Prints a progress line for slow load steps of large models; ends it at the end.
@@ -189,6 +203,8 @@ std::string config_line(const gemma2::RuntimeConfig& c) {
 int run_info(const std::string& model, const gemma2::LoadOptions& lo, int context) {
   auto plan = Model::plan(model, lo);
   if (!plan) return fail(plan.message());
+  auto kernels = gemma2::detail::select_kernels(lo.kernels);
+  if (!kernels) return fail(kernels.message());
   const gemma2::RuntimeConfig& c = plan->config;
   if (context == 0) context = c.max_position_embeddings;
   if (context < 1 || context > c.max_position_embeddings)
@@ -207,7 +223,9 @@ int run_info(const std::string& model, const gemma2::LoadOptions& lo, int contex
             << "KV cache for " << context << " positions: full f32 " << human_bytes(full) << ", full bf16 "
             << human_bytes(full_bf16) << ", sliding-window f32 " << human_bytes(window) << "\n"
             << "total with a full f32 cache: " << human_bytes(plan->total_bytes() + full)
-            << "; with a sliding-window cache: " << human_bytes(plan->total_bytes() + window) << "\n";
+            << "; with a sliding-window cache: " << human_bytes(plan->total_bytes() + window) << "\n"
+            << "kernels: " << kernels_line((*kernels)->set, (*kernels)->features) << " (this CPU runs: "
+            << gemma2::detail::kernel_set_list(gemma2::supported_kernel_sets()) << ")\n";
   if (lo.max_memory != 0 && plan->total_bytes() > lo.max_memory)  // the answer scripts ask info for
     return fail("the weights need " + human_bytes(plan->total_bytes()) + ", more than --max-memory " +
                 human_bytes(lo.max_memory));
@@ -484,7 +502,7 @@ double read_bandwidth(const gemma2::Executor* pool) {
 // with --model, a model file or directory, e.g. the GGUF another engine
 // runs); one JSON line with prefill and decode speed.
 int run_bench(const std::string& preset, const std::string& model_path, std::string dtype, int threads, int prompt,
-              int gen, int depth) {
+              int gen, int depth, const std::string& kernels) {
   auto pool = gemma2::ThreadPool::create(threads);
   if (!pool) return fail(pool.message());
   if (prompt < 1 || gen < 1 || depth < -1) return fail("bench: --prompt and --gen must be >= 1, --depth >= 0");
@@ -495,6 +513,7 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
   else config = gemma2::to_runtime(gemma2::Gemma2_27B{});
   gemma2::LoadOptions lo;
   lo.pool = &*pool;
+  lo.kernels = kernel_option(kernels);
   ProgressLine progress;
   lo.progress = std::ref(progress);
   gemma2::Result<Model> model = gemma2::Error{""};
@@ -546,7 +565,8 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
   const double roofline = bandwidth / static_cast<double>(weights);  // tok/s if every weight byte streams at full speed
   std::cout << std::setprecision(6) << "{\"preset\":\"" << (model_path.empty() ? preset : "") << "\",\"model\":\""
             << model_path << "\",\"dtype\":\"" << (dtype.empty() ? "as stored" : dtype)
-            << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
+            << "\",\"kernels\":\"" << gemma2::kernel_set_name(model->kernel_set()) << "\",\"kernel_features\":\""
+            << model->kernel_features() << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
             << ",\"depth\":" << depth << ",\"prefill_tok_s\":" << prompt / prefill_s
             << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
             << ",\"rss_bytes\":" << rss_bytes() << ",\"read_bandwidth_bytes_s\":" << bandwidth
@@ -624,7 +644,7 @@ int run(int argc, char** argv) {
   logits->add_option("--ids", logits_ids, "token ids, comma separated")->delimiter(',')->required();
   logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
 
-  std::string preset = "2b", bench_dtype, bench_model;
+  std::string preset = "2b", bench_dtype, bench_model, bench_kernels;
   int bench_threads = 1, bench_prompt = 512, bench_gen = 32, depth = -1;
   auto* bench = app.add_subcommand("bench", "speed of a preset's shape with random weights (no file needed); one JSON line");
   bench->add_option("--preset", preset, "2b, 9b or 27b")->check(CLI::IsMember({"2b", "9b", "27b"}))->capture_default_str();
@@ -634,8 +654,9 @@ int run(int argc, char** argv) {
   bench->add_option("--prompt", bench_prompt, "prefill length")->capture_default_str();
   bench->add_option("--gen", bench_gen, "decoded tokens")->capture_default_str();
   bench->add_option("--depth", depth, "positions in the cache before decoding (default: the prompt)");
+  add_kernels(bench, bench_kernels);
 
-  std::string info_model = default_model_dir(), info_dtype, info_mapping = "mapped";
+  std::string info_model = default_model_dir(), info_dtype, info_mapping = "mapped", info_kernels;
   uint64_t info_max_memory = 0;
   int info_context = 0;
   auto* info = app.add_subcommand("info", "config and memory needs of a model (weights, KV cache), reading no weights");
@@ -643,17 +664,19 @@ int run(int argc, char** argv) {
   add_dtype(info, info_dtype);
   add_memory_options(info, info_mapping, info_max_memory);
   info->add_option("--context", info_context, "positions of the KV cache to size (default: the model's context)");
+  add_kernels(info, info_kernels);
 
   CLI11_PARSE(app, argc, argv);
   if (info->parsed()) {
     ModelOptions o;
     o.dir = info_model, o.dtype = info_dtype, o.mapping = info_mapping, o.max_memory = info_max_memory;
+    o.kernels = info_kernels;
     return run_info(info_model, o.load_options(), info_context);
   }
   for (const ModelOptions* o : {&gen_model, &chat_model, &ppl_model, &logits_model})
     if (o->dry_run) return run_info(o->dir, o->load_options(), 0);
   if (bench->parsed())
-    return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth);
+    return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth, bench_kernels);
   if (generate->parsed())
     return run_generate(gen_model, gen_sampling, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
   if (chat->parsed()) return run_chat(chat_model, chat_sampling, system, chat_max_new, verbose);

@@ -89,6 +89,11 @@ struct LoadOptions {
   // Refuse to load, before any weight is read, a model whose plan (see
   // Gemma2Model::plan) needs more than this many bytes; 0 = no limit.
   size_t max_memory = 0;
+  // The kernel set the model's products use (kernels/cpu.hpp). Unset: the
+  // environment variable GEMMA2_KERNELS if set, else the best set this CPU
+  // supports. A set the CPU lacks (or an unknown GEMMA2_KERNELS) fails the
+  // load with an error naming it.
+  std::optional<KernelSet> kernels;
 };
 
 // What a model will hold in memory, known from the file headers alone
@@ -176,14 +181,20 @@ class WeightBinder {
                const LoadOptions& options, bool plan_only = false)
       : tensors_(tensors), storage_(storage), options_(options), plan_only_(plan_only) {
     for (const auto& [name, t] : tensors) total_ += t.nbytes;
+    auto k = select_kernels(options.kernels);
+    if (k) kernels_ = *k;
+    else status_ = err("load: ", k.message());
   }
+
+  // The kernel set every bound matrix uses.
+  const Kernels* kernels() const { return kernels_; }
 
   Matrix matrix(const std::string& name, int rows, int cols) {
     const TensorView* found = find(name, {rows, cols});
     if (found == nullptr) return {};
     const TensorView t = plan_only_ ? *found : library_layout(*found);
     if (!plan_only_ && options_.check_finite) check(name, t);
-    const Matrix m{t.dtype, rows, cols, aligned(name, t)};
+    const Matrix m{t.dtype, rows, cols, aligned(name, t), kernels_};
     matrix_bytes_ += m.bytes();
     const DType to = options_.weight_type.value_or(m.dtype);
     const bool keep = to == m.dtype || (is_quantized(to) && cols % kQuantBlock != 0);
@@ -272,10 +283,10 @@ class WeightBinder {
   Matrix convert(const Matrix& m, DType to) {
     const size_t bytes = static_cast<size_t>(m.rows) * row_bytes(to, m.cols);
     allocated_ += bytes;
-    if (plan_only_) return Matrix{to, m.rows, m.cols, nullptr};
+    if (plan_only_) return Matrix{to, m.rows, m.cols, nullptr, kernels_};
     auto buf = std::make_shared<std::vector<std::byte>>(bytes);
     storage_.push_back(buf);
-    Matrix out{to, m.rows, m.cols, buf->data()};
+    Matrix out{to, m.rows, m.cols, buf->data(), kernels_};
     parallel_for(options_.pool, m.rows, 64, [&](int64_t r0, int64_t r1) {
       std::vector<float> row(static_cast<size_t>(m.cols));
       for (int64_t r = r0; r < r1; ++r) {
@@ -318,6 +329,7 @@ class WeightBinder {
   std::set<const MappedFile*> files_in_use_;  // files weights are used in place from
   std::set<std::string> used_;
   Status status_;
+  const Kernels* kernels_ = nullptr;
 };
 }  // namespace detail
 
@@ -369,6 +381,7 @@ class Gemma2Model {
     detail::WeightBinder binder(ck.tensors, m.storage_, options);
     if (Status s = m.bind(ck, binder, options); !s) return Error{s.message()};
     m.weight_bytes_ = binder.matrix_bytes();
+    m.kernels_ = binder.kernels();
     return m;
   }
 
@@ -391,6 +404,11 @@ class Gemma2Model {
   }
 
   const Config& config() const { return config_; }
+
+  // The kernel set this model's products run on (LoadOptions::kernels), and
+  // the extensions of it in use, e.g. "vnni bf16" (empty when none).
+  KernelSet kernel_set() const { return kernels_->set; }
+  const char* kernel_features() const { return kernels_->features; }
 
   // Bytes of weights one decode step reads (every matrix once; the
   // embedding table doubles as the output projection).
@@ -573,6 +591,7 @@ class Gemma2Model {
   std::vector<DecoderLayer<Config>> layers_;
   std::vector<std::shared_ptr<const void>> storage_;  // mapped files and copies the views point into
   size_t weight_bytes_ = 0;
+  const detail::Kernels* kernels_ = &detail::default_kernels();
 };
 
 GEMMA2_END_NAMESPACE

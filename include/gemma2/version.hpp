@@ -8,6 +8,7 @@
 #define GEMMA2_VERSION_MAJOR 0
 #define GEMMA2_VERSION_MINOR 1
 #define GEMMA2_VERSION_PATCH 0
+#define GEMMA2_VERSION_STRING "0.1.0"
 
 #define GEMMA2_BEGIN_NAMESPACE \
   namespace gemma2 {           \

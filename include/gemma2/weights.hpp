@@ -130,11 +130,18 @@ inline bf16 to_bf16(float f) {
 }
 
 // A row-major [rows][cols] weight matrix (Hugging Face layout: [out][in]).
+namespace detail {
+struct Kernels;
+}
+
 struct Matrix {
   DType dtype = DType::F32;
   int rows = 0;
   int cols = 0;
   const std::byte* data = nullptr;
+  // The kernel set products with this matrix use (set at load from
+  // LoadOptions::kernels); null: the process default.
+  const detail::Kernels* kernels = nullptr;
 
   const std::byte* row(int r) const { return data + static_cast<size_t>(r) * row_bytes(dtype, cols); }
   size_t bytes() const { return static_cast<size_t>(rows) * row_bytes(dtype, cols); }

@@ -624,6 +624,18 @@ inline Result<Tokenizer> load_gguf_tokenizer(const std::string& path) {
   return Tokenizer::from_serialized(*proto, path);
 }
 
+// The tokenizer of a model path: for a .gguf file its own metadata, else a
+// tokenizer.model beside it; for a model directory its tokenizer.model.
+inline Result<Tokenizer> load_model_tokenizer(const std::string& model) {
+  if (!is_gguf_path(model)) return Tokenizer::from_model_dir(model);
+  auto from_metadata = load_gguf_tokenizer(model);
+  if (from_metadata) return from_metadata;
+  const size_t slash = model.rfind('/');
+  const std::string beside = (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.model";
+  if (detail::path_exists(beside)) return Tokenizer::load(beside);
+  return from_metadata;
+}
+
 // The gemma2.* metadata llama.cpp's converter writes for a config, and with
 // `query_scalar` the gemma2.attention.query_pre_attn_scalar key it does not
 // write (see open_gguf_checkpoint); for write_gguf.

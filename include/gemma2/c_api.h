@@ -1,0 +1,175 @@
+/* gemma2's C ABI, for hosts that cannot link C++ (C, C#, Lua, Python
+ * ctypes, Rust, ...). Plain C89-compatible declarations over opaque handles;
+ * the implementation is src/c_api.cpp, built as the library gemma2::c
+ * (shared or static). No C++ exception crosses this boundary.
+ *
+ * Errors: every call that can fail returns a gemma2_status (GEMMA2_OK = 0).
+ * On failure, gemma2_last_error() gives the message, e.g. "model/config.json
+ * is a directory, not a file"; it belongs to the calling thread and stays
+ * valid until that thread's next failing call.
+ *
+ * Buffers: calls that return text or bytes take (buffer, capacity,
+ * &length). The length needed is always stored; when it exceeds the
+ * capacity the call returns GEMMA2_BUFFER_TOO_SMALL and writes nothing, so
+ * a NULL buffer with capacity 0 asks for the size.
+ *
+ * Threads: a model is immutable and may be shared by sessions on several
+ * threads; a session, sampler, tokenizer stream or any other handle is used
+ * by one thread at a time. */
+#ifndef GEMMA2_C_API_H
+#define GEMMA2_C_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32) && defined(GEMMA2_C_SHARED)
+#if defined(GEMMA2_C_BUILDING)
+#define GEMMA2_C_API __declspec(dllexport)
+#else
+#define GEMMA2_C_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define GEMMA2_C_API __attribute__((visibility("default")))
+#else
+#define GEMMA2_C_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum gemma2_status {
+  GEMMA2_OK = 0,
+  GEMMA2_ERROR = 1,                /* see gemma2_last_error() */
+  GEMMA2_BUFFER_TOO_SMALL = 2,     /* the length needed was stored; nothing written */
+  GEMMA2_CANCELLED = 3             /* a callback asked to stop */
+} gemma2_status;
+
+typedef struct gemma2_model gemma2_model;
+typedef struct gemma2_tokenizer gemma2_tokenizer;
+typedef struct gemma2_session gemma2_session;
+typedef struct gemma2_sampler gemma2_sampler;
+typedef struct gemma2_stream gemma2_stream;
+
+/* The calling thread's last error message ("" when there was none). */
+GEMMA2_C_API const char* gemma2_last_error(void);
+/* The library version, "MAJOR.MINOR.PATCH". */
+GEMMA2_C_API const char* gemma2_version(void);
+
+/* ---- Models ---------------------------------------------------------- */
+
+typedef struct gemma2_load_options {
+  int threads;             /* threads for the matrix products (default 1) */
+  const char* weight_type; /* NULL: as stored; "f32", "bf16", "f16", "q8", "q4" */
+  const char* kernels;     /* NULL: $GEMMA2_KERNELS, else the best set; "portable", "avx2", "avx512", "neon", "neon-dotprod" */
+  int copied;              /* 0: map the weight files; 1: read them into memory */
+  uint64_t max_memory;     /* refuse to load a model needing more bytes; 0: no limit */
+  int check_finite;        /* 1: reject weights holding NaN or infinity */
+} gemma2_load_options;
+
+/* The defaults, to adjust before gemma2_model_load. */
+GEMMA2_C_API gemma2_load_options gemma2_load_options_default(void);
+
+/* A Hugging Face model directory or a .gguf file; options may be NULL. */
+GEMMA2_C_API gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* options, gemma2_model** model);
+GEMMA2_C_API void gemma2_model_free(gemma2_model* model);
+GEMMA2_C_API int32_t gemma2_model_vocab_size(const gemma2_model* model);
+GEMMA2_C_API int32_t gemma2_model_context_length(const gemma2_model* model);
+/* The kernel set in use ("avx512", "avx2", "portable", ...). */
+GEMMA2_C_API const char* gemma2_model_kernels(const gemma2_model* model);
+
+/* ---- Tokenizer ------------------------------------------------------- */
+
+/* A tokenizer.model file, a model directory holding one, or a .gguf file
+ * (its embedded tokenizer, else a tokenizer.model beside it). */
+GEMMA2_C_API gemma2_status gemma2_tokenizer_load(const char* path, gemma2_tokenizer** tokenizer);
+GEMMA2_C_API void gemma2_tokenizer_free(gemma2_tokenizer* tokenizer);
+GEMMA2_C_API int32_t gemma2_tokenizer_bos_id(const gemma2_tokenizer* tokenizer);
+GEMMA2_C_API int32_t gemma2_tokenizer_eos_id(const gemma2_tokenizer* tokenizer);
+/* <end_of_turn>, or -1 when the vocabulary has none. */
+GEMMA2_C_API int32_t gemma2_tokenizer_end_of_turn_id(const gemma2_tokenizer* tokenizer);
+
+/* UTF-8 text (length bytes) to ids, with <bos> first when add_bos != 0. */
+GEMMA2_C_API gemma2_status gemma2_tokenize(const gemma2_tokenizer* tokenizer, const char* text, size_t length,
+                                           int add_bos, int32_t* ids, size_t capacity, size_t* count);
+/* Ids to UTF-8 text (not NUL-terminated: `length` bytes). */
+GEMMA2_C_API gemma2_status gemma2_detokenize(const gemma2_tokenizer* tokenizer, const int32_t* ids, size_t count,
+                                             char* text, size_t capacity, size_t* length);
+/* A user turn and the model turn's opening, in Gemma's chat format. */
+GEMMA2_C_API gemma2_status gemma2_format_user_turn(const char* message, size_t length, char* text, size_t capacity,
+                                                   size_t* written);
+
+/* Streaming detokenization: the text each new token completes (a
+ * character split over byte pieces comes out whole). */
+GEMMA2_C_API gemma2_status gemma2_stream_new(const gemma2_tokenizer* tokenizer, gemma2_stream** stream);
+GEMMA2_C_API void gemma2_stream_free(gemma2_stream* stream);
+/* *text points into the stream, valid until its next call. */
+GEMMA2_C_API gemma2_status gemma2_stream_push(gemma2_stream* stream, int32_t id, const char** text, size_t* length);
+/* What is left at the end of the sequence (an incomplete character). */
+GEMMA2_C_API gemma2_status gemma2_stream_finish(gemma2_stream* stream, const char** text, size_t* length);
+
+/* ---- Sessions -------------------------------------------------------- */
+
+/* A sequence with its own KV cache of `capacity` positions (0: the model's
+ * context). The model must outlive it. */
+GEMMA2_C_API gemma2_status gemma2_session_new(const gemma2_model* model, int32_t capacity, gemma2_session** session);
+GEMMA2_C_API void gemma2_session_free(gemma2_session* session);
+/* Runs `count` more tokens; the logits after the last one are kept for
+ * gemma2_session_sample and, when `logits` is not NULL, copied there
+ * (vocab_size floats). */
+GEMMA2_C_API gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, size_t count, float* logits);
+/* An independent copy of the session (shared prefix computed once). */
+GEMMA2_C_API gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session** copy);
+/* Keeps the first `count` tokens. */
+GEMMA2_C_API gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count);
+/* Tokens in the session. */
+GEMMA2_C_API size_t gemma2_session_length(const gemma2_session* session);
+GEMMA2_C_API gemma2_status gemma2_session_tokens(const gemma2_session* session, int32_t* ids, size_t capacity,
+                                                 size_t* count);
+/* The session as a versioned, checksummed blob, and back. */
+GEMMA2_C_API gemma2_status gemma2_session_save(const gemma2_session* session, uint8_t* data, size_t capacity,
+                                               size_t* size);
+GEMMA2_C_API gemma2_status gemma2_session_restore(const gemma2_model* model, const uint8_t* data, size_t size,
+                                                  gemma2_session** session);
+
+/* ---- Sampling and generation ----------------------------------------- */
+
+typedef struct gemma2_sampling_params {
+  int greedy;               /* 1: argmax (the other fields but penalties are ignored) */
+  float temperature;        /* 0 also means greedy */
+  int32_t top_k;            /* 0: off */
+  float top_p;              /* 1: off */
+  float min_p;              /* 0: off */
+  float repetition_penalty; /* 1: off */
+  float frequency_penalty;
+  float presence_penalty;
+  int32_t penalty_last_n;   /* 0: the whole sequence */
+  uint64_t seed;
+} gemma2_sampling_params;
+
+/* Plain sampling at temperature 1, every processor off. */
+GEMMA2_C_API gemma2_sampling_params gemma2_sampling_params_default(void);
+GEMMA2_C_API gemma2_status gemma2_sampler_new(const gemma2_sampling_params* params, gemma2_sampler** sampler);
+GEMMA2_C_API void gemma2_sampler_free(gemma2_sampler* sampler);
+/* The next token from the logits of the session's last feed. */
+GEMMA2_C_API gemma2_status gemma2_session_sample(gemma2_session* session, gemma2_sampler* sampler, int32_t* token);
+
+/* Called with each generated token and the text it completes (empty for
+ * the stop token), and at the end with token -1 for text left over (an
+ * incomplete character); return non-zero to stop (the call then returns
+ * GEMMA2_CANCELLED). */
+typedef int (*gemma2_token_callback)(void* user, int32_t token, const char* text, size_t length);
+
+/* Samples and feeds up to max_new tokens, stopping after <eos> or
+ * <end_of_turn> (passed to the callback, not fed: start the next feed with
+ * it). The session must have been fed. `tokenizer` may be NULL (no text;
+ * stops at <eos> only); `generated` (may be NULL) counts sampled tokens. */
+GEMMA2_C_API gemma2_status gemma2_session_generate(gemma2_session* session, gemma2_sampler* sampler,
+                                                  const gemma2_tokenizer* tokenizer, int32_t max_new,
+                                                  gemma2_token_callback callback, void* user, size_t* generated);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GEMMA2_C_API_H */

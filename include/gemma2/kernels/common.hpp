@@ -1,0 +1,121 @@
+// What every kernel set shares: the table a set fills (dispatch.hpp picks
+// one per process or per model), and the activation quantization of the
+// block-format kernels, done once per product in the same way for every set
+// so that all sets compute the same integer sums.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "gemma2/kernels/cpu.hpp"
+#include "gemma2/thread_pool.hpp"
+#include "gemma2/weights.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+namespace detail {
+
+// Activations quantized for the block-format kernels: int8 values and one
+// float scale per block of 32 (d = max|x| / 127), as llama.cpp does for its
+// Q8_0/Q4_0 dot products; `sum` holds d·Σq per block and `sum16` per half
+// block, for weights stored with an offset (Q4_0 keeps q + 8; the K-quants'
+// groups of 16 have a bias each).
+struct QuantizedRows {
+  std::vector<int8_t> q;
+  std::vector<float> d, sum, sum16;
+};
+
+inline QuantizedRows quantize_activations(const float* X, int T, int cols) {
+  QuantizedRows r;
+  r.q.resize(static_cast<size_t>(T) * cols);
+  r.d.resize(static_cast<size_t>(T) * cols / kQuantBlock);
+  r.sum.resize(r.d.size());
+  r.sum16.resize(2 * r.d.size());
+  for (size_t b = 0; b < r.d.size(); ++b) {
+    const float* v = X + b * kQuantBlock;
+    float m = 0.0f;
+    for (int i = 0; i < kQuantBlock; ++i) m = std::max(m, std::fabs(v[i]));
+    r.d[b] = m / 127.0f;
+    const float id = m > 0.0f ? 127.0f / m : 0.0f;
+    int half[2] = {};
+    for (int i = 0; i < kQuantBlock; ++i)
+      half[i / 16] += r.q[b * kQuantBlock + i] = static_cast<int8_t>(std::nearbyint(v[i] * id));
+    r.sum16[2 * b] = r.d[b] * static_cast<float>(half[0]);
+    r.sum16[2 * b + 1] = r.d[b] * static_cast<float>(half[1]);
+    r.sum[b] = r.d[b] * static_cast<float>(half[0] + half[1]);
+  }
+  return r;
+}
+
+// Rows of X below this count use the dot-product kernels (each weight row is
+// read from memory once and reused from L1 for every row of X); from here
+// on, the GEMM, whose conversion and packing pay off.
+constexpr int kGemmMinRows = 8;
+
+// Decode reads a wide input (down_proj: 9216) four weight rows at a time, as
+// its activations do not stay in L1 across rows otherwise; narrower inputs
+// go one row at a time: consecutive rows form one long stream, which the
+// hardware prefetchers follow best, while four short streams (1-2 KB rows)
+// halve the DRAM rate (measured: bench matvec, gate_proj vs down_proj).
+inline bool wide_input(int64_t cols) { return cols > 4096; }
+
+// Software prefetch distance for streamed block-format rows: the integer
+// kernels are busy enough that the hardware prefetchers fall behind; 4 KB
+// ahead measured faster than 1 KB (bench matvec, 2 threads, AVX-512).
+constexpr int kPrefetchBytes = 4096;
+
+// One kernel set: what matmul calls. Every set fills every entry (a set may
+// reuse a less capable set's function where it has nothing better).
+struct Kernels {
+  KernelSet set = KernelSet::Portable;
+  // Extensions beyond the set's baseline that this table uses ("vnni bf16").
+  const char* features = "";
+  // Y[t·W.rows + r] = Σ_c W[r][c]·X[t·W.cols + c] for weight rows r0 <= r < r1
+  // and 1 <= T < kGemmMinRows rows of X (decode and small batches).
+  // dense_rows: F32, BF16 and F16 weights; quant_rows: the block formats,
+  // against X quantized by quantize_activations.
+  void (*dense_rows)(const Matrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
+  void (*quant_rows)(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
+  // Y = X · Wᵀ for T >= kGemmMinRows (prefill), every dtype, on the executor.
+  void (*gemm)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) = nullptr;
+};
+
+// A block-format dot product of one set: out[i] = Σ w·x for `R` weight rows
+// starting at `row` (`stride` bytes apart) against one quantized row of X
+// (xq, xd, and xsum = X.sum for Q8_0/Q4_0, X.sum16 for the K-quants).
+using QuantDot = void (*)(const std::byte* row, size_t stride, const int8_t* xq, const float* xd, const float* xsum,
+                          int cols, float* out);
+
+// Four rows, one at a time, for dot products that gain nothing from
+// sharing activation loads.
+template <QuantDot one>
+void four_rows(const std::byte* row, size_t stride, const int8_t* xq, const float* xd, const float* xsum, int cols,
+               float* out) {
+  for (int i = 0; i < 4; ++i) one(row + i * stride, stride, xq, xd, xsum, cols, out + i);
+}
+
+// quant_rows over a set's dot products for one dtype: `four` (4 rows per
+// call) serves wide inputs, `one` everything else.
+template <QuantDot one, QuantDot four>
+void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
+  const int64_t blocks = W.cols / kQuantBlock;
+  const bool k = is_kquant(W.dtype);
+  const size_t stride = row_bytes(W.dtype, W.cols);
+  float y[4];
+  for (int t = 0; t < T; ++t) {
+    const int8_t* xq = X.q.data() + t * W.cols;
+    const float* xd = X.d.data() + t * blocks;
+    const float* xs = k ? X.sum16.data() + 2 * t * blocks : X.sum.data() + t * blocks;
+    int64_t r = r0;
+    if (wide_input(W.cols))
+      for (; r + 4 <= r1; r += 4) {
+        four(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, y);
+        for (int i = 0; i < 4; ++i) Y[t * W.rows + r + i] = y[i];
+      }
+    for (; r < r1; ++r) one(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, &Y[t * W.rows + r]);
+  }
+}
+
+}  // namespace detail
+GEMMA2_END_NAMESPACE

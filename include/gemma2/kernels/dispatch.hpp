@@ -1,0 +1,101 @@
+// One table of kernels per set (common.hpp), and the choice among them: the
+// best set this CPU supports, unless the environment variable
+// GEMMA2_KERNELS or LoadOptions::kernels asks for another (for tests and bug
+// reports). Adding an instruction set is one file and one row below.
+//
+// Compile time: every translation unit that includes the library compiles
+// every kernel set (about 10-20 s at -O2/-O3). A program with many such
+// units can compile them once instead: define GEMMA2_KERNELS_EXTERN in all
+// of them, and add one source file that defines GEMMA2_KERNELS_EXTERN and
+// GEMMA2_KERNELS_IMPLEMENTATION before including the library (src/kernels.cpp
+// is that file; the project's own programs are built this way).
+#pragma once
+
+#include <cstdlib>
+#include <string>
+
+#include "gemma2/kernels/common.hpp"
+#include "gemma2/status.hpp"
+
+#if !defined(GEMMA2_KERNELS_EXTERN) || defined(GEMMA2_KERNELS_IMPLEMENTATION)
+#include "gemma2/kernels/portable.hpp"
+#include "gemma2/kernels/x86_avx2.hpp"
+#include "gemma2/kernels/x86_avx512.hpp"
+#endif
+
+GEMMA2_BEGIN_NAMESPACE
+namespace detail {
+
+#if !defined(GEMMA2_KERNELS_EXTERN) || defined(GEMMA2_KERNELS_IMPLEMENTATION)
+// The table of `s`, or null when this CPU or build cannot run it. Each is
+// built once per process.
+inline const Kernels* build_kernels_for(KernelSet s) {
+  if (!kernel_set_supported(s)) return nullptr;
+  switch (s) {
+#if GEMMA2_X86_KERNELS
+    case KernelSet::AVX2: {
+      static const Kernels k = avx2::kernels();
+      return &k;
+    }
+    case KernelSet::AVX512: {
+      static const Kernels k = avx512::kernels(cpu_features());
+      return &k;
+    }
+#endif
+    default: {
+      static const Kernels k = portable::kernels();
+      return &k;
+    }
+  }
+}
+#endif
+
+#if defined(GEMMA2_KERNELS_EXTERN)
+// Defined once, in the unit with GEMMA2_KERNELS_IMPLEMENTATION.
+const Kernels* compiled_kernels_for(KernelSet s);
+#if defined(GEMMA2_KERNELS_IMPLEMENTATION)
+const Kernels* compiled_kernels_for(KernelSet s) { return build_kernels_for(s); }
+#endif
+inline const Kernels* kernels_for(KernelSet s) { return compiled_kernels_for(s); }
+#else
+inline const Kernels* kernels_for(KernelSet s) { return build_kernels_for(s); }
+#endif
+
+inline std::string kernel_set_list(const std::vector<KernelSet>& sets) {
+  std::string s;
+  for (KernelSet k : sets) s += (s.empty() ? "" : ", ") + std::string(kernel_set_name(k));
+  return s;
+}
+
+// The table for `requested`, else for GEMMA2_KERNELS when it is set, else
+// for the best set this CPU supports.
+inline Result<const Kernels*> select_kernels(std::optional<KernelSet> requested) {
+  std::string what;
+  if (!requested) {
+    const char* env = std::getenv("GEMMA2_KERNELS");
+    if (env == nullptr || *env == '\0') return kernels_for(supported_kernel_sets().back());
+    requested = parse_kernel_set(env);
+    what = std::string("GEMMA2_KERNELS=") + env;
+    if (!requested)
+      return err(what, " is not a kernel set (one of: portable, avx2, avx512, neon, neon-dotprod)");
+  } else {
+    what = std::string("kernel set ") + kernel_set_name(*requested);
+  }
+  if (const Kernels* k = kernels_for(*requested)) return k;
+  return err(what, ": this CPU cannot run the ", kernel_set_name(*requested), " kernels (it can run: ",
+             kernel_set_list(supported_kernel_sets()), ")");
+}
+
+// The process-wide table, for products whose Matrix names none: as
+// select_kernels(nullopt), falling back to the best set when
+// GEMMA2_KERNELS is invalid (loading a model reports that as an error).
+inline const Kernels& default_kernels() {
+  static const Kernels* k = [] {
+    auto r = select_kernels(std::nullopt);
+    return r ? *r : kernels_for(supported_kernel_sets().back());
+  }();
+  return *k;
+}
+
+}  // namespace detail
+GEMMA2_END_NAMESPACE

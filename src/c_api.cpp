@@ -1,0 +1,410 @@
+// The C ABI (include/gemma2/c_api.h) over the header-only library: each
+// handle wraps the C++ object, each call turns a failed Result or anything
+// thrown into a status and the thread's last error message.
+#define GEMMA2_C_BUILDING
+#include "gemma2/c_api.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gemma2/gemma2.hpp"
+#include "gemma2/io/gguf.hpp"
+
+namespace {
+
+using Model = gemma2::Gemma2Model<>;
+using Session = gemma2::Session<Model>;
+
+thread_local std::string last_error;
+
+gemma2_status fail(std::string message) {
+  last_error = std::move(message);
+  return GEMMA2_ERROR;
+}
+
+// Runs f, turning an escaped exception into an error: nothing crosses the
+// C boundary.
+template <class F>
+gemma2_status guarded(const char* function, F&& f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return fail(std::string(function) + ": out of memory");
+  } catch (const std::exception& e) {
+    return fail(std::string(function) + ": " + e.what());
+  } catch (...) {
+    return fail(std::string(function) + ": unexpected error");
+  }
+}
+
+// Stores n elements of `src` into `dst` when capacity allows; the length
+// needed always goes to *length.
+template <class T>
+gemma2_status copy_out(const char* function, const T* src, size_t n, T* dst, size_t capacity, size_t* length) {
+  if (length == nullptr) return fail(std::string(function) + ": the length pointer is NULL");
+  *length = n;
+  if (n > capacity) return GEMMA2_BUFFER_TOO_SMALL;
+  if (n != 0) {
+    if (dst == nullptr) return fail(std::string(function) + ": the output buffer is NULL");
+    std::memcpy(dst, src, n * sizeof(T));
+  }
+  return GEMMA2_OK;
+}
+
+#define GEMMA2_REQUIRE(p)                                                    \
+  do {                                                                       \
+    if ((p) == nullptr) return fail(std::string(__func__) + ": " #p " is NULL"); \
+  } while (0)
+
+std::optional<gemma2::DType> weight_type(const char* name) {
+  const std::pair<const char*, gemma2::DType> types[] = {{"f32", gemma2::DType::F32}, {"bf16", gemma2::DType::BF16},
+                                                         {"f16", gemma2::DType::F16}, {"q8", gemma2::DType::Q8_0},
+                                                         {"q4", gemma2::DType::Q4_0}};
+  for (const auto& [n, t] : types)
+    if (std::strcmp(name, n) == 0) return t;
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct gemma2_model {
+  std::unique_ptr<gemma2::ThreadPool> pool;
+  Model model;
+};
+
+struct gemma2_tokenizer {
+  gemma2::Tokenizer tokenizer;
+};
+
+struct gemma2_session {
+  const gemma2_model* owner;
+  Session session;
+  std::vector<float> logits;  // after the last feed; empty when unknown
+};
+
+struct gemma2_sampler {
+  gemma2::Sampler sampler;
+};
+
+struct gemma2_stream {
+  gemma2::StreamDecoder decoder;
+  std::string text;  // what the last push/finish returned
+};
+
+extern "C" {
+
+const char* gemma2_last_error(void) { return last_error.c_str(); }
+
+const char* gemma2_version(void) { return GEMMA2_VERSION_STRING; }
+
+gemma2_load_options gemma2_load_options_default(void) {
+  gemma2_load_options o;
+  o.threads = 1;
+  o.weight_type = nullptr;
+  o.kernels = nullptr;
+  o.copied = 0;
+  o.max_memory = 0;
+  o.check_finite = 0;
+  return o;
+}
+
+gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* options, gemma2_model** model) {
+  GEMMA2_REQUIRE(path);
+  GEMMA2_REQUIRE(model);
+  *model = nullptr;
+  return guarded(__func__, [&] {
+    const gemma2_load_options o = options ? *options : gemma2_load_options_default();
+    auto pool = gemma2::ThreadPool::create(o.threads);
+    if (!pool) return fail(pool.message());
+    gemma2::LoadOptions lo;
+    lo.pool = &*pool;
+    if (o.weight_type != nullptr) {
+      lo.weight_type = weight_type(o.weight_type);
+      if (!lo.weight_type) return fail(std::string("weight type ") + o.weight_type + " is not one of f32, bf16, f16, q8, q4");
+    }
+    if (o.kernels != nullptr) {
+      lo.kernels = gemma2::parse_kernel_set(o.kernels);
+      if (!lo.kernels)
+        return fail(std::string(o.kernels) + " is not a kernel set (one of: portable, avx2, avx512, neon, neon-dotprod)");
+    }
+    lo.mapping = o.copied ? gemma2::Mapping::Copied : gemma2::Mapping::Mapped;
+    lo.max_memory = o.max_memory;
+    lo.check_finite = o.check_finite != 0;
+    auto m = Model::load(path, lo);
+    if (!m) return fail(m.message());
+    *model = new gemma2_model{std::make_unique<gemma2::ThreadPool>(std::move(*pool)), std::move(*m)};
+    return GEMMA2_OK;
+  });
+}
+
+void gemma2_model_free(gemma2_model* model) { delete model; }
+
+int32_t gemma2_model_vocab_size(const gemma2_model* model) { return model ? model->model.config().vocab_size : 0; }
+
+int32_t gemma2_model_context_length(const gemma2_model* model) {
+  return model ? model->model.config().max_position_embeddings : 0;
+}
+
+const char* gemma2_model_kernels(const gemma2_model* model) {
+  return model ? gemma2::kernel_set_name(model->model.kernel_set()) : "";
+}
+
+gemma2_status gemma2_tokenizer_load(const char* path, gemma2_tokenizer** tokenizer) {
+  GEMMA2_REQUIRE(path);
+  GEMMA2_REQUIRE(tokenizer);
+  *tokenizer = nullptr;
+  return guarded(__func__, [&] {
+    // A directory or a .gguf file is a model's; anything else a tokenizer file.
+    struct stat st {};
+    const bool dir = ::stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    auto t = dir || gemma2::is_gguf_path(path) ? gemma2::load_model_tokenizer(path) : gemma2::Tokenizer::load(path);
+    if (!t) return fail(t.message());
+    *tokenizer = new gemma2_tokenizer{std::move(*t)};
+    return GEMMA2_OK;
+  });
+}
+
+void gemma2_tokenizer_free(gemma2_tokenizer* tokenizer) { delete tokenizer; }
+
+int32_t gemma2_tokenizer_bos_id(const gemma2_tokenizer* t) { return t ? t->tokenizer.bos_id() : -1; }
+int32_t gemma2_tokenizer_eos_id(const gemma2_tokenizer* t) { return t ? t->tokenizer.eos_id() : -1; }
+int32_t gemma2_tokenizer_end_of_turn_id(const gemma2_tokenizer* t) { return t ? t->tokenizer.end_of_turn_id() : -1; }
+
+gemma2_status gemma2_tokenize(const gemma2_tokenizer* tokenizer, const char* text, size_t length, int add_bos,
+                              int32_t* ids, size_t capacity, size_t* count) {
+  GEMMA2_REQUIRE(tokenizer);
+  if (text == nullptr && length != 0) return fail("gemma2_tokenize: text is NULL");
+  return guarded(__func__, [&] {
+    const std::string_view s(text ? text : "", length);
+    auto r = add_bos ? tokenizer->tokenizer.encode_prompt(s) : tokenizer->tokenizer.encode(s);
+    if (!r) return fail(r.message());
+    return copy_out(__func__, r->data(), r->size(), ids, capacity, count);
+  });
+}
+
+gemma2_status gemma2_detokenize(const gemma2_tokenizer* tokenizer, const int32_t* ids, size_t count, char* text,
+                                size_t capacity, size_t* length) {
+  GEMMA2_REQUIRE(tokenizer);
+  if (ids == nullptr && count != 0) return fail("gemma2_detokenize: ids is NULL");
+  return guarded(__func__, [&] {
+    auto r = tokenizer->tokenizer.decode(std::vector<int32_t>(ids, ids + count));
+    if (!r) return fail(r.message());
+    return copy_out(__func__, r->data(), r->size(), text, capacity, length);
+  });
+}
+
+gemma2_status gemma2_format_user_turn(const char* message, size_t length, char* text, size_t capacity,
+                                      size_t* written) {
+  if (message == nullptr && length != 0) return fail("gemma2_format_user_turn: message is NULL");
+  return guarded(__func__, [&] {
+    auto r = gemma2::format_chat({{gemma2::Role::User, std::string(message ? message : "", length)}});
+    if (!r) return fail(r.message());
+    return copy_out(__func__, r->data(), r->size(), text, capacity, written);
+  });
+}
+
+gemma2_status gemma2_stream_new(const gemma2_tokenizer* tokenizer, gemma2_stream** stream) {
+  GEMMA2_REQUIRE(tokenizer);
+  GEMMA2_REQUIRE(stream);
+  *stream = nullptr;
+  return guarded(__func__, [&] {
+    *stream = new gemma2_stream{gemma2::StreamDecoder(tokenizer->tokenizer), {}};
+    return GEMMA2_OK;
+  });
+}
+
+void gemma2_stream_free(gemma2_stream* stream) { delete stream; }
+
+gemma2_status gemma2_stream_push(gemma2_stream* stream, int32_t id, const char** text, size_t* length) {
+  GEMMA2_REQUIRE(stream);
+  GEMMA2_REQUIRE(text);
+  GEMMA2_REQUIRE(length);
+  return guarded(__func__, [&] {
+    stream->text = stream->decoder.push(id);
+    *text = stream->text.c_str();
+    *length = stream->text.size();
+    return GEMMA2_OK;
+  });
+}
+
+gemma2_status gemma2_stream_finish(gemma2_stream* stream, const char** text, size_t* length) {
+  GEMMA2_REQUIRE(stream);
+  GEMMA2_REQUIRE(text);
+  GEMMA2_REQUIRE(length);
+  return guarded(__func__, [&] {
+    stream->text = stream->decoder.finish();
+    *text = stream->text.c_str();
+    *length = stream->text.size();
+    return GEMMA2_OK;
+  });
+}
+
+gemma2_status gemma2_session_new(const gemma2_model* model, int32_t capacity, gemma2_session** session) {
+  GEMMA2_REQUIRE(model);
+  GEMMA2_REQUIRE(session);
+  *session = nullptr;
+  return guarded(__func__, [&] {
+    auto s = Session::create(model->model, capacity);
+    if (!s) return fail(s.message());
+    *session = new gemma2_session{model, std::move(*s), {}};
+    return GEMMA2_OK;
+  });
+}
+
+void gemma2_session_free(gemma2_session* session) { delete session; }
+
+gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, size_t count, float* logits) {
+  GEMMA2_REQUIRE(session);
+  if (ids == nullptr && count != 0) return fail("gemma2_session_feed: ids is NULL");
+  return guarded(__func__, [&] {
+    auto r = session->session.feed(std::vector<int32_t>(ids, ids + count), gemma2::ForwardOptions(session->owner->pool.get()));
+    if (!r) return fail(r.message());
+    session->logits.assign(r->data(), r->data() + r->cols());
+    if (logits != nullptr) std::memcpy(logits, session->logits.data(), session->logits.size() * sizeof(float));
+    return GEMMA2_OK;
+  });
+}
+
+gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session** copy) {
+  GEMMA2_REQUIRE(session);
+  GEMMA2_REQUIRE(copy);
+  *copy = nullptr;
+  return guarded(__func__, [&] {
+    *copy = new gemma2_session{session->owner, session->session.fork(), session->logits};
+    return GEMMA2_OK;
+  });
+}
+
+gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count) {
+  GEMMA2_REQUIRE(session);
+  return guarded(__func__, [&] {
+    if (count == session->session.tokens().size()) return GEMMA2_OK;
+    if (gemma2::Status s = session->session.rollback(count, gemma2::ForwardOptions(session->owner->pool.get())); !s)
+      return fail(s.message());
+    session->logits.clear();  // the kept last token is pending: the next feed gives its logits
+    return GEMMA2_OK;
+  });
+}
+
+size_t gemma2_session_length(const gemma2_session* session) { return session ? session->session.tokens().size() : 0; }
+
+gemma2_status gemma2_session_tokens(const gemma2_session* session, int32_t* ids, size_t capacity, size_t* count) {
+  GEMMA2_REQUIRE(session);
+  const auto& t = session->session.tokens();
+  return copy_out(__func__, t.data(), t.size(), ids, capacity, count);
+}
+
+gemma2_status gemma2_session_save(const gemma2_session* session, uint8_t* data, size_t capacity, size_t* size) {
+  GEMMA2_REQUIRE(session);
+  return guarded(__func__, [&] {
+    const std::vector<uint8_t> blob = session->session.save();
+    return copy_out(__func__, blob.data(), blob.size(), data, capacity, size);
+  });
+}
+
+gemma2_status gemma2_session_restore(const gemma2_model* model, const uint8_t* data, size_t size,
+                                     gemma2_session** session) {
+  GEMMA2_REQUIRE(model);
+  GEMMA2_REQUIRE(session);
+  if (data == nullptr && size != 0) return fail("gemma2_session_restore: data is NULL");
+  *session = nullptr;
+  return guarded(__func__, [&] {
+    auto s = Session::restore(model->model, data, size);
+    if (!s) return fail(s.message());
+    *session = new gemma2_session{model, std::move(*s), {}};
+    return GEMMA2_OK;
+  });
+}
+
+gemma2_sampling_params gemma2_sampling_params_default(void) {
+  const gemma2::SamplingParams d;
+  gemma2_sampling_params p;
+  p.greedy = d.greedy;
+  p.temperature = d.temperature;
+  p.top_k = d.top_k;
+  p.top_p = d.top_p;
+  p.min_p = d.min_p;
+  p.repetition_penalty = d.repetition_penalty;
+  p.frequency_penalty = d.frequency_penalty;
+  p.presence_penalty = d.presence_penalty;
+  p.penalty_last_n = d.penalty_last_n;
+  p.seed = d.seed;
+  return p;
+}
+
+gemma2_status gemma2_sampler_new(const gemma2_sampling_params* params, gemma2_sampler** sampler) {
+  GEMMA2_REQUIRE(params);
+  GEMMA2_REQUIRE(sampler);
+  *sampler = nullptr;
+  return guarded(__func__, [&] {
+    gemma2::SamplingParams p;
+    p.greedy = params->greedy != 0;
+    p.temperature = params->temperature;
+    p.top_k = params->top_k;
+    p.top_p = params->top_p;
+    p.min_p = params->min_p;
+    p.repetition_penalty = params->repetition_penalty;
+    p.frequency_penalty = params->frequency_penalty;
+    p.presence_penalty = params->presence_penalty;
+    p.penalty_last_n = params->penalty_last_n;
+    p.seed = params->seed;
+    if (gemma2::Status s = gemma2::validate(p); !s) return fail(s.message());
+    *sampler = new gemma2_sampler{gemma2::Sampler(p)};
+    return GEMMA2_OK;
+  });
+}
+
+void gemma2_sampler_free(gemma2_sampler* sampler) { delete sampler; }
+
+gemma2_status gemma2_session_sample(gemma2_session* session, gemma2_sampler* sampler, int32_t* token) {
+  GEMMA2_REQUIRE(session);
+  GEMMA2_REQUIRE(sampler);
+  GEMMA2_REQUIRE(token);
+  return guarded(__func__, [&] {
+    if (session->logits.empty()) return fail("gemma2_session_sample: no logits yet (feed the session first)");
+    std::vector<float> row = session->logits;
+    *token = sampler->sampler(row, session->session.tokens());
+    return GEMMA2_OK;
+  });
+}
+
+gemma2_status gemma2_session_generate(gemma2_session* session, gemma2_sampler* sampler,
+                                      const gemma2_tokenizer* tokenizer, int32_t max_new,
+                                      gemma2_token_callback callback, void* user, size_t* generated) {
+  GEMMA2_REQUIRE(session);
+  GEMMA2_REQUIRE(sampler);
+  if (generated != nullptr) *generated = 0;
+  if (max_new < 0) return fail("gemma2_session_generate: max_new must be >= 0");
+  return guarded(__func__, [&] {
+    std::optional<gemma2::StreamDecoder> stream;
+    std::vector<int32_t> stops = {1};  // <eos> of every Gemma vocabulary
+    if (tokenizer != nullptr) {
+      stream.emplace(tokenizer->tokenizer);
+      stops = gemma2::default_stop_tokens(tokenizer->tokenizer);
+    }
+    for (int32_t i = 0; i < max_new; ++i) {
+      int32_t token;
+      if (gemma2_status s = gemma2_session_sample(session, sampler, &token); s != GEMMA2_OK) return s;
+      if (generated != nullptr) ++*generated;
+      const bool stop = std::find(stops.begin(), stops.end(), token) != stops.end();
+      const std::string text = stream && !stop ? stream->push(token) : std::string();
+      if (callback != nullptr && callback(user, token, text.c_str(), text.size()) != 0) return GEMMA2_CANCELLED;
+      if (stop) break;
+      if (gemma2_status s = gemma2_session_feed(session, &token, 1, nullptr); s != GEMMA2_OK) return s;
+    }
+    if (const std::string rest = stream ? stream->finish() : std::string(); !rest.empty() && callback != nullptr)
+      callback(user, -1, rest.c_str(), rest.size());
+    return GEMMA2_OK;
+  });
+}
+
+}  // extern "C"
