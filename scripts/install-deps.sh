@@ -8,6 +8,7 @@ packages=(
   python3                            # the C ABI's ctypes test
   doctest-dev libbenchmark-dev       # tests and benchmarks
   clang libclang-rt-14-dev           # fuzz tests (libFuzzer)
+  g++-aarch64-linux-gnu qemu-user    # AArch64 cross build, run under emulation
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -19,3 +20,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+# The AArch64 sentencepiece, unpacked into the project (not installed).
+"$(dirname "$0")/aarch64-sysroot.sh"

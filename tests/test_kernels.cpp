@@ -120,44 +120,6 @@ TEST_CASE("kernel sets: the best is chosen, forcing a set the CPU lacks is an er
   CHECK_FALSE(gemma2::parse_kernel_set("").has_value());
 }
 
-TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
-  const auto* reference = gemma2::detail::kernels_for(gemma2::KernelSet::Portable);
-  auto pool = gemma2::ThreadPool::create(2);
-  REQUIRE(pool.ok());
-  std::mt19937 rng(31);
-  for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
-    const auto* k = gemma2::detail::kernels_for(set);
-    REQUIRE(k != nullptr);
-    for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::F16, gemma2::DType::Q8_0, gemma2::DType::Q4_0}) {
-      for (auto [rows, cols] : {std::pair<int, int>{3, 32}, {45, 96}, {70, 2304}, {33, 4160}, {5, 9216}}) {
-        std::vector<std::byte> bytes;
-        if (gemma2::is_blocked(dtype)) {
-          const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
-          bytes.resize(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));
-          for (int r = 0; r < rows; ++r)
-            gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * gemma2::row_bytes(dtype, cols)], cols);
-        } else {
-          bytes = test::random_weights(static_cast<size_t>(rows) * cols, dtype, rng());
-        }
-        gemma2::Matrix W{dtype, rows, cols, bytes.data()};
-        for (int T : {1, 2, 7}) {
-          INFO(gemma2::kernel_set_name(set), " ", gemma2::dtype_name(dtype), " ", rows, "x", cols, " T=", T);
-          const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
-          std::vector<float> want(static_cast<size_t>(T) * rows), got(want.size(), NAN);
-          W.kernels = reference;
-          gemma2::detail::matmul(W, X.data(), T, want.data(), nullptr);
-          W.kernels = k;
-          gemma2::detail::matmul(W, X.data(), T, got.data(), &*pool);
-          // The same integer sums for the block formats; float sums in another order.
-          double scale = 0;
-          for (float x : X) scale += std::abs(x);
-          for (size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - want[i]) <= 2e-6 * (1.0 + scale / T));
-        }
-      }
-    }
-  }
-}
-
 TEST_CASE("block formats: quantize, dequantize and the integer kernels against naive references") {
   auto pool = gemma2::ThreadPool::create(2);
   REQUIRE(pool.ok());
@@ -331,6 +293,61 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
               }
               CHECK(std::abs(Y[static_cast<size_t>(i) * rows + r] - ref) <= 1e-5 * scale + 1e-6);
             }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
+  const auto* reference = gemma2::detail::kernels_for(gemma2::KernelSet::Portable);
+  auto pool = gemma2::ThreadPool::create(2);
+  REQUIRE(pool.ok());
+  std::mt19937 rng(31);
+  for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
+    const auto* k = gemma2::detail::kernels_for(set);
+    REQUIRE(k != nullptr);
+    for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::F16, gemma2::DType::Q8_0, gemma2::DType::Q4_0,
+                       gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
+      const bool k_quant = gemma2::is_kquant(dtype);
+      for (auto [rows, cols] : {std::pair<int, int>{3, 256}, {45, 96}, {70, 2304}, {33, 4160}, {5, 9216}}) {
+        if (k_quant && cols % 256 != 0) continue;
+        std::vector<std::byte> bytes;
+        if (k_quant) {
+          bytes = random_kquant_rows(dtype, rows, cols, rng).bytes;
+        } else if (gemma2::is_blocked(dtype)) {
+          const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
+          bytes.resize(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));
+          for (int r = 0; r < rows; ++r)
+            gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * gemma2::row_bytes(dtype, cols)], cols);
+        } else {
+          bytes = test::random_weights(static_cast<size_t>(rows) * cols, dtype, rng());
+        }
+        gemma2::Matrix W{dtype, rows, cols, bytes.data()};
+        // The prefill GEMM too, where the set computes it in float as the
+        // portable one does (not in bf16).
+        const bool float_gemm = std::string(k->features).find("bf16") == std::string::npos;
+        for (int T : {1, 2, 7, 9}) {
+          if (T >= gemma2::detail::kGemmMinRows && !float_gemm) continue;
+          INFO(gemma2::kernel_set_name(set), " ", gemma2::dtype_name(dtype), " ", rows, "x", cols, " T=", T);
+          const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
+          std::vector<float> want(static_cast<size_t>(T) * rows), got(want.size(), NAN);
+          W.kernels = reference;
+          gemma2::detail::matmul(W, X.data(), T, want.data(), nullptr);
+          W.kernels = k;
+          gemma2::detail::matmul(W, X.data(), T, got.data(), &*pool);
+          // The same integer sums for the block formats; float sums in another order.
+          // Bound per output: a few float roundings of Σ|w·x|.
+          std::vector<float> w(static_cast<size_t>(cols));
+          for (int r = 0; r < rows; ++r) {
+            gemma2::detail::convert_to_float(dtype, W.row(r), w.data(), w.size());
+            for (int t = 0; t < T; ++t) {
+              double scale = 0;
+              for (int c = 0; c < cols; ++c) scale += std::abs(w[static_cast<size_t>(c)] * X[static_cast<size_t>(t) * cols + c]);
+              const size_t i = static_cast<size_t>(t) * rows + r;
+              CHECK(std::abs(got[i] - want[i]) <= 1e-5 * scale + 1e-6);
+            }
+          }
         }
       }
     }

@@ -142,7 +142,9 @@ inline bool kernel_set_supported(KernelSet s) {
 #endif
 #if GEMMA2_ARM_KERNELS
     case KernelSet::NEON: return f.neon;
+#if GEMMA2_ARM_DOTPROD_KERNELS
     case KernelSet::NEONDotProd: return f.neon && f.dotprod;
+#endif
 #endif
     default: return false;
   }

@@ -21,6 +21,7 @@
 #include "gemma2/kernels/portable.hpp"
 #include "gemma2/kernels/x86_avx2.hpp"
 #include "gemma2/kernels/x86_avx512.hpp"
+#include "gemma2/kernels/arm_neon.hpp"
 #endif
 
 GEMMA2_BEGIN_NAMESPACE
@@ -39,6 +40,18 @@ inline const Kernels* build_kernels_for(KernelSet s) {
     }
     case KernelSet::AVX512: {
       static const Kernels k = avx512::kernels(cpu_features());
+      return &k;
+    }
+#endif
+#if GEMMA2_ARM_KERNELS
+    case KernelSet::NEON: {
+      static const Kernels k = neon::kernels();
+      return &k;
+    }
+#endif
+#if GEMMA2_ARM_DOTPROD_KERNELS
+    case KernelSet::NEONDotProd: {
+      static const Kernels k = neon_dotprod::kernels();
       return &k;
     }
 #endif

@@ -10,8 +10,13 @@
 #if !defined(GEMMA2_PORTABLE_ONLY)
 #if defined(__x86_64__) || defined(_M_X64)
 #define GEMMA2_X86_KERNELS 1
-#elif defined(__aarch64__) || defined(_M_ARM64)
+#elif defined(__aarch64__)
 #define GEMMA2_ARM_KERNELS 1
+// The SDOT intrinsics need a compiler that enables them per function (GCC),
+// or a build for a CPU that has them.
+#if (defined(__GNUC__) && !defined(__clang__)) || defined(__ARM_FEATURE_DOTPROD)
+#define GEMMA2_ARM_DOTPROD_KERNELS 1
+#endif
 #endif
 #endif
 
