@@ -65,15 +65,6 @@ gemma2_status copy_out(const char* function, const T* src, size_t n, T* dst, siz
     if ((p) == nullptr) return fail(std::string(__func__) + ": " #p " is NULL"); \
   } while (0)
 
-std::optional<gemma2::DType> weight_type(const char* name) {
-  const std::pair<const char*, gemma2::DType> types[] = {{"f32", gemma2::DType::F32}, {"bf16", gemma2::DType::BF16},
-                                                         {"f16", gemma2::DType::F16}, {"q8", gemma2::DType::Q8_0},
-                                                         {"q4", gemma2::DType::Q4_0}};
-  for (const auto& [n, t] : types)
-    if (std::strcmp(name, n) == 0) return t;
-  return std::nullopt;
-}
-
 }  // namespace
 
 struct gemma2_model {
@@ -128,13 +119,17 @@ gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* opt
     gemma2::LoadOptions lo;
     lo.pool = &*pool;
     if (o.weight_type != nullptr) {
-      lo.weight_type = weight_type(o.weight_type);
-      if (!lo.weight_type) return fail(std::string("weight type ") + o.weight_type + " is not one of f32, bf16, f16, q8, q4");
+      lo.weight_type = gemma2::parse_weight_type(o.weight_type);
+      if (!lo.weight_type) {
+        std::string names;
+        for (const auto& [name, type] : gemma2::kWeightTypeNames) names += (names.empty() ? "" : ", ") + std::string(name);
+        return fail(std::string("weight type ") + o.weight_type + " is not one of " + names);
+      }
     }
     if (o.kernels != nullptr) {
-      lo.kernels = gemma2::parse_kernel_set(o.kernels);
-      if (!lo.kernels)
-        return fail(std::string(o.kernels) + " is not a kernel set (one of: portable, avx2, avx512, neon, neon-dotprod)");
+      auto set = gemma2::detail::kernel_set_named(o.kernels, o.kernels);
+      if (!set) return fail(set.message());
+      lo.kernels = *set;
     }
     lo.mapping = o.copied ? gemma2::Mapping::Copied : gemma2::Mapping::Mapped;
     lo.max_memory = o.max_memory;

@@ -48,11 +48,6 @@ std::string default_model_dir() {
 }
 
 // --dtype names.
-const std::map<std::string, gemma2::DType> kDTypes = {{"f32", gemma2::DType::F32},
-                                                     {"bf16", gemma2::DType::BF16},
-                                                     {"f16", gemma2::DType::F16},
-                                                     {"q8", gemma2::DType::Q8_0},
-                                                     {"q4", gemma2::DType::Q4_0}};
 
 void add_dtype(CLI::App* cmd, std::string& dtype) {
   cmd->add_option("--dtype", dtype, "weight storage: f32, bf16, f16, q8 (8.5 bits) or q4 (4.5 bits); "
@@ -72,10 +67,12 @@ void add_memory_options(CLI::App* cmd, std::string& mapping, uint64_t& max_memor
 
 // --kernels: a kernel set (default: GEMMA2_KERNELS, else the best this CPU runs).
 void add_kernels(CLI::App* cmd, std::string& kernels) {
+  std::vector<std::string> names;
+  for (gemma2::KernelSet s : gemma2::kKernelSets) names.push_back(gemma2::kernel_set_name(s));
   cmd->add_option("--kernels", kernels,
-                  "kernel set: portable, avx2, avx512, neon, neon-dotprod (default: $GEMMA2_KERNELS, else the best "
-                  "this CPU runs)")
-      ->check(CLI::IsMember({"portable", "avx2", "avx512", "neon", "neon-dotprod"}));
+                  "kernel set: " + gemma2::detail::kernel_set_list() +
+                      " (default: $GEMMA2_KERNELS, else the best this CPU runs)")
+      ->check(CLI::IsMember(names));
 }
 
 std::optional<gemma2::KernelSet> kernel_option(const std::string& kernels) {
@@ -116,7 +113,7 @@ struct ModelOptions {
 
   gemma2::LoadOptions load_options() const {
     gemma2::LoadOptions lo;
-    if (!dtype.empty()) lo.weight_type = kDTypes.at(dtype);
+    if (!dtype.empty()) lo.weight_type = *gemma2::parse_weight_type(dtype);
     lo.check_finite = check_weights;
     lo.mapping = mapping == "copied" ? gemma2::Mapping::Copied : gemma2::Mapping::Mapped;
     lo.max_memory = max_memory;
@@ -518,13 +515,13 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
   lo.progress = std::ref(progress);
   gemma2::Result<Model> model = gemma2::Error{""};
   if (!model_path.empty()) {
-    if (!dtype.empty()) lo.weight_type = kDTypes.at(dtype);
+    if (!dtype.empty()) lo.weight_type = *gemma2::parse_weight_type(dtype);
     lo.preload = true;
     model = Model::load(model_path, lo);
     if (model) config = model->config();
   } else {
     if (dtype.empty()) dtype = "bf16";
-    lo.weight_type = kDTypes.at(dtype);
+    lo.weight_type = *gemma2::parse_weight_type(dtype);
     std::cerr << "making random " << preset << " weights (" << dtype << ")...\n";
     // Made as BF16 (F32 for f32) and converted at load, like a real checkpoint.
     const gemma2::DType stored = *lo.weight_type == gemma2::DType::F32 ? gemma2::DType::F32 : gemma2::DType::BF16;

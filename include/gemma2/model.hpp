@@ -19,7 +19,9 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "gemma2/io/checkpoint.hpp"
@@ -95,6 +97,17 @@ struct LoadOptions {
   // load with an error naming it.
   std::optional<KernelSet> kernels;
 };
+
+// The short names of the types LoadOptions::weight_type converts to, as the
+// CLI's --dtype and the C ABI spell them.
+inline constexpr std::pair<const char*, DType> kWeightTypeNames[] = {
+    {"f32", DType::F32}, {"bf16", DType::BF16}, {"f16", DType::F16}, {"q8", DType::Q8_0}, {"q4", DType::Q4_0}};
+
+inline std::optional<DType> parse_weight_type(std::string_view name) {
+  for (const auto& [n, t] : kWeightTypeNames)
+    if (name == n) return t;
+  return std::nullopt;
+}
 
 // What a model will hold in memory, known from the file headers alone
 // (Gemma2Model::plan): nothing of the weights is read to work it out.

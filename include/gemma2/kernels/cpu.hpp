@@ -46,8 +46,12 @@ inline const char* kernel_set_name(KernelSet s) {
   return "?";
 }
 
+// Every set, in the order above.
+inline constexpr KernelSet kKernelSets[] = {KernelSet::Portable, KernelSet::AVX2, KernelSet::AVX512, KernelSet::NEON,
+                                            KernelSet::NEONDotProd};
+
 inline std::optional<KernelSet> parse_kernel_set(std::string_view name) {
-  for (KernelSet s : {KernelSet::Portable, KernelSet::AVX2, KernelSet::AVX512, KernelSet::NEON, KernelSet::NEONDotProd})
+  for (KernelSet s : kKernelSets)
     if (name == kernel_set_name(s)) return s;
   return std::nullopt;
 }
@@ -153,9 +157,18 @@ inline bool kernel_set_supported(KernelSet s) {
 // The sets this CPU can run, least capable first; the last is the default.
 inline std::vector<KernelSet> supported_kernel_sets() {
   std::vector<KernelSet> sets;
-  for (KernelSet s : {KernelSet::Portable, KernelSet::AVX2, KernelSet::AVX512, KernelSet::NEON, KernelSet::NEONDotProd})
+  for (KernelSet s : kKernelSets)
     if (kernel_set_supported(s)) sets.push_back(s);
   return sets;
 }
+
+namespace detail {
+// "portable, avx2, avx512" for messages; every set by default.
+inline std::string kernel_set_list(const std::vector<KernelSet>& sets = {std::begin(kKernelSets), std::end(kKernelSets)}) {
+  std::string s;
+  for (KernelSet k : sets) s += (s.empty() ? "" : ", ") + std::string(kernel_set_name(k));
+  return s;
+}
+}  // namespace detail
 
 GEMMA2_END_NAMESPACE

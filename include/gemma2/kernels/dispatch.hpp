@@ -74,10 +74,10 @@ inline const Kernels* kernels_for(KernelSet s) { return compiled_kernels_for(s);
 inline const Kernels* kernels_for(KernelSet s) { return build_kernels_for(s); }
 #endif
 
-inline std::string kernel_set_list(const std::vector<KernelSet>& sets) {
-  std::string s;
-  for (KernelSet k : sets) s += (s.empty() ? "" : ", ") + std::string(kernel_set_name(k));
-  return s;
+// `name` as a kernel set, or an error naming `what` and the sets there are.
+inline Result<KernelSet> kernel_set_named(std::string_view name, const std::string& what) {
+  if (auto s = parse_kernel_set(name)) return *s;
+  return err(what, " is not a kernel set (one of: ", kernel_set_list(), ")");
 }
 
 // The table for `requested`, else for GEMMA2_KERNELS when it is set, else
@@ -87,10 +87,10 @@ inline Result<const Kernels*> select_kernels(std::optional<KernelSet> requested)
   if (!requested) {
     const char* env = std::getenv("GEMMA2_KERNELS");
     if (env == nullptr || *env == '\0') return kernels_for(supported_kernel_sets().back());
-    requested = parse_kernel_set(env);
     what = std::string("GEMMA2_KERNELS=") + env;
-    if (!requested)
-      return err(what, " is not a kernel set (one of: portable, avx2, avx512, neon, neon-dotprod)");
+    auto named = kernel_set_named(env, what);
+    if (!named) return Error{named.message()};
+    requested = *named;
   } else {
     what = std::string("kernel set ") + kernel_set_name(*requested);
   }

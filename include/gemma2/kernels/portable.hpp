@@ -18,9 +18,6 @@ namespace portable {
 // Row-major float matrix, as the activations are stored.
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Block f16 scale to float.
-inline float block_scale(const std::byte* p) { return half_at(p); }
-
 // The 32 signed weights of block b of a Q8_0 or Q4_0 row (Q4_0 stores
 // q + 8, low nibbles first: byte j holds weights j and j + 16).
 inline void block_weights(DType t, const std::byte* row, int b, int8_t* w) {
@@ -77,7 +74,7 @@ inline float dot_blocks(DType t, const std::byte* row, const int8_t* xq, const f
     block_weights(t, row, b, w);
     int32_t p = 0;
     for (int i = 0; i < kQuantBlock; ++i) p += static_cast<int32_t>(w[i]) * xq[b * kQuantBlock + i];
-    sum += static_cast<float>(p) * block_scale(scales + 2 * b) * xd[b];
+    sum += static_cast<float>(p) * half_at(scales + 2 * b) * xd[b];
   }
   return sum;
 }

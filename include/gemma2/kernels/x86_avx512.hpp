@@ -114,7 +114,7 @@ void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const 
       portable::block_weights(Q, row + r * stride, b, w);
       int32_t s = 0;
       for (int i = 0; i < kQuantBlock; ++i) s += static_cast<int32_t>(w[i]) * xq[b * kQuantBlock + i];
-      sum[r] += static_cast<float>(s) * portable::block_scale(row + r * stride + scales + 2 * b) * xd[b];
+      sum[r] += static_cast<float>(s) * half_at(row + r * stride + scales + 2 * b) * xd[b];
     }
   for (int r = 0; r < R; ++r) out[r] = sum[r];
 }
