@@ -9,6 +9,7 @@ packages=(
   doctest-dev libbenchmark-dev       # tests and benchmarks
   clang libclang-rt-14-dev           # fuzz tests (libFuzzer)
   g++-aarch64-linux-gnu qemu-user    # AArch64 cross build, run under emulation
+  g++-mingw-w64-x86-64-posix wine wine64  # Windows cross build, run under wine
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -20,5 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-# The AArch64 sentencepiece, unpacked into the project (not installed).
+# The AArch64 and Windows sentencepiece, in the project (not installed).
 "$(dirname "$0")/aarch64-sysroot.sh"
+"$(dirname "$0")/mingw-sysroot.sh"

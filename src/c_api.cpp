@@ -4,8 +4,6 @@
 #define GEMMA2_C_BUILDING
 #include "gemma2/c_api.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstring>
 #include <exception>
@@ -159,8 +157,8 @@ gemma2_status gemma2_tokenizer_load(const char* path, gemma2_tokenizer** tokeniz
   *tokenizer = nullptr;
   return guarded(__func__, [&] {
     // A directory or a .gguf file is a model's; anything else a tokenizer file.
-    struct stat st {};
-    const bool dir = ::stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    auto kind = gemma2::detail::path_kind(path);
+    const bool dir = kind && *kind == gemma2::detail::FileKind::Directory;
     auto t = dir || gemma2::is_gguf_path(path) ? gemma2::load_model_tokenizer(path) : gemma2::Tokenizer::load(path);
     if (!t) return fail(t.message());
     *tokenizer = new gemma2_tokenizer{std::move(*t)};

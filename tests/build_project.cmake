@@ -1,4 +1,4 @@
-# ctest driver (fixtures fuzz_build, aarch64_build): configures and builds a
+# ctest driver (fixtures fuzz_build, aarch64_build, windows_build): configures and builds a
 # project next to the main build, e.g. the fuzz targets with clang or this
 # project with a cross toolchain.
 #   cmake -DSOURCE_DIR=... -DBUILD_DIR=... -DCMAKE_GENERATOR=... [-DOPTIONS=-DA=1|-DB=2] -P build_project.cmake

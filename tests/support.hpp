@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <unistd.h>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <sstream>
@@ -18,7 +18,28 @@
 
 #include "gemma2/gemma2.hpp"
 
+#if defined(_WIN32)
+#include <process.h>
+#else
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
 namespace test {
+
+// ThreadSanitizer slows the model's loops tenfold and more: the long
+// concurrency tests take fewer steps under it (races show in a few).
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
 
 inline std::string data_dir() { return GEMMA2_TEST_DATA; }
 inline std::string golden_dir(const std::string& name) { return data_dir() + "/golden/" + name; }
@@ -168,16 +189,53 @@ inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, ge
 }
 
 // A fresh, empty temporary directory, removed at the end of the test.
+// Commands the CLI tests run through the system's shell: sh, or cmd.exe on
+// Windows (given the command in UTF-16, so UTF-8 arguments arrive intact).
+#if defined(_WIN32)
+inline const std::string kNullDevice = "NUL";
+inline int process_id() { return ::_getpid(); }
+// The program's exit code.
+inline int run_command(const std::string& command) {
+  auto wide = gemma2::detail::wide_path(command);
+  return wide ? ::_wsystem(wide->c_str()) : -1;
+}
+// cmd.exe passes text in double quotes as it is, except '"' and '%' (and it
+// cannot pass a line break at all): such text is not passable.
+inline bool shell_can_pass(const std::string& s) {
+  return s.find_first_of("\"%\r\n") == std::string::npos && (s.empty() || s.back() != '\\');
+}
+inline std::string shell_quote(const std::string& s) { return "\"" + s + "\""; }
+#else
+inline const std::string kNullDevice = "/dev/null";
+inline int process_id() { return static_cast<int>(::getpid()); }
+// The program's exit code, or -1 when it died of a signal.
+inline int run_command(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+inline bool shell_can_pass(const std::string&) { return true; }
+inline std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+#endif
+
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
     static int counter = 0;
     path = std::filesystem::temp_directory_path() /
-           ("gemma2_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+           ("gemma2_test_" + std::to_string(process_id()) + "_" + std::to_string(counter++));
     std::filesystem::remove_all(path);
     std::filesystem::create_directories(path);
   }
-  ~TempDir() { std::filesystem::remove_all(path); }
+  // Never throws: on Windows a file stays undeletable while a model that
+  // outlives this directory maps it, and is then left behind.
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
   std::string str() const { return path.string(); }
 };
 

@@ -141,15 +141,15 @@ TEST_CASE("golden: the gemma2 CLI (logits, generate --greedy --print-ids) matche
     INFO(g.dir, " ", g.name);
     const std::string out = tmp.str() + "/logits.f32", ids = tmp.str() + "/ids.txt";
     std::string cmd = std::string(GEMMA2_CLI) + " logits --model " + g.dir + " --ids " + join(g.tokens, ",") +
-                      " --out " + out + " 2>/dev/null";
-    REQUIRE(std::system(cmd.c_str()) == 0);
+                      " --out " + out + " 2> " + test::kNullDevice;
+    REQUIRE(test::run_command(cmd) == 0);
     const auto logits = test::read_f32(out);
     REQUIRE(logits.size() == g.logits.size());
     CHECK(test::max_abs_diff(logits.data(), g.logits.data(), logits.size()) <= kTolerance);
 
     cmd = std::string(GEMMA2_CLI) + " generate --model " + g.dir + " --ids " + join(g.prompt, ",") + " --max-new " +
-          std::to_string(g.greedy.size()) + " --greedy --print-ids --threads 2 > " + ids + " 2>/dev/null";
-    REQUIRE(std::system(cmd.c_str()) == 0);
+          std::to_string(g.greedy.size()) + " --greedy --print-ids --threads 2 > " + ids + " 2> " + test::kNullDevice;
+    REQUIRE(test::run_command(cmd) == 0);
     std::string text = test::read_text(ids);
     while (!text.empty() && text.back() == '\n') text.pop_back();
     CHECK(text.substr(text.rfind('\n') + 1) == join(g.greedy, " "));
@@ -160,8 +160,8 @@ TEST_CASE("golden: the gemma2 CLI (logits, generate --greedy --print-ids) matche
     test::write_gguf(ck, gguf, ck.tensors.at("model.norm.weight").dtype,
                      ck.config.query_pre_attn_scalar != ck.config.head_dim);
     cmd = std::string(GEMMA2_CLI) + " logits --model " + gguf + " --ids " + join(g.tokens, ",") + " --out " + out +
-          " 2>/dev/null";
-    REQUIRE(std::system(cmd.c_str()) == 0);
+          " 2> " + test::kNullDevice;
+    REQUIRE(test::run_command(cmd) == 0);
     const auto from_gguf = test::read_f32(out);
     REQUIRE(from_gguf.size() == g.logits.size());
     CHECK(test::max_abs_diff(from_gguf.data(), g.logits.data(), from_gguf.size()) <= kTolerance);
@@ -172,7 +172,7 @@ TEST_CASE("CLI: errors exit non-zero with a message") {
   test::TempDir tmp;
   const std::string err = tmp.str() + "/err.txt";
   auto run = [&](const std::string& args) {
-    const int rc = std::system((std::string(GEMMA2_CLI) + " " + args + " > /dev/null 2> " + err).c_str());
+    const int rc = test::run_command(std::string(GEMMA2_CLI) + " " + args + " > " + test::kNullDevice + " 2> " + err);
     return std::make_pair(rc, test::read_text(err));
   };
   const std::string model = test::golden_dir("gqa_f32");

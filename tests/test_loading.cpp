@@ -197,8 +197,8 @@ TEST_CASE("NaN or infinity in weights: found on request, naming the tensor and e
     const std::string err = dir.str() + "/err.txt";
     const std::string cmd = std::string(GEMMA2_CLI) + " logits --check-weights --model " + dir.str() +
                             " --tokenizer " + GEMMA2_DEMO_MODEL + "/tokenizer.model --ids 2 --out " + dir.str() +
-                            "/l.bin > /dev/null 2> " + err;
-    CHECK(std::system(cmd.c_str()) != 0);
+                            "/l.bin > " + test::kNullDevice + " 2> " + err;
+    CHECK(test::run_command(cmd) != 0);
     std::ifstream in(err);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     CHECK(contains(text, "holds NaN or infinity"));

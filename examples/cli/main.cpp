@@ -25,9 +25,17 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <unistd.h>
 
 #include "gemma2/gemma2.hpp"
+
+#if defined(_WIN32)
+#include <fcntl.h>
+#include <io.h>
+#include <psapi.h>  // after gemma2, which includes <windows.h> with NOMINMAX
+#include <shellapi.h>
+#else
+#include <unistd.h>
+#endif
 
 namespace {
 
@@ -390,8 +398,7 @@ int run_tokenize(const std::string& tokenizer_path, const std::string& model_dir
 
 // Opens an output file, or says why it cannot.
 std::optional<std::string> open_output(const std::string& path, std::ofstream& out) {
-  out.open(path, std::ios::binary);
-  if (!out) return "cannot create " + path + ": " + std::strerror(errno);
+  if (gemma2::Status s = gemma2::detail::open_for_writing(path, out); !s) return s.message();
   return std::nullopt;
 }
 
@@ -466,12 +473,17 @@ int run_logits(const ModelOptions& mo, const std::vector<int32_t>& ids, const st
   return 0;
 }
 
-// Resident set size of this process.
+// Resident set size of this process (the working set on Windows).
 size_t rss_bytes() {
+#if defined(_WIN32)
+  PROCESS_MEMORY_COUNTERS pmc{};
+  return GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc) ? pmc.WorkingSetSize : 0;
+#else
   std::ifstream statm("/proc/self/statm");
   size_t pages = 0, resident = 0;
   statm >> pages >> resident;
   return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+#endif
 }
 
 // Sequential read bandwidth of this machine with the given threads, in
@@ -684,8 +696,40 @@ int run(int argc, char** argv) {
 
 // Every error is a message and exit code 1; an exception that escapes a
 // dependency all the same is reported as one, never an abort.
+#if defined(_WIN32)
+// The CLI speaks UTF-8 on every system. Windows hands main() its arguments
+// in the ANSI code page and its console expects that page too, so the
+// arguments are taken from the wide command line, the console is switched
+// to UTF-8, and stdout/stderr are binary so output is byte for byte what it
+// is elsewhere (other tooling reads it).
+std::vector<std::string> utf8_arguments() {
+  int n = 0;
+  wchar_t** wide = CommandLineToArgvW(GetCommandLineW(), &n);
+  std::vector<std::string> out;
+  for (int i = 0; wide && i < n; ++i) {
+    const int len = WideCharToMultiByte(CP_UTF8, 0, wide[i], -1, nullptr, 0, nullptr, nullptr);
+    std::string a(static_cast<size_t>(len > 0 ? len - 1 : 0), '\0');
+    if (len > 1) WideCharToMultiByte(CP_UTF8, 0, wide[i], -1, a.data(), len, nullptr, nullptr);
+    out.push_back(std::move(a));
+  }
+  LocalFree(wide);
+  return out;
+}
+#endif
+
 int main(int argc, char** argv) {
   try {
+#if defined(_WIN32)
+    SetConsoleOutputCP(CP_UTF8);
+    SetConsoleCP(CP_UTF8);
+    _setmode(_fileno(stdout), _O_BINARY);
+    _setmode(_fileno(stderr), _O_BINARY);
+    std::vector<std::string> args = utf8_arguments();
+    std::vector<char*> pointers;
+    for (auto& a : args) pointers.push_back(a.data());
+    pointers.push_back(nullptr);
+    if (!args.empty()) return run(static_cast<int>(args.size()), pointers.data());
+#endif
     return run(argc, argv);
   } catch (const std::exception& e) {
     return fail(std::string("unexpected error: ") + e.what());

@@ -2,7 +2,6 @@
 // the program, another machine with the same model): the restored session
 // continues exactly where the saved one stopped. Usage: save_restore [MODEL_DIR]
 #include <cstdio>
-#include <fstream>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -28,7 +27,7 @@ int main(int argc, char** argv) {
   // Save the session (cache + tokens) to a file ...
   const std::vector<uint8_t> blob = chat.session().save();
   const std::string path = "conversation.gemma2session";
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(blob.data()), static_cast<std::streamsize>(blob.size()));
+  if (auto s = gemma2::write_file(path, blob.data(), blob.size()); !s) return std::fprintf(stderr, "%s\n", s.message().c_str()), 1;
   std::printf("saved %zu bytes to %s\n", blob.size(), path.c_str());
 
   // ... and later read it back into a new chat, which continues the conversation.

@@ -121,11 +121,12 @@ inline Status add_sharded(const std::string& dir, const std::string& index_path,
 // Mapping::Copied reads) every safetensors file and validates all headers.
 // No weight data is read yet when mapped.
 inline Result<Checkpoint> open_checkpoint(const std::string& dir, Mapping mapping = Mapping::Mapped) {
-  auto st = detail::stat_path(dir);
-  if (!st) return Error{st.message()};
-  if (S_ISREG(st->st_mode))
+  auto kind = detail::path_kind(dir);
+  if (!kind) return Error{kind.message()};
+  if (*kind == detail::FileKind::Regular)
     return detail::err(dir, " is a file, not a model directory (config.json and safetensors) or a .gguf file");
-  if (!S_ISDIR(st->st_mode)) return detail::err(dir, " is ", detail::file_kind(st->st_mode), ", not a model directory");
+  if (*kind != detail::FileKind::Directory)
+    return detail::err(dir, " is ", detail::file_kind_name(*kind), ", not a model directory");
   Checkpoint ck;
   auto config = load_config_json(dir + "/config.json");
   if (!config) return Error{config.message()};

@@ -718,7 +718,8 @@ inline Status write_gguf(const std::string& path, const std::map<std::string, Gg
       out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
       out.append((alignment - t.bytes.size() % alignment) % alignment, '\0');
     }
-    std::ofstream f(path, std::ios::binary);
+    std::ofstream f;
+    if (Status s = detail::open_for_writing(path, f); !s) return s;
     f.write(out.data(), static_cast<std::streamsize>(out.size()));
     if (!f) return detail::err("cannot write ", path, ": ", std::strerror(errno));
     return {};

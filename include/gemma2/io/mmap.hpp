@@ -10,12 +10,6 @@
 #include <utility>
 #include <vector>
 
-#include <cerrno>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "gemma2/io/file.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
@@ -23,9 +17,10 @@ GEMMA2_BEGIN_NAMESPACE
 // How a model's weight files are held (LoadOptions::mapping).
 enum class Mapping {
   // Memory-mapped and used in place: no copy, pages read on first use and
-  // shared with other processes mapping the same file. The file must not
-  // be truncated or rewritten in place while the model lives: touching a
-  // page that no longer exists raises SIGBUS.
+  // shared with other processes mapping the same file. On POSIX systems
+  // the file must not be truncated or rewritten in place while the model
+  // lives: touching a page that no longer exists raises SIGBUS (Windows
+  // refuses to truncate a mapped file).
   Mapped,
   // Read into memory at load: costs the file's size in RAM and a full read,
   // and nothing done to the file afterwards affects the model.
@@ -46,15 +41,16 @@ class MappedFile {
     if (!f) return Error{f.message()};
     if (f->size > std::numeric_limits<size_t>::max() / 2) return err(path, ": ", f->size, " bytes cannot be mapped");
     const auto size = static_cast<size_t>(f->size);
-    void* data = copy ? ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                      : ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, f->handle.get(), 0);
-    if (data == MAP_FAILED) return err(copy ? "cannot allocate memory for " : "cannot map ", path, ": ", std::strerror(errno));
-    auto mapped = std::shared_ptr<MappedFile>(new MappedFile(path, static_cast<const std::byte*>(data), size));
-    mapped->file_backed_ = !copy;
-    if (copy) {
-      if (Status s = read_exactly(path, f->handle.get(), static_cast<char*>(data), size); !s) return Error{s.message()};
-      ::mprotect(data, size, PROT_READ);
+    if (!copy) {
+      auto data = map_read_only(f->handle, path, size);
+      if (!data) return Error{data.message()};
+      return std::shared_ptr<const MappedFile>(new MappedFile(path, *data, size, Owner::FileMapping));
     }
+    auto data = allocate_pages(path, size);
+    if (!data) return Error{data.message()};
+    auto mapped = std::shared_ptr<MappedFile>(new MappedFile(path, *data, size, Owner::Pages));
+    if (Status s = read_exactly(path, f->handle, reinterpret_cast<char*>(*data), size); !s) return Error{s.message()};
+    make_read_only(*data, size);
     return std::shared_ptr<const MappedFile>(std::move(mapped));
   }
 
@@ -64,33 +60,33 @@ class MappedFile {
   // (and AddressSanitizer sees a read one byte past the end of the buffer,
   // which inside the last page of a mapping goes unnoticed).
   static std::shared_ptr<const MappedFile> from_bytes(std::string name, std::vector<std::byte> bytes) {
-    auto f = std::shared_ptr<MappedFile>(new MappedFile(std::move(name), nullptr, bytes.size()));
+    auto f = std::shared_ptr<MappedFile>(new MappedFile(std::move(name), nullptr, bytes.size(), Owner::Bytes));
     f->owned_ = std::move(bytes);
     f->data_ = f->owned_.data();
-    f->mapped_ = false;
     return f;
   }
 
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   ~MappedFile() {
-    if (mapped_) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (owner_ == Owner::FileMapping) unmap(data_, size_);
+    if (owner_ == Owner::Pages) free_pages(const_cast<std::byte*>(data_), size_);
   }
 
   const std::byte* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
   // The bytes are the file's pages (a mapping), not memory of our own.
-  bool file_backed() const { return file_backed_; }
+  bool file_backed() const { return owner_ == Owner::FileMapping; }
 
  private:
-  MappedFile(std::string path, const std::byte* data, size_t size)
-      : path_(std::move(path)), data_(data), size_(size), mapped_(data != nullptr) {}
+  enum class Owner { FileMapping, Pages, Bytes };  // what data_ is, to release
+  MappedFile(std::string path, const std::byte* data, size_t size, Owner owner)
+      : path_(std::move(path)), data_(data), size_(size), owner_(owner) {}
   std::string path_;
   const std::byte* data_;
   size_t size_;
-  bool mapped_;                   // data_ is an mmap to undo
-  bool file_backed_ = false;      // ... of the file itself, not a copy
+  Owner owner_;
   std::vector<std::byte> owned_;  // from_bytes: the data itself (data_ points into it)
 };
 

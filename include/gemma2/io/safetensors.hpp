@@ -158,8 +158,8 @@ inline Status write_safetensors(const std::string& path, const std::map<std::str
     }
     std::string h = header.dump();
     h.append((8 - h.size() % 8) % 8, ' ');
-    std::ofstream out(path, std::ios::binary);
-    if (!out) return detail::err("cannot create ", path, ": ", std::strerror(errno));
+    std::ofstream out;
+    if (Status s = detail::open_for_writing(path, out); !s) return s;
     const uint64_t n = h.size();
     for (int i = 0; i < 8; ++i) out.put(static_cast<char>((n >> (8 * i)) & 0xff));
     out.write(h.data(), static_cast<std::streamsize>(h.size()));
