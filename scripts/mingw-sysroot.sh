@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial"
 echo 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main' \
   > "$work/sources.list"
-apt_src=(-q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists")
+apt_src=(-q -o APT::Sandbox::User=root -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists")
 apt-get "${apt_src[@]}" update > /dev/null
 (cd "$work" && apt-get "${apt_src[@]}" source --download-only sentencepiece=0.1.97-3 > /dev/null)
 src=$work/sentencepiece-0.1.97
@@ -25,10 +25,12 @@ tar xJf "$work"/sentencepiece_0.1.97-3.debian.tar.xz -C "$src"
 grep -v -e '^#' -e '^disable-static-library.patch$' "$src/debian/patches/series" | while read -r p; do
   patch -d "$src" -p1 -s < "$src/debian/patches/$p"
 done
-cmake -S "$src" -B "$work/build" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/mingw-w64-x86_64.cmake" \
+# Quiet (its bundled protobuf warns at length); the log is shown on failure.
+build() { "$@" >> "$work/build.log" 2>&1 || { tail -n 60 "$work/build.log"; exit 1; }; }
+build cmake -S "$src" -B "$work/build" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/mingw-w64-x86_64.cmake" \
   -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$root" \
-  -DSPM_ENABLE_SHARED=OFF -DSPM_ENABLE_TCMALLOC=OFF -DSPM_USE_BUILTIN_PROTOBUF=ON > /dev/null
-cmake --build "$work/build" -j2 --target sentencepiece-static > /dev/null
+  -DSPM_ENABLE_SHARED=OFF -DSPM_ENABLE_TCMALLOC=OFF -DSPM_USE_BUILTIN_PROTOBUF=ON
+build cmake --build "$work/build" -j2 --target sentencepiece-static
 mkdir -p "$root/lib" "$root/include"
 cp "$work/build/src/libsentencepiece.a" "$root/lib/"
 cp "$src/src/sentencepiece_processor.h" "$root/include/"

@@ -188,7 +188,6 @@ inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, ge
   REQUIRE(gemma2::write_gguf(path, md, tensors).ok());
 }
 
-// A fresh, empty temporary directory, removed at the end of the test.
 // Commands the CLI tests run through the system's shell: sh, or cmd.exe on
 // Windows (given the command in UTF-16, so UTF-8 arguments arrive intact).
 #if defined(_WIN32)
@@ -221,6 +220,7 @@ inline std::string shell_quote(const std::string& s) {
 }
 #endif
 
+// A fresh, empty temporary directory, removed at the end of the test.
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
