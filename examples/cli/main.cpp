@@ -694,8 +694,6 @@ int run(int argc, char** argv) {
   return run_logits(logits_model, logits_ids, out_path);
 }
 
-// Every error is a message and exit code 1; an exception that escapes a
-// dependency all the same is reported as one, never an abort.
 #if defined(_WIN32)
 // The CLI speaks UTF-8 on every system. Windows hands main() its arguments
 // in the ANSI code page and its console expects that page too, so the
@@ -706,17 +704,14 @@ std::vector<std::string> utf8_arguments() {
   int n = 0;
   wchar_t** wide = CommandLineToArgvW(GetCommandLineW(), &n);
   std::vector<std::string> out;
-  for (int i = 0; wide && i < n; ++i) {
-    const int len = WideCharToMultiByte(CP_UTF8, 0, wide[i], -1, nullptr, 0, nullptr, nullptr);
-    std::string a(static_cast<size_t>(len > 0 ? len - 1 : 0), '\0');
-    if (len > 1) WideCharToMultiByte(CP_UTF8, 0, wide[i], -1, a.data(), len, nullptr, nullptr);
-    out.push_back(std::move(a));
-  }
+  for (int i = 0; wide && i < n; ++i) out.push_back(gemma2::detail::utf8_string(wide[i], -1));
   LocalFree(wide);
   return out;
 }
 #endif
 
+// Every error is a message and exit code 1; an exception that escapes a
+// dependency all the same is reported as one, never an abort.
 int main(int argc, char** argv) {
   try {
 #if defined(_WIN32)

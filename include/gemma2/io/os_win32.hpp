@@ -23,18 +23,22 @@
 GEMMA2_BEGIN_NAMESPACE
 namespace detail {
 
+// `n` UTF-16 units (or, with n = -1, up to the terminating zero) as UTF-8.
+inline std::string utf8_string(const wchar_t* w, int n) {
+  const int len = ::WideCharToMultiByte(CP_UTF8, 0, w, n, nullptr, 0, nullptr, nullptr);
+  std::string out(static_cast<size_t>(len > 0 ? len : 0), '\0');
+  if (len > 0) ::WideCharToMultiByte(CP_UTF8, 0, w, n, out.data(), len, nullptr, nullptr);
+  if (n < 0 && !out.empty()) out.pop_back();  // the converted terminator
+  return out;
+}
+
 // A system error code as text, in UTF-8.
 inline std::string win32_message(DWORD code) {
   wchar_t* text = nullptr;
   const DWORD n = ::FormatMessageW(
       FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr, code,
       0, reinterpret_cast<wchar_t*>(&text), 0, nullptr);
-  std::string out;
-  if (n > 0) {
-    const int len = ::WideCharToMultiByte(CP_UTF8, 0, text, static_cast<int>(n), nullptr, 0, nullptr, nullptr);
-    out.resize(static_cast<size_t>(len));
-    ::WideCharToMultiByte(CP_UTF8, 0, text, static_cast<int>(n), out.data(), len, nullptr, nullptr);
-  }
+  std::string out = n > 0 ? utf8_string(text, static_cast<int>(n)) : std::string();
   ::LocalFree(text);
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ' || out.back() == '.'))
     out.pop_back();
