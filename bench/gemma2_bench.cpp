@@ -408,7 +408,7 @@ int main(int argc, char** argv) {
         ->ArgsProduct({{1}, {1, 2}})
         ->ArgNames({"T", "threads"})
         ->UseRealTime();
-  for (const auto& [dname, dt] : dtypes)
+  for (const auto& [dname, dt] : matvec_dtypes)
     benchmark::RegisterBenchmark((std::string("matmul/gate_proj/") + dname).c_str(), BM_Matmul, 9216, 2304, dt, false)
         ->ArgsProduct({{2, 3, 16, 64}, {1, 2}})
         ->ArgNames({"T", "threads"})

@@ -180,6 +180,16 @@ inline void kquant_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// The 8 scales and mins of a Q4_K/Q5_K super-block at once, for the SIMD
+// kernels: byte j of *sc and *m (little-endian) is kquant_scale_min(j).
+inline void kquant_scales_mins(const std::byte* q, uint64_t* sc, uint64_t* m) {
+  uint32_t w[3];
+  std::memcpy(w, q, sizeof w);
+  const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
+  *sc = (w[0] & low6) | static_cast<uint64_t>((w[2] & low4) | (((w[0] >> 6) & top2) << 4)) << 32;
+  *m = (w[1] & low6) | static_cast<uint64_t>(((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4)) << 32;
+}
+
 // A K-quant super-block as integers: weight i is scale[g]·q[i] − bias[g] for
 // its group g = i / 16 of 16 weights. One unpacking of the bit layout serves
 // dequantization and the portable integer kernels.

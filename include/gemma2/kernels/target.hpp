@@ -33,6 +33,15 @@
 #define GEMMA2_TARGET_END
 #endif
 
+// Inlines every call in a function's body, recursively (GCC and Clang), so
+// that portable code called from a target region is compiled, and
+// vectorized, for the region's instruction set.
+#if defined(__GNUC__)
+#define GEMMA2_FLATTEN __attribute__((flatten))
+#else
+#define GEMMA2_FLATTEN
+#endif
+
 // Register-tile loops must be unrolled fully, or their accumulators live in
 // memory (GCC does not at -O2).
 #if defined(__GNUC__)

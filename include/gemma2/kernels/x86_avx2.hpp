@@ -1,7 +1,7 @@
 // The AVX2 kernel set (AVX2 + FMA + F16C, x86-64-v3): 8-float vectors for
 // the float products, and the block-format dot products on vpmaddubsw
 // (unsigned × signed bytes to int16 pairs) and vpmaddwd, as llama.cpp's
-// AVX2 Q8_0 kernel does. The K-quants use the portable dot products here.
+// AVX2 Q8_0 kernel does.
 #pragma once
 
 #include <array>
@@ -69,13 +69,92 @@ void dot_quantized(const std::byte* row, size_t, const int8_t* xq, const float* 
   *out = V::sum(acc);
 }
 
+// The 32 weights 32·k .. 32·k + 31 of a K-quant super-block, unsigned
+// (Q6_K keeps q + 32; its bias removes the 32), in the activations' order.
+inline __m256i load(const std::byte* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+template <DType Q>
+__m256i kquant_weights(const std::byte* blk, int k) {
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  if constexpr (Q == DType::Q6_K) {  // half k / 4; part k % 4: low or high nibbles of ql, 2 bits of qh
+    const int half = k / 4, part = k % 4;
+    const __m256i ql = _mm256_srli_epi16(load(blk + 64 * half + 32 * (part & 1)), 4 * (part >> 1));
+    const __m256i qh = _mm256_slli_epi16(_mm256_srli_epi16(load(blk + 128 + 32 * half), 2 * part), 4);
+    return _mm256_or_si256(_mm256_and_si256(ql, nibble), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+  } else {  // sub-block k: low (k even) or high nibbles of 32 bytes; Q5_K's fifth bit is bit k of qh
+    __m256i w = _mm256_and_si256(_mm256_srli_epi16(load(blk + (Q == DType::Q5_K ? 48 : 16) + 32 * (k / 2)), 4 * (k % 2)), nibble);
+    if constexpr (Q == DType::Q5_K)
+      w = _mm256_or_si256(w, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(load(blk + 16), k), 4), _mm256_set1_epi8(0x10)));
+    return w;
+  }
+}
+
+// *out = Σ w·x for one K-quant row, as avx512::dot_kquant with 32 weights
+// per step: vpmaddubsw multiplies the unsigned weights (at most 63) by the
+// signed activations and adds pairs without saturating (2·63·127 < 2^15),
+// vpmaddwd adds pairs again, so lanes 0-3 hold products of group 2k and
+// lanes 4-7 of group 2k + 1. The 16 group scales d·sc·d_x of a super-block
+// are two vectors (groups 0-7, 8-15), spread to each step's lanes with a
+// permute; the biases are two FMAs against xsum16.
+template <DType Q>
+void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd, const float* xsum16, int cols,
+                float* out) {
+  const int blocks = cols / kSuperBlock;
+  const size_t bytes = row_bytes(Q, kSuperBlock);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i block_of_group = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);  // of groups 0-7: 32-block g / 2
+  const __m256i group_of_lane = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  __m256 acc[4], offset = _mm256_setzero_ps();
+  GEMMA2_UNROLL
+  for (int i = 0; i < 4; ++i) acc[i] = _mm256_setzero_ps();
+  for (int sb = 0; sb < blocks; ++sb) {
+    const std::byte* blk = row + sb * bytes;
+    const int8_t* x = xq + sb * kSuperBlock;
+    for (int line = 0; line < 4; ++line)
+      _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes + 64 * line, _MM_HINT_T0);
+    const __m256 dx = _mm256_loadu_ps(xd + 8 * sb);
+    __m256 scale[2];
+    GEMMA2_UNROLL
+    for (int h = 0; h < 2; ++h) {  // groups 8·h .. 8·h + 7
+      const __m256i blocks_h = _mm256_add_epi32(block_of_group, _mm256_set1_epi32(4 * h));
+      __m256 ds, bias;
+      if constexpr (Q == DType::Q6_K) {
+        const __m128i sc = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 192 + 8 * h));
+        ds = _mm256_mul_ps(_mm256_set1_ps(block_scale(blk + 208)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
+        bias = _mm256_mul_ps(_mm256_set1_ps(32.0f), ds);
+      } else {
+        uint64_t sc, m;
+        kquant_scales_mins(blk + 4, &sc, &m);
+        auto spread = [&](uint64_t v, float f) {  // byte j to the lanes of groups 2j, 2j + 1, times f
+          const __m256 v8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(v))));
+          return _mm256_mul_ps(_mm256_set1_ps(f), _mm256_permutevar8x32_ps(v8, blocks_h));
+        };
+        ds = spread(sc, block_scale(blk));
+        bias = spread(m, block_scale(blk + 2));
+      }
+      scale[h] = _mm256_mul_ps(ds, _mm256_permutevar8x32_ps(dx, blocks_h));
+      offset = _mm256_fmadd_ps(bias, _mm256_loadu_ps(xsum16 + 16 * sb + 8 * h), offset);
+    }
+    GEMMA2_UNROLL
+    for (int k = 0; k < 8; ++k) {
+      const __m256i xk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * k));
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(kquant_weights<Q>(blk, k), xk), ones);
+      const __m256 s = _mm256_permutevar8x32_ps(scale[k / 4], _mm256_add_epi32(group_of_lane, _mm256_set1_epi32(2 * (k % 4))));
+      acc[k % 4] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[k % 4]);
+    }
+  }
+  *out = V::sum(_mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])), offset));
+}
+
 GEMMA2_TARGET_END
 
 inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   switch (W.dtype) {
     case DType::Q8_0: return quant_rows_with<dot_quantized<DType::Q8_0>, four_rows<dot_quantized<DType::Q8_0>>>(W, X, T, Y, r0, r1);
     case DType::Q4_0: return quant_rows_with<dot_quantized<DType::Q4_0>, four_rows<dot_quantized<DType::Q4_0>>>(W, X, T, Y, r0, r1);
-    default: return portable::quant_rows(W, X, T, Y, r0, r1);
+    case DType::Q4_K: return quant_rows_with<dot_kquant<DType::Q4_K>, four_rows<dot_kquant<DType::Q4_K>>>(W, X, T, Y, r0, r1);
+    case DType::Q5_K: return quant_rows_with<dot_kquant<DType::Q5_K>, four_rows<dot_kquant<DType::Q5_K>>>(W, X, T, Y, r0, r1);
+    default: return quant_rows_with<dot_kquant<DType::Q6_K>, four_rows<dot_kquant<DType::Q6_K>>>(W, X, T, Y, r0, r1);
   }
 }
 

@@ -156,12 +156,8 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
                          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))));
       bias = _mm512_mul_ps(_mm512_set1_ps(32.0f), ds);
     } else {
-      // The 6-bit scales and mins as in kquant_scale_min, 4 at a time.
-      uint32_t w[3];
-      std::memcpy(w, blk + 4, sizeof w);
-      const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
-      const uint64_t sc = (w[0] & low6) | static_cast<uint64_t>((w[2] & low4) | (((w[0] >> 6) & top2) << 4)) << 32;
-      const uint64_t m = (w[1] & low6) | static_cast<uint64_t>(((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4)) << 32;
+      uint64_t sc, m;
+      kquant_scales_mins(blk + 4, &sc, &m);
       auto spread = [&](uint64_t v, float f) {  // 8 bytes to 16 floats, each twice, times f
         const __m512 v8 = _mm512_castps256_ps512(
             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(v)))));
