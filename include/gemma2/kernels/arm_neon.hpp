@@ -2,7 +2,9 @@
 // (4-float FMA dot products and GEMM; int8 block dots on vmull/vpadal);
 // `neon-dotprod`: the same with the block dots on SDOT (FEAT_DotProd: 16
 // byte products per instruction, Cortex-A76 / Apple M1 and later), compiled
-// for armv8.2-a+dotprod in its own region and used only where the CPU has it.
+// for armv8.2-a+dotprod in its own region and used only where the CPU has it;
+// on CPUs with FEAT_BF16 (Neoverse V1/N2, Apple M2, Cortex-A710 and later)
+// its prefill GEMM for BF16 and block-format weights runs on BFMMLA.
 #pragma once
 
 #include <array>
@@ -64,10 +66,131 @@ inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) { return vdotq_s
 
 GEMMA2_TARGET_END
 
-inline Kernels kernels() {
+#if GEMMA2_ARM_BF16_KERNELS
+GEMMA2_TARGET_BEGIN("arch=armv8.2-a+dotprod+bf16")
+
+// BF16 GEMM on BFMMLA, with the precision of avx512::matmul_bf16: BF16
+// weights keep ~16 significant bits of each activation (a bf16 head and the
+// bf16 of its remainder, two products per weight), block formats one bf16
+// per activation and their weights expanded to q·d and rounded to bf16.
+// One BFMMLA multiplies a 2x4 block of weights (two rows, four inputs) by a
+// 2x4 block of activations (two tokens) into a 2x2 block of float sums, so
+// both operands are repacked in such blocks: a panel of 8 weight rows holds,
+// per chunk of 4 inputs, 4 row pairs of 8 bf16 each, and the activations
+// hold, per token pair, one 8-bf16 block per chunk. A tile keeps 8 rows x
+// 2·NP tokens of sums in 4·NP registers over the whole depth.
+constexpr int kMmlaRows = 8, kMmlaPairs = 4;  // per panel; token pairs per tile
+
+template <int NP, bool Split>
+void bf16_mmla_tile(const uint16_t* panel, int chunks, const uint16_t* x, const uint16_t* rest, int64_t pair_stride,
+                    float* y, int64_t ldy, int rows, int tokens) {
+  float32x4_t acc[kMmlaRows / 2][NP];
+  GEMMA2_UNROLL
+  for (int o = 0; o < kMmlaRows / 2 * NP; ++o) acc[o / NP][o % NP] = vdupq_n_f32(0.0f);
+  for (int c = 0; c < chunks; ++c) {
+    bfloat16x8_t w[kMmlaRows / 2];
+    GEMMA2_UNROLL
+    for (int rp = 0; rp < kMmlaRows / 2; ++rp) w[rp] = vreinterpretq_bf16_u16(vld1q_u16(panel + (4 * c + rp) * 8));
+    GEMMA2_UNROLL
+    for (int tp = 0; tp < NP; ++tp) {
+      const bfloat16x8_t head = vreinterpretq_bf16_u16(vld1q_u16(x + tp * pair_stride + 8 * c));
+      GEMMA2_UNROLL
+      for (int rp = 0; rp < kMmlaRows / 2; ++rp) acc[rp][tp] = vbfmmlaq_f32(acc[rp][tp], w[rp], head);
+      if constexpr (Split) {
+        const bfloat16x8_t tail = vreinterpretq_bf16_u16(vld1q_u16(rest + tp * pair_stride + 8 * c));
+        GEMMA2_UNROLL
+        for (int rp = 0; rp < kMmlaRows / 2; ++rp) acc[rp][tp] = vbfmmlaq_f32(acc[rp][tp], w[rp], tail);
+      }
+    }
+  }
+  // acc[rp][tp] = (row 2rp, token 2tp), (2rp, 2tp + 1), (2rp + 1, 2tp), (2rp + 1, 2tp + 1).
+  for (int rp = 0; rp < kMmlaRows / 2; ++rp)
+    for (int tp = 0; tp < NP; ++tp) {
+      float v[4];
+      vst1q_f32(v, acc[rp][tp]);
+      for (int i = 0; i < 4; ++i) {
+        const int r = 2 * rp + i / 2, t = 2 * tp + i % 2;
+        if (r < rows && t < tokens) y[t * ldy + r] = v[i];
+      }
+    }
+}
+
+template <bool Split, int... NP>
+constexpr auto bf16_mmla_tiles(std::integer_sequence<int, NP...>) {
+  using Tile = void (*)(const uint16_t*, int, const uint16_t*, const uint16_t*, int64_t, float*, int64_t, int, int);
+  return std::array<Tile, sizeof...(NP)>{bf16_mmla_tile<NP + 1, Split>...};
+}
+
+// Rows 0 .. n - 1 of `src` (stride ld, `width` values) into 2x4 blocks:
+// value (i, k) goes to block (pair i / 2, chunk k / 4), half i % 2.
+inline void pack_blocks(const uint16_t* src, int64_t ld, int n, int64_t width, uint16_t* dst, int64_t pair_stride,
+                        int64_t chunk_stride) {
+  for (int i = 0; i < n; ++i)
+    for (int64_t k = 0; k < width; ++k)
+      dst[i / 2 * pair_stride + k / 4 * chunk_stride + i % 2 * 4 + k % 4] = src[i * ld + k];
+}
+
+inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+  const int64_t rows = W.rows, cols = W.cols, chunks = (cols + 3) / 4;  // a ragged depth is padded with zeros
+  const bool split = W.dtype == DType::BF16;
+  const int64_t pair_stride = 8 * chunks;
+  std::vector<uint16_t> bits(static_cast<size_t>(T * cols)), rest_bits(split ? bits.size() : 0);
+  for (size_t i = 0; i < bits.size(); ++i) {
+    const bf16 h = to_bf16(X[i]);
+    bits[i] = h.bits;
+    if (split) rest_bits[i] = to_bf16(X[i] - to_float(h)).bits;
+  }
+  std::vector<uint16_t> x(static_cast<size_t>((T + 1) / 2 * pair_stride), 0), rest(split ? x.size() : 0, 0);
+  pack_blocks(bits.data(), cols, T, cols, x.data(), pair_stride, 8);
+  if (split) pack_blocks(rest_bits.data(), cols, T, cols, rest.data(), pair_stride, 8);
+  static constexpr auto tiles = bf16_mmla_tiles<false>(std::make_integer_sequence<int, kMmlaPairs>{});
+  static constexpr auto split_tiles = bf16_mmla_tiles<true>(std::make_integer_sequence<int, kMmlaPairs>{});
+  const auto& tile = split ? split_tiles : tiles;
+  const int64_t panels = (rows + kMmlaRows - 1) / kMmlaRows;
+  parallel_for(pool, panels, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<uint16_t> panel(static_cast<size_t>(32 * chunks)), weights(static_cast<size_t>(kMmlaRows * cols));
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t r0 = p * kMmlaRows;
+      const int n = static_cast<int>(std::min<int64_t>(kMmlaRows, rows - r0));
+      for (int i = 0; i < n; ++i) {
+        const std::byte* src = W.row(static_cast<int>(r0 + i));
+        uint16_t* dst = weights.data() + i * cols;
+        if (split) {
+          std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(uint16_t));
+        } else {
+          dequantize_row(W.dtype, src, row.data(), static_cast<int>(cols));
+          for (int64_t k = 0; k < cols; ++k) dst[k] = to_bf16(row[static_cast<size_t>(k)]).bits;
+        }
+      }
+      std::fill(panel.begin(), panel.end(), uint16_t{0});
+      pack_blocks(weights.data(), cols, n, cols, panel.data(), 8, 32);
+      for (int t = 0; t < T; t += 2 * kMmlaPairs) {
+        const int np = std::min(kMmlaPairs, (T - t + 1) / 2);
+        tile[static_cast<size_t>(np - 1)](panel.data(), static_cast<int>(chunks), x.data() + t / 2 * pair_stride,
+                                          split ? rest.data() + t / 2 * pair_stride : nullptr, pair_stride,
+                                          Y + t * rows + r0, rows, n, T - t);
+      }
+    }
+  });
+}
+
+// F32 and F16 weights keep full precision on the float GEMM.
+inline void gemm_bf16_or_float(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+  if (W.dtype == DType::F32 || W.dtype == DType::F16) return neon::gemm_float(W, X, T, Y, pool);
+  matmul_bf16_mmla(W, X, T, Y, pool);
+}
+
+GEMMA2_TARGET_END
+#endif
+
+inline Kernels kernels([[maybe_unused]] const CpuFeatures& cpu) {
   Kernels k = neon::kernels();
   k.set = KernelSet::NEONDotProd;
   k.quant_rows = quant_rows;
+#if GEMMA2_ARM_BF16_KERNELS
+  if (cpu.bf16) k.gemm = gemm_bf16_or_float, k.features = "bf16";
+#endif
   return k;
 }
 

@@ -32,7 +32,8 @@ GEMMA2_BEGIN_NAMESPACE
 //  avx512        AVX-512 F/BW/VL/DQ; with AVX-512 VNNI the integer dot products
 //                and with AVX-512 BF16 the prefill GEMM use them too
 //  neon          AArch64 Advanced SIMD (every AArch64 CPU)
-//  neon-dotprod  NEON with SDOT (FEAT_DotProd: Cortex-A76, Apple M1 and later)
+//  neon-dotprod  NEON with SDOT (FEAT_DotProd: Cortex-A76, Apple M1 and later);
+//                with FEAT_BF16 the prefill GEMM runs on BFMMLA
 enum class KernelSet { Portable, AVX2, AVX512, NEON, NEONDotProd };
 
 inline const char* kernel_set_name(KernelSet s) {

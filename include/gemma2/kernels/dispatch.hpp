@@ -51,7 +51,7 @@ inline const Kernels* build_kernels_for(KernelSet s) {
 #endif
 #if GEMMA2_ARM_DOTPROD_KERNELS
     case KernelSet::NEONDotProd: {
-      static const Kernels k = neon_dotprod::kernels();
+      static const Kernels k = neon_dotprod::kernels(cpu_features());
       return &k;
     }
 #endif

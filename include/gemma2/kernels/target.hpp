@@ -17,6 +17,10 @@
 #if (defined(__GNUC__) && !defined(__clang__)) || defined(__ARM_FEATURE_DOTPROD)
 #define GEMMA2_ARM_DOTPROD_KERNELS 1
 #endif
+// Likewise BFMMLA (FEAT_BF16), used by the dot-product set where the CPU has it.
+#if GEMMA2_ARM_DOTPROD_KERNELS && ((defined(__GNUC__) && !defined(__clang__)) || defined(__ARM_FEATURE_BF16))
+#define GEMMA2_ARM_BF16_KERNELS 1
+#endif
 #endif
 #endif
 
