@@ -175,12 +175,6 @@ inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, c
   });
 }
 
-// F32 and F16 weights keep full precision on the float GEMM.
-inline void gemm_bf16_or_float(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
-  if (W.dtype == DType::F32 || W.dtype == DType::F16) return neon::gemm_float(W, X, T, Y, pool);
-  matmul_bf16_mmla(W, X, T, Y, pool);
-}
-
 GEMMA2_TARGET_END
 #endif
 
@@ -189,7 +183,7 @@ inline Kernels kernels([[maybe_unused]] const CpuFeatures& cpu) {
   k.set = KernelSet::NEONDotProd;
   k.quant_rows = quant_rows;
 #if GEMMA2_ARM_BF16_KERNELS
-  if (cpu.bf16) k.gemm = gemm_bf16_or_float, k.features = "bf16";
+  if (cpu.bf16) k.gemm = gemm_bf16_or_float<neon::gemm_float, matmul_bf16_mmla>, k.features = "bf16";
 #endif
   return k;
 }

@@ -81,6 +81,16 @@ struct Kernels {
   void (*gemm)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) = nullptr;
 };
 
+using Gemm = void (*)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool);
+
+// The GEMM of a set with bf16 products: F32 and F16 weights keep full
+// precision on its float GEMM, BF16 and block formats go to the bf16 one.
+template <Gemm float_gemm, Gemm bf16_gemm>
+void gemm_bf16_or_float(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+  if (W.dtype == DType::F32 || W.dtype == DType::F16) return float_gemm(W, X, T, Y, pool);
+  bf16_gemm(W, X, T, Y, pool);
+}
+
 // A block-format dot product of one set: out[i] = Σ w·x for `R` weight rows
 // starting at `row` (`stride` bytes apart) against one quantized row of X
 // (xq, xd, and xsum = X.sum for Q8_0/Q4_0, X.sum16 for the K-quants).

@@ -69,10 +69,10 @@ void dot_quantized(const std::byte* row, size_t, const int8_t* xq, const float* 
   *out = V::sum(acc);
 }
 
-// The 32 weights 32·k .. 32·k + 31 of a K-quant super-block, unsigned
-// (Q6_K keeps q + 32; its bias removes the 32), in the activations' order.
 inline __m256i load(const std::byte* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
+// The 32 weights 32·k .. 32·k + 31 of a K-quant super-block, unsigned
+// (Q6_K keeps q + 32; its bias removes the 32), in the activations' order.
 template <DType Q>
 __m256i kquant_weights(const std::byte* blk, int k) {
   const __m256i nibble = _mm256_set1_epi8(0x0f);
@@ -113,23 +113,24 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
     for (int line = 0; line < 4; ++line)
       _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes + 64 * line, _MM_HINT_T0);
     const __m256 dx = _mm256_loadu_ps(xd + 8 * sb);
+    const float d = block_scale(blk + (Q == DType::Q6_K ? 208 : 0));
+    [[maybe_unused]] uint64_t sc = 0, m = 0;
+    if constexpr (Q != DType::Q6_K) kquant_scales_mins(blk + 4, &sc, &m);
     __m256 scale[2];
     GEMMA2_UNROLL
     for (int h = 0; h < 2; ++h) {  // groups 8·h .. 8·h + 7
       const __m256i blocks_h = _mm256_add_epi32(block_of_group, _mm256_set1_epi32(4 * h));
       __m256 ds, bias;
       if constexpr (Q == DType::Q6_K) {
-        const __m128i sc = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 192 + 8 * h));
-        ds = _mm256_mul_ps(_mm256_set1_ps(block_scale(blk + 208)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
+        const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 192 + 8 * h));
+        ds = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)));
         bias = _mm256_mul_ps(_mm256_set1_ps(32.0f), ds);
       } else {
-        uint64_t sc, m;
-        kquant_scales_mins(blk + 4, &sc, &m);
         auto spread = [&](uint64_t v, float f) {  // byte j to the lanes of groups 2j, 2j + 1, times f
           const __m256 v8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(v))));
           return _mm256_mul_ps(_mm256_set1_ps(f), _mm256_permutevar8x32_ps(v8, blocks_h));
         };
-        ds = spread(sc, block_scale(blk));
+        ds = spread(sc, d);
         bias = spread(m, block_scale(blk + 2));
       }
       scale[h] = _mm256_mul_ps(ds, _mm256_permutevar8x32_ps(dx, blocks_h));

@@ -338,18 +338,12 @@ inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const 
 
 GEMMA2_TARGET_END
 
-// F32 and F16 weights keep full precision on the float GEMM.
-inline void gemm_bf16_or_float(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
-  if (W.dtype == DType::F32 || W.dtype == DType::F16) return gemm_float(W, X, T, Y, pool);
-  matmul_bf16(W, X, T, Y, pool);
-}
-
 inline Kernels kernels(const CpuFeatures& cpu) {
   Kernels k;
   k.set = KernelSet::AVX512;
   k.dense_rows = dense_rows;
   k.quant_rows = cpu.avx512_vnni ? quant_rows_vnni : avx2::quant_rows;
-  k.gemm = cpu.avx512_bf16 ? gemm_bf16_or_float : gemm_float;
+  k.gemm = cpu.avx512_bf16 ? gemm_bf16_or_float<gemm_float, matmul_bf16> : gemm_float;
   k.features = cpu.avx512_vnni ? (cpu.avx512_bf16 ? "vnni bf16" : "vnni") : (cpu.avx512_bf16 ? "bf16" : "");
   return k;
 }
