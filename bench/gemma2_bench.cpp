@@ -5,8 +5,8 @@
 //                                         DRAM (the working set is > 8x the L3);
 //   matvec_hot/q_proj/<dtype>/threads:N   the same, weights resident in cache
 //                                         (L3; the dot kernel's own ceiling);
-//   matmul/gate_proj/<dtype>/T:N/threads:M small batches (T = 2 takes the dot
-//                                         kernel, T >= 3 the tiled GEMM) up to a
+//   matmul/gate_proj/<dtype>/T:N/threads:M small batches (T <= 7 take the dot
+//                                         kernels, T >= 8 the tiled GEMM) up to a
 //                                         prefill-shaped product (T = 64);
 //   parallel_for/threads:N                cost of one empty pool dispatch;
 //   read_bandwidth/threads:N              the machine's sequential read rate
@@ -61,11 +61,16 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
 // Random weights of one shape and dtype, in enough copies that cycling
 // through them streams at least `min_bytes` (decoding never finds its weights
 // in cache). Kept for the whole run: the 1- and 2-thread cases share them.
+// Q8_0/Q4_0 are interleaved, as loading does, when the kernel set reads
+// them so (GEMMA2_KERNELS picks the set).
 struct RandomWeights {
   std::vector<std::vector<std::byte>> copies;
   int rows = 0, cols = 0;
   DType dtype = DType::F32;
-  gemma2::Matrix matrix(size_t i) const { return {dtype, rows, cols, copies[i % copies.size()].data()}; }
+  bool interleaved = false;
+  gemma2::Matrix matrix(size_t i) const {
+    return {dtype, rows, cols, copies[i % copies.size()].data(), nullptr, interleaved};
+  }
 };
 
 std::map<std::tuple<int, int, DType, bool>, RandomWeights>& weight_cache() {
@@ -106,6 +111,13 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
   } else {
     auto* p = reinterpret_cast<float*>(w.copies[0].data());
     for (size_t i = 0; i < n; ++i) p[i] = random_weight(seed);
+  }
+  if (gemma2::is_quantized(dtype) && gemma2::detail::default_kernels().interleaved_rows != nullptr) {
+    const gemma2::Matrix plain = w.matrix(0);
+    std::vector<std::byte> out(static_cast<size_t>(gemma2::interleaved_groups(rows)) * plain.group_bytes());
+    gemma2::detail::interleave_rows(plain, out.data(), 0, rows);
+    w.copies[0] = std::move(out);
+    w.interleaved = true;
   }
   for (size_t i = 1; i < count; ++i) w.copies[i] = w.copies[0];
   return w;
@@ -410,7 +422,7 @@ int main(int argc, char** argv) {
         ->UseRealTime();
   for (const auto& [dname, dt] : matvec_dtypes)
     benchmark::RegisterBenchmark((std::string("matmul/gate_proj/") + dname).c_str(), BM_Matmul, 9216, 2304, dt, false)
-        ->ArgsProduct({{2, 3, 16, 64}, {1, 2}})
+        ->ArgsProduct({{2, 4, 7, 16, 64}, {1, 2}})
         ->ArgNames({"T", "threads"})
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);

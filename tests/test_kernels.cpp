@@ -299,14 +299,70 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
   }
 }
 
+namespace {
+
+// W (plain block-format rows) interleaved as a set with interleaved kernels
+// stores it, in `storage`.
+gemma2::Matrix interleaved(const gemma2::Matrix& W, std::vector<std::byte>& storage) {
+  gemma2::Matrix out = W;
+  out.interleaved = true;
+  storage.assign(out.bytes(), std::byte{0});
+  gemma2::detail::interleave_rows(W, storage.data(), 0, W.rows);
+  out.data = storage.data();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("interleaved block formats: same bits per weight, every row recovered exactly") {
+  std::mt19937 rng(41);
+  for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0}) {
+    for (auto [rows, cols] : {std::pair<int, int>{1, 32}, {8, 64}, {13, 96}, {24, 2304}, {70, 160}}) {
+      INFO(gemma2::dtype_name(dtype), " ", rows, "x", cols);
+      const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
+      const size_t rb = gemma2::row_bytes(dtype, cols);
+      std::vector<std::byte> bytes(static_cast<size_t>(rows) * rb), storage;
+      for (int r = 0; r < rows; ++r) gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * rb], cols);
+      const gemma2::Matrix W{dtype, rows, cols, bytes.data()};
+      const gemma2::Matrix I = interleaved(W, storage);
+      CHECK(I.bytes() == static_cast<size_t>((rows + 7) / 8) * 8 * rb);  // only a last group's padding rows added
+      std::vector<std::byte> scratch(rb);
+      for (int r = 0; r < rows; ++r) {
+        const std::byte* got = gemma2::detail::plain_row(I, r, scratch.data());
+        CHECK(std::equal(got, got + rb, W.row(r)));
+      }
+      // Block 0 of group 0: the 8 scales first, then row 1's first 8 bytes
+      // at unit 0 (Q8_0 values stored q + 128).
+      if (rows >= 2) {
+        CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.row(1) + (dtype == gemma2::DType::Q8_0 ? cols : cols / 2)));
+        const auto flip = std::byte{dtype == gemma2::DType::Q8_0 ? uint8_t{0x80} : uint8_t{0}};
+        for (int i = 0; i < 8; ++i) CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.row(1)[i] ^ flip));
+      }
+    }
+  }
+}
+
 TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
   const auto* reference = gemma2::detail::kernels_for(gemma2::KernelSet::Portable);
   auto pool = gemma2::ThreadPool::create(2);
   REQUIRE(pool.ok());
   std::mt19937 rng(31);
+  // Every set's table, and the tables a CPU with fewer extensions gets:
+  // AVX2 without AVX-VNNI, AVX-512 without VNNI (their integer kernels).
+  std::vector<gemma2::detail::Kernels> tables;
   for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
-    const auto* k = gemma2::detail::kernels_for(set);
-    REQUIRE(k != nullptr);
+    REQUIRE(gemma2::detail::kernels_for(set) != nullptr);
+    tables.push_back(*gemma2::detail::kernels_for(set));
+  }
+  gemma2::detail::CpuFeatures fewer = gemma2::detail::cpu_features();
+  if (fewer.avx_vnni || fewer.avx512_vnni) {
+    fewer.avx_vnni = fewer.avx512_vnni = fewer.avx512_bf16 = false;
+    tables.push_back(gemma2::detail::kernels_with(gemma2::KernelSet::AVX2, fewer));
+    if (fewer.avx512) tables.push_back(gemma2::detail::kernels_with(gemma2::KernelSet::AVX512, fewer));
+  }
+  for (const gemma2::detail::Kernels& table : tables) {
+    const auto* k = &table;
+    const gemma2::KernelSet set = k->set;
     for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::F16, gemma2::DType::Q8_0, gemma2::DType::Q4_0,
                        gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
       const bool k_quant = gemma2::is_kquant(dtype);
@@ -324,21 +380,30 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
           bytes = test::random_weights(static_cast<size_t>(rows) * cols, dtype, rng());
         }
         gemma2::Matrix W{dtype, rows, cols, bytes.data()};
+        // Sets with interleaved kernels get Q8_0/Q4_0 interleaved, as at load.
+        std::vector<std::byte> storage;
+        const bool interleave = k->interleaved_rows != nullptr && gemma2::is_quantized(dtype);
+        const gemma2::Matrix mine = interleave ? interleaved(W, storage) : W;
         // Sets with bf16 products compute the prefill GEMM of BF16 weights
         // with ~16 bits of each activation (a bf16 head and remainder), and
         // of block formats with activations and weights rounded to bf16.
         const bool bf16_gemm = std::string(k->features).find("bf16") != std::string::npos &&
                                (dtype == gemma2::DType::BF16 || gemma2::is_blocked(dtype));
-        for (int T : {1, 2, 7, 9, 20}) {
-          const bool gemm = T >= gemma2::detail::kGemmMinRows;
+        for (int T : {1, 2, 5, 7, 9, 20}) {
+          // Interleaved matrices take the integer kernels at every T.
+          const bool gemm = T >= gemma2::detail::kGemmMinRows && !interleave;
           const double rel = gemm && bf16_gemm ? (dtype == gemma2::DType::BF16 ? 3e-5 : 5e-3) : 1e-5;
-          INFO(gemma2::kernel_set_name(set), " ", gemma2::dtype_name(dtype), " ", rows, "x", cols, " T=", T);
+          INFO((std::string(gemma2::kernel_set_name(set)) + " (" + k->features + ") " + gemma2::dtype_name(dtype)), " ", rows, "x", cols, " T=", T);
           const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
           std::vector<float> want(static_cast<size_t>(T) * rows), got(want.size(), NAN);
           W.kernels = reference;
-          gemma2::detail::matmul(W, X.data(), T, want.data(), nullptr);
-          W.kernels = k;
-          gemma2::detail::matmul(W, X.data(), T, got.data(), &*pool);
+          if (gemm || !gemma2::is_blocked(dtype))
+            gemma2::detail::matmul(W, X.data(), T, want.data(), nullptr);
+          else  // the portable integer kernel, also from 8 rows on
+            reference->quant_rows(W, gemma2::detail::quantize_activations(X.data(), T, cols), T, want.data(), 0, rows);
+          gemma2::Matrix with = mine;
+          with.kernels = k;
+          gemma2::detail::matmul(with, X.data(), T, got.data(), &*pool);
           // The same integer sums for the block formats; float sums in another order.
           // Bound per output: a few float roundings of Σ|w·x| (or the bf16 ones).
           std::vector<float> w(static_cast<size_t>(cols));

@@ -213,6 +213,7 @@ class WeightBinder {
     const bool keep = to == m.dtype || (is_quantized(to) && cols % kQuantBlock != 0);
     if (keep && to != m.dtype && options_.log)
       options_.log(LogLevel::Info, name + ": width not a multiple of 32, kept as " + dtype_name(m.dtype));
+    if (keep && interleaves(m.dtype)) return interleave(m);  // a regrouped copy of t, if any, is dropped here
     if (keep) {
       if (m.data == t.data) use_in_place(t, found->ggml_blocks);
       return m;
@@ -292,21 +293,43 @@ class WeightBinder {
     }
   }
 
+  // Whether this kernel set wants `t` interleaved (weights.hpp).
+  bool interleaves(DType t) const { return is_quantized(t) && kernels_ != nullptr && kernels_->interleaved_rows != nullptr; }
+
+  // Storage for a matrix of `to`, interleaved where the kernels want it:
+  // the Matrix (data null when planning) and its buffer.
+  std::pair<Matrix, std::byte*> allocate(const Matrix& m, DType to) {
+    Matrix out{to, m.rows, m.cols, nullptr, kernels_, interleaves(to)};
+    allocated_ += out.bytes();
+    if (plan_only_) return {out, nullptr};
+    auto buf = std::make_shared<std::vector<std::byte>>(out.bytes());  // zeroed: an interleaved group's padding rows are 0
+    storage_.push_back(buf);
+    out.data = buf->data();
+    return {out, buf->data()};
+  }
+
+  // The block-format matrix m in interleaved storage.
+  Matrix interleave(const Matrix& m) {
+    auto [out, buf] = allocate(m, m.dtype);
+    if (plan_only_) return out;
+    parallel_for(options_.pool, m.rows, 64, [&, buf = buf](int64_t r0, int64_t r1) { interleave_rows(m, buf, r0, r1); });
+    return out;
+  }
+
   // The matrix stored as `to`, row by row through float.
   Matrix convert(const Matrix& m, DType to) {
-    const size_t bytes = static_cast<size_t>(m.rows) * row_bytes(to, m.cols);
-    allocated_ += bytes;
-    if (plan_only_) return Matrix{to, m.rows, m.cols, nullptr, kernels_};
-    auto buf = std::make_shared<std::vector<std::byte>>(bytes);
-    storage_.push_back(buf);
-    Matrix out{to, m.rows, m.cols, buf->data(), kernels_};
-    parallel_for(options_.pool, m.rows, 64, [&](int64_t r0, int64_t r1) {
+    auto [out, buf] = allocate(m, to);
+    if (plan_only_) return out;
+    parallel_for(options_.pool, m.rows, 64, [&, out = out, buf = buf](int64_t r0, int64_t r1) {
       std::vector<float> row(static_cast<size_t>(m.cols));
+      std::vector<std::byte> scratch(out.interleaved ? row_bytes(to, m.cols) : 0);
       for (int64_t r = r0; r < r1; ++r) {
         convert_to_float(m.dtype, m.row(static_cast<int>(r)), row.data(), row.size());
-        std::byte* dst = buf->data() + static_cast<size_t>(r) * row_bytes(to, m.cols);
+        std::byte* dst = out.interleaved ? scratch.data() : buf + static_cast<size_t>(r) * row_bytes(to, m.cols);
         if (is_quantized(to)) {
           quantize_row(to, row.data(), dst, m.cols);
+          if (out.interleaved)
+            interleaved_row_copy<true>(to, m.cols, static_cast<int>(r), dst, buf + static_cast<size_t>(r / kInterleave) * out.group_bytes());
         } else {
           for (int c = 0; c < m.cols; ++c) {
             if (to == DType::F32) std::memcpy(dst + 4 * c, &row[static_cast<size_t>(c)], 4);
@@ -583,8 +606,10 @@ class Gemma2Model {
     const int hidden = config_.hidden_size;
     const float normalizer = static_cast<float>(std::sqrt(static_cast<double>(hidden)));
     Activations h(T, hidden);
+    std::vector<std::byte> scratch(embed_.interleaved ? row_bytes(embed_.dtype, hidden) : 0);
     for (int t = 0; t < T; ++t) {
-      detail::convert_to_float(embed_.dtype, embed_.row(ids[t]), h.row(t).data(), static_cast<size_t>(hidden));
+      detail::convert_to_float(embed_.dtype, detail::plain_row(embed_, ids[t], scratch.data()), h.row(t).data(),
+                               static_cast<size_t>(hidden));
       h.row(t) *= normalizer;
     }
     return h;

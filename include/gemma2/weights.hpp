@@ -134,6 +134,22 @@ namespace detail {
 struct Kernels;
 }
 
+// Q8_0/Q4_0 rows may instead be stored interleaved, for kernel sets whose
+// decode products read several rows per activation load (chosen at load:
+// Kernels::interleaved_rows; the file is untouched and the bits per weight
+// are the same). Rows go in groups of kInterleave (the last one padded with
+// zero rows); per block of 32 columns a group holds the 8 rows' f16 scales,
+// then their values in units of 8 bytes, unit-major:
+//   [d_0 .. d_7 | unit 0 of rows 0..7 | unit 1 of rows 0..7 | ...]
+// so one 64-byte load holds 8 bytes of each of the 8 rows, to multiply by 8
+// activation bytes broadcast to every row (llama.cpp's Q4_0 8x8 repacking is
+// the same idea). Q4_0 values are the stored nibbles q + 8, Q8_0 values are
+// stored q + 128: unsigned, as vpmaddubsw/vpdpbusd want them, with the
+// offset taken out once per block through Σx.
+constexpr int kInterleave = 8;
+inline int interleaved_groups(int rows) { return (rows + kInterleave - 1) / kInterleave; }
+inline size_t interleaved_block_bytes(DType t) { return kInterleave * (2 + (t == DType::Q8_0 ? 32 : 16)); }
+
 struct Matrix {
   DType dtype = DType::F32;
   int rows = 0;
@@ -142,9 +158,15 @@ struct Matrix {
   // The kernel set products with this matrix use (set at load from
   // LoadOptions::kernels); null: the process default.
   const detail::Kernels* kernels = nullptr;
+  bool interleaved = false;  // rows in groups of kInterleave (above)
 
+  // Row r of a matrix stored row by row (not interleaved: see plain_row).
   const std::byte* row(int r) const { return data + static_cast<size_t>(r) * row_bytes(dtype, cols); }
-  size_t bytes() const { return static_cast<size_t>(rows) * row_bytes(dtype, cols); }
+  // The bytes of one group of kInterleave rows of an interleaved matrix.
+  size_t group_bytes() const { return kInterleave * row_bytes(dtype, cols); }
+  size_t bytes() const {
+    return interleaved ? interleaved_groups(rows) * group_bytes() : static_cast<size_t>(rows) * row_bytes(dtype, cols);
+  }
 };
 
 namespace detail {
@@ -303,6 +325,48 @@ inline void quantize_row(DType t, const float* x, std::byte* row, int cols) {
       }
     }
   }
+}
+
+// Moves row r between the plain layout (`row`: values, then scales) and the
+// interleaved storage of its matrix (`group` points at the row's group): one
+// function for both directions, so they cannot disagree.
+template <bool ToGroup>
+void interleaved_row_copy(DType t, int cols, int r, std::conditional_t<ToGroup, const std::byte*, std::byte*> row,
+                          std::conditional_t<ToGroup, std::byte*, const std::byte*> group) {
+  const int blocks = cols / kQuantBlock, qs = t == DType::Q8_0 ? kQuantBlock : kQuantBlock / 2;
+  const int j = r % kInterleave;
+  const auto flip = static_cast<uint8_t>(t == DType::Q8_0 ? 0x80 : 0);  // q + 128 in groups
+  for (int b = 0; b < blocks; ++b) {
+    auto gb = group + static_cast<size_t>(b) * interleaved_block_bytes(t);
+    auto scale = row + static_cast<size_t>(blocks) * qs + 2 * b;
+    if constexpr (ToGroup) std::memcpy(gb + 2 * j, scale, 2);
+    else std::memcpy(scale, gb + 2 * j, 2);
+    for (int u = 0; u < qs / 8; ++u)
+      for (int i = 0; i < 8; ++i) {
+        auto& g = gb[2 * kInterleave + (u * kInterleave + j) * 8 + i];
+        auto& p = row[b * qs + 8 * u + i];
+        if constexpr (ToGroup) g = p ^ static_cast<std::byte>(flip);
+        else p = g ^ static_cast<std::byte>(flip);
+      }
+  }
+}
+
+// Rows r0 <= r < r1 of the plain block-format matrix `plain` into the
+// interleaved storage `dst` of the same shape (zeroed, as the padding rows
+// of a last partial group are zero).
+inline void interleave_rows(const Matrix& plain, std::byte* dst, int64_t r0, int64_t r1) {
+  const size_t group = kInterleave * row_bytes(plain.dtype, plain.cols);
+  for (int64_t r = r0; r < r1; ++r)
+    interleaved_row_copy<true>(plain.dtype, plain.cols, static_cast<int>(r), plain.row(static_cast<int>(r)),
+                               dst + static_cast<size_t>(r / kInterleave) * group);
+}
+
+// Row r of W in the plain layout: in place, or rebuilt in `scratch`
+// (row_bytes(W.dtype, W.cols) bytes) when W is interleaved.
+inline const std::byte* plain_row(const Matrix& W, int r, std::byte* scratch) {
+  if (!W.interleaved) return W.row(r);
+  interleaved_row_copy<false>(W.dtype, W.cols, r, scratch, W.data + static_cast<size_t>(r / kInterleave) * W.group_bytes());
+  return scratch;
 }
 
 // Converts n stored elements to float (for block formats: one whole row).

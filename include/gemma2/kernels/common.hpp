@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -77,6 +78,12 @@ struct Kernels {
   // against X quantized by quantize_activations.
   void (*dense_rows)(const Matrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
   void (*quant_rows)(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
+  // The product of a Q8_0/Q4_0 matrix stored interleaved (Matrix::interleaved)
+  // with rows t0 <= t < t1 of X, quantized, for the row groups g0 <= g < g1,
+  // at any T (prefill too). Null: the set reads plain rows only, and the
+  // matrices bound to it are never interleaved.
+  void (*interleaved_rows)(const Matrix& W, const QuantizedRows& X, int t0, int t1, float* Y, int64_t g0,
+                           int64_t g1) = nullptr;
   // Y = X · Wᵀ for T >= kGemmMinRows (prefill), every dtype, on the executor.
   void (*gemm)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) = nullptr;
 };
@@ -126,6 +133,33 @@ void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, i
     for (; r < r1; ++r) one(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, &Y[t * W.rows + r]);
   }
 }
+
+// A set's product of one interleaved row group (weights.hpp) with the NT
+// rows of X a tile takes: y[t·ldy + j] for the group's `valid` rows j.
+using GroupTile = void (*)(const std::byte* group, int blocks, const int8_t* xq, const float* xd, const float* xsum,
+                           int cols, float* y, int64_t ldy, int valid);
+
+// interleaved_rows over a set's group tiles (tiles[n - 1] takes n rows of
+// X): a group is read from memory once, and again from cache for every
+// further tile of rows of X.
+template <size_t N>
+void interleaved_rows_with(const std::array<GroupTile, N>& tiles, const Matrix& W, const QuantizedRows& X, int t0,
+                           int t1, float* Y, int64_t g0, int64_t g1) {
+  const int blocks = W.cols / kQuantBlock, max_tokens = static_cast<int>(N);
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t r = g * kInterleave;
+    const int valid = static_cast<int>(std::min<int64_t>(kInterleave, W.rows - r));
+    for (int64_t t = t0; t < t1; t += max_tokens)
+      tiles[static_cast<size_t>(std::min<int64_t>(max_tokens, t1 - t) - 1)](
+          W.data + g * W.group_bytes(), blocks, X.q.data() + t * W.cols, X.d.data() + t * blocks,
+          X.sum.data() + t * blocks, W.cols, Y + t * W.rows + r, W.rows, valid);
+  }
+}
+
+// Rows of X per pass over an interleaved matrix: as many as fit in 1 MB
+// quantized (a core's L2 on current x86), so that they stay in cache while
+// every row group streams past; the weights are read once per pass.
+inline int interleaved_pass_rows(int64_t cols) { return static_cast<int>(std::max<int64_t>(kInterleave, (int64_t{1} << 20) / cols)); }
 
 }  // namespace detail
 GEMMA2_END_NAMESPACE

@@ -65,6 +65,7 @@ struct CpuFeatures {
   bool avx2 = false;  // with FMA and F16C
   bool avx512 = false;  // F, BW, VL and DQ
   bool avx512_vnni = false, avx512_bf16 = false;
+  bool avx_vnni = false;  // vpdpbusd on 256-bit vectors (VEX: Alder Lake, Zen 5 and later)
   bool neon = false, dotprod = false, i8mm = false, bf16 = false;  // AArch64
 };
 
@@ -108,6 +109,7 @@ inline CpuFeatures detect_cpu() {
   f.avx512_vnni = f.avx512 && (c7 >> 11 & 1);
   cpuid(7, 1, r);
   f.avx512_bf16 = f.avx512 && (r[0] >> 5 & 1);
+  f.avx_vnni = f.avx2 && (r[0] >> 4 & 1);
   return f;
 }
 #elif defined(__aarch64__) || defined(_M_ARM64)

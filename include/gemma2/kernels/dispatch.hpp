@@ -11,7 +11,9 @@
 // is that file; the project's own programs are built this way).
 #pragma once
 
+#include <array>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 
 #include "gemma2/kernels/common.hpp"
@@ -28,50 +30,53 @@ GEMMA2_BEGIN_NAMESPACE
 namespace detail {
 
 #if !defined(GEMMA2_KERNELS_EXTERN) || defined(GEMMA2_KERNELS_IMPLEMENTATION)
-// The table of `s`, or null when this CPU or build cannot run it. Each is
-// built once per process.
-inline const Kernels* build_kernels_for(KernelSet s) {
-  if (!kernel_set_supported(s)) return nullptr;
+// The table of `s` (compiled into this build) for a CPU with the extensions
+// in `cpu`: what the set fills in depends on them. Tests also build the
+// tables of CPUs with fewer extensions than this one.
+inline Kernels build_kernels(KernelSet s, [[maybe_unused]] const CpuFeatures& cpu) {
   switch (s) {
 #if GEMMA2_X86_KERNELS
-    case KernelSet::AVX2: {
-      static const Kernels k = avx2::kernels();
-      return &k;
-    }
-    case KernelSet::AVX512: {
-      static const Kernels k = avx512::kernels(cpu_features());
-      return &k;
-    }
+    case KernelSet::AVX2: return avx2::kernels(cpu);
+    case KernelSet::AVX512: return avx512::kernels(cpu);
 #endif
 #if GEMMA2_ARM_KERNELS
-    case KernelSet::NEON: {
-      static const Kernels k = neon::kernels();
-      return &k;
-    }
+    case KernelSet::NEON: return neon::kernels();
 #endif
 #if GEMMA2_ARM_DOTPROD_KERNELS
-    case KernelSet::NEONDotProd: {
-      static const Kernels k = neon_dotprod::kernels(cpu_features());
-      return &k;
-    }
+    case KernelSet::NEONDotProd: return neon_dotprod::kernels(cpu);
 #endif
-    default: {
-      static const Kernels k = portable::kernels();
-      return &k;
-    }
+    default: return portable::kernels();
   }
+}
+
+// The table of `s` for this CPU, or null when this CPU or build cannot run
+// it. Each is built once per process.
+inline const Kernels* build_kernels_for(KernelSet s) {
+  if (!kernel_set_supported(s)) return nullptr;
+  static const std::array<Kernels, std::size(kKernelSets)> tables = [] {
+    std::array<Kernels, std::size(kKernelSets)> t;
+    for (size_t i = 0; i < t.size(); ++i)
+      if (kernel_set_supported(kKernelSets[i])) t[i] = build_kernels(kKernelSets[i], cpu_features());
+    return t;
+  }();
+  for (size_t i = 0; i < tables.size(); ++i)
+    if (kKernelSets[i] == s) return &tables[i];
+  return nullptr;
 }
 #endif
 
 #if defined(GEMMA2_KERNELS_EXTERN)
 // Defined once, in the unit with GEMMA2_KERNELS_IMPLEMENTATION.
 const Kernels* compiled_kernels_for(KernelSet s);
+Kernels kernels_with(KernelSet s, const CpuFeatures& cpu);
 #if defined(GEMMA2_KERNELS_IMPLEMENTATION)
 const Kernels* compiled_kernels_for(KernelSet s) { return build_kernels_for(s); }
+Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(s, cpu); }
 #endif
 inline const Kernels* kernels_for(KernelSet s) { return compiled_kernels_for(s); }
 #else
 inline const Kernels* kernels_for(KernelSet s) { return build_kernels_for(s); }
+inline Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(s, cpu); }
 #endif
 
 // `name` as a kernel set, or an error naming `what` and the sets there are.

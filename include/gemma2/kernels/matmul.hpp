@@ -24,6 +24,14 @@ namespace detail {
 // Y[T][W.rows] = X[T][W.cols] · Wᵀ. X and Y are contiguous row-major.
 inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const Kernels& k = W.kernels ? *W.kernels : default_kernels();
+  if (W.interleaved) {  // every T: the integer kernels outrun a GEMM on converted weights
+    const QuantizedRows x = quantize_activations(X, T, W.cols);
+    const int pass = interleaved_pass_rows(W.cols);
+    for (int t0 = 0; t0 < T; t0 += pass)
+      parallel_for(pool, interleaved_groups(W.rows), 2,
+                   [&](int64_t g0, int64_t g1) { k.interleaved_rows(W, x, t0, std::min(T, t0 + pass), Y, g0, g1); });
+    return;
+  }
   if (T >= kGemmMinRows) return k.gemm(W, X, T, Y, pool);
   if (is_blocked(W.dtype)) {
     const QuantizedRows x = quantize_activations(X, T, W.cols);

@@ -4,7 +4,9 @@
 // AVX2 Q8_0 kernel does.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <utility>
 
 #include "gemma2/kernels/portable.hpp"
@@ -147,7 +149,18 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
   *out = V::sum(_mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])), offset));
 }
 
+constexpr bool kVnni = false;
+#include "gemma2/kernels/x86_interleaved.inc"
+
 GEMMA2_TARGET_END
+
+// The interleaved products on AVX-VNNI's vpdpbusd, for CPUs that have it.
+namespace vnni {
+GEMMA2_TARGET_BEGIN("avx2,fma,f16c,avxvnni")
+constexpr bool kVnni = true;
+#include "gemma2/kernels/x86_interleaved.inc"
+GEMMA2_TARGET_END
+}  // namespace vnni
 
 inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   switch (W.dtype) {
@@ -159,12 +172,14 @@ inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y,
   }
 }
 
-inline Kernels kernels() {
+inline Kernels kernels(const CpuFeatures& cpu) {
   Kernels k;
   k.set = KernelSet::AVX2;
   k.dense_rows = dense_rows;
   k.quant_rows = quant_rows;
+  k.interleaved_rows = cpu.avx_vnni ? vnni::interleaved_rows : interleaved_rows;
   k.gemm = gemm_float;
+  k.features = cpu.avx_vnni ? "avx-vnni" : "";
   return k;
 }
 
