@@ -19,7 +19,7 @@
 //                                         against bandwidth (measured right after,
 //                                         same threads) / weight bytes;
 //   model/*                               end-to-end load, decode, batched decode
-//                                         (N = 1, 4, 16 sequences) and prefill on
+//                                         (N = 1, 4, 8, 16 sequences) and prefill on
 //                                         the checkpoint in $GEMMA2_BENCH_MODEL
 //                                         (skipped when it is unset).
 //
@@ -62,7 +62,8 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
 // through them streams at least `min_bytes` (decoding never finds its weights
 // in cache). Kept for the whole run: the 1- and 2-thread cases share them.
 // Q8_0/Q4_0 are interleaved, as loading does, when the kernel set reads
-// them so (GEMMA2_KERNELS picks the set).
+// them so (GEMMA2_KERNELS picks the set); GEMMA2_BENCH_PLAIN_ROWS=1 keeps
+// them row by row, to compare with the plain-row kernels.
 struct RandomWeights {
   std::vector<std::vector<std::byte>> copies;
   int rows = 0, cols = 0;
@@ -112,7 +113,8 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
     auto* p = reinterpret_cast<float*>(w.copies[0].data());
     for (size_t i = 0; i < n; ++i) p[i] = random_weight(seed);
   }
-  if (gemma2::is_quantized(dtype) && gemma2::detail::default_kernels().interleaved_rows != nullptr) {
+  if (gemma2::is_quantized(dtype) && gemma2::detail::default_kernels().interleaved_rows != nullptr &&
+      std::getenv("GEMMA2_BENCH_PLAIN_ROWS") == nullptr) {
     const gemma2::Matrix plain = w.matrix(0);
     std::vector<std::byte> out(static_cast<size_t>(gemma2::interleaved_groups(rows)) * plain.group_bytes());
     gemma2::detail::interleave_rows(plain, out.data(), 0, rows);
@@ -465,7 +467,7 @@ int main(int argc, char** argv) {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("model/batch_decode", BM_BatchDecode)
-      ->ArgsProduct({{1, 4, 16}, {2}})
+      ->ArgsProduct({{1, 4, 8, 16}, {2}})
       ->ArgNames({"N", "threads"})
       ->MinTime(5.0)
       ->UseRealTime()

@@ -421,3 +421,44 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
     }
   }
 }
+
+TEST_CASE("prefill precision bf16: BF16 weights' GEMM rounds activations to bf16 once, where a set has bf16 products") {
+  std::mt19937 rng(51);
+  for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
+    const auto* k = gemma2::detail::kernels_for(set);
+    const bool bf16_products = std::string(k->features).find("bf16") != std::string::npos;
+    for (auto [rows, cols] : {std::pair<int, int>{45, 96}, {70, 2304}}) {
+      const auto bytes = test::random_weights(static_cast<size_t>(rows) * cols, gemma2::DType::BF16, rng());
+      gemma2::Matrix W{gemma2::DType::BF16, rows, cols, bytes.data(), k};
+      std::vector<float> w(static_cast<size_t>(rows) * cols);
+      gemma2::detail::convert_to_float(W.dtype, W.data, w.data(), w.size());
+      for (int T : {9, 20}) {
+        INFO(gemma2::kernel_set_name(set), " ", rows, "x", cols, " T=", T);
+        const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
+        std::vector<float> exact(static_cast<size_t>(T) * rows), fast(exact.size());
+        gemma2::detail::matmul(W, X.data(), T, exact.data(), nullptr);
+        W.bf16_activations = true;
+        gemma2::detail::matmul(W, X.data(), T, fast.data(), nullptr);
+        W.bf16_activations = false;
+        // Against Σ w·bf16(x) in double: the fast mode within float rounding;
+        // the exact mode measurably off it (it keeps ~16 bits of x).
+        int exact_off = 0;
+        for (int t = 0; t < T; ++t)
+          for (int r = 0; r < rows; ++r) {
+            double ref = 0, scale = 0;
+            for (int c = 0; c < cols; ++c) {
+              const double wx = w[static_cast<size_t>(r) * cols + c] *
+                                static_cast<double>(gemma2::to_float(gemma2::to_bf16(X[static_cast<size_t>(t) * cols + c])));
+              ref += wx;
+              scale += std::abs(wx);
+            }
+            const size_t i = static_cast<size_t>(t) * rows + r;
+            if (bf16_products) CHECK(std::abs(fast[i] - ref) <= 1e-5 * scale + 1e-6);
+            else CHECK(fast[i] == exact[i]);  // no bf16 products: the switch changes nothing
+            exact_off += std::abs(exact[i] - ref) > 1e-5 * scale + 1e-6;
+          }
+        if (bf16_products) CHECK(exact_off > 0);
+      }
+    }
+  }
+}

@@ -83,6 +83,19 @@ void add_kernels(CLI::App* cmd, std::string& kernels) {
       ->check(CLI::IsMember(names));
 }
 
+// --prefill-precision: exact (default) or bf16 (LoadOptions::prefill_precision).
+void add_prefill_precision(CLI::App* cmd, std::string& precision) {
+  cmd->add_option("--prefill-precision", precision,
+                  "activations of the BF16 weights' prefill GEMM on CPUs with bf16 products: exact (~16 bits, "
+                  "reproduces float32) or bf16 (rounded, about twice as fast, as llama.cpp)")
+      ->check(CLI::IsMember({"exact", "bf16"}))
+      ->capture_default_str();
+}
+
+gemma2::PrefillPrecision prefill_precision_option(const std::string& precision) {
+  return precision == "bf16" ? gemma2::PrefillPrecision::BF16 : gemma2::PrefillPrecision::Exact;
+}
+
 std::optional<gemma2::KernelSet> kernel_option(const std::string& kernels) {
   if (kernels.empty()) return std::nullopt;
   return gemma2::parse_kernel_set(kernels);
@@ -104,6 +117,7 @@ struct ModelOptions {
   uint64_t max_memory = 0;
   bool dry_run = false;
   std::string kernels;
+  std::string prefill_precision = "exact";
 
   void add_to(CLI::App* cmd) {
     cmd->add_option("--model", dir,
@@ -117,6 +131,7 @@ struct ModelOptions {
     add_memory_options(cmd, mapping, max_memory);
     cmd->add_flag("--dry-run", dry_run, "print what the model would take in memory (as gemma2 info) and exit");
     add_kernels(cmd, kernels);
+    add_prefill_precision(cmd, prefill_precision);
   }
 
   gemma2::LoadOptions load_options() const {
@@ -126,6 +141,7 @@ struct ModelOptions {
     lo.mapping = mapping == "copied" ? gemma2::Mapping::Copied : gemma2::Mapping::Mapped;
     lo.max_memory = max_memory;
     lo.kernels = kernel_option(kernels);
+    lo.prefill_precision = prefill_precision_option(prefill_precision);
     return lo;
   }
 };
@@ -511,7 +527,7 @@ double read_bandwidth(const gemma2::Executor* pool) {
 // with --model, a model file or directory, e.g. the GGUF another engine
 // runs); one JSON line with prefill and decode speed.
 int run_bench(const std::string& preset, const std::string& model_path, std::string dtype, int threads, int prompt,
-              int gen, int depth, const std::string& kernels) {
+              int gen, int depth, const std::string& kernels, const std::string& prefill_precision) {
   auto pool = gemma2::ThreadPool::create(threads);
   if (!pool) return fail(pool.message());
   if (prompt < 1 || gen < 1 || depth < -1) return fail("bench: --prompt and --gen must be >= 1, --depth >= 0");
@@ -523,6 +539,7 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
   gemma2::LoadOptions lo;
   lo.pool = &*pool;
   lo.kernels = kernel_option(kernels);
+  lo.prefill_precision = prefill_precision_option(prefill_precision);
   ProgressLine progress;
   lo.progress = std::ref(progress);
   gemma2::Result<Model> model = gemma2::Error{""};
@@ -575,7 +592,8 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
   std::cout << std::setprecision(6) << "{\"preset\":\"" << (model_path.empty() ? preset : "") << "\",\"model\":\""
             << model_path << "\",\"dtype\":\"" << (dtype.empty() ? "as stored" : dtype)
             << "\",\"kernels\":\"" << gemma2::kernel_set_name(model->kernel_set()) << "\",\"kernel_features\":\""
-            << model->kernel_features() << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
+            << model->kernel_features() << "\",\"prefill_precision\":\"" << prefill_precision
+            << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
             << ",\"depth\":" << depth << ",\"prefill_tok_s\":" << prompt / prefill_s
             << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
             << ",\"rss_bytes\":" << rss_bytes() << ",\"read_bandwidth_bytes_s\":" << bandwidth
@@ -653,7 +671,7 @@ int run(int argc, char** argv) {
   logits->add_option("--ids", logits_ids, "token ids, comma separated")->delimiter(',')->required();
   logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
 
-  std::string preset = "2b", bench_dtype, bench_model, bench_kernels;
+  std::string preset = "2b", bench_dtype, bench_model, bench_kernels, bench_prefill_precision = "exact";
   int bench_threads = 1, bench_prompt = 512, bench_gen = 32, depth = -1;
   auto* bench = app.add_subcommand("bench", "speed of a preset's shape with random weights (no file needed); one JSON line");
   bench->add_option("--preset", preset, "2b, 9b or 27b")->check(CLI::IsMember({"2b", "9b", "27b"}))->capture_default_str();
@@ -664,6 +682,7 @@ int run(int argc, char** argv) {
   bench->add_option("--gen", bench_gen, "decoded tokens")->capture_default_str();
   bench->add_option("--depth", depth, "positions in the cache before decoding (default: the prompt)");
   add_kernels(bench, bench_kernels);
+  add_prefill_precision(bench, bench_prefill_precision);
 
   std::string info_model = default_model_dir(), info_dtype, info_mapping = "mapped", info_kernels;
   uint64_t info_max_memory = 0;
@@ -685,7 +704,8 @@ int run(int argc, char** argv) {
   for (const ModelOptions* o : {&gen_model, &chat_model, &ppl_model, &logits_model})
     if (o->dry_run) return run_info(o->dir, o->load_options(), 0);
   if (bench->parsed())
-    return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth, bench_kernels);
+    return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth, bench_kernels,
+                     bench_prefill_precision);
   if (generate->parsed())
     return run_generate(gen_model, gen_sampling, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
   if (chat->parsed()) return run_chat(chat_model, chat_sampling, system, chat_max_new, verbose);

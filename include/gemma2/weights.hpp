@@ -159,6 +159,9 @@ struct Matrix {
   // LoadOptions::kernels); null: the process default.
   const detail::Kernels* kernels = nullptr;
   bool interleaved = false;  // rows in groups of kInterleave (above)
+  // The prefill GEMM of BF16 weights may round activations to bf16
+  // (LoadOptions::prefill_precision).
+  bool bf16_activations = false;
 
   // Row r of a matrix stored row by row (not interleaved: see plain_row).
   const std::byte* row(int r) const { return data + static_cast<size_t>(r) * row_bytes(dtype, cols); }

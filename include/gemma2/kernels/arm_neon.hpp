@@ -132,7 +132,7 @@ inline void pack_blocks(const uint16_t* src, int64_t ld, int n, int64_t width, u
 
 inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const int64_t rows = W.rows, cols = W.cols, chunks = (cols + 3) / 4;  // a ragged depth is padded with zeros
-  const bool split = W.dtype == DType::BF16;
+  const bool split = W.dtype == DType::BF16 && !W.bf16_activations;  // as avx512::matmul_bf16
   const int64_t pair_stride = 8 * chunks;
   std::vector<uint16_t> bits(static_cast<size_t>(T * cols)), rest_bits(split ? bits.size() : 0);
   for (size_t i = 0; i < bits.size(); ++i) {

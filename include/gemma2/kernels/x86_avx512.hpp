@@ -347,10 +347,12 @@ inline void floats_to_bf16(const float* src, bf16* dst, int64_t n) {
 // block formats already round activations to int8 in decode, so a single
 // bf16 (8 significant bits, finer than int8 blocks) is used at twice the
 // speed; their weights expand exactly to q·d and are rounded to bf16 once.
+// W.bf16_activations (LoadOptions::prefill_precision) gives BF16 weights
+// the single bf16 too.
 inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const int64_t rows = W.rows, cols = W.cols;
   const int64_t pairs = (cols + 1) / 2;  // an odd depth is padded with a zero
-  const bool split = W.dtype == DType::BF16;
+  const bool split = W.dtype == DType::BF16 && !W.bf16_activations;
   const int64_t ldx = split ? 2 * pairs : pairs;
   std::vector<uint32_t> xb(static_cast<size_t>(T * ldx), 0u);
   std::vector<float> rest(split ? static_cast<size_t>(cols) : 0);
