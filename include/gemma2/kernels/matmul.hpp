@@ -5,6 +5,9 @@
 //    streaming each weight once from memory, converted on the fly (block
 //    formats against activations quantized to int8 blocks);
 //  * prefill (many rows of X): a GEMM over panels of converted weights.
+// Interleaved Q8_0/Q4_0 matrices (weights.hpp) take their integer kernels at
+// every row count instead: each group of 8 weight rows meets several rows of
+// X per load, which outruns converting the weights for a GEMM.
 // The kernels come from the set the Matrix was bound to at load
 // (LoadOptions::kernels), else the process default (dispatch.hpp); this file
 // only splits the work over rows and threads.
