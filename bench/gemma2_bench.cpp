@@ -6,8 +6,9 @@
 //   matvec_hot/q_proj/<dtype>/threads:N   the same, weights resident in cache
 //                                         (L3; the dot kernel's own ceiling);
 //   matmul/gate_proj/<dtype>/T:N/threads:M small batches (T <= 7 take the dot
-//                                         kernels, T >= 8 the tiled GEMM) up to a
-//                                         prefill-shaped product (T = 64);
+//                                         kernels, T >= 8 the tiled GEMM; interleaved
+//                                         q8/q4 the integer kernels at every T) up to
+//                                         a prefill-shaped product (T = 64);
 //   parallel_for/threads:N                cost of one empty pool dispatch;
 //   read_bandwidth/threads:N              the machine's sequential read rate
 //                                         (sums 1 GiB), the roofline's denominator;

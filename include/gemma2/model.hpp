@@ -345,8 +345,7 @@ class WeightBinder {
         std::byte* dst = out.interleaved ? scratch.data() : buf + static_cast<size_t>(r) * row_bytes(to, m.cols);
         if (is_quantized(to)) {
           quantize_row(to, row.data(), dst, m.cols);
-          if (out.interleaved)
-            interleaved_row_copy<true>(to, m.cols, static_cast<int>(r), dst, buf + static_cast<size_t>(r / kInterleave) * out.group_bytes());
+          if (out.interleaved) interleaved_row_copy<true>(to, m.cols, static_cast<int>(r), dst, buf);
         } else {
           for (int c = 0; c < m.cols; ++c) {
             if (to == DType::F32) std::memcpy(dst + 4 * c, &row[static_cast<size_t>(c)], 4);

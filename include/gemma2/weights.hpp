@@ -331,13 +331,14 @@ inline void quantize_row(DType t, const float* x, std::byte* row, int cols) {
 }
 
 // Moves row r between the plain layout (`row`: values, then scales) and the
-// interleaved storage of its matrix (`group` points at the row's group): one
-// function for both directions, so they cannot disagree.
+// interleaved storage of its matrix (`storage`, Matrix::data): one function
+// for both directions, so they cannot disagree.
 template <bool ToGroup>
 void interleaved_row_copy(DType t, int cols, int r, std::conditional_t<ToGroup, const std::byte*, std::byte*> row,
-                          std::conditional_t<ToGroup, std::byte*, const std::byte*> group) {
+                          std::conditional_t<ToGroup, std::byte*, const std::byte*> storage) {
   const int blocks = cols / kQuantBlock, qs = t == DType::Q8_0 ? kQuantBlock : kQuantBlock / 2;
   const int j = r % kInterleave;
+  const auto group = storage + static_cast<size_t>(r / kInterleave) * kInterleave * row_bytes(t, cols);
   const auto flip = static_cast<uint8_t>(t == DType::Q8_0 ? 0x80 : 0);  // q + 128 in groups
   for (int b = 0; b < blocks; ++b) {
     auto gb = group + static_cast<size_t>(b) * interleaved_block_bytes(t);
@@ -358,17 +359,15 @@ void interleaved_row_copy(DType t, int cols, int r, std::conditional_t<ToGroup, 
 // interleaved storage `dst` of the same shape (zeroed, as the padding rows
 // of a last partial group are zero).
 inline void interleave_rows(const Matrix& plain, std::byte* dst, int64_t r0, int64_t r1) {
-  const size_t group = kInterleave * row_bytes(plain.dtype, plain.cols);
   for (int64_t r = r0; r < r1; ++r)
-    interleaved_row_copy<true>(plain.dtype, plain.cols, static_cast<int>(r), plain.row(static_cast<int>(r)),
-                               dst + static_cast<size_t>(r / kInterleave) * group);
+    interleaved_row_copy<true>(plain.dtype, plain.cols, static_cast<int>(r), plain.row(static_cast<int>(r)), dst);
 }
 
 // Row r of W in the plain layout: in place, or rebuilt in `scratch`
 // (row_bytes(W.dtype, W.cols) bytes) when W is interleaved.
 inline const std::byte* plain_row(const Matrix& W, int r, std::byte* scratch) {
   if (!W.interleaved) return W.row(r);
-  interleaved_row_copy<false>(W.dtype, W.cols, r, scratch, W.data + static_cast<size_t>(r / kInterleave) * W.group_bytes());
+  interleaved_row_copy<false>(W.dtype, W.cols, r, scratch, W.data);
   return scratch;
 }
 
