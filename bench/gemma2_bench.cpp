@@ -13,7 +13,10 @@
 //   read_bandwidth/threads:N              the machine's sequential read rate
 //                                         (sums 1 GiB), the roofline's denominator;
 //   e2e/<dtype>/prefill/T:512/threads:N   a 512-token prompt into an empty cache,
-//   e2e/<dtype>/decode/depth:D/threads:N  one decode step after D cached positions,
+//   e2e/<dtype>/prefill/T:4096/threads:2  a long prompt (tiled attention),
+//   e2e/<dtype>/decode/depth:D/threads:N  one decode step after D cached positions
+//                                         (up to 8160), float cache,
+//   e2e/<dtype>/decode_kv_<bf16|int8>/... the same with bf16 or int8 KV storage,
 //                                         on a Gemma 2 2B-shaped model with random
 //                                         weights made in memory (bf16, q8, q4);
 //                                         decode also reports roofline_pct: tok/s
@@ -357,23 +360,32 @@ void BM_E2EPrefill(benchmark::State& state, DType type) {
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// Caches filled to a depth once per type (with 2 threads) and copied for
-// each case: only the decode step is timed.
-const gemma2::KVCache& filled_cache(DType type, int depth) {
-  static std::map<std::pair<DType, int>, gemma2::KVCache> caches;
-  auto it = caches.find({type, depth});
+// A cache of each storage type filled to a depth once, with random keys and
+// values (a decode step costs the same whatever they hold; a prefill of
+// 8160 tokens would take minutes), copied for each case: only the decode
+// step is timed.
+template <class Cache>
+const Cache& filled_cache(const Model& m, int depth) {
+  static std::map<int, Cache> caches;
+  auto it = caches.find(depth);
   if (it != caches.end()) return it->second;
-  const Model& m = random_model(type);
-  auto kv = m.make_cache(depth + 1).value();
-  if (depth > 0) (void)m.forward(prompt_ids(m, depth), kv, on_pool(2)).value();
-  return caches.emplace(std::make_pair(type, depth), std::move(kv)).first->second;
+  auto kv = m.make_cache<Cache>(depth + 1).value();
+  const auto rows = random_floats(2 * static_cast<size_t>(kv.shape().kv_dim), 7);
+  for (int l = 0; l < kv.shape().num_layers; ++l)
+    for (int pos = 0; pos < depth; ++pos) kv.store(l, pos, rows.data(), rows.data() + kv.shape().kv_dim);
+  kv.set_size(depth);
+  return caches.emplace(depth, std::move(kv)).first->second;
 }
 
+// One decode step after `depth` cached positions, in a FullKVCache of the
+// given storage. Args: depth, threads.
+template <class Storage>
 void BM_E2EDecode(benchmark::State& state, DType type) {
+  using Cache = gemma2::FullKVCache<Storage>;
   const Model& m = random_model(type);
   const int depth = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
   const gemma2::ForwardOptions opts = on_pool(threads);
-  gemma2::KVCache kv = filled_cache(type, depth);
+  Cache kv = filled_cache<Cache>(m, depth);
   int32_t token = 100;
   const auto t0 = Clock::now();
   for (auto _ : state) {
@@ -388,6 +400,7 @@ void BM_E2EDecode(benchmark::State& state, DType type) {
   const double bw = read_bandwidth(threads, 3);
   state.counters["tok/s"] = tok_s;
   state.counters["weights_GB"] = static_cast<double>(m.weight_bytes()) / 1e9;
+  state.counters["kv_cache_GB"] = static_cast<double>(kv.bytes()) / 1e9;
   state.counters["bandwidth_GB/s"] = bw / 1e9;
   state.counters["roofline_pct"] = 100.0 * tok_s * static_cast<double>(m.weight_bytes()) / bw;
 }
@@ -445,12 +458,26 @@ int main(int argc, char** argv) {
         ->Iterations(2)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/decode").c_str(), BM_E2EDecode, dt)
-        ->ArgsProduct({{0, 2048}, {1, 2}})
+    benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/prefill").c_str(), BM_E2EPrefill, dt)
+        ->ArgsProduct({{4096}, {2}})
+        ->ArgNames({"T", "threads"})
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    // Depth 8160: the deepest a 32-token decode reaches within the 8192 context.
+    benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/decode").c_str(), BM_E2EDecode<float>, dt)
+        ->ArgsProduct({{0, 2048, 8160}, {1, 2}})
         ->ArgNames({"depth", "threads"})
         ->MinTime(3.0)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+    for (auto [kv_name, decode] : {std::pair{"bf16", BM_E2EDecode<gemma2::bf16>}, std::pair{"int8", BM_E2EDecode<int8_t>}})
+      benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/decode_kv_" + kv_name).c_str(), decode, dt)
+          ->ArgsProduct({{2048, 8160}, {2}})
+          ->ArgNames({"depth", "threads"})
+          ->MinTime(3.0)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
   }
 
   benchmark::RegisterBenchmark("model/load", BM_Load)

@@ -363,6 +363,16 @@ TEST_CASE("CLI: commands that take ids never open a tokenizer") {
     CHECK(!contains(r.err, "tokenizer"));
   }
   CHECK(contains(cli("generate --model " + model + " --prompt hi --max-new 1", root).err, "is a directory, not a file"));
+  // bench's JSON line names the KV storage and what it and the process took.
+  const std::string json = root + "/bench.json";
+  REQUIRE(test::run_command(std::string(GEMMA2_CLI) + " bench --model " + model +
+                            " --prompt 4 --gen 2 --threads 1 --kv-cache int8 > " + json) == 0);
+  const nlohmann::json j = nlohmann::json::parse(test::read_text(json));
+  CHECK(j.at("kv_cache") == "int8");
+  const gemma2::MemoryPlan plan = gemma2::Gemma2Model<>::plan(model).value();
+  const size_t kv_bytes = plan.cache_bytes<gemma2::FullKVCache<int8_t>>(6);
+  CHECK(j.at("kv_cache_bytes") == kv_bytes);
+  CHECK(j.at("peak_rss_bytes") > 0);
 }
 
 TEST_CASE("CLI: info and --dry-run print the memory plan, and --max-memory refuses before loading") {

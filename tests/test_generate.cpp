@@ -328,6 +328,15 @@ TEST_CASE("CLI: tokenize, generate --prompt, perplexity contracts") {
   REQUIRE(kl.rc == 0);
   CHECK(last_line(kl.out).find(" kl=0.00") != std::string::npos);
   CHECK(last_line(kl.out).find(" top1=0.9") != std::string::npos);
+  // The int8 KV cache against the float one (same weights): small but not zero.
+  auto kv8 = cli("perplexity --text-file " + std::string(GEMMA2_QUALITY_TEXT) + " --kv-cache int8 --kl-reference f32");
+  REQUIRE(kv8.rc == 0);
+  const std::string kv8_line = last_line(kv8.out);
+  REQUIRE(kv8_line.find(" kl=") != std::string::npos);
+  const double kv8_kl = std::stod(kv8_line.substr(kv8_line.find(" kl=") + 4));
+  CHECK(kv8_kl > 0.0);
+  CHECK(kv8_kl < 1e-3);
+  CHECK(cli("generate --prompt x --kv-cache q4").err.find("--kv-cache") != std::string::npos);
   CHECK(cli("generate --prompt x --dtype q3").rc != 0);
 
   CHECK(cli("generate --prompt x --ids 2").rc != 0);

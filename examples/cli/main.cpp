@@ -96,6 +96,22 @@ gemma2::PrefillPrecision prefill_precision_option(const std::string& precision) 
   return precision == "bf16" ? gemma2::PrefillPrecision::BF16 : gemma2::PrefillPrecision::Exact;
 }
 
+// --kv-cache: how keys and values are stored (f32 exact, bf16, int8 = Q8_0).
+void add_kv_cache(CLI::App* cmd, std::string& kv) {
+  cmd->add_option("--kv-cache", kv,
+                  "KV-cache storage: f32 (exact), bf16 (half the memory) or int8 (Q8_0 per head, 17/64 of f32)")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}))
+      ->capture_default_str();
+}
+
+// Calls f with a value of the KV storage type --kv-cache names.
+template <class F>
+int with_kv_storage(const std::string& kv, F&& f) {
+  if (kv == "bf16") return f(gemma2::bf16{});
+  if (kv == "int8") return f(int8_t{});
+  return f(float{});
+}
+
 std::optional<gemma2::KernelSet> kernel_option(const std::string& kernels) {
   if (kernels.empty()) return std::nullopt;
   return gemma2::parse_kernel_set(kernels);
@@ -118,6 +134,7 @@ struct ModelOptions {
   bool dry_run = false;
   std::string kernels;
   std::string prefill_precision = "exact";
+  std::string kv_cache = "f32";
 
   void add_to(CLI::App* cmd) {
     cmd->add_option("--model", dir,
@@ -132,6 +149,7 @@ struct ModelOptions {
     cmd->add_flag("--dry-run", dry_run, "print what the model would take in memory (as gemma2 info) and exit");
     add_kernels(cmd, kernels);
     add_prefill_precision(cmd, prefill_precision);
+    add_kv_cache(cmd, kv_cache);
   }
 
   gemma2::LoadOptions load_options() const {
@@ -233,6 +251,7 @@ int run_info(const std::string& model, const gemma2::LoadOptions& lo, int contex
   using gemma2::detail::human_bytes;
   const size_t full = plan->cache_bytes<gemma2::KVCache>(context);
   const size_t full_bf16 = plan->cache_bytes<gemma2::FullKVCache<gemma2::bf16>>(context);
+  const size_t full_int8 = plan->cache_bytes<gemma2::FullKVCache<int8_t>>(context);
   const size_t window = plan->cache_bytes<gemma2::SlidingWindowKVCache<>>(context);
   std::cout << "model: " << model << "\n"
             << "config: " << config_line(c) << "\n"
@@ -242,7 +261,7 @@ int run_info(const std::string& model, const gemma2::LoadOptions& lo, int contex
             << ")\n"
             << "read per decoded token: " << human_bytes(plan->weight_bytes) << "\n"
             << "KV cache for " << context << " positions: full f32 " << human_bytes(full) << ", full bf16 "
-            << human_bytes(full_bf16) << ", sliding-window f32 " << human_bytes(window) << "\n"
+            << human_bytes(full_bf16) << ", full int8 " << human_bytes(full_int8) << ", sliding-window f32 " << human_bytes(window) << "\n"
             << "total with a full f32 cache: " << human_bytes(plan->total_bytes() + full)
             << "; with a sliding-window cache: " << human_bytes(plan->total_bytes() + window) << "\n"
             << "kernels: " << kernels_line((*kernels)->set, (*kernels)->features) << " (this CPU runs: "
@@ -334,25 +353,28 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const std::string& p
   // Room for the prompt and the reply only: a full 8192-position cache of a
   // 2B model is 1.7 GB.
   const size_t needed = ids.size() + static_cast<size_t>(max_new);
-  auto kv = l->model->make_cache(static_cast<int>(std::min<size_t>(needed, l->model->config().max_position_embeddings)));
-  if (!kv) return fail(kv.message());
-  gemma2::GenerateOptions go;
-  go.max_new_tokens = max_new;
-  go.pool = &*l->pool;
-  go.stop_strings = stops;
-  if (!ignore_eos && l->tokenizer) go.stop_tokens = gemma2::default_stop_tokens(*l->tokenizer);
-  else if (!ignore_eos) go.stop_tokens = {1};  // <eos>
-  gemma2::TokenHistory history;
-  const gemma2::Tokenizer* tok = l->tokenizer ? &*l->tokenizer : nullptr;
-  auto r = gemma2::generate(*l->model, *kv, history, ids, *sampler, go, tok, [](std::string_view text) {
-    std::cout << text << std::flush;
-    return true;
+  const int capacity = static_cast<int>(std::min<size_t>(needed, l->model->config().max_position_embeddings));
+  return with_kv_storage(mo.kv_cache, [&](auto storage) {
+    auto kv = l->model->template make_cache<gemma2::FullKVCache<decltype(storage)>>(capacity);
+    if (!kv) return fail(kv.message());
+    gemma2::GenerateOptions go;
+    go.max_new_tokens = max_new;
+    go.pool = &*l->pool;
+    go.stop_strings = stops;
+    if (!ignore_eos && l->tokenizer) go.stop_tokens = gemma2::default_stop_tokens(*l->tokenizer);
+    else if (!ignore_eos) go.stop_tokens = {1};  // <eos>
+    gemma2::TokenHistory history;
+    const gemma2::Tokenizer* tok = l->tokenizer ? &*l->tokenizer : nullptr;
+    auto r = gemma2::generate(*l->model, *kv, history, ids, *sampler, go, tok, [](std::string_view text) {
+      std::cout << text << std::flush;
+      return true;
   });
   if (!r) return fail(r.message());
   if (tok) std::cout << "\n";
   print_speed(*r);
   if (print_ids) std::cout << join(r->tokens) << "\n";
   return 0;
+  });
 }
 
 int run_chat(const ModelOptions& mo, SamplingFlags& sf, const std::string& system, int max_new, bool verbose) {
@@ -364,40 +386,42 @@ int run_chat(const ModelOptions& mo, SamplingFlags& sf, const std::string& syste
   if (l->tokenizer->start_of_turn_id() < 0 || l->tokenizer->end_of_turn_id() < 0)
     return fail("chat: the tokenizer has no <start_of_turn>/<end_of_turn> pieces");
   // Sliding-window cache: the same logits as a full one, about half the memory.
-  using Cache = gemma2::SlidingWindowKVCache<>;
-  auto session = gemma2::Session<Model, Cache>::create(*l->model);
-  if (!session) return fail(session.message());
-  gemma2::Chat<Model, Cache> chat(std::move(*session), *l->tokenizer, system);
-  gemma2::GenerateOptions go;
-  go.max_new_tokens = max_new;
-  go.pool = &*l->pool;
-  std::cerr << "chat with " << mo.dir << " (end with Ctrl-D or /exit)\n";
-  std::string line;
-  for (int turn = 1;; ++turn) {
-    std::cerr << "> " << std::flush;
-    if (!std::getline(std::cin, line) || line == "/exit") break;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) {
-      --turn;
-      continue;
+  return with_kv_storage(mo.kv_cache, [&](auto storage) {
+    using Cache = gemma2::SlidingWindowKVCache<decltype(storage)>;
+    auto session = gemma2::Session<Model, Cache>::create(*l->model);
+    if (!session) return fail(session.message());
+    gemma2::Chat<Model, Cache> chat(std::move(*session), *l->tokenizer, system);
+    gemma2::GenerateOptions go;
+    go.max_new_tokens = max_new;
+    go.pool = &*l->pool;
+    std::cerr << "chat with " << mo.dir << " (end with Ctrl-D or /exit)\n";
+    std::string line;
+    for (int turn = 1;; ++turn) {
+      std::cerr << "> " << std::flush;
+      if (!std::getline(std::cin, line) || line == "/exit") break;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) {
+        --turn;
+        continue;
+      }
+      auto r = chat.send(line, *sampler, go, [](std::string_view text) {
+        std::cout << text << std::flush;
+        return true;
+      });
+      std::cout << "\n" << std::flush;
+      if (!r) {
+        fail(r.message());
+        if (chat.cache().size() >= chat.cache().capacity() - 1) return 1;
+        continue;
+      }
+      if (verbose) {
+        std::cerr << "[turn " << turn << ": prefill " << r->prefill_tokens << " tokens, cached "
+                  << chat.cache().size() << " positions] ";
+        print_speed(*r);
+      }
+      if (r->stop == gemma2::StopReason::ContextFull) return fail("chat: the context is full");
     }
-    auto r = chat.send(line, *sampler, go, [](std::string_view text) {
-      std::cout << text << std::flush;
-      return true;
-    });
-    std::cout << "\n" << std::flush;
-    if (!r) {
-      fail(r.message());
-      if (chat.cache().size() >= chat.cache().capacity() - 1) return 1;
-      continue;
-    }
-    if (verbose) {
-      std::cerr << "[turn " << turn << ": prefill " << r->prefill_tokens << " tokens, cached "
-                << chat.cache().size() << " positions] ";
-      print_speed(*r);
-    }
-    if (r->stop == gemma2::StopReason::ContextFull) return fail("chat: the context is full");
-  }
-  return 0;
+    return 0;
+  });
 }
 
 int run_tokenize(const std::string& tokenizer_path, const std::string& model_dir, const std::string& text,
@@ -440,25 +464,28 @@ int run_perplexity(const ModelOptions& mo, std::vector<int32_t> ids, const std::
   so.window = window;
   so.stride = stride;
   so.top_k = top_k_out.empty() ? 0 : top_k;
-  const auto t0 = Clock::now();
-  auto r = gemma2::score(*l->model, ids, so, [&](const gemma2::TokenPrediction& p) {
-    if (!out.is_open()) return;
-    // One JSON object per predicted token: the distillation teacher signal.
-    out << "{\"index\":" << p.index << ",\"target\":" << p.target << ",\"logprob\":" << p.logprob << ",\"top\":[";
-    for (size_t i = 0; i < p.top.size(); ++i)
-      out << (i ? "," : "") << "[" << p.top[i].first << "," << p.top[i].second << "]";
-    out << "]}\n";
+  return with_kv_storage(mo.kv_cache, [&](auto storage) {
+    using Cache = gemma2::FullKVCache<decltype(storage)>;
+    const auto t0 = Clock::now();
+    auto r = gemma2::score<Cache>(*l->model, ids, so, [&](const gemma2::TokenPrediction& p) {
+      if (!out.is_open()) return;
+      // One JSON object per predicted token: the distillation teacher signal.
+      out << "{\"index\":" << p.index << ",\"target\":" << p.target << ",\"logprob\":" << p.logprob << ",\"top\":[";
+      for (size_t i = 0; i < p.top.size(); ++i)
+        out << (i ? "," : "") << "[" << p.top[i].first << "," << p.top[i].second << "]";
+      out << "]}\n";
   });
   if (!r) return fail(r.message());
   std::cerr << "scored " << r->logprobs.size() << " tokens in " << r->forward_passes << " forward pass(es), "
             << std::fixed << std::setprecision(2) << seconds_since(t0) << " s\n";
   std::string comparison;
-  if (!kl_reference.empty()) {  // the same checkpoint with other weight types, compared position by position
+  if (!kl_reference.empty()) {
+    // The same checkpoint with other weight types and a float cache, compared position by position.
     ModelOptions ro = mo;
     ro.dtype = kl_reference;
     auto ref = load(ro, false);
     if (!ref) return 1;
-    auto c = gemma2::compare_logits(*ref->model, *l->model, ids, so);
+    auto c = gemma2::compare_logits<Cache>(*ref->model, *l->model, ids, so);
     if (!c) return fail(c.message());
     std::ostringstream ss;
     ss << std::setprecision(6) << " kl=" << c->kl << " top1=" << c->top1_agreement << " kl_positions=" << c->positions;
@@ -467,26 +494,29 @@ int run_perplexity(const ModelOptions& mo, std::vector<int32_t> ids, const std::
   std::cout << std::setprecision(6) << "tokens=" << r->logprobs.size() << " nll=" << r->nll
             << " ppl=" << r->perplexity << comparison << "\n";
   return 0;
+  });
 }
 
 int run_logits(const ModelOptions& mo, const std::vector<int32_t>& ids, const std::string& out_path) {
   auto l = load(mo, false);
   if (!l) return 1;
-  auto kv = l->model->make_cache(
-      static_cast<int>(std::min<size_t>(ids.size(), l->model->config().max_position_embeddings)));
-  if (!kv) return fail(kv.message());
-  gemma2::ForwardOptions fo;
-  fo.pool = &*l->pool;
-  fo.all_logits = true;
-  auto logits = l->model->forward(ids, *kv, fo);
-  if (!logits) return fail(logits.message());
-  std::ofstream out;
-  if (auto e = open_output(out_path, out)) return fail(*e);
-  out.write(reinterpret_cast<const char*>(logits->data()),
-            static_cast<std::streamsize>(logits->size() * sizeof(float)));
-  if (!out) return fail("cannot write " + out_path + ": " + std::strerror(errno));
-  std::cerr << "wrote " << logits->rows() << " x " << logits->cols() << " float32 logits to " << out_path << "\n";
-  return 0;
+  const int capacity = static_cast<int>(std::min<size_t>(ids.size(), l->model->config().max_position_embeddings));
+  return with_kv_storage(mo.kv_cache, [&](auto storage) {
+    auto kv = l->model->template make_cache<gemma2::FullKVCache<decltype(storage)>>(capacity);
+    if (!kv) return fail(kv.message());
+    gemma2::ForwardOptions fo;
+    fo.pool = &*l->pool;
+    fo.all_logits = true;
+    auto logits = l->model->forward(ids, *kv, fo);
+    if (!logits) return fail(logits.message());
+    std::ofstream out;
+    if (auto e = open_output(out_path, out)) return fail(*e);
+    out.write(reinterpret_cast<const char*>(logits->data()),
+              static_cast<std::streamsize>(logits->size() * sizeof(float)));
+    if (!out) return fail("cannot write " + out_path + ": " + std::strerror(errno));
+    std::cerr << "wrote " << logits->rows() << " x " << logits->cols() << " float32 logits to " << out_path << "\n";
+    return 0;
+  });
 }
 
 // Resident set size of this process (the working set on Windows).
@@ -499,6 +529,27 @@ size_t rss_bytes() {
   size_t pages = 0, resident = 0;
   statm >> pages >> resident;
   return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+#endif
+}
+
+// Starts peak_rss_bytes() afresh from the current RSS (Linux; elsewhere the
+// peak stays the process's own, load included).
+void reset_peak_rss() {
+#if !defined(_WIN32)
+  std::ofstream("/proc/self/clear_refs") << "5";
+#endif
+}
+
+// Peak resident set size since reset_peak_rss() (peak working set on Windows).
+size_t peak_rss_bytes() {
+#if defined(_WIN32)
+  PROCESS_MEMORY_COUNTERS pmc{};
+  return GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc) ? pmc.PeakWorkingSetSize : 0;
+#else
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "VmHWM:  123 kB"
+  return 0;
 #endif
 }
 
@@ -527,7 +578,8 @@ double read_bandwidth(const gemma2::Executor* pool) {
 // with --model, a model file or directory, e.g. the GGUF another engine
 // runs); one JSON line with prefill and decode speed.
 int run_bench(const std::string& preset, const std::string& model_path, std::string dtype, int threads, int prompt,
-              int gen, int depth, const std::string& kernels, const std::string& prefill_precision) {
+              int gen, int depth, const std::string& kernels, const std::string& prefill_precision,
+              const std::string& kv_cache) {
   auto pool = gemma2::ThreadPool::create(threads);
   if (!pool) return fail(pool.message());
   if (prompt < 1 || gen < 1 || depth < -1) return fail("bench: --prompt and --gen must be >= 1, --depth >= 0");
@@ -564,42 +616,47 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
 
   std::vector<int32_t> ids = {2};
   for (int i = 1; i < std::max(prompt, depth); ++i) ids.push_back((1000 + (i * 7919) % 200000) % config.vocab_size);
-  auto kv = model->make_cache(context);
-  if (!kv) return fail(kv.message());
-  const gemma2::ForwardOptions opts{&*pool};
-  // Prefill of `prompt` tokens into an empty cache.
-  auto t0 = Clock::now();
-  if (auto r = model->forward(ids.data(), static_cast<size_t>(prompt), *kv, opts); !r) return fail(r.message());
-  const double prefill_s = seconds_since(t0);
-  // Decode `gen` tokens after `depth` positions (default: after the prompt;
-  // 0 decodes into an empty cache, as llama-bench's tg does).
-  if (depth > prompt) {
-    if (auto r = model->forward(ids.data() + prompt, static_cast<size_t>(depth - prompt), *kv, opts); !r)
-      return fail(r.message());
-  } else if (depth < prompt) {
-    if (auto st = kv->truncate(depth); !st) return fail(st.message());
-  }
-  int32_t token = 100 % config.vocab_size;
-  t0 = Clock::now();
-  for (int i = 0; i < gen; ++i) {
-    auto r = model->forward(&token, 1, *kv, opts);
-    if (!r) return fail(r.message());
-    token = gemma2::argmax(std::vector<float>(r->data(), r->data() + r->cols()));
-  }
-  const double decode_s = seconds_since(t0);
-  const double bandwidth = read_bandwidth(&*pool);
-  const double roofline = bandwidth / static_cast<double>(weights);  // tok/s if every weight byte streams at full speed
-  std::cout << std::setprecision(6) << "{\"preset\":\"" << (model_path.empty() ? preset : "") << "\",\"model\":\""
-            << model_path << "\",\"dtype\":\"" << (dtype.empty() ? "as stored" : dtype)
-            << "\",\"kernels\":\"" << gemma2::kernel_set_name(model->kernel_set()) << "\",\"kernel_features\":\""
-            << model->kernel_features() << "\",\"prefill_precision\":\"" << prefill_precision
-            << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
-            << ",\"depth\":" << depth << ",\"prefill_tok_s\":" << prompt / prefill_s
-            << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
-            << ",\"rss_bytes\":" << rss_bytes() << ",\"read_bandwidth_bytes_s\":" << bandwidth
-            << ",\"roofline_tok_s\":" << roofline << ",\"roofline_pct\":" << 100.0 * gen / decode_s / roofline << "}"
-            << std::endl;
-  return 0;
+  return with_kv_storage(kv_cache, [&](auto storage) {
+    auto kv = model->template make_cache<gemma2::FullKVCache<decltype(storage)>>(context);
+    if (!kv) return fail(kv.message());
+    const gemma2::ForwardOptions opts{&*pool};
+    // Prefill of `prompt` tokens into an empty cache.
+    reset_peak_rss();
+    auto t0 = Clock::now();
+    if (auto r = model->forward(ids.data(), static_cast<size_t>(prompt), *kv, opts); !r) return fail(r.message());
+    const double prefill_s = seconds_since(t0);
+    // Decode `gen` tokens after `depth` positions (default: after the prompt;
+    // 0 decodes into an empty cache, as llama-bench's tg does).
+    if (depth > prompt) {
+      if (auto r = model->forward(ids.data() + prompt, static_cast<size_t>(depth - prompt), *kv, opts); !r)
+        return fail(r.message());
+    } else if (depth < prompt) {
+      if (auto st = kv->truncate(depth); !st) return fail(st.message());
+    }
+    int32_t token = 100 % config.vocab_size;
+    t0 = Clock::now();
+    for (int i = 0; i < gen; ++i) {
+      auto r = model->forward(&token, 1, *kv, opts);
+      if (!r) return fail(r.message());
+      token = gemma2::argmax(std::vector<float>(r->data(), r->data() + r->cols()));
+    }
+    const double decode_s = seconds_since(t0);
+    const size_t peak_rss = peak_rss_bytes();  // before the bandwidth probe's buffer
+    const double bandwidth = read_bandwidth(&*pool);
+    const double roofline = bandwidth / static_cast<double>(weights);  // tok/s if every weight byte streams at full speed
+    std::cout << std::setprecision(6) << "{\"preset\":\"" << (model_path.empty() ? preset : "") << "\",\"model\":\""
+              << model_path << "\",\"dtype\":\"" << (dtype.empty() ? "as stored" : dtype)
+              << "\",\"kernels\":\"" << gemma2::kernel_set_name(model->kernel_set()) << "\",\"kernel_features\":\""
+              << model->kernel_features() << "\",\"prefill_precision\":\"" << prefill_precision
+              << "\",\"kv_cache\":\"" << kv_cache << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
+              << ",\"depth\":" << depth << ",\"prefill_tok_s\":" << prompt / prefill_s
+              << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
+              << ",\"kv_cache_bytes\":" << kv->bytes() << ",\"rss_bytes\":" << rss_bytes()
+              << ",\"peak_rss_bytes\":" << peak_rss << ",\"read_bandwidth_bytes_s\":" << bandwidth
+              << ",\"roofline_tok_s\":" << roofline << ",\"roofline_pct\":" << 100.0 * gen / decode_s / roofline << "}"
+              << std::endl;
+    return 0;
+  });
 }
 
 }  // namespace
@@ -671,7 +728,8 @@ int run(int argc, char** argv) {
   logits->add_option("--ids", logits_ids, "token ids, comma separated")->delimiter(',')->required();
   logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
 
-  std::string preset = "2b", bench_dtype, bench_model, bench_kernels, bench_prefill_precision = "exact";
+  std::string preset = "2b", bench_dtype, bench_model, bench_kernels, bench_prefill_precision = "exact",
+              bench_kv_cache = "f32";
   int bench_threads = 1, bench_prompt = 512, bench_gen = 32, depth = -1;
   auto* bench = app.add_subcommand("bench", "speed of a preset's shape with random weights (no file needed); one JSON line");
   bench->add_option("--preset", preset, "2b, 9b or 27b")->check(CLI::IsMember({"2b", "9b", "27b"}))->capture_default_str();
@@ -683,6 +741,7 @@ int run(int argc, char** argv) {
   bench->add_option("--depth", depth, "positions in the cache before decoding (default: the prompt)");
   add_kernels(bench, bench_kernels);
   add_prefill_precision(bench, bench_prefill_precision);
+  add_kv_cache(bench, bench_kv_cache);
 
   std::string info_model = default_model_dir(), info_dtype, info_mapping = "mapped", info_kernels;
   uint64_t info_max_memory = 0;
@@ -705,7 +764,7 @@ int run(int argc, char** argv) {
     if (o->dry_run) return run_info(o->dir, o->load_options(), 0);
   if (bench->parsed())
     return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth, bench_kernels,
-                     bench_prefill_precision);
+                     bench_prefill_precision, bench_kv_cache);
   if (generate->parsed())
     return run_generate(gen_model, gen_sampling, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
   if (chat->parsed()) return run_chat(chat_model, chat_sampling, system, chat_max_new, verbose);

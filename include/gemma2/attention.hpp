@@ -137,10 +137,9 @@ class Attention {
     if (seg.dtype == DType::F32)
       return {static_cast<const float*>(base) + g * D, seg.count, D, Eigen::OuterStride<>(kv_dim)};
     buf.resize(seg.count, D);
+    const size_t stride = detail::kv_row_bytes(seg.dtype, kv_dim, D), head = g * detail::kv_head_bytes(seg.dtype, D);
     const auto* rows = static_cast<const std::byte*>(base);
-    for (int r = 0; r < seg.count; ++r)
-      detail::convert_to_float(seg.dtype, rows + (static_cast<size_t>(r) * kv_dim + g * D) * dtype_size(seg.dtype),
-                               buf.row(r).data(), static_cast<size_t>(D));
+    for (int r = 0; r < seg.count; ++r) detail::kv_head_to_float(seg.dtype, rows + r * stride + head, buf.row(r).data(), D);
     return {buf.data(), seg.count, D, Eigen::OuterStride<>(D)};
   }
 

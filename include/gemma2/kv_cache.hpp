@@ -5,7 +5,7 @@
 // templates over it; examples/custom_cache shows a user-written one):
 //
 //   static constexpr uint32_t kind;          // id written in saved sessions (user kinds: >= 1000)
-//   using storage = float or bf16;          // element type of the stored rows
+//   using storage = float, bf16 or int8_t;  // how rows are stored (see detail::kv_head_bytes)
 //   static size_t bytes_for(const CacheShape&);       // what create() will allocate
 //   static Result<Cache> create(const CacheShape&);
 //   const CacheShape& shape() const;
@@ -25,6 +25,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -43,17 +44,19 @@ struct CacheShape {
   int capacity = 0;
   int sliding_window = 0;
   std::vector<AttentionKind> layer_types;
+  int head_dim = 0;  // kv_dim / head_dim key-value heads per row
 };
 
 // The cache shape for a model config and a capacity.
 template <class Config>
 CacheShape cache_shape(const Config& c, int capacity) {
   const RuntimeConfig r = to_runtime(c);
-  return {r.num_hidden_layers, r.num_key_value_heads * r.head_dim, capacity, r.sliding_window, r.layer_types};
+  return {r.num_hidden_layers, r.num_key_value_heads * r.head_dim, capacity, r.sliding_window, r.layer_types, r.head_dim};
 }
 
 // Rows [first, first + count) of one layer's keys and values, each row
-// kv_dim elements of type `dtype`, rows kv_dim apart.
+// kv_dim elements stored as `dtype` (F32, BF16, or Q8_0 per head: see
+// detail::kv_head_bytes), rows detail::kv_row_bytes apart.
 struct KVSegment {
   int first = 0;
   int count = 0;
@@ -63,19 +66,67 @@ struct KVSegment {
 };
 
 namespace detail {
+// The storage types of the built-in caches: float (exact), bf16 (keys and
+// values rounded to bf16) and int8_t (Q8_0: int8 with an f16 scale per 32
+// values, as llama.cpp's q8_0 cache; 17/32 of bf16).
 template <class Storage>
 constexpr DType storage_dtype() {
-  static_assert(std::is_same_v<Storage, float> || std::is_same_v<Storage, bf16>, "KV storage is float or bf16");
-  return std::is_same_v<Storage, float> ? DType::F32 : DType::BF16;
+  static_assert(std::is_same_v<Storage, float> || std::is_same_v<Storage, bf16> || std::is_same_v<Storage, int8_t>,
+                "KV storage is float, bf16 or int8_t");
+  return std::is_same_v<Storage, float> ? DType::F32 : std::is_same_v<Storage, bf16> ? DType::BF16 : DType::Q8_0;
 }
 
-inline void store_row(float* dst, const float* src, int n) { std::copy_n(src, n, dst); }
-inline void store_row(bf16* dst, const float* src, int n) {
-  for (int i = 0; i < n; ++i) dst[i] = to_bf16(src[i]);
+// A row holds each key-value head's head_dim values in turn. In Q8_0 a head
+// is whole blocks (a head_dim that is not a multiple of 32 is zero-padded),
+// so each head's scales stay with it and a head is read on its own.
+inline int kv_padded_head(int head_dim) { return (head_dim + kQuantBlock - 1) / kQuantBlock * kQuantBlock; }
+inline size_t kv_head_bytes(DType t, int head_dim) {
+  return is_blocked(t) ? row_bytes(t, kv_padded_head(head_dim)) : static_cast<size_t>(head_dim) * dtype_size(t);
+}
+inline size_t kv_row_bytes(DType t, int kv_dim, int head_dim) {
+  if (head_dim < 1) return 0;  // an invalid shape, which create() refuses
+  return static_cast<size_t>(kv_dim / head_dim) * kv_head_bytes(t, head_dim);
+}
+
+inline void kv_head_to_float(DType t, const std::byte* src, float* dst, int head_dim) {
+  if (t != DType::Q8_0) return convert_to_float(t, src, dst, static_cast<size_t>(head_dim));
+  const std::byte* scales = src + kv_padded_head(head_dim);  // Q8_0: values, then scales
+  for (int b = 0; b * kQuantBlock < head_dim; ++b) {
+    const float d = half_at(scales + 2 * b);
+    for (int i = b * kQuantBlock; i < std::min(head_dim, (b + 1) * kQuantBlock); ++i)
+      dst[i] = d * static_cast<float>(static_cast<int8_t>(src[i]));
+  }
+}
+
+inline void kv_head_from_float(DType t, const float* src, std::byte* dst, int head_dim) {
+  if (t == DType::F32) {
+    std::memcpy(dst, src, static_cast<size_t>(head_dim) * sizeof(float));
+  } else if (t == DType::BF16) {
+    for (int i = 0; i < head_dim; ++i) {
+      const bf16 v = to_bf16(src[i]);
+      std::memcpy(dst + 2 * i, &v, 2);
+    }
+  } else if (head_dim % kQuantBlock == 0) {
+    quantize_row(t, src, dst, head_dim);
+  } else {
+    std::vector<float> padded(static_cast<size_t>(kv_padded_head(head_dim)), 0.0f);
+    std::copy_n(src, head_dim, padded.data());
+    quantize_row(t, padded.data(), dst, static_cast<int>(padded.size()));
+  }
+}
+
+// One position's keys or values (kv_dim floats) to and from storage.
+inline void kv_row_from_float(DType t, const float* src, std::byte* dst, int kv_dim, int head_dim) {
+  for (int h = 0; h < kv_dim / head_dim; ++h)
+    kv_head_from_float(t, src + h * head_dim, dst + h * kv_head_bytes(t, head_dim), head_dim);
+}
+inline void kv_row_to_float(DType t, const std::byte* src, float* dst, int kv_dim, int head_dim) {
+  for (int h = 0; h < kv_dim / head_dim; ++h)
+    kv_head_to_float(t, src + h * kv_head_bytes(t, head_dim), dst + h * head_dim, head_dim);
 }
 
 inline Status check_shape(const CacheShape& s) {
-  if (s.num_layers < 1 || s.kv_dim < 1 || s.sliding_window < 1 ||
+  if (s.num_layers < 1 || s.kv_dim < 1 || s.sliding_window < 1 || s.head_dim < 1 || s.kv_dim % s.head_dim != 0 ||
       s.layer_types.size() != static_cast<size_t>(s.num_layers))
     return err("KV cache: invalid cache shape");
   if (s.capacity < 1) return err("KV cache capacity must be at least 1, got ", s.capacity);
@@ -89,14 +140,19 @@ template <class Storage>
 class LayerRings {
  public:
   using storage = Storage;
+  static constexpr DType dtype = storage_dtype<Storage>();
+
   LayerRings() = default;
   LayerRings(const CacheShape& shape, std::vector<int> slots)
-      : shape_(shape), slots_(std::move(slots)), floors_(slots_.size(), 0) {
+      : shape_(shape), row_bytes_(kv_row_bytes(dtype, shape.kv_dim, shape.head_dim)),
+        slots_(std::move(slots)), floors_(slots_.size(), 0) {
     offsets_.push_back(0);
-    for (int s : slots_) offsets_.push_back(offsets_.back() + static_cast<size_t>(s) * shape.kv_dim);
+    for (int s : slots_) offsets_.push_back(offsets_.back() + static_cast<size_t>(s) * row_bytes_);
     keys_.resize(offsets_.back());
     values_.resize(offsets_.back());
   }
+  // Bytes of one stored position's keys (or values).
+  static size_t row_bytes_for(const CacheShape& s) { return kv_row_bytes(dtype, s.kv_dim, s.head_dim); }
 
   const CacheShape& shape() const { return shape_; }
   int size() const { return size_; }
@@ -113,7 +169,7 @@ class LayerRings {
     size_ = high_ = n;
     floors_ = oldest;
   }
-  size_t bytes() const { return (keys_.size() + values_.size()) * sizeof(Storage); }
+  size_t bytes() const { return keys_.size() + values_.size(); }
   // Rows below high_ - slots were overwritten by later positions, even if a
   // truncation has since moved size_ back.
   int oldest(int layer) const {
@@ -123,8 +179,8 @@ class LayerRings {
 
   void store(int layer, int pos, const float* k, const float* v) {
     const size_t at = row(layer, pos);
-    store_row(&keys_[at], k, shape_.kv_dim);
-    store_row(&values_[at], v, shape_.kv_dim);
+    kv_row_from_float(dtype, k, &keys_[at], shape_.kv_dim, shape_.head_dim);
+    kv_row_from_float(dtype, v, &values_[at], shape_.kv_dim, shape_.head_dim);
   }
 
   int view(int layer, int first, int last, KVSegment out[2]) const {
@@ -133,7 +189,7 @@ class LayerRings {
     for (int pos = first; pos <= last;) {
       const int run = std::min(last - pos + 1, slots - pos % slots);  // up to the end of the ring
       const size_t at = row(layer, pos);
-      out[n++] = {pos, run, &keys_[at], &values_[at], storage_dtype<Storage>()};
+      out[n++] = {pos, run, &keys_[at], &values_[at], dtype};
       pos += run;
     }
     return n;
@@ -154,28 +210,29 @@ class LayerRings {
  private:
   size_t row(int layer, int pos) const {
     const int slots = slots_[static_cast<size_t>(layer)];
-    return offsets_[static_cast<size_t>(layer)] + static_cast<size_t>(pos % slots) * shape_.kv_dim;
+    return offsets_[static_cast<size_t>(layer)] + static_cast<size_t>(pos % slots) * row_bytes_;
   }
 
   CacheShape shape_;
+  size_t row_bytes_ = 0;
   std::vector<int> slots_;
   std::vector<int> floors_;  // rows below were never stored (set by reset)
   std::vector<size_t> offsets_;
-  std::vector<Storage> keys_, values_;
+  std::vector<std::byte> keys_, values_;  // allocated by operator new: aligned for float rows
   int size_ = 0;
   int high_ = 0;  // highest size reached since the last clear
 };
 }  // namespace detail
 
-// Every layer keeps every position up to capacity. Storage float (exact) or
-// bf16 (half the memory; keys and values rounded to bf16).
+// Every layer keeps every position up to capacity. Storage float (exact),
+// bf16 (half the memory) or int8_t (Q8_0, 17/64 of float).
 template <class Storage = float>
 class FullKVCache : public detail::LayerRings<Storage> {
  public:
   static constexpr uint32_t kind = 1;
 
   static size_t bytes_for(const CacheShape& s) {
-    return 2 * static_cast<size_t>(s.num_layers) * s.capacity * s.kv_dim * sizeof(Storage);
+    return 2 * static_cast<size_t>(s.num_layers) * s.capacity * detail::LayerRings<Storage>::row_bytes_for(s);
   }
   static Result<FullKVCache> create(const CacheShape& s) {
     if (Status st = detail::check_shape(s); !st) return Error{st.message()};
@@ -211,7 +268,7 @@ class SlidingWindowKVCache : public detail::LayerRings<Storage> {
   static size_t bytes_for(const CacheShape& s, int max_step = kDefaultMaxStep) {
     size_t rows = 0;
     for (int slots : slots_for(s, max_step)) rows += static_cast<size_t>(slots);
-    return 2 * rows * s.kv_dim * sizeof(Storage);
+    return 2 * rows * detail::LayerRings<Storage>::row_bytes_for(s);
   }
   static Result<SlidingWindowKVCache> create(const CacheShape& s, int max_step = kDefaultMaxStep) {
     if (Status st = detail::check_shape(s); !st) return Error{st.message()};

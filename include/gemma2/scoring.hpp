@@ -68,8 +68,9 @@ inline float log_softmax_at(const float* logits, int vocab, int32_t target, int 
 // Scores ids[1..n) given their prefixes. ids are used as given (put BOS
 // first). Up to `window` positions this is one forward pass; longer inputs
 // are scored in overlapping windows [ids[0]] + ids[b..e). `on_prediction`,
-// if set, receives every scored position in order.
-template <class Model>
+// if set, receives every scored position in order. Cache: the KV-cache type
+// the windows run in (e.g. FullKVCache<int8_t> to score a quantized cache).
+template <class Cache = KVCache, class Model>
 Result<ScoreResult> score(const Model& model, const std::vector<int32_t>& ids, const ScoreOptions& options = {},
                           const std::function<void(const TokenPrediction&)>& on_prediction = {}) {
   using detail::err;
@@ -82,7 +83,7 @@ Result<ScoreResult> score(const Model& model, const std::vector<int32_t>& ids, c
   const int64_t span = window - 1;                               // text tokens per window
   const int64_t stride = options.stride == 0 ? std::max<int64_t>(1, span / 2) : options.stride;
   if (stride < 1 || stride > span) return err("score: stride must be between 1 and ", span, ", got ", stride);
-  auto kv = model.make_cache(window);
+  auto kv = model.template make_cache<Cache>(window);
   if (!kv) return Error{kv.message()};
 
   ScoreResult r;
@@ -132,7 +133,9 @@ struct LogitsComparison {
 // Runs both models over ids (up to one window: the first
 // min(ids.size(), options.window or max_position_embeddings) tokens) in
 // lockstep chunks, so only a chunk of logits of each is held at a time.
-template <class ModelA, class ModelB>
+// The reference runs in a float cache, the test model in a TestCache (so a
+// chunk attends to the earlier chunks' keys and values as that cache stores them).
+template <class TestCache = KVCache, class ModelA, class ModelB>
 Result<LogitsComparison> compare_logits(const ModelA& reference, const ModelB& test, const std::vector<int32_t>& ids,
                                         const ScoreOptions& options = {}) {
   using detail::err;
@@ -141,7 +144,7 @@ Result<LogitsComparison> compare_logits(const ModelA& reference, const ModelB& t
   const int n = static_cast<int>(std::min<size_t>(ids.size(), static_cast<size_t>(window)));
   if (n < 1) return err("compare_logits: no tokens");
   auto ka = reference.make_cache(n);
-  auto kb = test.make_cache(n);
+  auto kb = test.template make_cache<TestCache>(n);
   if (!ka || !kb) return err("compare_logits: ", ka ? kb.message() : ka.message());
   ForwardOptions fwd;
   fwd.pool = options.pool;

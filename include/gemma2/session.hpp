@@ -80,7 +80,8 @@ class Session {
   static Result<Session> create(const Model& model, Cache cache) {
     const CacheShape want = cache_shape(model.config(), cache.capacity());
     const CacheShape& got = cache.shape();
-    if (got.num_layers != want.num_layers || got.kv_dim != want.kv_dim || got.sliding_window != want.sliding_window ||
+    if (got.num_layers != want.num_layers || got.kv_dim != want.kv_dim || got.head_dim != want.head_dim ||
+        got.sliding_window != want.sliding_window ||
         got.layer_types != want.layer_types || got.capacity > model.config().max_position_embeddings)
       return detail::err("session: the cache was made for another model");
     if (cache.size() != 0) return detail::err("session: the cache must be empty");
@@ -136,14 +137,14 @@ class Session {
     w.bytes(kMagic, sizeof kMagic);
     w.u32(kVersion);
     w.u32(Cache::kind);
-    w.u32(static_cast<uint32_t>(detail::storage_dtype<typename Cache::storage>()));
+    w.u32(static_cast<uint32_t>(kStorage));
     for (uint64_t v : fingerprint(*model_)) w.u64(v);
     w.u32(static_cast<uint32_t>(cache_.capacity()));
     w.u32(static_cast<uint32_t>(cache_.size()));
     w.u64(tokens_.size());
     for (int32_t t : tokens_) w.u32(static_cast<uint32_t>(t));
     const CacheShape& shape = cache_.shape();
-    const size_t row_bytes = static_cast<size_t>(shape.kv_dim) * sizeof(typename Cache::storage);
+    const size_t row_bytes = detail::kv_row_bytes(kStorage, shape.kv_dim, shape.head_dim);
     for (int l = 0; l < shape.num_layers; ++l) {
       const int from = std::min(cache_.oldest(l), cache_.size());
       w.u32(static_cast<uint32_t>(from));
@@ -173,7 +174,7 @@ class Session {
     if (version != kVersion) return err(where, "version ", version, " is not supported (this library writes ", kVersion, ")");
     if (detail::fnv1a(data, size - 8) != stored_hash) return err(where, "checksum mismatch (corrupt data)");
     const uint32_t kind = r.u32(), dtype = r.u32();
-    if (kind != Cache::kind || dtype != static_cast<uint32_t>(detail::storage_dtype<typename Cache::storage>()))
+    if (kind != Cache::kind || dtype != static_cast<uint32_t>(kStorage))
       return err(where, "saved with another KV-cache type (kind ", kind, ", storage ", dtype, ")");
     for (uint64_t v : fingerprint(model))
       if (r.u64() != v) return err(where, "saved with a model of another configuration");
@@ -191,11 +192,10 @@ class Session {
       if (t < 0 || t >= model.config().vocab_size) return err(where, "token id ", t, " outside the vocabulary");
     }
     Cache& cache = s->cache_;
-    const int kv_dim = cache.shape().kv_dim;
+    const int kv_dim = cache.shape().kv_dim, head_dim = cache.shape().head_dim;
     std::vector<int> oldest;
     std::vector<float> k(static_cast<size_t>(kv_dim)), v(k.size());
-    using Storage = typename Cache::storage;
-    const size_t row_bytes = static_cast<size_t>(kv_dim) * sizeof(Storage);
+    const size_t row_bytes = detail::kv_row_bytes(kStorage, kv_dim, head_dim);
     for (int l = 0; l < cache.shape().num_layers; ++l) {
       const uint32_t from = r.u32();
       if (!r.ok() || from > cached) return err(where, "layer ", l, ": bad first position ", from);
@@ -204,10 +204,11 @@ class Session {
       const uint8_t* values = r.take(rows * row_bytes);
       if (!r.ok()) return err(where, "truncated in layer ", l);
       for (size_t i = 0; i < rows; ++i) {
-        detail::convert_to_float(detail::storage_dtype<Storage>(), reinterpret_cast<const std::byte*>(keys + i * row_bytes),
-                                 k.data(), k.size());
-        detail::convert_to_float(detail::storage_dtype<Storage>(),
-                                 reinterpret_cast<const std::byte*>(values + i * row_bytes), v.data(), v.size());
+        // Stored rows convert back exactly (Q8_0 requantizes to the same bytes).
+        detail::kv_row_to_float(kStorage, reinterpret_cast<const std::byte*>(keys + i * row_bytes), k.data(), kv_dim,
+                                head_dim);
+        detail::kv_row_to_float(kStorage, reinterpret_cast<const std::byte*>(values + i * row_bytes), v.data(), kv_dim,
+                                head_dim);
         cache.store(l, static_cast<int>(from + i), k.data(), v.data());
       }
       oldest.push_back(static_cast<int>(from));
@@ -230,7 +231,7 @@ class Session {
   static uint64_t max_saved_bytes(const Model& model) {
     const RuntimeConfig c = to_runtime(model.config());
     const uint64_t positions = static_cast<uint64_t>(c.max_position_embeddings);
-    const uint64_t kv_row = static_cast<uint64_t>(c.num_key_value_heads) * c.head_dim * sizeof(typename Cache::storage);
+    const uint64_t kv_row = detail::kv_row_bytes(kStorage, c.num_key_value_heads * c.head_dim, c.head_dim);
     return 2 * static_cast<uint64_t>(c.num_hidden_layers) * positions * kv_row  // keys and values
            + 8 * positions                                                     // tokens (pending ones too)
            + 4 * static_cast<uint64_t>(c.num_hidden_layers) + 4096;            // per-layer starts, header
@@ -239,6 +240,7 @@ class Session {
  private:
   static constexpr char kMagic[8] = {'G', 'E', 'M', 'M', 'A', '2', 'S', 'S'};
   static constexpr uint32_t kVersion = 1;
+  static constexpr DType kStorage = detail::storage_dtype<typename Cache::storage>();
 
   Session(const Model& model, Cache cache) : model_(&model), cache_(std::move(cache)) {}
 
