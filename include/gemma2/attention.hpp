@@ -56,43 +56,59 @@ class Attention {
         detail::rope(k.row(r).data(), KVH, D, s.pos + t, inv_freq_);
         s.cache->store(layer_, s.pos + t, k.row(r).data(), v.row(r).data());
       }
+    // One task per sequence, KV head and tile of kQueryTile tokens: each
+    // tile scores only the keys it can see (its causal prefix, or its window
+    // on local layers), so a long prompt's scratch stays at tile x context
+    // and masked-out scores are never computed.
+    struct Task {
+      size_t seq;
+      int g, t0, t1;
+    };
+    std::vector<Task> tasks;
+    for (size_t i = 0; i < seqs.size(); ++i)
+      for (int g = 0; g < KVH; ++g)
+        for (int t0 = 0; t0 < seqs[i].count; t0 += kQueryTile)
+          tasks.push_back({i, g, t0, std::min(seqs[i].count, t0 + kQueryTile)});
     Activations out(x.rows(), H * D);
-    const int64_t tasks = static_cast<int64_t>(seqs.size()) * KVH;
-    detail::parallel_for(pool, tasks, 1, [&](int64_t a, int64_t b) {
+    detail::parallel_for(pool, static_cast<int64_t>(tasks.size()), 1, [&](int64_t a, int64_t b) {
       Scratch scratch;
-      for (int64_t i = a; i < b; ++i)
-        attend(c, q, seqs[static_cast<size_t>(i / KVH)], static_cast<int>(i % KVH), out, scratch);
+      for (int64_t i = a; i < b; ++i) {
+        const Task& t = tasks[static_cast<size_t>(i)];
+        attend(c, q, seqs[t.seq], t.g, t.t0, t.t1, out, scratch);
+      }
     });
     return matmul(w_.o_proj, out, pool);
   }
 
  private:
   static constexpr Eigen::Index kGemvRows = 8;
+  static constexpr int kQueryTile = 64;
 
   struct Scratch {
     Activations q, scores, kv, out;
   };
 
-  // The query heads sharing KV head g, over one sequence's rows. The group's
-  // heads are attended together (row t*G + j is head g*G + j of token t), so
-  // each key and value row is read once per group rather than once per head.
+  // The query heads sharing KV head g, for tokens t0 <= t < t1 of one
+  // sequence. The heads are attended together
+  // (row (t - t0)*G + j is head g*G + j of token t), so each key and value
+  // row is read once per group rather than once per head.
   template <class Cache>
-  void attend(const Config& c, const Activations& q, const SequenceRows<Cache>& s, int g, Activations& out,
-              Scratch& scratch) const {
+  void attend(const Config& c, const Activations& q, const SequenceRows<Cache>& s, int g, int t0, int t1,
+              Activations& out, Scratch& scratch) const {
     const int D = c.head_dim, H = c.num_attention_heads, G = H / c.num_key_value_heads;
     // Query i sees keys j <= i; on local layers only the last `window` of
     // them, i - window < j (reference mask; key i - window is not visible).
     const bool local = kind_ == AttentionKind::Local;
     const int W = c.sliding_window;
-    const int first = local ? std::max(0, s.pos - W + 1) : 0;
-    const int last = s.pos + s.count - 1;
+    const int first = local ? std::max(0, s.pos + t0 - W + 1) : 0;
+    const int last = s.pos + t1 - 1;
     KVSegment segs[2];
     const int nseg = s.cache->view(layer_, first, last, segs);
 
     Activations& qg = scratch.q;
-    qg.resize(s.count * G, D);
-    for (int t = 0; t < s.count; ++t)
-      for (int j = 0; j < G; ++j) qg.row(t * G + j) = q.row(s.row + t).segment((g * G + j) * D, D);
+    qg.resize((t1 - t0) * G, D);
+    for (int t = t0; t < t1; ++t)
+      for (int j = 0; j < G; ++j) qg.row((t - t0) * G + j) = q.row(s.row + t).segment((g * G + j) * D, D);
     Activations& scores = scratch.scores;
     scores.resize(qg.rows(), last - first + 1);
     // A decode step has a few query rows: matrix-vector products read the
@@ -107,7 +123,7 @@ class Attention {
         block.noalias() = qg * keys.transpose();
     }
     for (Eigen::Index r = 0; r < scores.rows(); ++r) {
-      const int pos = s.pos + static_cast<int>(r) / G;
+      const int pos = s.pos + t0 + static_cast<int>(r) / G;
       const int lo = (local ? std::max(first, pos - W + 1) : first) - first, n = pos - first - lo + 1;
       float* row = scores.row(r).data();
       detail::softcap(row + lo, n, c.attn_logit_softcapping);  // the reference caps before masking
@@ -125,8 +141,8 @@ class Attention {
       else
         og.noalias() += block * values;
     }
-    for (int t = 0; t < s.count; ++t)
-      for (int j = 0; j < G; ++j) out.row(s.row + t).segment((g * G + j) * D, D) = og.row(t * G + j);
+    for (int t = t0; t < t1; ++t)
+      for (int j = 0; j < G; ++j) out.row(s.row + t).segment((g * G + j) * D, D) = og.row((t - t0) * G + j);
   }
 
   // KV head g of a segment's rows as a float matrix: in place for float
