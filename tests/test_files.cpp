@@ -369,6 +369,7 @@ TEST_CASE("CLI: commands that take ids never open a tokenizer") {
                             " --prompt 4 --gen 2 --threads 1 --kv-cache int8 > " + json) == 0);
   const nlohmann::json j = nlohmann::json::parse(test::read_text(json));
   CHECK(j.at("kv_cache") == "int8");
+  CHECK(j.at("model") == model);  // escaped (Windows paths hold backslashes)
   const gemma2::MemoryPlan plan = gemma2::Gemma2Model<>::plan(model).value();
   const size_t kv_bytes = plan.cache_bytes<gemma2::FullKVCache<int8_t>>(6);
   CHECK(j.at("kv_cache_bytes") == kv_bytes);

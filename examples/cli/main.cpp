@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "gemma2/gemma2.hpp"
 
@@ -519,37 +520,32 @@ int run_logits(const ModelOptions& mo, const std::vector<int32_t>& ids, const st
   });
 }
 
-// Resident set size of this process (the working set on Windows).
-size_t rss_bytes() {
-#if defined(_WIN32)
-  PROCESS_MEMORY_COUNTERS pmc{};
-  return GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc) ? pmc.WorkingSetSize : 0;
-#else
-  std::ifstream statm("/proc/self/statm");
-  size_t pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-#endif
-}
-
-// Starts peak_rss_bytes() afresh from the current RSS (Linux; elsewhere the
-// peak stays the process's own, load included).
+// Starts Rss::peak afresh from the current RSS (Linux; elsewhere the peak
+// stays the process's own, load included).
 void reset_peak_rss() {
 #if !defined(_WIN32)
   std::ofstream("/proc/self/clear_refs") << "5";
 #endif
 }
 
-// Peak resident set size since reset_peak_rss() (peak working set on Windows).
-size_t peak_rss_bytes() {
+// Resident set size of this process now and at its peak since
+// reset_peak_rss() (the working set and its peak on Windows).
+struct Rss {
+  size_t now = 0, peak = 0;
+};
+Rss rss() {
 #if defined(_WIN32)
   PROCESS_MEMORY_COUNTERS pmc{};
-  return GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc) ? pmc.PeakWorkingSetSize : 0;
+  if (!GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc)) return {};
+  return {pmc.WorkingSetSize, pmc.PeakWorkingSetSize};
 #else
+  Rss r;
   std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "VmHWM:  123 kB"
-  return 0;
+  for (std::string line; std::getline(status, line);) {  // "VmRSS:     1234 kB"
+    if (line.rfind("VmRSS:", 0) == 0) r.now = std::stoull(line.substr(6)) * 1024;
+    if (line.rfind("VmHWM:", 0) == 0) r.peak = std::stoull(line.substr(6)) * 1024;
+  }
+  return r;
 #endif
 }
 
@@ -641,20 +637,32 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
       token = gemma2::argmax(std::vector<float>(r->data(), r->data() + r->cols()));
     }
     const double decode_s = seconds_since(t0);
-    const size_t peak_rss = peak_rss_bytes();  // before the bandwidth probe's buffer
+    const size_t peak_rss = rss().peak;  // before the bandwidth probe's buffer
     const double bandwidth = read_bandwidth(&*pool);
     const double roofline = bandwidth / static_cast<double>(weights);  // tok/s if every weight byte streams at full speed
-    std::cout << std::setprecision(6) << "{\"preset\":\"" << (model_path.empty() ? preset : "") << "\",\"model\":\""
-              << model_path << "\",\"dtype\":\"" << (dtype.empty() ? "as stored" : dtype)
-              << "\",\"kernels\":\"" << gemma2::kernel_set_name(model->kernel_set()) << "\",\"kernel_features\":\""
-              << model->kernel_features() << "\",\"prefill_precision\":\"" << prefill_precision
-              << "\",\"kv_cache\":\"" << kv_cache << "\",\"threads\":" << threads << ",\"prompt\":" << prompt << ",\"gen\":" << gen
-              << ",\"depth\":" << depth << ",\"prefill_tok_s\":" << prompt / prefill_s
-              << ",\"decode_tok_s\":" << gen / decode_s << ",\"weights_bytes\":" << weights
-              << ",\"kv_cache_bytes\":" << kv->bytes() << ",\"rss_bytes\":" << rss_bytes()
-              << ",\"peak_rss_bytes\":" << peak_rss << ",\"read_bandwidth_bytes_s\":" << bandwidth
-              << ",\"roofline_tok_s\":" << roofline << ",\"roofline_pct\":" << 100.0 * gen / decode_s / roofline << "}"
-              << std::endl;
+    // nlohmann::json escapes the strings (a Windows path holds backslashes).
+    nlohmann::ordered_json j;
+    j["preset"] = model_path.empty() ? preset : "";
+    j["model"] = model_path;
+    j["dtype"] = dtype.empty() ? "as stored" : dtype;
+    j["kernels"] = gemma2::kernel_set_name(model->kernel_set());
+    j["kernel_features"] = model->kernel_features();
+    j["prefill_precision"] = prefill_precision;
+    j["kv_cache"] = kv_cache;
+    j["threads"] = threads;
+    j["prompt"] = prompt;
+    j["gen"] = gen;
+    j["depth"] = depth;
+    j["prefill_tok_s"] = prompt / prefill_s;
+    j["decode_tok_s"] = gen / decode_s;
+    j["weights_bytes"] = weights;
+    j["kv_cache_bytes"] = kv->bytes();
+    j["rss_bytes"] = rss().now;
+    j["peak_rss_bytes"] = peak_rss;
+    j["read_bandwidth_bytes_s"] = bandwidth;
+    j["roofline_tok_s"] = roofline;
+    j["roofline_pct"] = 100.0 * gen / decode_s / roofline;
+    std::cout << j.dump() << std::endl;
     return 0;
   });
 }
