@@ -54,6 +54,13 @@ CacheShape cache_shape(const Config& c, int capacity) {
   return {r.num_hidden_layers, r.num_key_value_heads * r.head_dim, capacity, r.sliding_window, r.layer_types, r.head_dim};
 }
 
+// Whether a cache of shape `s` fits the model whose cache_shape is `model`
+// (any capacity up to the model's context).
+inline bool fits_model(const CacheShape& s, const CacheShape& model, int max_positions) {
+  return s.num_layers == model.num_layers && s.kv_dim == model.kv_dim && s.head_dim == model.head_dim &&
+         s.sliding_window == model.sliding_window && s.layer_types == model.layer_types && s.capacity <= max_positions;
+}
+
 // Rows [first, first + count) of one layer's keys and values, each row
 // kv_dim elements stored as `dtype` (F32, BF16, or Q8_0 per head: see
 // detail::kv_head_bytes), rows detail::kv_row_bytes apart.

@@ -555,10 +555,7 @@ class Gemma2Model {
         if (items[o].cache == it.cache) return err(which, "the same cache appears twice in one batch");
       if (it.n == 0) return err(which, "no tokens given");
       const CacheShape& shape = it.cache->shape();
-      const CacheShape mine = cache_shape(c, shape.capacity);
-      if (shape.num_layers != mine.num_layers || shape.kv_dim != mine.kv_dim || shape.head_dim != mine.head_dim ||
-          shape.sliding_window != mine.sliding_window || shape.layer_types != mine.layer_types ||
-          shape.capacity > c.max_position_embeddings)
+      if (!fits_model(shape, cache_shape(c, shape.capacity), c.max_position_embeddings))
         return err(which, "KV cache was made for another model (", shape.num_layers, " layers of width ", shape.kv_dim,
                    ")");
       const Cache& kv = *it.cache;

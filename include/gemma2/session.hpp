@@ -78,11 +78,8 @@ class Session {
   // A session around a cache made by the caller (e.g. a sliding-window cache
   // with another max_step). The cache must be empty and match the model.
   static Result<Session> create(const Model& model, Cache cache) {
-    const CacheShape want = cache_shape(model.config(), cache.capacity());
-    const CacheShape& got = cache.shape();
-    if (got.num_layers != want.num_layers || got.kv_dim != want.kv_dim || got.head_dim != want.head_dim ||
-        got.sliding_window != want.sliding_window ||
-        got.layer_types != want.layer_types || got.capacity > model.config().max_position_embeddings)
+    const int context = model.config().max_position_embeddings;
+    if (!fits_model(cache.shape(), cache_shape(model.config(), cache.capacity()), context))
       return detail::err("session: the cache was made for another model");
     if (cache.size() != 0) return detail::err("session: the cache must be empty");
     return Session(model, std::move(cache));
