@@ -22,6 +22,12 @@
 //                                         decode also reports roofline_pct: tok/s
 //                                         against bandwidth (measured right after,
 //                                         same threads) / weight bytes;
+//   attention/<f32|bf16|int8>/depth:D/threads:N  the decode attention's
+//                                         products alone (kv_scores, kv_mix) over
+//                                         one 2B layer's keys and values at depth D,
+//                                         layers cycled so the cache streams from
+//                                         DRAM; reports its read rate next to the
+//                                         machine's;
 //   model/*                               end-to-end load, decode, batched decode
 //                                         (N = 1, 4, 8, 16 sequences) and prefill on
 //                                         the checkpoint in $GEMMA2_BENCH_MODEL
@@ -405,6 +411,47 @@ void BM_E2EDecode(benchmark::State& state, DType type) {
   state.counters["roofline_pct"] = 100.0 * tok_s * static_cast<double>(m.weight_bytes()) / bw;
 }
 
+// The decode attention's products for one token at `depth` positions, on
+// the 2B shape (4 KV heads of 256, 2 query heads each), in tasks over
+// spans of positions as in Attention::forward. Args: depth, threads.
+template <class Storage>
+void BM_Attention(benchmark::State& state) {
+  const int depth = static_cast<int>(state.range(0)), threads = static_cast<int>(state.range(1));
+  constexpr int kHeads = 4, kGroup = 2, kDim = 256;
+  constexpr DType t = gemma2::detail::storage_dtype<Storage>();
+  const size_t stride = gemma2::detail::kv_row_bytes(t, kHeads * kDim, kDim);
+  const size_t layer_bytes = 2 * stride * static_cast<size_t>(depth);
+  const size_t layers = std::max<size_t>(2, (size_t{512} << 20) / layer_bytes);  // > 4x any L3
+  std::vector<std::vector<std::byte>> kv(layers, std::vector<std::byte>(layer_bytes));
+  const auto row = random_floats(kHeads * kDim, 3);
+  for (size_t j = 0; j < 2 * static_cast<size_t>(depth); ++j)
+    gemma2::detail::kv_row_from_float(t, row.data(), kv[0].data() + j * stride, kHeads * kDim, kDim);
+  for (size_t l = 1; l < layers; ++l) kv[l] = kv[0];
+  const auto q = random_floats(kHeads * kGroup * kDim, 4);
+  std::vector<float> scores(static_cast<size_t>(kHeads * kGroup) * depth, 1.0f / depth);
+  std::vector<float> out(static_cast<size_t>((depth + 255) / 256) * kHeads * kGroup * kDim);  // a partial sum per span
+  const gemma2::detail::Kernels& k = gemma2::detail::default_kernels();
+  const size_t head = gemma2::detail::kv_head_bytes(t, kDim);
+  constexpr int kSpan = 256;  // as Attention: tasks over spans of positions, all heads
+  size_t l = 0;
+  for (auto _ : state) {
+    const std::byte* keys = kv[l++ % layers].data();
+    const std::byte* values = keys + stride * depth;
+    for (auto [kernel, base] : {std::pair{0, keys}, std::pair{1, values}})
+      gemma2::detail::parallel_for(&pool(threads), (depth + kSpan - 1) / kSpan, 1, [&](int64_t s0, int64_t s1) {
+        for (int64_t s = s0; s < s1; ++s) {
+          const int a = static_cast<int>(s) * kSpan, n = std::min(kSpan, depth - a);
+          const gemma2::detail::KVRows rows{base + a * stride, stride, n, kDim, t, kHeads, head};
+          if (kernel == 0) k.kv_scores(rows, q.data(), kGroup, scores.data() + a, depth);
+          else k.kv_mix(rows, scores.data() + a, depth, kGroup, out.data() + s * kHeads * kGroup * kDim);
+        }
+      });
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * layer_bytes));
+  state.counters["bandwidth_GB/s"] = read_bandwidth(threads, 3) / 1e9;
+}
+
 // Gemma 2 2B shapes [out, in].
 struct Shape {
   const char* name;
@@ -480,6 +527,13 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMillisecond);
   }
 
+  for (auto [kv_name, attention] : {std::pair{"f32", BM_Attention<float>}, std::pair{"bf16", BM_Attention<gemma2::bf16>},
+                                    std::pair{"int8", BM_Attention<int8_t>}})
+    benchmark::RegisterBenchmark((std::string("attention/") + kv_name).c_str(), attention)
+        ->ArgsProduct({{2048, 8160}, {1, 2}})
+        ->ArgNames({"depth", "threads"})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("model/load", BM_Load)
       ->ArgName("preload")
       ->Arg(0)

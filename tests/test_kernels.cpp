@@ -462,3 +462,65 @@ TEST_CASE("prefill precision bf16: BF16 weights' GEMM rounds activations to bf16
     }
   }
 }
+
+TEST_CASE("attention products (kv_scores, kv_mix) of every kernel set against a naive product, for each KV storage") {
+  std::mt19937 rng(57);
+  std::vector<const gemma2::detail::Kernels*> tables;
+  for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) tables.push_back(gemma2::detail::kernels_for(set));
+  for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::Q8_0}) {
+    for (int dim : {16, 24, 32, 40, 64, 256}) {
+      const int kv_heads = 3, kv_dim = kv_heads * dim, count = 37;
+      const size_t stride = gemma2::detail::kv_row_bytes(dtype, kv_dim, dim), head_bytes = gemma2::detail::kv_head_bytes(dtype, dim);
+      std::vector<std::byte> cache(stride * count);
+      for (int j = 0; j < count; ++j) {
+        const auto row = test::random_floats(static_cast<size_t>(kv_dim), rng());
+        gemma2::detail::kv_row_from_float(dtype, row.data(), cache.data() + j * stride, kv_dim, dim);
+      }
+      // What the cache holds, as the cache itself reads it back.
+      std::vector<float> stored(static_cast<size_t>(count) * kv_dim);
+      for (int j = 0; j < count; ++j)
+        gemma2::detail::kv_row_to_float(dtype, cache.data() + j * stride, &stored[static_cast<size_t>(j) * kv_dim], kv_dim, dim);
+      for (int rows : {1, 2, 3, 7, 8, 9}) {
+        for (int n : {1, 5, 13, 37}) {
+          // Heads g0 <= g < g0 + heads of the last n rows.
+          const int heads = n % 2 == 0 ? kv_heads : 2, g0 = kv_heads - heads, first = count - n;
+          const gemma2::detail::KVRows view{cache.data() + first * stride + g0 * head_bytes, stride, n, dim, dtype, heads, head_bytes};
+          const int qrows = heads * rows;
+          const auto Q = test::random_floats(static_cast<size_t>(qrows) * dim, rng());
+          const auto P = test::random_floats(static_cast<size_t>(qrows) * (n + 3), rng());  // ldp = n + 3
+          const auto O0 = test::random_floats(static_cast<size_t>(qrows) * dim, rng());
+          auto at = [&](int j, int r, int d) {  // row j of the head query row r belongs to
+            return static_cast<double>(stored[static_cast<size_t>(first + j) * kv_dim + (g0 + r / rows) * dim + d]);
+          };
+          for (const auto* k : tables) {
+            INFO(gemma2::kernel_set_name(k->set), " ", gemma2::dtype_name(dtype), " dim=", dim, " rows=", rows, " n=", n,
+                 " heads=", heads);
+            std::vector<float> S(static_cast<size_t>(qrows) * (n + 2), NAN);  // lds = n + 2
+            k->kv_scores(view, Q.data(), rows, S.data(), n + 2);
+            std::vector<float> O = O0;
+            k->kv_mix(view, P.data(), n + 3, rows, O.data());
+            for (int r = 0; r < qrows; ++r) {
+              for (int j = 0; j < n; ++j) {
+                double want = 0, scale = 0;
+                for (int d = 0; d < dim; ++d) {
+                  want += Q[static_cast<size_t>(r * dim + d)] * at(j, r, d);
+                  scale += std::abs(Q[static_cast<size_t>(r * dim + d)] * at(j, r, d));
+                }
+                CHECK(std::abs(S[static_cast<size_t>(r * (n + 2) + j)] - want) <= 1e-5 * scale + 1e-6);
+              }
+              CHECK(std::isnan(S[static_cast<size_t>(r * (n + 2) + n)]));  // past the row: untouched
+              for (int d = 0; d < dim; ++d) {
+                double want = O0[static_cast<size_t>(r * dim + d)], scale = std::abs(want);
+                for (int j = 0; j < n; ++j) {
+                  want += P[static_cast<size_t>(r * (n + 3) + j)] * at(j, r, d);
+                  scale += std::abs(P[static_cast<size_t>(r * (n + 3) + j)] * at(j, r, d));
+                }
+                CHECK(std::abs(O[static_cast<size_t>(r * dim + d)] - want) <= 1e-5 * scale + 1e-6);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "gemma2/config.hpp"
@@ -35,6 +37,7 @@ class Attention {
  public:
   Attention(const Config& config, int layer, AttentionWeights w)
       : w_(w),
+        kernels_(w.q_proj.kernels ? w.q_proj.kernels : &detail::default_kernels()),
         layer_(layer),
         kind_(config.layer_type(layer)),
         inv_freq_(detail::rope_inv_freq(config.head_dim, config.rope_theta)) {}
@@ -56,20 +59,150 @@ class Attention {
         detail::rope(k.row(r).data(), KVH, D, s.pos + t, inv_freq_);
         s.cache->store(layer_, s.pos + t, k.row(r).data(), v.row(r).data());
       }
-    // One task per sequence, KV head and tile of kQueryTile tokens: each
-    // tile scores only the keys it can see (its causal prefix, or its window
-    // on local layers), so a long prompt's scratch stays at tile x context
-    // and masked-out scores are never computed.
+    Activations out = Activations::Zero(x.rows(), H * D);
+    std::vector<size_t> few, many;
+    for (size_t i = 0; i < seqs.size(); ++i) (seqs[i].count * (H / KVH) < detail::kGemmMinRows ? few : many).push_back(i);
+    attend_few(c, q, seqs, few, out, pool);
+    attend_many(c, q, seqs, many, out, pool);
+    return matmul(w_.o_proj, out, pool);
+  }
+
+ private:
+  static constexpr int kQueryTile = 64;
+  static constexpr int kSpan = 256;
+
+  // The keys a sequence's tokens t0 <= t < t1 can see: positions first..last.
+  // Query i sees keys j <= i; on local layers only the last `window` of
+  // them, i - window < j (reference mask; key i - window is not visible).
+  template <class Cache>
+  std::pair<int, int> visible(const Config& c, const SequenceRows<Cache>& s, int t0, int t1) const {
+    const int first = kind_ == AttentionKind::Local ? std::max(0, s.pos + t0 - c.sliding_window + 1) : 0;
+    return {first, s.pos + t1 - 1};
+  }
+
+  // A score row for the query at `pos`, its columns positions first...:
+  // soft-capped, masked and normalised in place (masked entries become 0).
+  void normalize(const Config& c, float* row, int cols, int first, int pos) const {
+    const int lo = (kind_ == AttentionKind::Local ? std::max(first, pos - c.sliding_window + 1) : first) - first;
+    const int n = pos - first - lo + 1;
+    detail::softcap(row + lo, n, c.attn_logit_softcapping);  // the reference caps before masking
+    detail::softmax(row + lo, n);
+    std::fill(row, row + lo, 0.0f);
+    std::fill(row + lo + n, row + cols, 0.0f);
+  }
+
+  // KV heads g0 <= g < g0 + heads of rows a..b of a segment's keys or values
+  // (`base`), for the kernels.
+  static detail::KVRows rows_in(const KVSegment& seg, const void* base, int a, int b, int g0, int heads, const Config& c) {
+    const int D = c.head_dim;
+    const size_t stride = detail::kv_row_bytes(seg.dtype, c.num_key_value_heads * D, D),
+                 head = detail::kv_head_bytes(seg.dtype, D);
+    return {static_cast<const std::byte*>(base) + static_cast<size_t>(a - seg.first) * stride + g0 * head,
+            stride, b - a + 1, D, seg.dtype, heads, head};
+  }
+
+  // Sequences with a few query rows per KV head (decode, batched decode,
+  // short verifications). Scores and the weighted sum run over spans of
+  // kSpan positions, every KV head at once, so a task streams whole cache
+  // rows, contiguous in memory, where one task per head would read a short
+  // slice of each (measured: bench attention/*); the softmax between the two
+  // needs every span's scores, and the spans' partial sums are added at the
+  // end (the split of flash-decoding).
+  template <class Cache>
+  void attend_few(const Config& c, const Activations& q, const std::vector<SequenceRows<Cache>>& seqs,
+                  const std::vector<size_t>& which, Activations& out, const Executor* pool) const {
+    if (which.empty()) return;
+    const int D = c.head_dim, H = c.num_attention_heads, KVH = c.num_key_value_heads, G = H / KVH;
+    struct Sequence {
+      const SequenceRows<Cache>* s;
+      int first, last, nseg, rows;  // rows per KV head: count·G
+      KVSegment segs[2];
+      Activations q, scores;  // row g·rows + t·G + j: head g·G + j of token t
+    };
+    std::vector<Sequence> work(which.size());
+    struct Span {
+      size_t seq;
+      int a, b;
+    };
+    std::vector<Span> spans;
+    for (size_t i = 0; i < which.size(); ++i) {
+      Sequence& w = work[i];
+      w.s = &seqs[which[i]];
+      std::tie(w.first, w.last) = visible(c, *w.s, 0, w.s->count);
+      w.nseg = w.s->cache->view(layer_, w.first, w.last, w.segs);
+      w.rows = w.s->count * G;
+      w.q.resize(KVH * w.rows, D);
+      for (int t = 0; t < w.s->count; ++t)
+        for (int h = 0; h < H; ++h) w.q.row(h / G * w.rows + t * G + h % G) = q.row(w.s->row + t).segment(h * D, D);
+      w.scores.resize(KVH * w.rows, w.last - w.first + 1);
+      for (int a = w.first; a <= w.last; a += kSpan) spans.push_back({i, a, std::min(w.last, a + kSpan - 1)});
+    }
+    // The parts of a span in each ring segment of its sequence.
+    auto for_parts = [&](const Span& sp, auto&& f) {
+      Sequence& w = work[sp.seq];
+      for (int i = 0; i < w.nseg; ++i) {
+        const int a = std::max(sp.a, w.segs[i].first), b = std::min(sp.b, w.segs[i].first + w.segs[i].count - 1);
+        if (a <= b) f(w, w.segs[i], a, b);
+      }
+    };
+    const auto nspans = static_cast<int64_t>(spans.size());
+    detail::parallel_for(pool, nspans, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for_parts(spans[static_cast<size_t>(i)], [&](Sequence& w, const KVSegment& seg, int a, int b) {
+          kernels_->kv_scores(rows_in(seg, seg.keys, a, b, 0, KVH, c), w.q.data(), w.rows,
+                              w.scores.data() + (a - w.first), w.scores.cols());
+        });
+    });
+    std::vector<std::pair<size_t, int>> score_rows;
+    for (size_t i = 0; i < work.size(); ++i)
+      for (int r = 0; r < work[i].scores.rows(); ++r) score_rows.push_back({i, r});
+    detail::parallel_for(pool, static_cast<int64_t>(score_rows.size()), 8, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        Sequence& w = work[score_rows[static_cast<size_t>(i)].first];
+        const int r = score_rows[static_cast<size_t>(i)].second;
+        normalize(c, w.scores.row(r).data(), static_cast<int>(w.scores.cols()), w.first, w.s->pos + r % w.rows / G);
+      }
+    });
+    std::vector<Activations> partial(spans.size());
+    detail::parallel_for(pool, nspans, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const Span& sp = spans[static_cast<size_t>(i)];
+        partial[static_cast<size_t>(i)].setZero(work[sp.seq].scores.rows(), D);
+        for_parts(sp, [&](Sequence& w, const KVSegment& seg, int a, int b) {
+          kernels_->kv_mix(rows_in(seg, seg.values, a, b, 0, KVH, c), w.scores.data() + (a - w.first), w.scores.cols(),
+                           w.rows, partial[static_cast<size_t>(i)].data());
+        });
+      }
+    });
+    for (size_t i = 0; i < spans.size(); ++i) {
+      const Sequence& w = work[spans[i].seq];
+      for (int t = 0; t < w.s->count; ++t)
+        for (int h = 0; h < H; ++h)
+          out.row(w.s->row + t).segment(h * D, D) += partial[i].row(h / G * w.rows + t * G + h % G);
+    }
+  }
+
+  struct Scratch {
+    Activations q, scores, kv, out;
+  };
+
+  // Sequences with many query rows (prompts): one task per sequence, KV head
+  // and tile of kQueryTile tokens. Each tile scores only the keys it can see
+  // (its causal prefix, or its window on local layers), so a long prompt's
+  // scratch stays at tile x context and masked-out scores are never
+  // computed; the products are GEMMs.
+  template <class Cache>
+  void attend_many(const Config& c, const Activations& q, const std::vector<SequenceRows<Cache>>& seqs,
+                   const std::vector<size_t>& which, Activations& out, const Executor* pool) const {
     struct Task {
       size_t seq;
       int g, t0, t1;
     };
     std::vector<Task> tasks;
-    for (size_t i = 0; i < seqs.size(); ++i)
-      for (int g = 0; g < KVH; ++g)
+    for (size_t i : which)
+      for (int g = 0; g < c.num_key_value_heads; ++g)
         for (int t0 = 0; t0 < seqs[i].count; t0 += kQueryTile)
           tasks.push_back({i, g, t0, std::min(seqs[i].count, t0 + kQueryTile)});
-    Activations out(x.rows(), H * D);
     detail::parallel_for(pool, static_cast<int64_t>(tasks.size()), 1, [&](int64_t a, int64_t b) {
       Scratch scratch;
       for (int64_t i = a; i < b; ++i) {
@@ -77,16 +210,7 @@ class Attention {
         attend(c, q, seqs[t.seq], t.g, t.t0, t.t1, out, scratch);
       }
     });
-    return matmul(w_.o_proj, out, pool);
   }
-
- private:
-  static constexpr Eigen::Index kGemvRows = 8;
-  static constexpr int kQueryTile = 64;
-
-  struct Scratch {
-    Activations q, scores, kv, out;
-  };
 
   // The query heads sharing KV head g, for tokens t0 <= t < t1 of one
   // sequence. The heads are attended together
@@ -96,12 +220,7 @@ class Attention {
   void attend(const Config& c, const Activations& q, const SequenceRows<Cache>& s, int g, int t0, int t1,
               Activations& out, Scratch& scratch) const {
     const int D = c.head_dim, H = c.num_attention_heads, G = H / c.num_key_value_heads;
-    // Query i sees keys j <= i; on local layers only the last `window` of
-    // them, i - window < j (reference mask; key i - window is not visible).
-    const bool local = kind_ == AttentionKind::Local;
-    const int W = c.sliding_window;
-    const int first = local ? std::max(0, s.pos + t0 - W + 1) : 0;
-    const int last = s.pos + t1 - 1;
+    const auto [first, last] = visible(c, s, t0, t1);
     KVSegment segs[2];
     const int nseg = s.cache->view(layer_, first, last, segs);
 
@@ -111,35 +230,17 @@ class Attention {
       for (int j = 0; j < G; ++j) qg.row((t - t0) * G + j) = q.row(s.row + t).segment((g * G + j) * D, D);
     Activations& scores = scratch.scores;
     scores.resize(qg.rows(), last - first + 1);
-    // A decode step has a few query rows: matrix-vector products read the
-    // keys and values in place, where a GEMM would first pack (copy) them.
-    const bool few = qg.rows() <= kGemvRows;
     for (int i = 0; i < nseg; ++i) {
       const auto keys = rows_of(segs[i], segs[i].keys, g, c, scratch.kv);
-      auto block = scores.middleCols(segs[i].first - first, segs[i].count);
-      if (few)
-        for (Eigen::Index r = 0; r < qg.rows(); ++r) block.row(r).noalias() = qg.row(r) * keys.transpose();
-      else
-        block.noalias() = qg * keys.transpose();
+      scores.middleCols(segs[i].first - first, segs[i].count).noalias() = qg * keys.transpose();
     }
-    for (Eigen::Index r = 0; r < scores.rows(); ++r) {
-      const int pos = s.pos + t0 + static_cast<int>(r) / G;
-      const int lo = (local ? std::max(first, pos - W + 1) : first) - first, n = pos - first - lo + 1;
-      float* row = scores.row(r).data();
-      detail::softcap(row + lo, n, c.attn_logit_softcapping);  // the reference caps before masking
-      detail::softmax(row + lo, n);
-      scores.row(r).head(lo).setZero();
-      scores.row(r).tail(scores.cols() - lo - n).setZero();
-    }
+    for (Eigen::Index r = 0; r < scores.rows(); ++r)
+      normalize(c, scores.row(r).data(), static_cast<int>(scores.cols()), first, s.pos + t0 + static_cast<int>(r) / G);
     Activations& og = scratch.out;
     og.setZero(qg.rows(), D);
     for (int i = 0; i < nseg; ++i) {
       const auto values = rows_of(segs[i], segs[i].values, g, c, scratch.kv);
-      const auto block = scores.middleCols(segs[i].first - first, segs[i].count);
-      if (few)
-        for (Eigen::Index r = 0; r < qg.rows(); ++r) og.row(r).noalias() += block.row(r) * values;
-      else
-        og.noalias() += block * values;
+      og.noalias() += scores.middleCols(segs[i].first - first, segs[i].count) * values;
     }
     for (int t = t0; t < t1; ++t)
       for (int j = 0; j < G; ++j) out.row(s.row + t).segment((g * G + j) * D, D) = og.row((t - t0) * G + j);
@@ -149,17 +250,17 @@ class Attention {
   // storage, converted into `buf` otherwise.
   static Eigen::Map<const Activations, 0, Eigen::OuterStride<>> rows_of(const KVSegment& seg, const void* base, int g,
                                                                         const Config& c, Activations& buf) {
-    const int D = c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
+    const detail::KVRows h = rows_in(seg, base, seg.first, seg.first + seg.count - 1, g, 1, c);
     if (seg.dtype == DType::F32)
-      return {static_cast<const float*>(base) + g * D, seg.count, D, Eigen::OuterStride<>(kv_dim)};
-    buf.resize(seg.count, D);
-    const size_t stride = detail::kv_row_bytes(seg.dtype, kv_dim, D), head = g * detail::kv_head_bytes(seg.dtype, D);
-    const auto* rows = static_cast<const std::byte*>(base);
-    for (int r = 0; r < seg.count; ++r) detail::kv_head_to_float(seg.dtype, rows + r * stride + head, buf.row(r).data(), D);
-    return {buf.data(), seg.count, D, Eigen::OuterStride<>(D)};
+      return {reinterpret_cast<const float*>(h.data), h.count, h.dim, Eigen::OuterStride<>(h.stride / sizeof(float))};
+    const int padded = detail::kv_padded_dim(h);
+    buf.resize(h.count, padded);
+    for (int r = 0; r < h.count; ++r) detail::kv_head_row(h, r, buf.row(r).data());
+    return {buf.data(), h.count, h.dim, Eigen::OuterStride<>(padded)};
   }
 
   AttentionWeights w_;
+  const detail::Kernels* kernels_;  // the set the model's matrices are bound to
   int layer_;
   AttentionKind kind_;
   std::vector<float> inv_freq_;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <utility>
 
 #include "gemma2/kernels/portable.hpp"
@@ -21,13 +22,19 @@ namespace neon {
 
 struct V {
   using F = float32x4_t;
-  static constexpr int kLanes = 4, kTileTokens = 8;
+  static constexpr int kLanes = 4, kTileTokens = 8, kRegisters = 32;
   static F zero() { return vdupq_n_f32(0.0f); }
   static F load(const float* p) { return vld1q_f32(p); }
   static F load(const bf16* p) {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)), 16));
   }
   static F load(const f16* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)))); }
+  static F load(const int8_t* p) {
+    int32_t w;
+    std::memcpy(&w, p, sizeof w);
+    return vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(w))))));
+  }
+  static float half(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
   static F fma(F a, F b, F c) { return vfmaq_f32(c, a, b); }
   static F broadcast(float x) { return vdupq_n_f32(x); }
   static void store(float* p, F v) { vst1q_f32(p, v); }
@@ -50,6 +57,8 @@ inline Kernels kernels() {
   k.dense_rows = dense_rows;
   k.quant_rows = quant_rows;
   k.gemm = gemm_float;
+  k.kv_scores = kv_scores;
+  k.kv_mix = kv_mix;
   return k;
 }
 

@@ -8,6 +8,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
+#include <type_traits>
 #include <vector>
 
 #include "gemma2/kernels/cpu.hpp"
@@ -49,6 +51,30 @@ inline QuantizedRows quantize_activations(const float* X, int T, int cols) {
   return r;
 }
 
+// `heads` key-value heads (head_bytes apart) of `count` consecutive
+// KV-cache rows (kv_cache.hpp): row j of head h has `dim` values at
+// data + j·stride + h·head_bytes, stored as F32, BF16, or Q8_0 (whole
+// blocks of 32, zero-padded past dim: values, then scales).
+struct KVRows {
+  const std::byte* data = nullptr;
+  size_t stride = 0;
+  int count = 0, dim = 0;
+  DType dtype = DType::F32;
+  int heads = 1;
+  size_t head_bytes = 0;
+};
+
+// Values a row of one head spans: dim, or whole Q8_0 blocks.
+inline int kv_padded_dim(const KVRows& h) {
+  return h.dtype == DType::Q8_0 ? (h.dim + kQuantBlock - 1) / kQuantBlock * kQuantBlock : h.dim;
+}
+// Row j of head 0 as floats (kv_padded_dim of them).
+inline void kv_head_row(const KVRows& h, int j, float* out) {
+  const std::byte* row = h.data + static_cast<size_t>(j) * h.stride;
+  if (h.dtype == DType::Q8_0) return dequantize_row(h.dtype, row, out, kv_padded_dim(h));
+  convert_to_float(h.dtype, row, out, static_cast<size_t>(h.dim));
+}
+
 // Rows of X below this count use the dot-product kernels (each weight row is
 // read from memory once and reused from L1 for every row of X); from here
 // on, the GEMM, whose conversion and packing pay off.
@@ -86,6 +112,14 @@ struct Kernels {
                            int64_t g1) = nullptr;
   // Y = X · Wᵀ for T >= kGemmMinRows (prefill), every dtype, on the executor.
   void (*gemm)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) = nullptr;
+  // Attention of `rows` query rows per KV head (at decode, the query heads
+  // that share one) against the stored keys and values of `heads` KV heads,
+  // read where the cache keeps them, row by row for all heads, each row once
+  // for all query rows. Query row (h·rows + r) belongs to head h:
+  // kv_scores: S[(h·rows + r)·lds + j] = Σ_d Q[(h·rows + r)·dim + d]·key_{j,h}[d];
+  // kv_mix:    O[(h·rows + r)·dim + d] += Σ_j P[(h·rows + r)·ldp + j]·value_{j,h}[d].
+  void (*kv_scores)(const KVRows& keys, const float* Q, int rows, float* S, int64_t lds) = nullptr;
+  void (*kv_mix)(const KVRows& values, const float* P, int64_t ldp, int rows, float* O) = nullptr;
 };
 
 using Gemm = void (*)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool);

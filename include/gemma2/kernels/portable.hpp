@@ -87,6 +87,37 @@ inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y,
                                      X.d.data() + t * blocks, X.sum16.data() + 2 * t * blocks, W.cols);
 }
 
+// Head h of a KVRows view as a one-head view.
+inline KVRows kv_head(const KVRows& k, int h) {
+  KVRows one = k;
+  one.data += static_cast<size_t>(h) * k.head_bytes;
+  one.heads = 1;
+  return one;
+}
+
+inline void kv_scores(const KVRows& k, const float* Q, int rows, float* S, int64_t lds) {
+  std::vector<float> key(static_cast<size_t>(kv_padded_dim(k)));
+  for (int h = 0; h < k.heads; ++h)
+    for (int j = 0; j < k.count; ++j) {
+      kv_head_row(kv_head(k, h), j, key.data());
+      for (int r = h * rows; r < (h + 1) * rows; ++r) {
+        float s = 0.0f;
+        for (int d = 0; d < k.dim; ++d) s += Q[r * k.dim + d] * key[static_cast<size_t>(d)];
+        S[r * lds + j] = s;
+      }
+    }
+}
+
+inline void kv_mix(const KVRows& v, const float* P, int64_t ldp, int rows, float* O) {
+  std::vector<float> value(static_cast<size_t>(kv_padded_dim(v)));
+  for (int h = 0; h < v.heads; ++h)
+    for (int j = 0; j < v.count; ++j) {
+      kv_head_row(kv_head(v, h), j, value.data());
+      for (int r = h * rows; r < (h + 1) * rows; ++r)
+        for (int d = 0; d < v.dim; ++d) O[r * v.dim + d] += P[r * ldp + j] * value[static_cast<size_t>(d)];
+    }
+}
+
 // Floats of converted weights per GEMM tile (1 MiB: stays in L2).
 constexpr int64_t kTileFloats = 1 << 18;
 
@@ -123,6 +154,8 @@ inline Kernels kernels() {
   k.dense_rows = dense_rows;
   k.quant_rows = quant_rows;
   k.gemm = gemm;
+  k.kv_scores = kv_scores;
+  k.kv_mix = kv_mix;
   return k;
 }
 

@@ -22,7 +22,7 @@ GEMMA2_TARGET_BEGIN("avx2,fma,f16c")
 
 struct V {
   using F = __m256;
-  static constexpr int kLanes = 8, kTileTokens = 6;
+  static constexpr int kLanes = 8, kTileTokens = 6, kRegisters = 16;
   static F zero() { return _mm256_setzero_ps(); }
   static F load(const float* p) { return _mm256_loadu_ps(p); }
   static F load(const bf16* p) {
@@ -30,6 +30,10 @@ struct V {
     return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
   }
   static F load(const f16* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static F load(const int8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static float half(uint16_t h) { return _cvtsh_ss(h); }
   static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static F broadcast(float x) { return _mm256_set1_ps(x); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
@@ -178,6 +182,8 @@ inline Kernels kernels(const CpuFeatures& cpu) {
   k.dense_rows = dense_rows;
   k.quant_rows = quant_rows;
   k.interleaved_rows = cpu.avx_vnni ? vnni::interleaved_rows : interleaved_rows;
+  k.kv_scores = kv_scores;
+  k.kv_mix = kv_mix;
   k.gemm = gemm_float;
   k.features = cpu.avx_vnni ? "avx-vnni" : "";
   return k;

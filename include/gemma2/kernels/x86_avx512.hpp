@@ -26,7 +26,7 @@ GEMMA2_TARGET_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
 struct V {
   using F = __m512;
-  static constexpr int kLanes = 16, kTileTokens = 12;
+  static constexpr int kLanes = 16, kTileTokens = 12, kRegisters = 32;
   static F zero() { return _mm512_setzero_ps(); }
   static F load(const float* p) { return _mm512_loadu_ps(p); }
   static F load(const bf16* p) {
@@ -34,6 +34,10 @@ struct V {
     return _mm512_castsi512_ps(_mm512_slli_epi32(u, 16));
   }
   static F load(const f16* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static F load(const int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static float half(uint16_t h) { return _cvtsh_ss(h); }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F broadcast(float x) { return _mm512_set1_ps(x); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
@@ -421,6 +425,8 @@ inline Kernels kernels(const CpuFeatures& cpu) {
   k.dense_rows = dense_rows;
   k.quant_rows = cpu.avx512_vnni ? quant_rows_vnni : avx2::quant_rows;
   k.interleaved_rows = cpu.avx512_vnni ? interleaved_rows_vnni : avx2::kernels(cpu).interleaved_rows;
+  k.kv_scores = kv_scores;
+  k.kv_mix = kv_mix;
   k.gemm = cpu.avx512_bf16 ? gemm_bf16_or_float<gemm_float, matmul_bf16> : gemm_float;
   k.features = cpu.avx512_vnni ? (cpu.avx512_bf16 ? "vnni bf16" : "vnni") : (cpu.avx512_bf16 ? "bf16" : "");
   return k;
