@@ -36,6 +36,7 @@ struct V {
   }
   static float half(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
   static F fma(F a, F b, F c) { return vfmaq_f32(c, a, b); }
+  static F add(F a, F b) { return vaddq_f32(a, b); }
   static F broadcast(float x) { return vdupq_n_f32(x); }
   static void store(float* p, F v) { vst1q_f32(p, v); }
   static float sum(F a) { return vaddvq_f32(a); }

@@ -35,6 +35,7 @@ struct V {
   }
   static float half(uint16_t h) { return _cvtsh_ss(h); }
   static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F broadcast(float x) { return _mm256_set1_ps(x); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
   static float sum(F a) {

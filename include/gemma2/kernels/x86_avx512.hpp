@@ -39,6 +39,7 @@ struct V {
   }
   static float half(uint16_t h) { return _cvtsh_ss(h); }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F broadcast(float x) { return _mm512_set1_ps(x); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
   static float sum(F a) { return _mm512_reduce_add_ps(a); }
