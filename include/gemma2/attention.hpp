@@ -118,6 +118,7 @@ class Attention {
       int first, last, nseg, rows;  // rows per KV head: count·G
       KVSegment segs[2];
       Activations q, scores;  // row g·rows + t·G + j: head g·G + j of token t
+      int row(int t, int head, int G) const { return head / G * rows + t * G + head % G; }
     };
     std::vector<Sequence> work(which.size());
     struct Span {
@@ -133,7 +134,7 @@ class Attention {
       w.rows = w.s->count * G;
       w.q.resize(KVH * w.rows, D);
       for (int t = 0; t < w.s->count; ++t)
-        for (int h = 0; h < H; ++h) w.q.row(h / G * w.rows + t * G + h % G) = q.row(w.s->row + t).segment(h * D, D);
+        for (int h = 0; h < H; ++h) w.q.row(w.row(t, h, G)) = q.row(w.s->row + t).segment(h * D, D);
       w.scores.resize(KVH * w.rows, w.last - w.first + 1);
       for (int a = w.first; a <= w.last; a += kSpan) spans.push_back({i, a, std::min(w.last, a + kSpan - 1)});
     }
@@ -178,7 +179,7 @@ class Attention {
       const Sequence& w = work[spans[i].seq];
       for (int t = 0; t < w.s->count; ++t)
         for (int h = 0; h < H; ++h)
-          out.row(w.s->row + t).segment(h * D, D) += partial[i].row(h / G * w.rows + t * G + h % G);
+          out.row(w.s->row + t).segment(h * D, D) += partial[i].row(w.row(t, h, G));
     }
   }
 
@@ -253,10 +254,9 @@ class Attention {
     const detail::KVRows h = rows_in(seg, base, seg.first, seg.first + seg.count - 1, g, 1, c);
     if (seg.dtype == DType::F32)
       return {reinterpret_cast<const float*>(h.data), h.count, h.dim, Eigen::OuterStride<>(h.stride / sizeof(float))};
-    const int padded = detail::kv_padded_dim(h);
-    buf.resize(h.count, padded);
-    for (int r = 0; r < h.count; ++r) detail::kv_head_row(h, r, buf.row(r).data());
-    return {buf.data(), h.count, h.dim, Eigen::OuterStride<>(padded)};
+    buf.resize(h.count, h.dim);
+    for (int r = 0; r < h.count; ++r) detail::kv_head_to_float(h.dtype, h.data + r * h.stride, buf.row(r).data(), h.dim);
+    return {buf.data(), h.count, h.dim, Eigen::OuterStride<>(h.dim)};
   }
 
   AttentionWeights w_;

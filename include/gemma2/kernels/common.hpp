@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gemma2/kernels/cpu.hpp"
+#include "gemma2/kv_cache.hpp"
 #include "gemma2/thread_pool.hpp"
 #include "gemma2/weights.hpp"
 
@@ -52,7 +53,7 @@ inline QuantizedRows quantize_activations(const float* X, int T, int cols) {
 }
 
 // `heads` key-value heads (head_bytes apart) of `count` consecutive
-// KV-cache rows (kv_cache.hpp): row j of head h has `dim` values at
+// KV-cache rows (kv_cache.hpp: kv_head_bytes, kv_head_to_float): row j of head h has `dim` values at
 // data + j·stride + h·head_bytes, stored as F32, BF16, or Q8_0 (whole
 // blocks of 32, zero-padded past dim: values, then scales).
 struct KVRows {
@@ -63,17 +64,6 @@ struct KVRows {
   int heads = 1;
   size_t head_bytes = 0;
 };
-
-// Values a row of one head spans: dim, or whole Q8_0 blocks.
-inline int kv_padded_dim(const KVRows& h) {
-  return h.dtype == DType::Q8_0 ? (h.dim + kQuantBlock - 1) / kQuantBlock * kQuantBlock : h.dim;
-}
-// Row j of head 0 as floats (kv_padded_dim of them).
-inline void kv_head_row(const KVRows& h, int j, float* out) {
-  const std::byte* row = h.data + static_cast<size_t>(j) * h.stride;
-  if (h.dtype == DType::Q8_0) return dequantize_row(h.dtype, row, out, kv_padded_dim(h));
-  convert_to_float(h.dtype, row, out, static_cast<size_t>(h.dim));
-}
 
 // Rows of X below this count use the dot-product kernels (each weight row is
 // read from memory once and reused from L1 for every row of X); from here

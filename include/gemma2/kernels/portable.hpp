@@ -87,19 +87,16 @@ inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y,
                                      X.d.data() + t * blocks, X.sum16.data() + 2 * t * blocks, W.cols);
 }
 
-// Head h of a KVRows view as a one-head view.
-inline KVRows kv_head(const KVRows& k, int h) {
-  KVRows one = k;
-  one.data += static_cast<size_t>(h) * k.head_bytes;
-  one.heads = 1;
-  return one;
+// Row j of head h of a KVRows view as k.dim floats.
+inline void kv_row_of_head(const KVRows& k, int j, int h, float* out) {
+  kv_head_to_float(k.dtype, k.data + static_cast<size_t>(j) * k.stride + static_cast<size_t>(h) * k.head_bytes, out, k.dim);
 }
 
 inline void kv_scores(const KVRows& k, const float* Q, int rows, float* S, int64_t lds) {
-  std::vector<float> key(static_cast<size_t>(kv_padded_dim(k)));
+  std::vector<float> key(static_cast<size_t>(k.dim));
   for (int h = 0; h < k.heads; ++h)
     for (int j = 0; j < k.count; ++j) {
-      kv_head_row(kv_head(k, h), j, key.data());
+      kv_row_of_head(k, j, h, key.data());
       for (int r = h * rows; r < (h + 1) * rows; ++r) {
         float s = 0.0f;
         for (int d = 0; d < k.dim; ++d) s += Q[r * k.dim + d] * key[static_cast<size_t>(d)];
@@ -109,10 +106,10 @@ inline void kv_scores(const KVRows& k, const float* Q, int rows, float* S, int64
 }
 
 inline void kv_mix(const KVRows& v, const float* P, int64_t ldp, int rows, float* O) {
-  std::vector<float> value(static_cast<size_t>(kv_padded_dim(v)));
+  std::vector<float> value(static_cast<size_t>(v.dim));
   for (int h = 0; h < v.heads; ++h)
     for (int j = 0; j < v.count; ++j) {
-      kv_head_row(kv_head(v, h), j, value.data());
+      kv_row_of_head(v, j, h, value.data());
       for (int r = h * rows; r < (h + 1) * rows; ++r)
         for (int d = 0; d < v.dim; ++d) O[r * v.dim + d] += P[r * ldp + j] * value[static_cast<size_t>(d)];
     }
