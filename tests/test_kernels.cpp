@@ -316,13 +316,19 @@ gemma2::Matrix interleaved(const gemma2::Matrix& W, std::vector<std::byte>& stor
 
 TEST_CASE("interleaved block formats: same bits per weight, every row recovered exactly") {
   std::mt19937 rng(41);
-  for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0}) {
-    for (auto [rows, cols] : {std::pair<int, int>{1, 32}, {8, 64}, {13, 96}, {24, 2304}, {70, 160}}) {
+  for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
+    const bool k_quant = gemma2::is_kquant(dtype);
+    for (auto [rows, cols] : {std::pair<int, int>{1, 32}, {8, 64}, {13, 96}, {24, 2304}, {70, 160}, {3, 256}, {17, 512}}) {
+      if (k_quant && cols % 256 != 0) continue;
       INFO(gemma2::dtype_name(dtype), " ", rows, "x", cols);
-      const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
       const size_t rb = gemma2::row_bytes(dtype, cols);
       std::vector<std::byte> bytes(static_cast<size_t>(rows) * rb), storage;
-      for (int r = 0; r < rows; ++r) gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * rb], cols);
+      if (k_quant) {
+        bytes = random_kquant_rows(dtype, rows, cols, rng).bytes;
+      } else {
+        const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
+        for (int r = 0; r < rows; ++r) gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * rb], cols);
+      }
       const gemma2::Matrix W{dtype, rows, cols, bytes.data()};
       const gemma2::Matrix I = interleaved(W, storage);
       CHECK(I.bytes() == static_cast<size_t>((rows + 7) / 8) * 8 * rb);  // only a last group's padding rows added
@@ -331,10 +337,20 @@ TEST_CASE("interleaved block formats: same bits per weight, every row recovered 
         const std::byte* got = gemma2::detail::plain_row(I, r, scratch.data());
         CHECK(std::equal(got, got + rb, W.row(r)));
       }
-      // Block 0 of group 0: the 8 scales first, then row 1's first 8 bytes
-      // at unit 0 (Q8_0 values stored q + 128).
-      if (rows >= 2) {
-        CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.row(1) + (dtype == gemma2::DType::Q8_0 ? cols : cols / 2)));
+      if (rows < 2) continue;
+      // Block 0 of group 0 starts with the 8 rows' scales d (row 1's at 2).
+      const size_t d_at = dtype == gemma2::DType::Q6_K ? 208 : k_quant ? 0 : (dtype == gemma2::DType::Q8_0 ? cols : cols / 2);
+      CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.row(1) + d_at));
+      if (k_quant) {
+        // Unit 0 starts with the low 4 bits of row 0's weights 0-7, then row 1's.
+        std::vector<float> w(static_cast<size_t>(cols));
+        gemma2::detail::SuperBlockInts ints;
+        gemma2::detail::unpack_superblock(dtype, W.row(1), ints);
+        const int offset = dtype == gemma2::DType::Q6_K ? 32 : 0;
+        for (int i = 0; i < 8; ++i)
+          CHECK((static_cast<int>(storage[gemma2::kquant_header_bytes(dtype) + 8 + static_cast<size_t>(i)]) & 15) ==
+                ((ints.q[i] + offset) & 15));
+      } else {  // then row 1's first 8 bytes at unit 0 (Q8_0 values stored q + 128)
         const auto flip = std::byte{dtype == gemma2::DType::Q8_0 ? uint8_t{0x80} : uint8_t{0}};
         for (int i = 0; i < 8; ++i) CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.row(1)[i] ^ flip));
       }
@@ -380,9 +396,9 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
           bytes = test::random_weights(static_cast<size_t>(rows) * cols, dtype, rng());
         }
         gemma2::Matrix W{dtype, rows, cols, bytes.data()};
-        // Sets with interleaved kernels get Q8_0/Q4_0 interleaved, as at load.
+        // Sets with interleaved kernels get the block formats interleaved, as at load.
         std::vector<std::byte> storage;
-        const bool interleave = k->interleaved_rows != nullptr && gemma2::is_quantized(dtype);
+        const bool interleave = k->interleaved_rows != nullptr && gemma2::is_blocked(dtype);
         const gemma2::Matrix mine = interleave ? interleaved(W, storage) : W;
         // Sets with bf16 products compute the prefill GEMM of BF16 weights
         // with ~16 bits of each activation (a bf16 head and remainder), and

@@ -311,7 +311,7 @@ class WeightBinder {
   }
 
   // Whether this kernel set wants `t` interleaved (weights.hpp).
-  bool interleaves(DType t) const { return is_quantized(t) && kernels_ != nullptr && kernels_->interleaved_rows != nullptr; }
+  bool interleaves(DType t) const { return is_blocked(t) && kernels_ != nullptr && kernels_->interleaved_rows != nullptr; }
 
   // Storage for a matrix of `to`, interleaved where the kernels want it:
   // the Matrix (data null when planning) and its buffer.

@@ -42,11 +42,11 @@ inline const char* dtype_name(DType t) {
 constexpr int kQuantBlock = 32;
 constexpr int kSuperBlock = 256;
 // The library's own block formats (made at load, integer decode kernels).
-inline bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+constexpr bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 // llama.cpp's K-quant super-block formats (read from GGUF only).
-inline bool is_kquant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
+constexpr bool is_kquant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
 // Stored in blocks: rows convert to float with dequantize_row.
-inline bool is_blocked(DType t) { return is_quantized(t) || is_kquant(t); }
+constexpr bool is_blocked(DType t) { return is_quantized(t) || is_kquant(t); }
 
 // Bytes of one element (element types only).
 inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
@@ -134,21 +134,38 @@ namespace detail {
 struct Kernels;
 }
 
-// Q8_0/Q4_0 rows may instead be stored interleaved, for kernel sets whose
-// decode products read several rows per activation load (chosen at load:
+// Block-format rows may instead be stored interleaved, for kernel sets
+// whose products read several rows per activation load (chosen at load:
 // Kernels::interleaved_rows; the file is untouched and the bits per weight
 // are the same). Rows go in groups of kInterleave (the last one padded with
-// zero rows); per block of 32 columns a group holds the 8 rows' f16 scales,
-// then their values in units of 8 bytes, unit-major:
-//   [d_0 .. d_7 | unit 0 of rows 0..7 | unit 1 of rows 0..7 | ...]
-// so one 64-byte load holds 8 bytes of each of the 8 rows, to multiply by 8
-// activation bytes broadcast to every row (llama.cpp's Q4_0 8x8 repacking is
-// the same idea). Q4_0 values are the stored nibbles q + 8, Q8_0 values are
-// stored q + 128: unsigned, as vpmaddubsw/vpdpbusd want them, with the
-// offset taken out once per block through Σx.
+// zero rows), block by block: each block of a group holds that block of
+// all 8 rows, laid out so that one 64-byte load holds 8 bytes of each row,
+// to multiply by 8 activation bytes broadcast to every row (llama.cpp's
+// 8x8 repackings are the same idea).
+//   Q8_0/Q4_0, per block of 32 columns: the 8 rows' f16 scales, then their
+//     values in units of 8 bytes, unit-major:
+//       [d_0 .. d_7 | unit 0 of rows 0..7 | unit 1 of rows 0..7 | ...]
+//     Q4_0 values are the stored nibbles q + 8 (byte i: weights i and
+//     i + 16), Q8_0 values are stored q + 128: unsigned, as
+//     vpmaddubsw/vpdpbusd want them, with the offset taken out once per
+//     block through Σx.
+//   K-quants, per super-block of 256 columns: the header fields of the 8
+//     rows side by side (d_0..d_7, then dmin_0..dmin_7 for Q4_K/Q5_K, then
+//     each packed scale byte of the 8 rows), then 8 units of 32 weights:
+//     the low 4 bits of the stored values as for Q4_0 (128 bytes), then
+//     for Q5_K's fifth bit and Q6_K's fifth and sixth, one bit plane each:
+//     4 masks of 64 bits, mask k's bit 8·row + i for weight 8k + i of the
+//     unit, the same order as the vectors the nibbles fill.
 constexpr int kInterleave = 8;
 inline int interleaved_groups(int rows) { return (rows + kInterleave - 1) / kInterleave; }
-inline size_t interleaved_block_bytes(DType t) { return kInterleave * (2 + (t == DType::Q8_0 ? 32 : 16)); }
+// Columns of one interleaved block, and its bytes for the 8 rows.
+inline int interleaved_block_cols(DType t) { return is_kquant(t) ? kSuperBlock : kQuantBlock; }
+inline size_t interleaved_block_bytes(DType t) { return kInterleave * row_bytes(t, interleaved_block_cols(t)); }
+// Bit planes above the low 4 bits of a K-quant's stored values, and the
+// offset of unit 0 in an interleaved super-block (after the headers).
+inline int kquant_planes(DType t) { return t == DType::Q4_K ? 0 : t == DType::Q5_K ? 1 : 2; }
+inline size_t kquant_header_bytes(DType t) { return kInterleave * (t == DType::Q6_K ? 18 : 16); }
+inline size_t kquant_unit_bytes(DType t) { return 128 + 32 * static_cast<size_t>(kquant_planes(t)); }
 
 struct Matrix {
   DType dtype = DType::F32;
@@ -330,15 +347,118 @@ inline void quantize_row(DType t, const float* x, std::byte* row, int cols) {
   }
 }
 
-// Moves row r between the plain layout (`row`: values, then scales) and the
-// interleaved storage of its matrix (`storage`, Matrix::data): one function
+// A bit field of 8 consecutive bytes of a layout and 8 consecutive values,
+// in the direction asked (the destination starts at zero), so that each
+// layout below is written once for reading and writing; one 64-bit word
+// holds the 8 fields (shift + width and value_shift + width stay within a
+// byte, so no bit crosses into a neighbour).
+template <bool ToValues>
+void move_bits(uint8_t* bytes, int shift, uint8_t* values, int value_shift, int width) {
+  const uint64_t mask = ((uint64_t{1} << width) - 1) * 0x0101010101010101ull;
+  uint64_t b, v;
+  std::memcpy(&b, bytes, 8);
+  std::memcpy(&v, values, 8);
+  if constexpr (ToValues) {
+    v |= ((b >> shift) & mask) << value_shift;
+    std::memcpy(values, &v, 8);
+  } else {
+    b |= ((v >> value_shift) & mask) << shift;
+    std::memcpy(bytes, &b, 8);
+  }
+}
+
+// The stored values of a K-quant super-block (unsigned: Q4_K 0..15, Q5_K
+// 0..31, Q6_K q + 32) in ggml's layout `b` (unpack_superblock), to v or back.
+template <bool ToValues>
+void kquant_plain_values(DType t, uint8_t* b, uint8_t* v) {
+  if (t == DType::Q6_K) {
+    for (int n = 0; n < 2; ++n)
+      for (int part = 0; part < 4; ++part)
+        for (int l = 0; l < 32; l += 8) {
+          uint8_t* value = v + 128 * n + 32 * part + l;
+          move_bits<ToValues>(b + 64 * n + 32 * (part & 1) + l, 4 * (part >> 1), value, 0, 4);
+          move_bits<ToValues>(b + 128 + 32 * n + l, 2 * part, value, 4, 2);
+        }
+    return;
+  }
+  const bool five = t == DType::Q5_K;
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; l += 8) {
+      move_bits<ToValues>(b + (five ? 48 : 16) + 32 * (j / 2) + l, 4 * (j % 2), v + 32 * j + l, 0, 4);
+      if (five) move_bits<ToValues>(b + 16 + l, j, v + 32 * j + l, 4, 1);
+    }
+  }
+}
+
+// Bit `bit` of 8 values (bytes) and the 8 bits of one mask byte, in the
+// direction asked: multiplications gather the bits (bit i of byte i lands at
+// bit 56 + i) or spread them, a byte per bit.
+template <bool ToValues>
+void move_plane(uint8_t& mask, int bit, uint8_t* values) {
+  constexpr uint64_t ones = 0x0101010101010101ull;
+  uint64_t w;
+  std::memcpy(&w, values, 8);
+  if constexpr (ToValues) {
+    const uint64_t set = (mask * ones) & 0x8040201008040201ull;  // byte i: bit i of mask, in place
+    w |= (((set + 0x7f7f7f7f7f7f7f7full) >> 7) & ones) << bit;
+    std::memcpy(values, &w, 8);
+  } else {
+    mask = static_cast<uint8_t>((((w >> bit) & ones) * 0x0102040810204080ull) >> 56);
+  }
+}
+
+// The same values of row `row` of an interleaved super-block `g`.
+template <bool ToValues>
+void kquant_group_values(DType t, int row, uint8_t* g, uint8_t* v) {
+  const int planes = kquant_planes(t);
+  for (int s = 0; s < 8; ++s) {
+    uint8_t *unit = g + kquant_header_bytes(t) + s * kquant_unit_bytes(t), *value = v + 32 * s;
+    for (int u = 0; u < 2; ++u) {  // the row's 8 bytes in unit u: weights 8u + i (low) and 16 + 8u + i (high)
+      move_bits<ToValues>(unit + 64 * u + 8 * row, 0, value + 8 * u, 0, 4);
+      move_bits<ToValues>(unit + 64 * u + 8 * row, 4, value + 16 + 8 * u, 0, 4);
+    }
+    for (int p = 0; p < planes; ++p)
+      for (int k = 0; k < 4; ++k) move_plane<ToValues>(unit[128 + 32 * p + 8 * k + row], 4 + p, value + 8 * k);
+  }
+}
+
+// One super-block of row `row` between ggml's layout and its group's; the
+// header fields (d, dmin, packed scales) are copied whole.
+template <bool ToGroup>
+void kquant_superblock_copy(DType t, int row, uint8_t* plain, uint8_t* group) {
+  const bool six = t == DType::Q6_K;
+  const int halves = six ? 1 : 2, scale_bytes = six ? 16 : 12, halves_at = six ? 208 : 0, scales_at = six ? 192 : 4;
+  auto copy = [](uint8_t* p, uint8_t* g, size_t n) { ToGroup ? std::memcpy(g, p, n) : std::memcpy(p, g, n); };
+  for (int h = 0; h < halves; ++h) copy(plain + halves_at + 2 * h, group + 2 * kInterleave * h + 2 * row, 2);
+  for (int k = 0; k < scale_bytes; ++k) copy(plain + scales_at + k, group + 2 * kInterleave * halves + kInterleave * k + row, 1);
+  uint8_t v[kSuperBlock] = {};
+  if constexpr (ToGroup) {
+    kquant_plain_values<true>(t, plain, v);
+    kquant_group_values<false>(t, row, group, v);
+  } else {
+    kquant_group_values<true>(t, row, group, v);
+    std::fill(plain + (six ? 0 : 16), plain + (six ? 192 : row_bytes(t, kSuperBlock)), uint8_t{0});
+    kquant_plain_values<false>(t, plain, v);
+  }
+}
+
+// Moves row r between the plain layout (`row`: Q8_0/Q4_0 values, then
+// scales; K-quants as in the file) and the interleaved storage of its matrix
+// (`storage`, Matrix::data, zeroed before rows are moved in): one function
 // for both directions, so they cannot disagree.
 template <bool ToGroup>
 void interleaved_row_copy(DType t, int cols, int r, std::conditional_t<ToGroup, const std::byte*, std::byte*> row,
                           std::conditional_t<ToGroup, std::byte*, const std::byte*> storage) {
-  const int blocks = cols / kQuantBlock, qs = t == DType::Q8_0 ? kQuantBlock : kQuantBlock / 2;
   const int j = r % kInterleave;
   const auto group = storage + static_cast<size_t>(r / kInterleave) * kInterleave * row_bytes(t, cols);
+  if (is_kquant(t)) {  // the copy reads one side and writes the other
+    auto bytes = [](auto* p) { return reinterpret_cast<uint8_t*>(const_cast<std::byte*>(p)); };
+    for (int b = 0; b < cols / kSuperBlock; ++b)
+      kquant_superblock_copy<ToGroup>(t, j, bytes(row + b * row_bytes(t, kSuperBlock)),
+                                      bytes(group + b * interleaved_block_bytes(t)));
+    return;
+  }
+  const int blocks = cols / kQuantBlock, qs = t == DType::Q8_0 ? kQuantBlock : kQuantBlock / 2;
   const auto flip = static_cast<uint8_t>(t == DType::Q8_0 ? 0x80 : 0);  // q + 128 in groups
   for (int b = 0; b < blocks; ++b) {
     auto gb = group + static_cast<size_t>(b) * interleaved_block_bytes(t);

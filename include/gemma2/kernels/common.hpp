@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <type_traits>
 #include <vector>
@@ -94,7 +95,7 @@ struct Kernels {
   // against X quantized by quantize_activations.
   void (*dense_rows)(const Matrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
   void (*quant_rows)(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
-  // The product of a Q8_0/Q4_0 matrix stored interleaved (Matrix::interleaved)
+  // The product of a block-format matrix stored interleaved (Matrix::interleaved)
   // with rows t0 <= t < t1 of X, quantized, for the row groups g0 <= g < g1,
   // at any T (prefill too). Null: the set reads plain rows only, and the
   // matrices bound to it are never interleaved.
@@ -159,7 +160,8 @@ void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, i
 }
 
 // A set's product of one interleaved row group (weights.hpp) with the NT
-// rows of X a tile takes: y[t·ldy + j] for the group's `valid` rows j.
+// rows of X a tile takes: y[t·ldy + j] for the group's `valid` rows j
+// (xsum = X.sum for Q8_0/Q4_0, X.sum16 for the K-quants).
 using GroupTile = void (*)(const std::byte* group, int blocks, const int8_t* xq, const float* xd, const float* xsum,
                            int cols, float* y, int64_t ldy, int valid);
 
@@ -176,7 +178,36 @@ void interleaved_rows_with(const std::array<GroupTile, N>& tiles, const Matrix& 
     for (int64_t t = t0; t < t1; t += max_tokens)
       tiles[static_cast<size_t>(std::min<int64_t>(max_tokens, t1 - t) - 1)](
           W.data + g * W.group_bytes(), blocks, X.q.data() + t * W.cols, X.d.data() + t * blocks,
-          X.sum.data() + t * blocks, W.cols, Y + t * W.rows + r, W.rows, valid);
+          is_kquant(W.dtype) ? X.sum16.data() + 2 * t * blocks : X.sum.data() + t * blocks, W.cols,
+          Y + t * W.rows + r, W.rows, valid);
+  }
+}
+
+// The 6-bit scales and mins of the 8 sub-blocks of an interleaved Q4_K/Q5_K
+// super-block, for its 8 rows at once (kquant_scale_min on 8 bytes in
+// parallel): byte j of sc[s] and m[s] (little-endian) belongs to row j.
+inline void kquant_group_scales_mins(const std::byte* packed, uint64_t sc[8], uint64_t m[8]) {
+  uint64_t q[12];
+  std::memcpy(q, packed, sizeof q);
+  const uint64_t low6 = 0x3f3f3f3f3f3f3f3full, low4 = 0x0f0f0f0f0f0f0f0full, top2 = 0x0303030303030303ull;
+  for (int s = 0; s < 4; ++s) {
+    sc[s] = q[s] & low6;
+    m[s] = q[s + 4] & low6;
+    sc[s + 4] = (q[s + 8] & low4) | (((q[s] >> 6) & top2) << 4);
+    m[s + 4] = ((q[s + 8] >> 4) & low4) | (((q[s + 4] >> 6) & top2) << 4);
+  }
+}
+
+// Calls f(std::integral_constant<DType, t>{}) for the block format t, to
+// pick a set's kernel template for a runtime dtype.
+template <class F>
+void visit_block_format(DType t, F&& f) {
+  switch (t) {
+    case DType::Q8_0: return f(std::integral_constant<DType, DType::Q8_0>{});
+    case DType::Q4_0: return f(std::integral_constant<DType, DType::Q4_0>{});
+    case DType::Q4_K: return f(std::integral_constant<DType, DType::Q4_K>{});
+    case DType::Q5_K: return f(std::integral_constant<DType, DType::Q5_K>{});
+    default: return f(std::integral_constant<DType, DType::Q6_K>{});
   }
 }
 

@@ -268,15 +268,118 @@ void group_tile(const std::byte* group, int blocks, const int8_t* xq, const floa
   }
 }
 
+// 8 bytes (one per row) to 16 int32 lanes, row j's value in lanes 2j, 2j + 1.
+template <bool Signed>
+__m512i row_pairs(uint64_t bytes) {
+  const __m128i v = _mm_cvtsi64_si128(static_cast<long long>(bytes));
+  const __m128i pairs = _mm_unpacklo_epi8(v, v);
+  return Signed ? _mm512_cvtepi8_epi32(pairs) : _mm512_cvtepu8_epi32(pairs);
+}
+
+// Interleaved K-quant products (weights.hpp), as group_tile per unit of 32
+// weights: the nibbles and bit planes (masked byte moves) make the stored
+// values, unsigned, in group_tile's lanes. Q4_K/Q5_K: a unit is one
+// sub-block, weighted by d·sc per row, and dmin·m·Σx is taken out per unit;
+// Q6_K: a unit is two groups of 16 (weights 0-15 are w[0], w[1]; 16-31 are
+// w[2], w[3]), each weighted by d·sc, with the offset 32·Σx of its group.
+template <DType Q, int NT>
+void kquant_group_tile(const std::byte* group, int blocks, const int8_t* xq, const float* xd, const float* xsum16,
+                       int cols, float* y, int64_t ldy, int valid) {
+  constexpr bool six = Q == DType::Q6_K;
+  const int planes = kquant_planes(Q);
+  const size_t block_bytes = interleaved_block_bytes(Q), header = kquant_header_bytes(Q), unit_bytes = kquant_unit_bytes(Q);
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i row_of_lane = _mm512_srli_epi32(lane, 1);
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  auto halves = [&](const std::byte* p) {  // 8 f16 to lanes 2j, 2j + 1
+    return _mm512_permutexvar_ps(row_of_lane, _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
+  };
+  __m512 acc[NT];
+  GEMMA2_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int sb = 0; sb < blocks / 8; ++sb) {
+    const std::byte* gb = group + sb * block_bytes;
+    for (size_t line = 0; line < block_bytes; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes + line, _MM_HINT_T0);
+    const __m512 d = halves(gb);
+    [[maybe_unused]] __m512 half_dmin;
+    [[maybe_unused]] uint64_t sc[8], m[8];
+    if constexpr (!six) {
+      half_dmin = _mm512_mul_ps(halves(gb + 2 * kInterleave), _mm512_set1_ps(0.5f));  // each lane of a pair takes half
+      kquant_group_scales_mins(gb + 4 * kInterleave, sc, m);
+    }
+    for (int s = 0; s < 8; ++s) {
+      const std::byte* unit = gb + header + s * unit_bytes;
+      __m512i w[4];  // against activation bytes 8k .. 8k + 7 of the unit
+      GEMMA2_UNROLL
+      for (int u = 0; u < 2; ++u) {
+        const __m512i raw = _mm512_loadu_si512(unit + 64 * u);
+        w[u] = _mm512_and_si512(raw, nibble);
+        w[u + 2] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
+      }
+      for (int p = 0; p < planes; ++p)
+        GEMMA2_UNROLL
+        for (int k = 0; k < 4; ++k) {
+          uint64_t bits;
+          std::memcpy(&bits, unit + 128 + 32 * p + 8 * k, 8);
+          w[k] = _mm512_or_si512(w[k], _mm512_maskz_mov_epi8(_cvtu64_mask64(bits), _mm512_set1_epi8(static_cast<char>(16 << p))));
+        }
+      __m512 scale[2];
+      [[maybe_unused]] __m512 bias;
+      if constexpr (six) {
+        for (int g = 0; g < 2; ++g) {
+          uint64_t bytes;
+          std::memcpy(&bytes, gb + 2 * kInterleave + kInterleave * (2 * s + g), 8);
+          scale[g] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(row_pairs<true>(bytes)));
+        }
+      } else {
+        scale[0] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(row_pairs<false>(sc[s])));
+        bias = _mm512_mul_ps(half_dmin, _mm512_cvtepi32_ps(row_pairs<false>(m[s])));
+      }
+      GEMMA2_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        const int i = t * blocks + 8 * sb + s;
+        const int8_t* x = xq + t * cols + static_cast<size_t>(8 * sb + s) * kQuantBlock;
+        __m512i part[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        GEMMA2_UNROLL
+        for (int k = 0; k < 4; ++k) {
+          int64_t bytes;
+          std::memcpy(&bytes, x + 8 * k, 8);
+          part[six ? k / 2 : k % 2] = _mm512_dpbusd_epi32(part[six ? k / 2 : k % 2], w[k], _mm512_set1_epi64(bytes));
+        }
+        const __m512 dx = _mm512_set1_ps(xd[i]);
+        if constexpr (six) {  // each lane of a pair takes half of the offset 32·Σx
+          GEMMA2_UNROLL
+          for (int g = 0; g < 2; ++g)
+            acc[t] = _mm512_fmadd_ps(
+                scale[g], _mm512_fmsub_ps(_mm512_cvtepi32_ps(part[g]), dx, _mm512_set1_ps(16.0f * xsum16[2 * i + g])), acc[t]);
+        } else {
+          acc[t] = _mm512_fmadd_ps(scale[0], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(part[0], part[1])), dx), acc[t]);
+          acc[t] = _mm512_fnmadd_ps(bias, _mm512_set1_ps(xsum16[2 * i] + xsum16[2 * i + 1]), acc[t]);
+        }
+      }
+    }
+  }
+  const __m512i even = _mm512_slli_epi32(lane, 1), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  GEMMA2_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    float out[16];
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_permutexvar_ps(even, acc[t]), _mm512_permutexvar_ps(odd, acc[t])));
+    std::copy(out, out + valid, y + t * ldy);
+  }
+}
+
 template <DType Q, int... NT>
 constexpr std::array<GroupTile, sizeof...(NT)> group_tiles(std::integer_sequence<int, NT...>) {
-  return {group_tile<Q, NT + 1>...};
+  if constexpr (is_kquant(Q)) return {kquant_group_tile<Q, NT + 1>...};
+  else return {group_tile<Q, NT + 1>...};
 }
 
 inline void interleaved_rows_vnni(const Matrix& W, const QuantizedRows& X, int t0, int t1, float* Y, int64_t g0, int64_t g1) {
-  static constexpr auto q8 = group_tiles<DType::Q8_0>(std::make_integer_sequence<int, kGroupTokens>{});
-  static constexpr auto q4 = group_tiles<DType::Q4_0>(std::make_integer_sequence<int, kGroupTokens>{});
-  interleaved_rows_with(W.dtype == DType::Q8_0 ? q8 : q4, W, X, t0, t1, Y, g0, g1);
+  visit_block_format(W.dtype, [&](auto q) {
+    static constexpr auto tiles = group_tiles<decltype(q)::value>(std::make_integer_sequence<int, kGroupTokens>{});
+    interleaved_rows_with(tiles, W, X, t0, t1, Y, g0, g1);
+  });
 }
 
 GEMMA2_TARGET_END
