@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "gemma2/gemma2.hpp"
@@ -20,7 +21,15 @@
 namespace {
 
 using Model = gemma2::Gemma2Model<>;
-using Session = gemma2::Session<Model>;
+template <class Storage>
+using Full = gemma2::Session<Model, gemma2::FullKVCache<Storage>>;
+template <class Storage>
+using Sliding = gemma2::Session<Model, gemma2::SlidingWindowKVCache<Storage>>;
+// A C session holds any cache the options can ask for; the alternatives are
+// in gemma2_session_options' order: storage f32, bf16, int8, full then sliding.
+using AnySession = std::variant<Full<float>, Full<gemma2::bf16>, Full<int8_t>, Sliding<float>, Sliding<gemma2::bf16>,
+                                Sliding<int8_t>>;
+constexpr const char* kStorageNames[] = {"f32", "bf16", "int8"};
 
 thread_local std::string last_error;
 
@@ -76,9 +85,54 @@ struct gemma2_tokenizer {
 
 struct gemma2_session {
   const gemma2_model* owner;
-  Session session;
+  AnySession session;
   std::vector<float> logits;  // after the last feed; empty when unknown
+
+  template <class F>
+  decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), session); }
+  template <class F>
+  decltype(auto) visit(F&& f) const { return std::visit(std::forward<F>(f), session); }
 };
+
+namespace {
+
+template <class S>
+gemma2::Result<AnySession> create_as(const Model& model, int capacity) {
+  auto s = S::create(model, capacity);
+  if (!s) return gemma2::Error{s.message()};
+  return AnySession(std::move(*s));
+}
+
+template <class S>
+gemma2::Result<AnySession> restore_as(const Model& model, const uint8_t* data, size_t size) {
+  auto s = S::restore(model, data, size);
+  if (!s) return gemma2::Error{s.message()};
+  return AnySession(std::move(*s));
+}
+
+template <size_t... I>
+gemma2::Result<AnySession> create_any(size_t alternative, const Model& model, int capacity, std::index_sequence<I...>) {
+  using Create = gemma2::Result<AnySession> (*)(const Model&, int);
+  static constexpr Create create[] = {&create_as<std::variant_alternative_t<I, AnySession>>...};
+  return create[alternative](model, capacity);
+}
+
+// The blob restores into the alternative whose cache wrote it; one with none
+// goes to the first, whose restore names what is wrong.
+template <size_t... I>
+gemma2::Result<AnySession> restore_any(const Model& model, const uint8_t* data, size_t size, std::index_sequence<I...>) {
+  using Restore = gemma2::Result<AnySession> (*)(const Model&, const uint8_t*, size_t);
+  using Matches = bool (*)(const uint8_t*, size_t);
+  static constexpr Restore restore[] = {&restore_as<std::variant_alternative_t<I, AnySession>>...};
+  static constexpr Matches matches[] = {&std::variant_alternative_t<I, AnySession>::saved_with_this_cache...};
+  for (size_t i = 0; i < sizeof...(I); ++i)
+    if (matches[i](data, size)) return restore[i](model, data, size);
+  return restore[0](model, data, size);
+}
+
+using Alternatives = std::make_index_sequence<std::variant_size_v<AnySession>>;
+
+}  // namespace
 
 struct gemma2_sampler {
   gemma2::Sampler sampler;
@@ -103,6 +157,7 @@ gemma2_load_options gemma2_load_options_default(void) {
   o.copied = 0;
   o.max_memory = 0;
   o.check_finite = 0;
+  o.prefill_precision = nullptr;
   return o;
 }
 
@@ -132,6 +187,11 @@ gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* opt
     lo.mapping = o.copied ? gemma2::Mapping::Copied : gemma2::Mapping::Mapped;
     lo.max_memory = o.max_memory;
     lo.check_finite = o.check_finite != 0;
+    if (o.prefill_precision != nullptr) {
+      const std::string p = o.prefill_precision;
+      if (p != "exact" && p != "bf16") return fail("prefill precision " + p + " is not one of exact, bf16");
+      lo.prefill_precision = p == "bf16" ? gemma2::PrefillPrecision::BF16 : gemma2::PrefillPrecision::Exact;
+    }
     auto m = Model::load(path, lo);
     if (!m) return fail(m.message());
     *model = new gemma2_model{std::make_unique<gemma2::ThreadPool>(std::move(*pool)), std::move(*m)};
@@ -241,16 +301,37 @@ gemma2_status gemma2_stream_finish(gemma2_stream* stream, const char** text, siz
   });
 }
 
-gemma2_status gemma2_session_new(const gemma2_model* model, int32_t capacity, gemma2_session** session) {
+gemma2_session_options gemma2_session_options_default(void) {
+  gemma2_session_options o;
+  o.capacity = 0;
+  o.kv_storage = nullptr;
+  o.sliding_window = 0;
+  return o;
+}
+
+gemma2_status gemma2_session_new_with(const gemma2_model* model, const gemma2_session_options* options,
+                                      gemma2_session** session) {
   GEMMA2_REQUIRE(model);
   GEMMA2_REQUIRE(session);
   *session = nullptr;
+  const gemma2_session_options o = options ? *options : gemma2_session_options_default();
+  const std::string storage = o.kv_storage ? o.kv_storage : "f32";
+  const auto named = std::find(std::begin(kStorageNames), std::end(kStorageNames), storage);
+  if (named == std::end(kStorageNames)) return fail("KV storage " + storage + " is not one of f32, bf16, int8");
+  if (o.sliding_window != 0 && o.sliding_window != 1) return fail("sliding_window must be 0 or 1");
+  const auto alternative = static_cast<size_t>(named - std::begin(kStorageNames)) + (o.sliding_window ? 3 : 0);
   return guarded(__func__, [&] {
-    auto s = Session::create(model->model, capacity);
+    auto s = create_any(alternative, model->model, o.capacity, Alternatives{});
     if (!s) return fail(s.message());
     *session = new gemma2_session{model, std::move(*s), {}};
     return GEMMA2_OK;
   });
+}
+
+gemma2_status gemma2_session_new(const gemma2_model* model, int32_t capacity, gemma2_session** session) {
+  gemma2_session_options o = gemma2_session_options_default();
+  o.capacity = capacity;
+  return gemma2_session_new_with(model, &o, session);
 }
 
 void gemma2_session_free(gemma2_session* session) { delete session; }
@@ -259,7 +340,9 @@ gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, s
   GEMMA2_REQUIRE(session);
   if (ids == nullptr && count != 0) return fail("gemma2_session_feed: ids is NULL");
   return guarded(__func__, [&] {
-    auto r = session->session.feed(std::vector<int32_t>(ids, ids + count), gemma2::ForwardOptions(session->owner->pool.get()));
+    auto r = session->visit([&](auto& s) {
+      return s.feed(std::vector<int32_t>(ids, ids + count), gemma2::ForwardOptions(session->owner->pool.get()));
+    });
     if (!r) return fail(r.message());
     session->logits.assign(r->data(), r->data() + r->cols());
     if (logits != nullptr) std::memcpy(logits, session->logits.data(), session->logits.size() * sizeof(float));
@@ -272,7 +355,8 @@ gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session*
   GEMMA2_REQUIRE(copy);
   *copy = nullptr;
   return guarded(__func__, [&] {
-    *copy = new gemma2_session{session->owner, session->session.fork(), session->logits};
+    *copy = new gemma2_session{session->owner, session->visit([](const auto& s) { return AnySession(s.fork()); }),
+                               session->logits};
     return GEMMA2_OK;
   });
 }
@@ -280,26 +364,28 @@ gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session*
 gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count) {
   GEMMA2_REQUIRE(session);
   return guarded(__func__, [&] {
-    if (count == session->session.tokens().size()) return GEMMA2_OK;
-    if (gemma2::Status s = session->session.rollback(count, gemma2::ForwardOptions(session->owner->pool.get())); !s)
-      return fail(s.message());
+    if (count == gemma2_session_length(session)) return GEMMA2_OK;
+    const gemma2::ForwardOptions options(session->owner->pool.get());
+    if (gemma2::Status s = session->visit([&](auto& x) { return x.rollback(count, options); }); !s) return fail(s.message());
     session->logits.clear();  // the kept last token is pending: the next feed gives its logits
     return GEMMA2_OK;
   });
 }
 
-size_t gemma2_session_length(const gemma2_session* session) { return session ? session->session.tokens().size() : 0; }
+size_t gemma2_session_length(const gemma2_session* session) {
+  return session ? session->visit([](const auto& s) { return s.tokens().size(); }) : 0;
+}
 
 gemma2_status gemma2_session_tokens(const gemma2_session* session, int32_t* ids, size_t capacity, size_t* count) {
   GEMMA2_REQUIRE(session);
-  const auto& t = session->session.tokens();
-  return copy_out(__func__, t.data(), t.size(), ids, capacity, count);
+  return session->visit(
+      [&](const auto& s) { return copy_out(__func__, s.tokens().data(), s.tokens().size(), ids, capacity, count); });
 }
 
 gemma2_status gemma2_session_save(const gemma2_session* session, uint8_t* data, size_t capacity, size_t* size) {
   GEMMA2_REQUIRE(session);
   return guarded(__func__, [&] {
-    const std::vector<uint8_t> blob = session->session.save();
+    const std::vector<uint8_t> blob = session->visit([](const auto& s) { return s.save(); });
     return copy_out(__func__, blob.data(), blob.size(), data, capacity, size);
   });
 }
@@ -311,7 +397,7 @@ gemma2_status gemma2_session_restore(const gemma2_model* model, const uint8_t* d
   if (data == nullptr && size != 0) return fail("gemma2_session_restore: data is NULL");
   *session = nullptr;
   return guarded(__func__, [&] {
-    auto s = Session::restore(model->model, data, size);
+    auto s = restore_any(model->model, data, size, Alternatives{});
     if (!s) return fail(s.message());
     *session = new gemma2_session{model, std::move(*s), {}};
     return GEMMA2_OK;
@@ -365,7 +451,7 @@ gemma2_status gemma2_session_sample(gemma2_session* session, gemma2_sampler* sam
   return guarded(__func__, [&] {
     if (session->logits.empty()) return fail("gemma2_session_sample: no logits yet (feed the session first)");
     std::vector<float> row = session->logits;
-    *token = sampler->sampler(row, session->session.tokens());
+    *token = session->visit([&](const auto& s) { return sampler->sampler(row, s.tokens()); });
     return GEMMA2_OK;
   });
 }

@@ -65,6 +65,10 @@ typedef struct gemma2_load_options {
   int copied;              /* 0: map the weight files; 1: read them into memory */
   uint64_t max_memory;     /* refuse to load a model needing more bytes; 0: no limit */
   int check_finite;        /* 1: reject weights holding NaN or infinity */
+  /* NULL or "exact": the prefill of BF16 weights reproduces float32;
+   * "bf16": its activations are rounded to bf16, about twice as fast on
+   * CPUs with bf16 products (llama.cpp's precision). */
+  const char* prefill_precision;
 } gemma2_load_options;
 
 /* The defaults, to adjust before gemma2_model_load. */
@@ -111,8 +115,22 @@ GEMMA2_C_API gemma2_status gemma2_stream_finish(gemma2_stream* stream, const cha
 /* ---- Sessions -------------------------------------------------------- */
 
 /* A sequence with its own KV cache of `capacity` positions (0: the model's
- * context). The model must outlive it. */
+ * context), full and float32. The model must outlive it. */
 GEMMA2_C_API gemma2_status gemma2_session_new(const gemma2_model* model, int32_t capacity, gemma2_session** session);
+
+typedef struct gemma2_session_options {
+  int32_t capacity;       /* positions (0: the model's context) */
+  const char* kv_storage; /* NULL or "f32" (exact); "bf16" (half the memory); "int8" (Q8_0 per head, 17/64) */
+  int sliding_window;     /* 0: every layer keeps every position; 1: local layers keep a ring of their
+                           * window (the same logits, about half the memory at 8192 positions) */
+} gemma2_session_options;
+
+/* The defaults (gemma2_session_new's cache), to adjust. */
+GEMMA2_C_API gemma2_session_options gemma2_session_options_default(void);
+/* A session with the cache the options describe; options may be NULL. A
+ * saved session restores into the same kind of cache. */
+GEMMA2_C_API gemma2_status gemma2_session_new_with(const gemma2_model* model, const gemma2_session_options* options,
+                                                   gemma2_session** session);
 GEMMA2_C_API void gemma2_session_free(gemma2_session* session);
 /* Runs `count` more tokens; the logits after the last one are kept for
  * gemma2_session_sample and, when `logits` is not NULL, copied there

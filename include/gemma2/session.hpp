@@ -218,6 +218,17 @@ class Session {
     return s;
   }
 
+  // Whether `data` was saved by a session of this cache type (its header
+  // names the cache policy and storage), for hosts that keep sessions of
+  // several cache types; restore() checks everything else.
+  static bool saved_with_this_cache(const uint8_t* data, size_t size) {
+    if (size < sizeof kMagic + 12 || std::memcmp(data, kMagic, sizeof kMagic) != 0) return false;
+    detail::Reader r{data + sizeof kMagic, data + size};
+    r.u32();  // the version
+    const uint32_t kind = r.u32(), dtype = r.u32();
+    return kind == Cache::kind && dtype == static_cast<uint32_t>(kStorage);
+  }
+
   static Result<Session> restore(const Model& model, const std::vector<uint8_t>& blob) {
     return restore(model, blob.data(), blob.size());
   }

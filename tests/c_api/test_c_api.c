@@ -56,6 +56,22 @@ static int close_floats(const float* a, const float* b, size_t n) {
   return 1;
 }
 
+static int32_t argmax(const float* a, int32_t n) {
+  int32_t best = 0;
+  for (int32_t i = 1; i < n; ++i)
+    if (a[i] > a[best]) best = i;
+  return best;
+}
+
+static float max_difference(const float* a, const float* b, int32_t n) {
+  float worst = 0.0f;
+  for (int32_t i = 0; i < n; ++i) {
+    const float d = a[i] > b[i] ? a[i] - b[i] : b[i] - a[i];
+    if (d > worst) worst = d;
+  }
+  return worst;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
@@ -79,6 +95,13 @@ int main(int argc, char** argv) {
   options = gemma2_load_options_default();
   options.max_memory = 1000;
   CHECK(gemma2_model_load(dir, &options, &model) == GEMMA2_ERROR && error_mentions("limit"));
+  options = gemma2_load_options_default();
+  options.prefill_precision = "fp8";
+  CHECK(gemma2_model_load(dir, &options, &model) == GEMMA2_ERROR && error_mentions("fp8"));
+  options.prefill_precision = "bf16";
+  CHECK(gemma2_model_load(dir, &options, &model) == GEMMA2_OK && model != NULL);
+  gemma2_model_free(model);
+  model = NULL;
 
   options = gemma2_load_options_default();
   options.threads = 2;
@@ -214,6 +237,48 @@ int main(int argc, char** argv) {
   REQUIRE(gemma2_sampler_new(&seeded, &a) == GEMMA2_OK && gemma2_sampler_new(&seeded, &b) == GEMMA2_OK);
   int32_t ta = 0, tb = 0;
   CHECK(gemma2_session_sample(s, a, &ta) == GEMMA2_OK && gemma2_session_sample(s, b, &tb) == GEMMA2_OK && ta == tb);
+
+  /* Cache options: every storage and policy continues the same tokens; the
+   * f32 caches give the first session's logits, bf16 and int8 nearly (the
+   * same best token); each saves smaller than the last and restores into
+   * its own kind of cache. */
+  gemma2_session_options so = gemma2_session_options_default();
+  gemma2_session* rejected = NULL;
+  so.kv_storage = "int4";
+  CHECK(gemma2_session_new_with(model, &so, &rejected) == GEMMA2_ERROR && error_mentions("int4") && rejected == NULL);
+  so.kv_storage = NULL;
+  so.sliding_window = 2;
+  CHECK(gemma2_session_new_with(model, &so, &rejected) == GEMMA2_ERROR && error_mentions("sliding_window"));
+  const char* storages[3] = {"f32", "bf16", "int8"};
+  for (int policy = 0; policy < 2; ++policy) {
+    size_t last_size = 0;
+    for (int k = 0; k < 3; ++k) {
+      gemma2_session_options o = gemma2_session_options_default();
+      o.capacity = 256;
+      o.kv_storage = storages[k];
+      o.sliding_window = policy;
+      gemma2_session *c = NULL, *back = NULL;
+      REQUIRE(gemma2_session_new_with(model, &o, &c) == GEMMA2_OK);
+      REQUIRE(gemma2_session_feed(c, ids, n, NULL) == GEMMA2_OK && gemma2_session_feed(c, &next, 1, other) == GEMMA2_OK);
+      if (k == 0) CHECK(close_floats(logits, other, (size_t)vocab));
+      else CHECK(argmax(logits, vocab) == argmax(other, vocab) && max_difference(logits, other, vocab) < 0.5f);
+      size_t bytes = 0;
+      CHECK(gemma2_session_save(c, NULL, 0, &bytes) == GEMMA2_BUFFER_TOO_SMALL);
+      CHECK(k == 0 || bytes < last_size);
+      last_size = bytes;
+      uint8_t* saved = (uint8_t*)malloc(bytes);
+      REQUIRE(saved && gemma2_session_save(c, saved, bytes, &bytes) == GEMMA2_OK);
+      REQUIRE(gemma2_session_restore(model, saved, bytes, &back) == GEMMA2_OK);
+      float* again = (float*)malloc(sizeof(float) * (size_t)vocab);
+      REQUIRE(again && gemma2_session_feed(c, detour, 1, other) == GEMMA2_OK);
+      REQUIRE(gemma2_session_feed(back, detour, 1, again) == GEMMA2_OK);
+      CHECK(same_floats(other, again, (size_t)vocab));
+      free(again);
+      free(saved);
+      gemma2_session_free(back);
+      gemma2_session_free(c);
+    }
+  }
 
   /* NULL handles are errors too. */
   CHECK(gemma2_session_feed(NULL, ids, 1, NULL) == GEMMA2_ERROR && error_mentions("NULL"));
