@@ -214,14 +214,32 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
 // lane pairs are added once per row group, at the end.
 constexpr int kGroupTokens = 8;
 
+// 8 f16 values, one per row of a group, to lanes 2j and 2j + 1.
+inline __m512 group_halves(const std::byte* p) {
+  const __m512i row_of_lane = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+  return _mm512_permutexvar_ps(row_of_lane,
+                               _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
+}
+
+// Each row's two lanes added: y[t·ldy + j] for the group's `valid` rows j.
+template <int NT>
+void store_group_rows(const __m512 (&acc)[NT], float* y, int64_t ldy, int valid) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  GEMMA2_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    float out[16];
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_permutexvar_ps(even, acc[t]), _mm512_permutexvar_ps(odd, acc[t])));
+    std::copy(out, out + valid, y + t * ldy);
+  }
+}
+
 template <DType Q, int NT>
 void group_tile(const std::byte* group, int blocks, const int8_t* xq, const float* xd, const float* xsum, int cols,
                 float* y, int64_t ldy, int valid) {
   constexpr float half_offset = Q == DType::Q4_0 ? 4.0f : 64.0f;  // of q + 8, q + 128
   constexpr int units = Q == DType::Q8_0 ? 4 : 2;
   const size_t block_bytes = interleaved_block_bytes(Q);
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i row_of_lane = _mm512_srli_epi32(lane, 1);
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   __m512 acc[NT];
   GEMMA2_UNROLL
@@ -230,8 +248,7 @@ void group_tile(const std::byte* group, int blocks, const int8_t* xq, const floa
     const std::byte* gb = group + b * block_bytes;
     for (size_t line = 0; line < block_bytes; line += 64)
       _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes + line, _MM_HINT_T0);
-    const __m512 dw = _mm512_permutexvar_ps(
-        row_of_lane, _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(gb)))));
+    const __m512 dw = group_halves(gb);
     __m512i w[4];  // against activation bytes 8k .. 8k + 7
     GEMMA2_UNROLL
     for (int u = 0; u < units; ++u) {
@@ -259,13 +276,7 @@ void group_tile(const std::byte* group, int blocks, const int8_t* xq, const floa
       acc[t] = _mm512_fmadd_ps(dw, v, acc[t]);
     }
   }
-  const __m512i even = _mm512_slli_epi32(lane, 1), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  GEMMA2_UNROLL
-  for (int t = 0; t < NT; ++t) {
-    float out[16];
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_permutexvar_ps(even, acc[t]), _mm512_permutexvar_ps(odd, acc[t])));
-    std::copy(out, out + valid, y + t * ldy);
-  }
+  store_group_rows<NT>(acc, y, ldy, valid);
 }
 
 // 8 bytes (one per row) to 16 int32 lanes, row j's value in lanes 2j, 2j + 1.
@@ -288,12 +299,7 @@ void kquant_group_tile(const std::byte* group, int blocks, const int8_t* xq, con
   constexpr bool six = Q == DType::Q6_K;
   const int planes = kquant_planes(Q);
   const size_t block_bytes = interleaved_block_bytes(Q), header = kquant_header_bytes(Q), unit_bytes = kquant_unit_bytes(Q);
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i row_of_lane = _mm512_srli_epi32(lane, 1);
   const __m512i nibble = _mm512_set1_epi8(0x0f);
-  auto halves = [&](const std::byte* p) {  // 8 f16 to lanes 2j, 2j + 1
-    return _mm512_permutexvar_ps(row_of_lane, _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
-  };
   __m512 acc[NT];
   GEMMA2_UNROLL
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
@@ -301,11 +307,11 @@ void kquant_group_tile(const std::byte* group, int blocks, const int8_t* xq, con
     const std::byte* gb = group + sb * block_bytes;
     for (size_t line = 0; line < block_bytes; line += 64)
       _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes + line, _MM_HINT_T0);
-    const __m512 d = halves(gb);
+    const __m512 d = group_halves(gb);
     [[maybe_unused]] __m512 half_dmin;
     [[maybe_unused]] uint64_t sc[8], m[8];
     if constexpr (!six) {
-      half_dmin = _mm512_mul_ps(halves(gb + 2 * kInterleave), _mm512_set1_ps(0.5f));  // each lane of a pair takes half
+      half_dmin = _mm512_mul_ps(group_halves(gb + 2 * kInterleave), _mm512_set1_ps(0.5f));  // each lane of a pair takes half
       kquant_group_scales_mins(gb + 4 * kInterleave, sc, m);
     }
     for (int s = 0; s < 8; ++s) {
@@ -360,13 +366,7 @@ void kquant_group_tile(const std::byte* group, int blocks, const int8_t* xq, con
       }
     }
   }
-  const __m512i even = _mm512_slli_epi32(lane, 1), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  GEMMA2_UNROLL
-  for (int t = 0; t < NT; ++t) {
-    float out[16];
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_permutexvar_ps(even, acc[t]), _mm512_permutexvar_ps(odd, acc[t])));
-    std::copy(out, out + valid, y + t * ldy);
-  }
+  store_group_rows<NT>(acc, y, ldy, valid);
 }
 
 template <DType Q, int... NT>
