@@ -188,9 +188,10 @@ gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* opt
     lo.max_memory = o.max_memory;
     lo.check_finite = o.check_finite != 0;
     if (o.prefill_precision != nullptr) {
-      const std::string p = o.prefill_precision;
-      if (p != "exact" && p != "bf16") return fail("prefill precision " + p + " is not one of exact, bf16");
-      lo.prefill_precision = p == "bf16" ? gemma2::PrefillPrecision::BF16 : gemma2::PrefillPrecision::Exact;
+      const auto precision = gemma2::parse_prefill_precision(o.prefill_precision);
+      if (!precision)
+        return fail(std::string("prefill precision ") + o.prefill_precision + " is not one of exact, bf16");
+      lo.prefill_precision = *precision;
     }
     auto m = Model::load(path, lo);
     if (!m) return fail(m.message());

@@ -93,8 +93,9 @@ void add_prefill_precision(CLI::App* cmd, std::string& precision) {
       ->capture_default_str();
 }
 
+// The option's value, already checked by CLI::IsMember.
 gemma2::PrefillPrecision prefill_precision_option(const std::string& precision) {
-  return precision == "bf16" ? gemma2::PrefillPrecision::BF16 : gemma2::PrefillPrecision::Exact;
+  return gemma2::parse_prefill_precision(precision).value_or(gemma2::PrefillPrecision::Exact);
 }
 
 // --kv-cache: how keys and values are stored (f32 exact, bf16, int8 = Q8_0).

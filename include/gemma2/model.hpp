@@ -119,6 +119,14 @@ inline std::optional<DType> parse_weight_type(std::string_view name) {
   return std::nullopt;
 }
 
+// LoadOptions::prefill_precision by name ("exact", "bf16"), as the CLI's
+// --prefill-precision and the C ABI spell it.
+inline std::optional<PrefillPrecision> parse_prefill_precision(std::string_view name) {
+  if (name == "exact") return PrefillPrecision::Exact;
+  if (name == "bf16") return PrefillPrecision::BF16;
+  return std::nullopt;
+}
+
 // What a model will hold in memory, known from the file headers alone
 // (Gemma2Model::plan): nothing of the weights is read to work it out.
 struct MemoryPlan {

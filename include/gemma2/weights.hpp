@@ -222,14 +222,29 @@ inline void kquant_scale_min(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
-// The 8 scales and mins of a Q4_K/Q5_K super-block at once, for the SIMD
-// kernels: byte j of *sc and *m (little-endian) is kquant_scale_min(j).
+// kquant_scale_min on whole words, for the SIMD kernels: byte i of a, b
+// and c holds packed bytes k, k + 4 and k + 8 of one scale set (k from the
+// byte's place), and the same byte of the results is that set's scale and
+// min of sub-block k (lo) and k + 4 (hi). The masks keep each byte's bits
+// from its neighbours.
+template <class Word>
+void kquant_scale_min_words(Word a, Word b, Word c, Word* sc_lo, Word* sc_hi, Word* m_lo, Word* m_hi) {
+  const Word low6 = static_cast<Word>(0x3f3f3f3f3f3f3f3full), low4 = static_cast<Word>(0x0f0f0f0f0f0f0f0full),
+             top2 = static_cast<Word>(0x0303030303030303ull);
+  *sc_lo = a & low6;
+  *m_lo = b & low6;
+  *sc_hi = (c & low4) | (((a >> 6) & top2) << 4);
+  *m_hi = ((c >> 4) & low4) | (((b >> 6) & top2) << 4);
+}
+
+// The 8 scales and mins of a Q4_K/Q5_K super-block at once: byte j of *sc
+// and *m (little-endian) is kquant_scale_min(j).
 inline void kquant_scales_mins(const std::byte* q, uint64_t* sc, uint64_t* m) {
-  uint32_t w[3];
+  uint32_t w[3], sc_lo, sc_hi, m_lo, m_hi;
   std::memcpy(w, q, sizeof w);
-  const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x03030303;
-  *sc = (w[0] & low6) | static_cast<uint64_t>((w[2] & low4) | (((w[0] >> 6) & top2) << 4)) << 32;
-  *m = (w[1] & low6) | static_cast<uint64_t>(((w[2] >> 4) & low4) | (((w[1] >> 6) & top2) << 4)) << 32;
+  kquant_scale_min_words(w[0], w[1], w[2], &sc_lo, &sc_hi, &m_lo, &m_hi);
+  *sc = sc_lo | static_cast<uint64_t>(sc_hi) << 32;
+  *m = m_lo | static_cast<uint64_t>(m_hi) << 32;
 }
 
 // A K-quant super-block as integers: weight i is scale[g]·q[i] − bias[g] for

@@ -187,15 +187,9 @@ void interleaved_rows_with(const std::array<GroupTile, N>& tiles, const Matrix& 
 // super-block, for its 8 rows at once (kquant_scale_min on 8 bytes in
 // parallel): byte j of sc[s] and m[s] (little-endian) belongs to row j.
 inline void kquant_group_scales_mins(const std::byte* packed, uint64_t sc[8], uint64_t m[8]) {
-  uint64_t q[12];
+  uint64_t q[12];  // q[k]: packed byte k of the 8 rows
   std::memcpy(q, packed, sizeof q);
-  const uint64_t low6 = 0x3f3f3f3f3f3f3f3full, low4 = 0x0f0f0f0f0f0f0f0full, top2 = 0x0303030303030303ull;
-  for (int s = 0; s < 4; ++s) {
-    sc[s] = q[s] & low6;
-    m[s] = q[s + 4] & low6;
-    sc[s + 4] = (q[s + 8] & low4) | (((q[s] >> 6) & top2) << 4);
-    m[s + 4] = ((q[s + 8] >> 4) & low4) | (((q[s + 4] >> 6) & top2) << 4);
-  }
+  for (int s = 0; s < 4; ++s) kquant_scale_min_words(q[s], q[s + 4], q[s + 8], &sc[s], &sc[s + 4], &m[s], &m[s + 4]);
 }
 
 // Calls f(std::integral_constant<DType, t>{}) for the block format t, to
