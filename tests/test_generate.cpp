@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <regex>
 
 #include "support.hpp"
 
@@ -363,6 +364,51 @@ TEST_CASE("CLI: chat holds a three-turn conversation and never re-reads earlier 
   CHECK(r.err.find("cached") != std::string::npos);
   // Three replies on stdout.
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') >= 3);
+}
+
+TEST_CASE("CLI: generate and chat with --json-schema and --grammar-file print exactly the constrained text") {
+  test::TempDir tmp;
+  const std::string schema = tmp.str() + "/action.json", gbnf = tmp.str() + "/moves.gbnf", bad = tmp.str() + "/bad.gbnf";
+  std::ofstream(schema) << R"({"type":"object","properties":{"action":{"enum":["attack","defend","flee"]},)"
+                           R"("target":{"type":"string","maxLength":12},"amount":{"type":"integer"}},)"
+                           R"("required":["action","target"],"additionalProperties":false})";
+  std::ofstream(gbnf) << "root ::= move (\" \" move){0,3}\nmove ::= [KQRBN]? [a-h] [1-8]\n";
+  std::ofstream(bad) << "root ::= move\n";
+  for (int seed = 1; seed <= 6; ++seed) {
+    INFO("seed " << seed);
+    auto r = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --json-schema " + schema +
+                 " --max-new 40 --temperature 1 --seed " + std::to_string(seed));
+    REQUIRE(r.rc == 0);
+    INFO(r.out);
+    const auto v = nlohmann::json::parse(r.out, nullptr, false);  // the whole of stdout is the JSON
+    REQUIRE_FALSE(v.is_discarded());
+    CHECK(r.out.back() == '}');
+    CHECK(v.at("action").is_string());
+    CHECK(v.at("target").get<std::string>().size() <= 12);
+    for (const auto& [key, value] : v.items()) CHECK((key == "action" || key == "target" || key == "amount"));
+    CHECK(r.err.find("stop: complete") != std::string::npos);
+  }
+  const std::regex moves("[KQRBN]?[a-h][1-8]( [KQRBN]?[a-h][1-8]){0,3}");
+  auto g = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --grammar-file " + gbnf + " --max-new 8 --seed 3");
+  REQUIRE(g.rc == 0);
+  CHECK(std::regex_match(g.out, moves));
+  auto chat = cli("chat --grammar-file " + gbnf + " --max-new 12 --seed 2", "Your move?\nAnd now?\n");
+  REQUIRE(chat.rc == 0);
+  std::istringstream lines(chat.out);
+  int replies = 0;
+  for (std::string line; std::getline(lines, line); ++replies) {
+    INFO(line);
+    CHECK(std::regex_match(line, moves));
+  }
+  CHECK(replies == 2);
+  auto e = cli("generate --prompt x --grammar-file " + bad);
+  CHECK(e.rc == 1);
+  CHECK(e.err.find("bad.gbnf: grammar: line 1, column 10: undefined rule 'move'") != std::string::npos);
+  e = cli("generate --prompt x --json-schema " + tmp.str() + "/missing.json");
+  CHECK(e.rc == 1);
+  CHECK(e.err.find("missing.json") != std::string::npos);
+  e = cli("generate --prompt x --json-schema " + schema + " --grammar-file " + gbnf);
+  CHECK(e.rc != 0);
 }
 #endif
 

@@ -1,15 +1,18 @@
 // gemma2: command-line front end to the library.
 //
 //   gemma2 generate   [--model DIR] (--prompt TEXT | --ids 2,5,9) [--max-new N] [--greedy | sampling flags]
-//   gemma2 chat       [--model DIR] [--system TEXT] [--verbose]
+//                     [--grammar-file F.gbnf | --json-schema F.json]
+//   gemma2 chat       [--model DIR] [--system TEXT] [--verbose] [--grammar-file F | --json-schema F]
 //   gemma2 tokenize   (--tokenizer FILE | --model DIR) --text TEXT
 //   gemma2 perplexity [--model DIR] (--ids 2,5,9 | --text-file F) [--top-k-out FILE]
 //   gemma2 logits     [--model DIR] --ids 2,5,9 --out FILE
 //   gemma2 info       [--model DIR] [--context N]   (memory a model needs; no weight is read)
 //
 // Without --model, the built-in demo model (models/tiny-shakespeare) is used.
-// The spellings of logits, generate --ids/--prompt ... --print-ids, tokenize
-// and perplexity are a contract: other tooling calls them.
+// The spellings of logits, generate --ids/--prompt ... --print-ids, tokenize,
+// perplexity and generate/chat --grammar-file/--json-schema are a contract:
+// other tooling calls them. With a grammar, generate prints exactly the
+// constrained text on stdout, complete within --max-new tokens.
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -323,6 +326,37 @@ struct SamplingFlags {
   }
 };
 
+// --grammar-file / --json-schema: constrained output (generate and chat).
+struct GrammarFlags {
+  std::string grammar_file, json_schema;
+
+  void add_to(CLI::App* cmd) {
+    auto* g = cmd->add_option("--grammar-file", grammar_file, "constrain the output to a GBNF grammar (llama.cpp's format)");
+    auto* j = cmd->add_option("--json-schema", json_schema, "constrain the output to JSON matching a JSON Schema file");
+    g->excludes(j);
+  }
+  bool given() const { return !grammar_file.empty() || !json_schema.empty(); }
+
+  // The grammar named by the flags, or an error message.
+  gemma2::Result<gemma2::Grammar> grammar() const {
+    if (!grammar_file.empty()) return gemma2::Grammar::load(grammar_file);
+    auto text = gemma2::read_file(json_schema, uint64_t{16} << 20);
+    if (!text) return gemma2::detail::err("cannot read JSON Schema: ", text.message());
+    auto g = gemma2::json_schema_grammar(*text);
+    if (!g) return gemma2::detail::err(json_schema, ": ", g.message());
+    return g;
+  }
+};
+
+// A constraint for one reply of at most max_new tokens: it ends complete.
+gemma2::Result<gemma2::GrammarConstraint> reply_constraint(const gemma2::Grammar& grammar,
+                                                           const std::shared_ptr<const gemma2::TokenTrie>& vocab,
+                                                           int max_new) {
+  auto c = gemma2::GrammarConstraint::create(grammar, vocab);
+  if (c) c->set_budget(max_new);
+  return c;
+}
+
 std::string join(const std::vector<int32_t>& ids) {
   std::string s;
   for (size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
@@ -338,15 +372,27 @@ void print_speed(const gemma2::GenerateResult& r) {
             << gemma2::stop_reason_name(r.stop) << "\n";
 }
 
-int run_generate(const ModelOptions& mo, SamplingFlags& sf, const std::string& prompt, std::vector<int32_t> ids,
-                 int max_new, const std::vector<std::string>& stops, bool ignore_eos, bool print_ids) {
+int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, const std::string& prompt,
+                 std::vector<int32_t> ids, int max_new, const std::vector<std::string>& stops, bool ignore_eos,
+                 bool print_ids) {
   if (prompt.empty() == ids.empty()) return fail("generate: give exactly one of --prompt and --ids");
   if (max_new < 0) return fail("--max-new must be >= 0");
   std::string error;
   auto sampler = sf.make(error);
   if (!sampler) return fail(error);
-  auto l = load(mo, !prompt.empty());
+  std::optional<gemma2::Grammar> grammar;
+  if (gf.given()) {
+    auto g = gf.grammar();
+    if (!g) return fail(g.message());
+    grammar.emplace(std::move(*g));
+  }
+  auto l = load(mo, !prompt.empty() || grammar);
   if (!l) return 1;
+  if (grammar) {  // the text is complete within --max-new tokens; stdout holds it alone
+    auto c = reply_constraint(*grammar, gemma2::TokenTrie::build(*l->tokenizer), max_new);
+    if (!c) return fail(c.message());
+    sampler->constrain(std::move(*c));
+  }
   if (!prompt.empty()) {
     auto enc = l->tokenizer->encode_prompt(prompt);  // BOS + prompt
     if (!enc) return fail(enc.message());
@@ -372,19 +418,28 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const std::string& p
       return true;
   });
   if (!r) return fail(r.message());
-  if (tok) std::cout << "\n";
+  if (tok && !grammar) std::cout << "\n";
   print_speed(*r);
   if (print_ids) std::cout << join(r->tokens) << "\n";
   return 0;
   });
 }
 
-int run_chat(const ModelOptions& mo, SamplingFlags& sf, const std::string& system, int max_new, bool verbose) {
+int run_chat(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, const std::string& system, int max_new,
+             bool verbose) {
   std::string error;
   auto sampler = sf.make(error);
   if (!sampler) return fail(error);
+  std::optional<gemma2::Grammar> grammar;
+  if (gf.given()) {
+    auto g = gf.grammar();
+    if (!g) return fail(g.message());
+    grammar.emplace(std::move(*g));
+  }
   auto l = load(mo, true);
   if (!l) return 1;
+  std::shared_ptr<const gemma2::TokenTrie> vocab;
+  if (grammar) vocab = gemma2::TokenTrie::build(*l->tokenizer);
   if (l->tokenizer->start_of_turn_id() < 0 || l->tokenizer->end_of_turn_id() < 0)
     return fail("chat: the tokenizer has no <start_of_turn>/<end_of_turn> pieces");
   // Sliding-window cache: the same logits as a full one, about half the memory.
@@ -404,6 +459,11 @@ int run_chat(const ModelOptions& mo, SamplingFlags& sf, const std::string& syste
       if (line.find_first_not_of(" \t\r") == std::string::npos) {
         --turn;
         continue;
+      }
+      if (grammar) {  // each reply is one sentence of the grammar
+        auto c = reply_constraint(*grammar, vocab, max_new);
+        if (!c) return fail(c.message());
+        sampler->constrain(std::move(*c));
       }
       auto r = chat.send(line, *sampler, go, [](std::string_view text) {
         std::cout << text << std::flush;
@@ -684,6 +744,8 @@ int run(int argc, char** argv) {
   auto* generate = app.add_subcommand("generate", "continue a prompt (text or ids), streaming the text");
   gen_model.add_to(generate);
   gen_sampling.add_to(generate);
+  GrammarFlags gen_grammar, chat_grammar;
+  gen_grammar.add_to(generate);
   generate->add_option("--prompt", prompt, "prompt text (BOS is prepended)");
   generate->add_option("--ids", gen_ids, "prompt token ids, comma separated, used as given")->delimiter(',');
   generate->add_option("--max-new", gen_max_new, "most tokens to generate")->capture_default_str();
@@ -699,6 +761,7 @@ int run(int argc, char** argv) {
   auto* chat = app.add_subcommand("chat", "interactive multi-turn chat (one user message per line)");
   chat_model.add_to(chat);
   chat_sampling.add_to(chat);
+  chat_grammar.add_to(chat);
   chat->add_option("--system", system, "system instructions (folded into the first user turn)");
   chat->add_option("--max-new", chat_max_new, "most tokens per reply")->capture_default_str();
   chat->add_flag("--verbose,-v", verbose, "print token counts and speed per turn on stderr");
@@ -775,8 +838,8 @@ int run(int argc, char** argv) {
     return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth, bench_kernels,
                      bench_prefill_precision, bench_kv_cache);
   if (generate->parsed())
-    return run_generate(gen_model, gen_sampling, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
-  if (chat->parsed()) return run_chat(chat_model, chat_sampling, system, chat_max_new, verbose);
+    return run_generate(gen_model, gen_sampling, gen_grammar, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
+  if (chat->parsed()) return run_chat(chat_model, chat_sampling, chat_grammar, system, chat_max_new, verbose);
   if (tokenize->parsed()) return run_tokenize(tokenizer_path, tok_model, text, pieces);
   if (perplexity->parsed()) return run_perplexity(ppl_model, ppl_ids, text_file, window, stride, top_k_out, top_k, kl_reference);
   return run_logits(logits_model, logits_ids, out_path);

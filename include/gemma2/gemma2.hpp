@@ -4,10 +4,13 @@
 
 #include "gemma2/chat.hpp"
 #include "gemma2/config.hpp"
+#include "gemma2/constraint.hpp"
 #include "gemma2/generate.hpp"
+#include "gemma2/grammar.hpp"
 #include "gemma2/io/checkpoint.hpp"
 #include "gemma2/io/config_json.hpp"
 #include "gemma2/io/safetensors.hpp"
+#include "gemma2/json_schema.hpp"
 #include "gemma2/kv_cache.hpp"
 #include "gemma2/model.hpp"
 #include "gemma2/random_model.hpp"

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "gemma2/kv_cache.hpp"
@@ -29,6 +30,7 @@ enum class StopReason {
   Callback,     // the text callback returned false
   Cancelled,    // the cancel flag was set
   ContextFull,  // the cache has no room for another position
+  Complete,     // the sampler has nothing more to generate (its grammar's text is complete)
 };
 
 inline const char* stop_reason_name(StopReason r) {
@@ -39,6 +41,7 @@ inline const char* stop_reason_name(StopReason r) {
     case StopReason::Callback: return "callback";
     case StopReason::Cancelled: return "cancelled";
     case StopReason::ContextFull: return "context full";
+    case StopReason::Complete: return "complete";
   }
   return "?";
 }
@@ -70,6 +73,16 @@ inline std::vector<int32_t> default_stop_tokens(const Tokenizer& tok) {
 }
 
 namespace detail {
+// The optional parts of a sampler (see sampling.hpp): finished() and error().
+template <class S, class = void>
+struct has_finished : std::false_type {};
+template <class S>
+struct has_finished<S, std::void_t<decltype(bool(std::declval<const S&>().finished()))>> : std::true_type {};
+template <class S, class = void>
+struct has_error : std::false_type {};
+template <class S>
+struct has_error<S, std::void_t<decltype(std::string(std::declval<const S&>().error()))>> : std::true_type {};
+
 // Holds back the end of the streamed text while it could still be the start
 // of a stop string, so a stop string is never partly printed.
 class StopStringFilter {
@@ -164,9 +177,13 @@ Result<GenerateResult> generate(const Model& model, Cache& kv, TokenHistory& his
   std::vector<float> row;
   while (static_cast<int>(r.tokens.size()) < options.max_new_tokens) {
     row.assign(logits->data(), logits->data() + logits->cols());
+    using S = std::remove_cv_t<std::remove_reference_t<SamplerFn>>;
     const int32_t id = sampler(row, history);
-    if (id < 0 || id >= model.config().vocab_size)
+    if (id < 0 || id >= model.config().vocab_size) {
+      if constexpr (detail::has_error<S>::value)
+        if (!std::string(sampler.error()).empty()) return err("generate: ", sampler.error());
       return err("generate: the sampler returned token ", id, ", outside the vocabulary");
+    }
     history.push_back(id);
     r.tokens.push_back(id);
     if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), id) != options.stop_tokens.end()) {
@@ -182,6 +199,11 @@ Result<GenerateResult> generate(const Model& model, Cache& kv, TokenHistory& his
       r.stop = StopReason::Callback;
       break;
     }
+    if constexpr (detail::has_finished<S>::value)
+      if (sampler.finished()) {
+        r.stop = StopReason::Complete;
+        break;
+      }
     if (static_cast<int>(r.tokens.size()) == options.max_new_tokens) break;
     if (cancelled()) {
       r.stop = StopReason::Cancelled;

@@ -1,8 +1,11 @@
 // Choosing the next token from logits. A sampler is any callable
 //   int32_t(std::vector<float>& logits, const std::vector<int32_t>& history)
 // that may modify the logits it is given; `history` is every token of the
-// sequence so far (prompt included). Sampler is the ready-made one: a chain
-// of the usual logit processors followed by greedy or random choice.
+// sequence so far (prompt included). It may also have
+//   bool finished() const            (nothing more to generate: generate() stops)
+//   const std::string& error() const (why it returned -1)
+// Sampler is the ready-made one: a chain of the usual logit processors
+// followed by greedy or random choice, optionally under a grammar.
 #pragma once
 
 #include <algorithm>
@@ -10,10 +13,13 @@
 #include <cstdint>
 #include <functional>
 #include <numeric>
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "gemma2/constraint.hpp"
 #include "gemma2/status.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
@@ -126,6 +132,17 @@ inline LogitProcessor top_p(float p) {
   };
 }
 
+// Removes the tokens `constraint` does not allow next, following the
+// history (GrammarConstraint::sync). The processor owns its copy of the
+// constraint, so copying the chain copies the grammar state. It masks the
+// whole vocabulary every step; Sampler::constrain is the fast path.
+inline LogitProcessor grammar(GrammarConstraint constraint) {
+  return [c = std::move(constraint)](std::vector<float>& logits, const TokenHistory& history) mutable {
+    if (!c.sync(history)) return std::fill(logits.begin(), logits.end(), -INFINITY);
+    c.apply(logits);
+  };
+}
+
 // Drops tokens less likely than min_p times the most likely one.
 inline LogitProcessor min_p(float min_p) {
   return [min_p](std::vector<float>& logits, const TokenHistory&) {
@@ -171,7 +188,8 @@ inline Status validate(const SamplingParams& p) {
 
 // A chain of logit processors followed by a choice: argmax when greedy,
 // otherwise a draw from the softmax with a seeded generator. Stateful (the
-// generator advances), so give each sequence its own Sampler.
+// generator advances, a grammar state follows the text), so give each
+// sequence its own Sampler and copy it when forking one.
 class Sampler {
  public:
   // Greedy decoding.
@@ -199,22 +217,119 @@ class Sampler {
     return *this;
   }
 
+  // Chooses only tokens the grammar allows. The constraint follows the
+  // history from the first call on (GrammarConstraint::sync) and accepts
+  // each token this sampler returns, so finished() tells when the text is
+  // complete. The choice is the chain's distribution p restricted to the
+  // allowed tokens and renormalised (greedy: the best allowed token); when
+  // the chain has cut every allowed token (top-k, top-p, min-p), the
+  // grammar's mask is applied first and the chain run again on what is
+  // left. Cost: the drawn token is checked first, which is exact (drawing
+  // from p and redrawing from p restricted to the allowed set after a
+  // refusal gives each allowed token p(t)/P(allowed)); the whole
+  // vocabulary is masked only after a refusal, and only over the tokens p
+  // can draw.
+  Sampler& constrain(GrammarConstraint constraint) {
+    constraint_.emplace(std::move(constraint));
+    return *this;
+  }
+  GrammarConstraint* constraint() { return constraint_ ? &*constraint_ : nullptr; }
+  const GrammarConstraint* constraint() const { return constraint_ ? &*constraint_ : nullptr; }
+
+  // The grammar's text is complete and nothing may follow it.
+  bool finished() const { return constraint_ && constraint_->finished(); }
+  // Why the last call returned -1 (no token could be chosen).
+  const std::string& error() const { return error_; }
+
   int32_t operator()(std::vector<float>& logits, const TokenHistory& history) {
-    for (auto& proc : chain_) proc(logits, history);
-    if (greedy_) return argmax(logits);
-    const auto prob = detail::probabilities(logits);
-    double u = rng_.uniform();
-    for (size_t i = 0; i < prob.size(); ++i) {
-      if (u < prob[i]) return static_cast<int32_t>(i);
-      u -= prob[i];
+    error_.clear();
+    if (!constraint_) {
+      for (auto& proc : chain_) proc(logits, history);
+      const int32_t id = greedy_ ? argmax(logits) : draw(detail::probabilities(logits));
+      return id >= 0 ? id : fail("no token has a finite logit after the logit processors");
     }
-    return argmax(logits);  // rounding left u past the end: take the mode
+    if (Status s = constraint_->sync(history); !s) return fail(s.message());
+    if (!greedy_) raw_.assign(logits.begin(), logits.end());
+    for (auto& proc : chain_) proc(logits, history);
+    const int32_t id = greedy_ ? constrained_argmax(logits) : constrained_draw(logits, history);
+    if (id >= 0)
+      if (Status s = constraint_->accept(id); !s) return fail(s.message());
+    return id;
   }
 
  private:
+  // Refused draws with at most this many possible tokens check each one;
+  // wider ones walk the grammar's token trie once.
+  static constexpr size_t kCheckEach = 2048;
+
+  int32_t fail(const std::string& message) {
+    error_ = message;
+    return -1;
+  }
+
+  // A draw from probabilities that sum to 1 (-1 if none is positive).
+  int32_t draw(const std::vector<double>& prob) {
+    if (!(prob.empty() || prob[0] == prob[0])) return -1;  // NaN: every logit was -inf
+    double u = rng_.uniform();
+    int32_t last = -1;
+    for (size_t i = 0; i < prob.size(); ++i) {
+      if (prob[i] <= 0) continue;
+      if (u < prob[i]) return static_cast<int32_t>(i);
+      u -= prob[i];
+      last = static_cast<int32_t>(i);
+    }
+    return last;  // rounding left u past the end: the last possible token
+  }
+
+  int32_t constrained_argmax(std::vector<float>& logits) {
+    int32_t id = argmax(logits);
+    if (constraint_->allows(id)) return id;
+    constraint_->apply(logits);
+    id = argmax(logits);
+    if (logits[static_cast<size_t>(id)] == -INFINITY) return no_token();
+    return id;
+  }
+
+  int32_t constrained_draw(std::vector<float>& logits, const TokenHistory& history) {
+    std::vector<double> prob = detail::probabilities(logits);
+    const int32_t first = draw(prob);
+    if (first >= 0 && constraint_->allows(first)) return first;
+    size_t support = 0;
+    for (double p : prob) support += p > 0;
+    if (support <= kCheckEach) {
+      for (size_t i = 0; i < prob.size(); ++i)
+        if (prob[i] > 0 && !constraint_->allows(static_cast<int32_t>(i))) prob[i] = 0;
+    } else {
+      const std::vector<uint8_t>& allowed = constraint_->allowed_mask(prob.size());
+      for (size_t i = 0; i < prob.size(); ++i)
+        if (!allowed[i]) prob[i] = 0;
+    }
+    double kept = 0;
+    for (double p : prob) kept += p;
+    if (!(kept > 0)) {  // the chain cut every allowed token: mask first, then the chain
+      logits.assign(raw_.begin(), raw_.end());
+      constraint_->apply(logits);
+      if (logits[static_cast<size_t>(argmax(logits))] == -INFINITY) return no_token();
+      for (auto& proc : chain_) proc(logits, history);
+      prob = detail::probabilities(logits);
+      const int32_t id = draw(prob);
+      return id >= 0 && constraint_->allows(id) ? id : no_token();
+    }
+    for (double& p : prob) p /= kept;
+    return draw(prob);
+  }
+
+  int32_t no_token() {
+    return fail(constraint_->finished() ? "grammar: the text is complete; no token may follow it"
+                                        : "grammar: no token of the vocabulary can continue the text");
+  }
+
   bool greedy_;
   Rng rng_;
   std::vector<LogitProcessor> chain_;
+  std::optional<GrammarConstraint> constraint_;
+  std::vector<float> raw_;
+  std::string error_;
 };
 
 GEMMA2_END_NAMESPACE

@@ -88,6 +88,12 @@ inline LeadingSpace leading_space(std::string_view proto) {
   return out;
 }
 
+// The byte of a byte-fallback piece, spelled "<0xNN>".
+inline int byte_piece_value(const std::string& piece) {
+  auto hex = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  return piece.size() == 6 ? hex(piece[3]) * 16 + hex(piece[4]) : 0;
+}
+
 // Index of the first byte that is not part of valid UTF-8, or npos.
 inline size_t find_invalid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -240,7 +246,7 @@ class StreamDecoder {
     std::string out;
     const Tokenizer::PieceKind kind = tok_->kind(id);
     if (kind == Tokenizer::PieceKind::Byte) {
-      bytes_.push_back(static_cast<char>(byte_value(tok_->piece(id))));
+      bytes_.push_back(static_cast<char>(detail::byte_piece_value(tok_->piece(id))));
       drain(out, /*final=*/false);
       emitted_ = emitted_ || !out.empty();
       return out;
@@ -279,12 +285,6 @@ class StreamDecoder {
   }
 
  private:
-  // Byte pieces are spelled "<0xNN>".
-  static int byte_value(const std::string& piece) {
-    auto hex = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
-    return piece.size() == 6 ? hex(piece[3]) * 16 + hex(piece[4]) : 0;
-  }
-
   void drain(std::string& out, bool final) {
     size_t i = 0;
     const auto* p = reinterpret_cast<const unsigned char*>(bytes_.data());
