@@ -28,6 +28,14 @@
 //                                         layers cycled so the cache streams from
 //                                         DRAM; reports its read rate next to the
 //                                         machine's;
+//   grammar/mask/schema:0|1               structured output at the real 256000-piece
+//                                         vocabulary: per token of a JSON document the
+//                                         full mask, the check of one token, accepting
+//                                         it (any-JSON grammar, or a JSON Schema);
+//   grammar/decode_q4/threads:N           2B-shaped Q4_0 decode with and without a
+//                                         JSON-Schema constraint, interleaved step by
+//                                         step: both rates, their ratio, and the
+//                                         constraint's time per token;
 //   model/*                               end-to-end load, decode, batched decode
 //                                         (N = 1, 4, 8, 16 sequences) and prefill on
 //                                         the checkpoint in $GEMMA2_BENCH_MODEL
@@ -411,6 +419,124 @@ void BM_E2EDecode(benchmark::State& state, DType type) {
   state.counters["roofline_pct"] = 100.0 * tok_s * static_cast<double>(m.weight_bytes()) / bw;
 }
 
+// Structured output at Gemma 2's real vocabulary (the 256000-piece tokenizer
+// in tests/data): the same documents and grammars llama.cpp's grammar
+// sampler was timed on (see README, structured output).
+const char* kJsonDoc =
+    R"({"name": "Goblin camp", "turn": 12, "npcs": [{"id": 1, "kind": "goblin", "hp": 7.5, "hostile": true, )"
+    R"("items": ["club", "rope"]}, {"id": 2, "kind": "merchant", "hp": 12, "hostile": false, "items": []}], )"
+    R"("weather": null, "note": "The goblins are \"restless\" tonight."})";
+const char* kActionSchema =
+    R"({"type":"object","properties":{"action":{"type":"string","enum":["attack","defend","flee","talk"]},)"
+    R"("target":{"type":"string","maxLength":24},"amount":{"type":"integer"},"items":{"type":"array",)"
+    R"("items":{"type":"string","maxLength":16},"maxItems":4}},"required":["action","target"],"additionalProperties":false})";
+const char* kActionDoc = R"({"action": "attack", "target": "goblin chief", "amount": 3, "items": ["sword", "torch"]})";
+
+const gemma2::Tokenizer& gemma_tokenizer() {
+  static const gemma2::Tokenizer tok = gemma2::Tokenizer::load(GEMMA2_BENCH_TOKENIZER).value();
+  return tok;
+}
+const std::shared_ptr<const gemma2::TokenTrie>& gemma_vocab() {
+  static const auto trie = gemma2::TokenTrie::build(gemma_tokenizer());
+  return trie;
+}
+gemma2::Grammar bench_grammar(bool schema) {
+  return (schema ? gemma2::json_schema_grammar(kActionSchema) : gemma2::Grammar::parse(gemma2::json_gbnf())).value();
+}
+
+// Per token of a document, in order: the full mask over all 256000 pieces,
+// the check of one (the document's) token, and accepting it. Arg: 0 any
+// JSON value on kJsonDoc, 1 kActionSchema on kActionDoc.
+void BM_GrammarMask(benchmark::State& state) {
+  const bool schema = state.range(0) == 1;
+  const gemma2::Grammar g = bench_grammar(schema);
+  const auto ids = gemma_tokenizer().encode(schema ? kActionDoc : kJsonDoc).value();
+  double mask_s = 0, check_s = 0, accept_s = 0;
+  size_t allowed = 0;
+  for (auto _ : state) {
+    auto c = gemma2::GrammarConstraint::create(g, gemma_vocab()).value();
+    for (int32_t id : ids) {
+      auto t0 = Clock::now();
+      const auto& mask = c.allowed_mask(256000);
+      auto t1 = Clock::now();
+      if (!mask[static_cast<size_t>(id)]) return state.SkipWithError("the mask refused a token of the document");
+      allowed += static_cast<size_t>(std::count(mask.begin(), mask.end(), 1));
+      t1 = Clock::now();
+      const bool ok = c.allows(id);
+      auto t2 = Clock::now();
+      if (!ok || !c.accept(id)) return state.SkipWithError("a token of the document was refused");
+      auto t3 = Clock::now();
+      mask_s += std::chrono::duration<double>(t1 - t0).count();
+      check_s += std::chrono::duration<double>(t2 - t1).count();
+      accept_s += std::chrono::duration<double>(t3 - t2).count();
+    }
+    if (!c.can_end()) return state.SkipWithError("the document did not complete the grammar");
+  }
+  const double n = static_cast<double>(state.iterations() * ids.size());
+  state.counters["tokens"] = static_cast<double>(ids.size());
+  state.counters["mask_ms"] = 1e3 * mask_s / n;
+  state.counters["check_us"] = 1e6 * check_s / n;
+  state.counters["accept_us"] = 1e6 * accept_s / n;
+  state.counters["allowed_per_step"] = static_cast<double>(allowed) / n;
+}
+
+// Decoding the 2B shape (random Q4_0 weights) with and without a JSON-Schema
+// constraint, interleaved step by step so both see the same machine: each
+// iteration runs one plain step (forward + Sampler at temperature 1) and
+// one constrained step (forward + the same Sampler under kActionSchema,
+// restarted whenever its text is complete). Reports both rates, their
+// ratio and the constrained sampler's extra time per token. Arg: threads.
+void BM_GrammarDecode(benchmark::State& state) {
+  const Model& m = random_model(DType::Q4_0);
+  const gemma2::ForwardOptions opts = on_pool(static_cast<int>(state.range(0)));
+  const gemma2::Grammar g = bench_grammar(true);
+  auto plain_kv = m.make_cache(1024).value(), constrained_kv = m.make_cache(1024).value();
+  gemma2::SamplingParams p;
+  p.seed = 1;
+  gemma2::Sampler plain(p), constrained(p);
+  gemma2::TokenHistory plain_history{2}, constrained_history{2};
+  auto restart = [&] {
+    constrained_history.assign(1, 2);
+    constrained_kv.set_size(0);
+    constrained = gemma2::Sampler(p);
+    constrained.constrain(gemma2::GrammarConstraint::create(g, gemma_vocab()).value());
+  };
+  restart();
+  double plain_s = 0, constrained_s = 0, plain_sample_s = 0, constrained_sample_s = 0;
+  int64_t texts = 0;
+  std::vector<float> row;
+  auto step = [&](gemma2::Sampler& sampler, gemma2::KVCache& kv, gemma2::TokenHistory& history, double& total,
+                  double& sampling) {
+    if (kv.size() + 1 >= kv.capacity()) kv.set_size(0), history.resize(1);
+    const auto t0 = Clock::now();
+    auto logits = m.forward(&history.back(), 1, kv, opts);
+    if (!logits) return false;
+    const auto t1 = Clock::now();
+    row.assign(logits->data(), logits->data() + logits->cols());
+    const int32_t id = sampler(row, history);
+    const auto t2 = Clock::now();
+    if (id < 0) return false;
+    history.push_back(id);
+    total += std::chrono::duration<double>(t2 - t0).count();
+    sampling += std::chrono::duration<double>(t2 - t1).count();
+    return true;
+  };
+  for (auto _ : state) {
+    if (!step(plain, plain_kv, plain_history, plain_s, plain_sample_s) ||
+        !step(constrained, constrained_kv, constrained_history, constrained_s, constrained_sample_s))
+      return state.SkipWithError(constrained.error().c_str());
+    if (constrained.finished()) restart(), ++texts;
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.counters["plain_tok/s"] = n / plain_s;
+  state.counters["constrained_tok/s"] = n / constrained_s;
+  state.counters["ratio"] = plain_s / constrained_s;
+  state.counters["sampler_plain_ms"] = 1e3 * plain_sample_s / n;
+  state.counters["sampler_constrained_ms"] = 1e3 * constrained_sample_s / n;
+  state.counters["constraint_ms"] = 1e3 * (constrained_sample_s - plain_sample_s) / n;
+  state.counters["texts_completed"] = static_cast<double>(texts);
+}
+
 // The decode attention's products for one token at `depth` positions, on
 // the 2B shape (4 KV heads of 256, 2 query heads each), in tasks over
 // spans of positions as in Attention::forward. Args: depth, threads.
@@ -534,6 +660,19 @@ int main(int argc, char** argv) {
         ->ArgNames({"depth", "threads"})
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("grammar/mask", BM_GrammarMask)
+      ->ArgName("schema")
+      ->Arg(0)
+      ->Arg(1)
+      ->MinTime(2.0)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("grammar/decode_q4", BM_GrammarDecode)
+      ->ArgName("threads")
+      ->Arg(2)
+      ->MinTime(30.0)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("model/load", BM_Load)
       ->ArgName("preload")
       ->Arg(0)
