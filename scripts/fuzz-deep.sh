@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-10000000}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors config gguf gguf_tokenizer tokenizer chat session)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config gguf gguf_tokenizer tokenizer chat session grammar json_schema)
 cmake -S tests/fuzz -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ > /dev/null
 cmake --build build-fuzz -j2 > /dev/null
 limits=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256)

@@ -331,6 +331,14 @@ TEST_CASE("grammar: malformed grammars are errors naming the line and column") {
   std::string huge = "root ::=";
   for (int i = 0; i < 50; ++i) huge += " \"a\"{100000}";
   CHECK(parse_error(huge).find("too large") != std::string::npos);
+  // Long chains in any rule order compile in O(n log n) (a fixed point
+  // over the rules would take n passes of n rules here).
+  std::string chain = "root ::= r0\n";
+  constexpr int kChain = 100000;
+  for (int i = 0; i < kChain; ++i) chain += "r" + std::to_string(i) + " ::= \"a\" " + (i + 1 < kChain ? "r" + std::to_string(i + 1) : "") + "\n";
+  const auto long_chain = grammar(chain);
+  CHECK(long_chain.matches(std::string(kChain, 'a')));
+  CHECK_FALSE(long_chain.matches(std::string(kChain - 1, 'a')));
   test::TempDir tmp;
   CHECK(gemma2::Grammar::load(tmp.str() + "/missing.gbnf").message().find("missing.gbnf") != std::string::npos);
   std::ofstream(tmp.str() + "/bad.gbnf") << "root ::= [";
@@ -467,6 +475,14 @@ TEST_CASE("JSON Schema: unsupported or malformed schemas are errors naming the k
     CHECK_FALSE(r.ok());
     CHECK(r.message().find(c.message) != std::string::npos);
   }
+  // Hostile nesting and expansion are refused, not followed.
+  std::string deep;
+  for (int i = 0; i < 1000; ++i) deep += R"({"type":"array","items":)";
+  deep += "{}" + std::string(1000, '}');
+  CHECK(gemma2::json_schema_to_gbnf(deep).message().find("nested more than 128 deep") != std::string::npos);
+  std::string wide = R"({"type":"integer"})";
+  for (int i = 0; i < 40; ++i) wide = R"({"anyOf":[{}, {}],"properties":{"p":)" + wide + "}}";
+  CHECK(gemma2::json_schema_to_gbnf(wide).message().find("sub-schemas") != std::string::npos);
   // Annotations are ignored; {} and true mean any value.
   CHECK(gemma2::json_schema_to_gbnf(R"({"title":"t","description":"d","format":"email","type":"string"})").ok());
   CHECK(grammar(*gemma2::json_schema_to_gbnf("{}")).matches("[1, \"x\"]"));

@@ -289,20 +289,28 @@ class GrammarConstraint {
     return within_budget(automaton_.min_to_complete(s)) ? s : kDead;
   }
 
-  // Depth-first over the trie below `node`, whose text leads to automaton
-  // state `s`: marks the tokens that end at each surviving node.
-  void walk(int32_t node, int32_t s, size_t n) {
+  // Depth-first over the trie from the root, whose text leads to automaton
+  // state `s`: marks the tokens that end at each surviving node. An
+  // explicit stack, since a tokenizer's pieces may be long.
+  void walk(int32_t root, int32_t s, size_t n) {
     const auto& nodes = vocab_->nodes();
-    for (int32_t c = nodes[static_cast<size_t>(node)].first_child; c >= 0; c = nodes[static_cast<size_t>(c)].next_sibling) {
-      const TokenTrie::Node& child = nodes[static_cast<size_t>(c)];
-      const int32_t next = automaton_.next(s, child.byte);
+    stack_.assign(1, Level{nodes[static_cast<size_t>(root)].first_child, s});
+    while (!stack_.empty()) {
+      Level& top = stack_.back();
+      if (top.child < 0) {
+        stack_.pop_back();
+        continue;
+      }
+      const TokenTrie::Node& child = nodes[static_cast<size_t>(top.child)];
+      top.child = child.next_sibling;
+      const int32_t next = automaton_.next(top.state, child.byte);
       if (next == detail::ByteAutomaton::kDead) continue;
       if (child.token_count > 0 && within_budget(automaton_.min_to_complete(next)))
         for (uint32_t i = 0; i < child.token_count; ++i) {
           const auto id = static_cast<size_t>(vocab_->tokens()[child.token_begin + i]);
           if (id < n) mask_[id] = 1;
         }
-      if (child.first_child >= 0 && automaton_.can_continue(next)) walk(c, next, n);
+      if (child.first_child >= 0 && automaton_.can_continue(next)) stack_.push_back(Level{child.first_child, next});
     }
   }
 
@@ -314,6 +322,11 @@ class GrammarConstraint {
   size_t budget_end_ = kNoBudget;
   size_t start_ = kNoBudget;  // where the constrained text starts in sync()'s history
   std::vector<uint8_t> mask_;
+  struct Level {
+    int32_t child;  // the next child to visit
+    int32_t state;  // the automaton's state at their parent
+  };
+  std::vector<Level> stack_;
 };
 
 GEMMA2_END_NAMESPACE

@@ -20,6 +20,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -152,7 +153,7 @@ class GbnfParser {
  public:
   // Big enough for any real grammar (a JSON Schema with long strings
   // compiles to thousands of items), small enough to refuse x{0,100000000}.
-  static constexpr size_t kMaxItems = size_t{1} << 22;
+  static constexpr size_t kMaxItems = size_t{1} << 20;
   static constexpr int kMaxRepeat = 100000;
   static constexpr int kMaxNesting = 256;
 
@@ -530,7 +531,8 @@ class GbnfParser {
         g.items.push_back({GrammarItem::End, 0});
       }
     }
-    if (Status s = check_left_recursion(g); !s) return Error{s.message()};
+    const std::vector<uint32_t> rule_min = compute_rest_bytes(g);
+    if (Status s = check_left_recursion(g, rule_min); !s) return Error{s.message()};
     g.class_starts.push_back(0);
     for (const CharSet& c : g.charsets)
       for (const auto& r : c.ranges) {
@@ -539,10 +541,7 @@ class GbnfParser {
       }
     std::sort(g.class_starts.begin(), g.class_starts.end());
     g.class_starts.erase(std::unique(g.class_starts.begin(), g.class_starts.end()), g.class_starts.end());
-    compute_rest_bytes(g);
-    uint32_t root_min = kNoCompletion;
-    for (uint32_t a : g.alternatives[root]) root_min = std::min(root_min, g.rest_bytes[a]);
-    if (root_min >= kNoCompletion)
+    if (rule_min[root] >= kNoCompletion)
       return err("grammar: rule '", display_name(root), "' matches no finite text (every alternative needs a "
                  "character class that matches nothing or a rule that never ends)");
     return g;
@@ -550,31 +549,17 @@ class GbnfParser {
 
   // A rule that can reach itself before consuming a character would make
   // the matcher expand forever. Found by a depth-first walk over the
-  // "may start with" edges (a rule reference preceded only by items that
-  // can match empty text).
-  Status check_left_recursion(const CompiledGrammar& g) const {
+  // "may start with" edges (a rule reference preceded only by rules that
+  // can match empty text, i.e. whose shortest text has 0 bytes).
+  Status check_left_recursion(const CompiledGrammar& g, const std::vector<uint32_t>& rule_min) const {
     const size_t n = g.alternatives.size();
-    std::vector<char> nullable(n, 0);
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (size_t r = 0; r < n; ++r) {
-        if (nullable[r]) continue;
-        for (uint32_t a : g.alternatives[r]) {
-          uint32_t p = a;
-          while (g.items[p].kind == GrammarItem::Rule && nullable[g.items[p].index]) ++p;
-          if (g.items[p].kind == GrammarItem::End) {
-            nullable[r] = 1, changed = true;
-            break;
-          }
-        }
-      }
-    }
+    auto nullable = [&](uint32_t r) { return rule_min[r] == 0; };
     std::vector<std::vector<uint32_t>> starts(n);
     for (size_t r = 0; r < n; ++r)
       for (uint32_t a : g.alternatives[r])
         for (uint32_t p = a; g.items[p].kind == GrammarItem::Rule; ++p) {
           starts[r].push_back(g.items[p].index);
-          if (!nullable[g.items[p].index]) break;
+          if (!nullable(g.items[p].index)) break;
         }
     std::vector<char> mark(n, 0);  // 0 new, 1 on the path, 2 done
     std::vector<uint32_t> path;
@@ -611,28 +596,58 @@ class GbnfParser {
     return {};
   }
 
-  // Fewest bytes to finish from each position: a fixed point, since rules
-  // refer to each other (Bellman-Ford over the grammar; lengths only fall).
-  static void compute_rest_bytes(CompiledGrammar& g) {
-    std::vector<uint32_t> rule_min(g.alternatives.size(), kNoCompletion);
-    g.rest_bytes.assign(g.items.size(), kNoCompletion);
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (size_t r = 0; r < g.alternatives.size(); ++r) {
-        const auto& alts = g.alternatives[r];
-        for (size_t ai = 0; ai < alts.size(); ++ai) {
-          uint32_t end = alts[ai];
-          while (g.items[end].kind != GrammarItem::End) ++end;
-          g.rest_bytes[end] = 0;
-          for (uint32_t p = end; p-- > alts[ai];) {
-            const GrammarItem& it = g.items[p];
-            const uint32_t here = it.kind == GrammarItem::Chars ? g.charsets[it.index].min_bytes() : rule_min[it.index];
-            g.rest_bytes[p] = saturating_add(here, g.rest_bytes[p + 1]);
+  // Fewest bytes of text each rule can match, and from each position to the
+  // end of its alternative: Knuth's generalisation of Dijkstra's algorithm
+  // (a rule's length is final when it is the smallest left to settle),
+  // O(items log items) whatever the order of the rules.
+  static std::vector<uint32_t> compute_rest_bytes(CompiledGrammar& g) {
+    const size_t rules = g.alternatives.size();
+    std::vector<uint32_t> rule_min(rules, kNoCompletion);
+    struct Alt {
+      uint32_t rule, start, pending = 0;  // references to rules not yet settled
+      uint64_t sum = 0;
+    };
+    std::vector<Alt> alts;
+    std::vector<std::vector<uint32_t>> used_by(rules);  // rule -> alternatives referring to it (once per reference)
+    using Entry = std::pair<uint64_t, uint32_t>;        // (length, rule)
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> queue;
+    for (uint32_t r = 0; r < rules; ++r)
+      for (uint32_t start : g.alternatives[r]) {
+        Alt a{r, start};
+        for (uint32_t p = start; g.items[p].kind != GrammarItem::End; ++p) {
+          const GrammarItem& it = g.items[p];
+          if (it.kind == GrammarItem::Chars) {
+            a.sum += g.charsets[it.index].min_bytes();
+          } else {
+            ++a.pending;
+            used_by[it.index].push_back(static_cast<uint32_t>(alts.size()));
           }
-          if (g.rest_bytes[alts[ai]] < rule_min[r]) rule_min[r] = g.rest_bytes[alts[ai]], changed = true;
         }
+        if (a.pending == 0 && a.sum < kNoCompletion) queue.emplace(a.sum, r);
+        alts.push_back(a);
+      }
+    while (!queue.empty()) {
+      const auto [len, r] = queue.top();
+      queue.pop();
+      if (rule_min[r] < kNoCompletion) continue;
+      rule_min[r] = static_cast<uint32_t>(len);
+      for (uint32_t ai : used_by[r]) {
+        Alt& a = alts[ai];
+        a.sum += len;
+        if (--a.pending == 0 && a.sum < kNoCompletion && rule_min[a.rule] >= kNoCompletion) queue.emplace(a.sum, a.rule);
       }
     }
+    g.rest_bytes.assign(g.items.size(), 0);
+    for (const Alt& a : alts) {
+      uint32_t end = a.start;
+      while (g.items[end].kind != GrammarItem::End) ++end;
+      for (uint32_t p = end; p-- > a.start;) {
+        const GrammarItem& it = g.items[p];
+        const uint32_t here = it.kind == GrammarItem::Chars ? g.charsets[it.index].min_bytes() : rule_min[it.index];
+        g.rest_bytes[p] = saturating_add(here, g.rest_bytes[p + 1]);
+      }
+    }
+    return rule_min;
   }
 
   std::string_view src_;
@@ -779,6 +794,7 @@ class ParseStacks {
     bool accepting = false;
   };
   static constexpr size_t kMaxMemo = size_t{1} << 20;
+  static constexpr size_t kMaxFrames = size_t{1} << 24;
 
   const CharSet& charset(int32_t frame) const { return g_->charsets[g_->items[frames_[frame].pos].index]; }
 
@@ -790,11 +806,15 @@ class ParseStacks {
     return accepting || buf.size() > from;
   }
 
-  // The frame (pos, parent), or -1 when it can never finish.
+  // The frame (pos, parent), or -1 when it can never finish (or when a
+  // pathologically ambiguous grammar has made kMaxFrames stacks: then
+  // the text cannot go on, which the constraint reports, rather than
+  // memory running out).
   int32_t intern(uint32_t pos, int32_t parent) {
     const uint64_t key = (static_cast<uint64_t>(pos) << 32) | static_cast<uint32_t>(parent + 1);
     if (auto it = index_.find(key); it != index_.end()) return it->second;
     const uint32_t rest = saturating_add(g_->rest_bytes[pos], parent < 0 ? 0 : frames_[parent].rest);
+    if (frames_.size() >= kMaxFrames) return -1;
     const int32_t id = rest >= kNoCompletion ? -1 : static_cast<int32_t>(frames_.size());
     if (id >= 0) frames_.push_back({pos, parent, rest});
     index_.emplace(key, id);

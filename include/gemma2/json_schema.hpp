@@ -148,8 +148,23 @@ class SchemaConverter {
   // replaced, never thrown over.
   static std::string dump(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+  // Schemas nested deeper than this, or expanding to more sub-schemas
+  // than this (anyOf merges siblings into each branch), are refused
+  // rather than exhausting the stack or the memory.
+  static constexpr int kMaxDepth = 128;
+  static constexpr size_t kMaxVisits = 100000;
+
   std::string visit(const json& s, const std::string& hint, const std::string& path) {
     if (!error_.empty()) return "value";
+    if (depth_ >= kMaxDepth) return fail(path, "schemas nested more than ", kMaxDepth, " deep");
+    if (++visits_ > kMaxVisits) return fail(path, "the schema expands to more than ", kMaxVisits, " sub-schemas");
+    ++depth_;
+    std::string out = visit_one(s, hint, path);
+    --depth_;
+    return out;
+  }
+
+  std::string visit_one(const json& s, const std::string& hint, const std::string& path) {
     if (s.is_boolean()) return s.get<bool>() ? "value" : fail(path, "the schema false matches nothing");
     if (!s.is_object()) return fail(path, "a schema must be an object or a boolean");
     for (const auto& [key, v] : s.items())
@@ -314,6 +329,8 @@ class SchemaConverter {
                                  "hex",     "number", "integer", "boolean", "null", "ws"};
   std::map<std::string, std::string> refs_;
   std::string error_;
+  int depth_ = 0;
+  size_t visits_ = 0;
 };
 
 }  // namespace detail
