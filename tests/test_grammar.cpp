@@ -467,6 +467,8 @@ TEST_CASE("JSON Schema: unsupported or malformed schemas are errors naming the k
       {R"(false)", "the schema false matches nothing"},
       {R"({"properties": 3})", "'properties' must be an object"},
       {R"({"type":"object",)", "not valid JSON"},
+      {R"({"$ref":"#"})", "a $ref reaches itself before any JSON text"},
+      {R"({"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/b"},{"type":"null"}]},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"})", "reaches itself"},
   };
   for (const auto& c : cases) {
     auto r = gemma2::json_schema_to_gbnf(c.schema);

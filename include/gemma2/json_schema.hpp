@@ -89,7 +89,14 @@ class SchemaConverter {
     if (!error_.empty()) return Error{error_};
     std::string out = "root ::= " + body + "\n";
     for (const auto& [name, text] : rules_) out += name + " ::= " + text + "\n";
-    return out + json_value_rules();
+    out += json_value_rules();
+    // References can loop without any JSON text between them ({"$ref": "#"},
+    // or a -> b -> a): the grammar is then left-recursive, which its parser
+    // finds; such a schema describes no document.
+    if (auto check = GbnfParser(out, "root").run(); !check)
+      return err("JSON Schema: a $ref reaches itself before any JSON text, so the schema describes no document (",
+                 check.message(), ")");
+    return out;
   }
 
  private:
