@@ -672,21 +672,11 @@ struct Utf8Pending {
   uint32_t last() const { return (((bits << 6) | (hi & 0x3Fu)) << (6 * (need - 1))) | ((1u << (6 * (need - 1))) - 1); }
 };
 
-// A set of parse stacks: every way the text so far can be continued.
-// `tops` are frames (see ParseStacks) whose item is a character set;
-// `accepting` says the text so far is already a whole sentence.
-struct ParseState {
-  std::vector<int32_t> tops;
-  bool accepting = false;
-  Utf8Pending pending;
-  bool dead() const { return tops.empty() && !accepting; }
-};
-
 // The parse stacks' frames, shared by all states of one matcher: frame =
 // (position in the grammar, parent frame), interned so that equal stacks
 // are one id (states are sorted id lists; dedup and copies are cheap) and
 // each frame knows the fewest bytes that finish its whole stack.
-// Stepping a frame on a code point is cached.
+// Stepping a frame on a character is cached per character class.
 class ParseStacks {
  public:
   explicit ParseStacks(std::shared_ptr<const CompiledGrammar> g) : g_(std::move(g)) {}
@@ -700,11 +690,13 @@ class ParseStacks {
 
   const CompiledGrammar& grammar() const { return *g_; }
 
-  ParseState start() {
-    ParseState s;
-    for (uint32_t a : g_->alternatives[g_->root]) expand(a, -1, s.tops, s.accepting);
-    sort_unique(s.tops, 0);
-    return s;
+  // The stacks before any text: their tops (frames whose item is a
+  // character set, sorted) in `tops`; true if the empty text is a sentence.
+  bool start(std::vector<int32_t>& tops) {
+    bool accepting = false;
+    for (uint32_t a : g_->alternatives[g_->root]) expand(a, -1, tops, accepting);
+    sort_unique(tops, 0);
+    return accepting;
   }
 
   // Appends to `out` the tops after code point `cp` from the tops
@@ -873,8 +865,9 @@ class ByteAutomaton {
   static constexpr int32_t kDead = -1;
 
   explicit ByteAutomaton(std::shared_ptr<const CompiledGrammar> g) : stacks_(std::move(g)) {
-    ParseState s = stacks_.start();
-    start_ = intern(s.tops, s.pending, s.accepting);
+    std::vector<int32_t> tops;
+    const bool accepting = stacks_.start(tops);
+    start_ = intern(std::move(tops), {}, accepting);
     end_ = intern({}, {}, true);
   }
   ByteAutomaton(const ByteAutomaton& o) : stacks_(o.stacks_), states_(o.states_), index_(o.index_), start_(o.start_), end_(o.end_) {
