@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <string>
@@ -81,6 +82,14 @@ struct gemma2_model {
 
 struct gemma2_tokenizer {
   gemma2::Tokenizer tokenizer;
+  // The pieces' trie for grammars, built on first use.
+  mutable std::once_flag trie_once;
+  mutable std::shared_ptr<const gemma2::TokenTrie> trie;
+
+  const std::shared_ptr<const gemma2::TokenTrie>& vocabulary() const {
+    std::call_once(trie_once, [&] { trie = gemma2::TokenTrie::build(tokenizer); });
+    return trie;
+  }
 };
 
 struct gemma2_session {
@@ -222,7 +231,7 @@ gemma2_status gemma2_tokenizer_load(const char* path, gemma2_tokenizer** tokeniz
     const bool dir = kind && *kind == gemma2::detail::FileKind::Directory;
     auto t = dir || gemma2::is_gguf_path(path) ? gemma2::load_model_tokenizer(path) : gemma2::Tokenizer::load(path);
     if (!t) return fail(t.message());
-    *tokenizer = new gemma2_tokenizer{std::move(*t)};
+    *tokenizer = new gemma2_tokenizer{std::move(*t), {}, {}};
     return GEMMA2_OK;
   });
 }
@@ -445,6 +454,47 @@ gemma2_status gemma2_sampler_new(const gemma2_sampling_params* params, gemma2_sa
 
 void gemma2_sampler_free(gemma2_sampler* sampler) { delete sampler; }
 
+namespace {
+// Constrains a sampler to a grammar, once it has parsed.
+gemma2_status set_constraint(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
+                             const gemma2::Result<gemma2::Grammar>& grammar, int32_t max_tokens) {
+  if (!grammar) return fail(grammar.message());
+  auto c = gemma2::GrammarConstraint::create(*grammar, tokenizer->vocabulary());
+  if (!c) return fail(c.message());
+  if (max_tokens > 0) c->set_budget(max_tokens);
+  sampler->sampler.constrain(std::move(*c));
+  return GEMMA2_OK;
+}
+}  // namespace
+
+gemma2_status gemma2_sampler_set_grammar(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer, const char* gbnf,
+                                         int32_t max_tokens) {
+  GEMMA2_REQUIRE(sampler);
+  GEMMA2_REQUIRE(tokenizer);
+  return guarded(__func__, [&] {
+    if (gbnf == nullptr) {
+      sampler->sampler.unconstrain();
+      return GEMMA2_OK;
+    }
+    return set_constraint(sampler, tokenizer, gemma2::Grammar::parse(gbnf), max_tokens);
+  });
+}
+
+gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
+                                             const char* schema, int32_t max_tokens) {
+  GEMMA2_REQUIRE(sampler);
+  GEMMA2_REQUIRE(tokenizer);
+  return guarded(__func__, [&] {
+    if (schema == nullptr) {
+      sampler->sampler.unconstrain();
+      return GEMMA2_OK;
+    }
+    return set_constraint(sampler, tokenizer, gemma2::json_schema_grammar(schema), max_tokens);
+  });
+}
+
+int gemma2_sampler_finished(const gemma2_sampler* sampler) { return sampler != nullptr && sampler->sampler.finished(); }
+
 gemma2_status gemma2_session_sample(gemma2_session* session, gemma2_sampler* sampler, int32_t* token) {
   GEMMA2_REQUIRE(session);
   GEMMA2_REQUIRE(sampler);
@@ -453,6 +503,7 @@ gemma2_status gemma2_session_sample(gemma2_session* session, gemma2_sampler* sam
     if (session->logits.empty()) return fail("gemma2_session_sample: no logits yet (feed the session first)");
     std::vector<float> row = session->logits;
     *token = session->visit([&](const auto& s) { return sampler->sampler(row, s.tokens()); });
+    if (*token < 0) return fail("gemma2_session_sample: " + sampler->sampler.error());
     return GEMMA2_OK;
   });
 }
@@ -478,7 +529,7 @@ gemma2_status gemma2_session_generate(gemma2_session* session, gemma2_sampler* s
       const bool stop = std::find(stops.begin(), stops.end(), token) != stops.end();
       const std::string text = stream && !stop ? stream->push(token) : std::string();
       if (callback != nullptr && callback(user, token, text.c_str(), text.size()) != 0) return GEMMA2_CANCELLED;
-      if (stop) break;
+      if (stop || sampler->sampler.finished()) break;
       if (gemma2_status s = gemma2_session_feed(session, &token, 1, nullptr); s != GEMMA2_OK) return s;
     }
     if (const std::string rest = stream ? stream->finish() : std::string(); !rest.empty() && callback != nullptr)

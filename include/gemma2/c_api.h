@@ -172,6 +172,21 @@ GEMMA2_C_API void gemma2_sampler_free(gemma2_sampler* sampler);
 /* The next token from the logits of the session's last feed. */
 GEMMA2_C_API gemma2_status gemma2_session_sample(gemma2_session* session, gemma2_sampler* sampler, int32_t* token);
 
+/* Structured output: the sampler then chooses only tokens that keep the
+ * text a prefix of a sentence of a GBNF grammar (llama.cpp's format), or of
+ * JSON matching a JSON Schema (the subset in include/gemma2/json_schema.hpp),
+ * over `tokenizer`'s vocabulary. The constrained text starts with the
+ * sampler's next token; with max_tokens > 0 it is complete within that many
+ * tokens. A malformed grammar or schema is an error naming the line and
+ * column or the keyword and where; the sampler is then unchanged. A new
+ * grammar replaces the old one (one per reply); NULL text removes it. */
+GEMMA2_C_API gemma2_status gemma2_sampler_set_grammar(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
+                                                     const char* gbnf, int32_t max_tokens);
+GEMMA2_C_API gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
+                                                         const char* schema, int32_t max_tokens);
+/* 1 when the constrained text is complete and nothing may follow it. */
+GEMMA2_C_API int gemma2_sampler_finished(const gemma2_sampler* sampler);
+
 /* Called with each generated token and the text it completes (empty for
  * the stop token), and at the end with token -1 for text left over (an
  * incomplete character); return non-zero to stop (the call then returns
@@ -179,8 +194,9 @@ GEMMA2_C_API gemma2_status gemma2_session_sample(gemma2_session* session, gemma2
 typedef int (*gemma2_token_callback)(void* user, int32_t token, const char* text, size_t length);
 
 /* Samples and feeds up to max_new tokens, stopping after <eos> or
- * <end_of_turn> (passed to the callback, not fed: start the next feed with
- * it). The session must have been fed. `tokenizer` may be NULL (no text;
+ * <end_of_turn>, or when the sampler's grammar is complete (that last
+ * token is passed to the callback, not fed: start the next feed with it).
+ * The session must have been fed. `tokenizer` may be NULL (no text;
  * stops at <eos> only); `generated` (may be NULL) counts sampled tokens. */
 GEMMA2_C_API gemma2_status gemma2_session_generate(gemma2_session* session, gemma2_sampler* sampler,
                                                   const gemma2_tokenizer* tokenizer, int32_t max_new,

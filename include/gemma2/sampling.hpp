@@ -233,6 +233,11 @@ class Sampler {
     constraint_.emplace(std::move(constraint));
     return *this;
   }
+  // Back to unconstrained choices.
+  Sampler& unconstrain() {
+    constraint_.reset();
+    return *this;
+  }
   GrammarConstraint* constraint() { return constraint_ ? &*constraint_ : nullptr; }
   const GrammarConstraint* constraint() const { return constraint_ ? &*constraint_ : nullptr; }
 

@@ -280,6 +280,41 @@ int main(int argc, char** argv) {
     }
   }
 
+  /* Structured output: a JSON Schema's text complete within the budget, a
+   * GBNF grammar's text exactly, bad grammars and schemas named. */
+  {
+    gemma2_sampler* js = NULL;
+    REQUIRE(gemma2_sampler_new(&seeded, &js) == GEMMA2_OK);
+    CHECK(gemma2_sampler_set_json_schema(js, tok, "{\"type\":\"object\",\"properties\":{\"n\":{\"minimum\":1}}}", 32) ==
+              GEMMA2_ERROR && error_mentions("'minimum' is not supported"));
+    CHECK(gemma2_sampler_set_grammar(js, tok, "root ::= (\"a\"", 8) == GEMMA2_ERROR && error_mentions("line 1, column 10"));
+    REQUIRE(gemma2_sampler_set_json_schema(js, tok,
+                                           "{\"type\":\"object\",\"properties\":{\"act\":{\"enum\":[\"go\",\"stay\"]}},"
+                                           "\"required\":[\"act\"],\"additionalProperties\":false}",
+                                           32) == GEMMA2_OK);
+    gemma2_session* j = NULL;
+    REQUIRE(gemma2_session_fork(s, &j) == GEMMA2_OK);
+    Collected out;
+    memset(&out, 0, sizeof out);
+    CHECK(gemma2_session_generate(j, js, tok, 32, collect, &out, NULL) == GEMMA2_OK);
+    CHECK(gemma2_sampler_finished(js) == 1);
+    out.text[out.length] = 0;
+    CHECK(out.length > 10 && out.text[0] == '{' && out.text[out.length - 1] == '}' &&
+          (strstr(out.text, "\"go\"") != NULL || strstr(out.text, "\"stay\"") != NULL));
+    gemma2_session_free(j);
+
+    REQUIRE(gemma2_sampler_set_grammar(js, tok, "root ::= [a-c]{3}", 3) == GEMMA2_OK);
+    CHECK(gemma2_sampler_finished(js) == 0);
+    REQUIRE(gemma2_session_fork(s, &j) == GEMMA2_OK);
+    memset(&out, 0, sizeof out);
+    CHECK(gemma2_session_generate(j, js, tok, 3, collect, &out, NULL) == GEMMA2_OK);
+    CHECK(out.length == 3 && strspn(out.text, "abc") == 3);
+    CHECK(gemma2_sampler_finished(js) == 1);
+    CHECK(gemma2_sampler_set_grammar(js, tok, NULL, 0) == GEMMA2_OK && gemma2_sampler_finished(js) == 0);
+    gemma2_session_free(j);
+    gemma2_sampler_free(js);
+  }
+
   /* NULL handles are errors too. */
   CHECK(gemma2_session_feed(NULL, ids, 1, NULL) == GEMMA2_ERROR && error_mentions("NULL"));
   CHECK(gemma2_tokenize(tok, NULL, 5, 0, ids, 64, &n) == GEMMA2_ERROR);
