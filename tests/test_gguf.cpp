@@ -357,3 +357,47 @@ TEST_CASE("StreamDecoder drops the text's leading space as decode does when the 
     CHECK(streamed + stream.finish() == tok.decode(ids).value());
   }
 }
+
+TEST_CASE("grammar constraint: with a tokenizer that drops the leading space, the text is what decode prints") {
+  TempDir dir;
+  auto md = tokenizer_metadata(test::data_dir() + "/tokenizer/gemma2_tokenizer.model");
+  md["tokenizer.ggml.add_space_prefix"] = {gemma2::GgufType::BOOL, gemma2::GgufType::U8, true};
+  const std::string path = dir.str() + "/tok.gguf";
+  REQUIRE(gemma2::write_gguf(path, md, {}).ok());
+  const auto tok = gemma2::load_gguf_tokenizer(path).value();
+  REQUIRE(tok.leading_space().dummy_prefix);
+  const auto vocab = gemma2::TokenTrie::build(tok);
+  const auto g = gemma2::Grammar::parse("root ::= \"hello\" (\" \" [a-z]{1,6}){0,3}").value();
+  const auto n = static_cast<size_t>(tok.vocab_size());
+  // "▁hello" prints "hello" as the first piece, " hello" after another.
+  const int32_t hello = tok.encode("hello").value().at(0);
+  REQUIRE(tok.piece(hello) == "\xE2\x96\x81hello");
+  std::mt19937 rng(9);
+  for (int run = 0; run < 20; ++run) {
+    auto c = gemma2::GrammarConstraint::create(g, vocab).value();
+    c.set_budget(12);
+    CHECK(c.allows(hello));
+    std::vector<int32_t> ids;
+    while (!c.finished()) {
+      const std::vector<uint8_t> mask = c.allowed_mask(n);
+      std::vector<int32_t> allowed;
+      for (size_t i = 0; i < n; ++i) {
+        if (run == 0 && ids.size() < 2) CHECK((mask[i] != 0) == c.allows(static_cast<int32_t>(i)));
+        if (mask[i] && vocab->kind(static_cast<int32_t>(i)) == gemma2::TokenTrie::Kind::Text)
+          allowed.push_back(static_cast<int32_t>(i));
+      }
+      if (allowed.empty() || (c.can_end() && rng() % 4 == 0)) break;
+      const int32_t pick = allowed[rng() % allowed.size()];
+      REQUIRE(c.accept(pick).ok());
+      ids.push_back(pick);
+    }
+    REQUIRE(c.can_end());
+    const std::string text = tok.decode(ids).value();
+    INFO(text);
+    CHECK(g.matches(text));
+    gemma2::StreamDecoder stream(tok);
+    std::string streamed;
+    for (int32_t id : ids) streamed += stream.push(id);
+    CHECK(streamed + stream.finish() == text);
+  }
+}
