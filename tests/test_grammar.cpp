@@ -710,6 +710,25 @@ TEST_CASE("sampler: constrained choices follow the restricted distribution exact
   CHECK(chained(l, history) == gemma2::argmax(masked));
   for (size_t i = 0; i < l.size(); ++i) CHECK((l[i] == -INFINITY) == (masked[i] == -INFINITY));
 
+  // A grammar whose parse stacks multiply (found by fuzz_grammar) is
+  // followed until one token's matching passes the step limit, then
+  // reported, never a hang.
+  {
+    const auto amb = grammar("root ::= [^what\x02\"\\\"u\" [1-9a-fA-F]root{5}* | .");
+    gemma2::Sampler s;
+    s.constrain(*gemma2::GrammarConstraint::create(amb, vocab));
+    std::vector<int32_t> h = {2};
+    std::string message;
+    for (int i = 0; i < 24 && message.empty(); ++i) {
+      std::vector<float> row = logits;
+      const int32_t id = s(row, h);
+      if (id < 0) message = s.error();
+      else h.push_back(id);
+    }
+    INFO(message);
+    CHECK(message.find("too ambiguous to follow") != std::string::npos);
+  }
+
   // No token left to choose: an error, not a token.
   auto few = gemma2::GrammarConstraint::create(grammar("root ::= \"a\""), vocab);
   l = logits;

@@ -194,18 +194,30 @@ class GrammarConstraint {
       return mask_;
     }
     if (within_budget(0)) walk(0, states_.back(), n);
+    if (automaton_.exceeded()) std::fill(mask_.begin(), mask_.end(), 0);  // incomplete: none rather than some
     return mask_;
+  }
+
+  // Why nothing may come next although the text is not complete: the
+  // grammar is too ambiguous to follow here (empty otherwise).
+  std::string error() const {
+    if (!automaton_.exceeded()) return {};
+    return detail::err("grammar: too ambiguous to follow: matching the next token took more than ",
+                       detail::ByteAutomaton::kMaxSteps, " parse-stack steps").message;
   }
 
   // Advances past `token`; refused tokens change nothing.
   Status accept(int32_t token) {
     const int32_t next = after(token);
-    if (next == detail::ByteAutomaton::kDead)
+    if (next == detail::ByteAutomaton::kDead) {
+      if (automaton_.exceeded()) return Error{error()};
       return detail::err("grammar: token ", token, " (\"", std::string(vocab_->text(token)), "\") cannot come next",
                          finished() ? ": the text is complete" : "");
+    }
     at_start_.push_back(at_start_after(token));
     states_.push_back(next);
     tokens_.push_back(token);
+    automaton_.limit_steps();  // a new budget for the next token
     return {};
   }
 
@@ -224,6 +236,7 @@ class GrammarConstraint {
     tokens_.resize(n);
     states_.resize(n + 1);
     at_start_.resize(n + 1);
+    automaton_.limit_steps();
     return {};
   }
 
@@ -278,6 +291,7 @@ class GrammarConstraint {
   // The state after `token`, or kDead if it may not come next.
   int32_t after(int32_t token) {
     constexpr int32_t kDead = detail::ByteAutomaton::kDead;
+    if (automaton_.exceeded()) return kDead;  // see error()
     switch (vocab_->kind(token)) {
       case TokenTrie::Kind::Never: return kDead;
       case TokenTrie::Kind::End: return can_end() ? automaton_.end() : kDead;

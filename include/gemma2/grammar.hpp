@@ -680,15 +680,26 @@ struct Utf8Pending {
 class ParseStacks {
  public:
   explicit ParseStacks(std::shared_ptr<const CompiledGrammar> g) : g_(std::move(g)) {}
-  ParseStacks(const ParseStacks& o) : g_(o.g_), frames_(o.frames_), index_(o.index_) {}  // the cache is not copied
+  ParseStacks(const ParseStacks& o)  // the cache is not copied
+      : g_(o.g_), frames_(o.frames_), index_(o.index_), steps_(o.steps_), step_limit_(o.step_limit_), exceeded_(o.exceeded_) {}
   ParseStacks& operator=(const ParseStacks& o) {
-    if (this != &o) g_ = o.g_, frames_ = o.frames_, index_ = o.index_, memo_.clear(), memo_tops_.clear();
+    if (this != &o) *this = ParseStacks(o);
     return *this;
   }
   ParseStacks(ParseStacks&&) = default;
   ParseStacks& operator=(ParseStacks&&) = default;
 
   const CompiledGrammar& grammar() const { return *g_; }
+
+  // A grammar so ambiguous that its parse stacks multiply (root ::= x
+  // root{5}* | .) could take minutes per character; work is counted in
+  // stack steps, and past the limit set here every step fails and
+  // exceeded() says so (the results are then not cached).
+  void limit_steps(uint64_t steps) {
+    step_limit_ = steps_ + steps;
+    exceeded_ = false;
+  }
+  bool exceeded() const { return exceeded_; }
 
   // The stacks before any text: their tops (frames whose item is a
   // character set, sorted) in `tops`; true if the empty text is a sentence.
@@ -707,6 +718,8 @@ class ParseStacks {
     const size_t from = out.size();
     bool accepting = false;
     for (size_t i = 0; i < n; ++i) {
+      if (++steps_ > step_limit_) exceeded_ = true;
+      if (exceeded_) return false;
       const int32_t f = src[begin + i];
       if (!g_->charsets[g_->items[frames_[f].pos].index].contains(cp)) continue;
       const uint64_t key = (static_cast<uint64_t>(f) << 32) | g_->char_class(cp);
@@ -716,6 +729,10 @@ class ParseStacks {
         m.begin = static_cast<uint32_t>(memo_tops_.size());
         bool acc = false;
         expand(frames_[f].pos + 1, frames_[f].parent, memo_tops_, acc);
+        if (exceeded_) {  // a partial expansion: never cached
+          memo_tops_.resize(m.begin);
+          return false;
+        }
         sort_unique(memo_tops_, m.begin);
         m.count = static_cast<uint32_t>(memo_tops_.size() - m.begin);
         m.accepting = acc;
@@ -823,6 +840,10 @@ class ParseStacks {
     seen_.clear();
     work_.emplace_back(pos, parent);
     while (!work_.empty()) {
+      if (++steps_ > step_limit_) {
+        exceeded_ = true;
+        return;
+      }
       auto [p, par] = work_.back();
       work_.pop_back();
       if (!seen_.insert((static_cast<uint64_t>(p) << 32) | static_cast<uint32_t>(par + 1)).second) continue;
@@ -852,6 +873,8 @@ class ParseStacks {
   std::vector<int32_t> memo_tops_;
   std::vector<std::pair<uint32_t, int32_t>> work_;
   std::unordered_set<uint64_t> seen_;
+  uint64_t steps_ = 0, step_limit_ = std::numeric_limits<uint64_t>::max();
+  bool exceeded_ = false;
 };
 
 // The grammar as a deterministic automaton over bytes, built lazily: a
@@ -864,10 +887,16 @@ class ByteAutomaton {
  public:
   static constexpr int32_t kDead = -1;
 
+  // Parse-stack steps allowed per token (see ParseStacks::limit_steps):
+  // a whole-vocabulary mask of a JSON grammar takes well under 1% of it,
+  // the first mask of a 10,000-value enum at 256k pieces about half.
+  static constexpr uint64_t kMaxSteps = uint64_t{1} << 23;
+
   explicit ByteAutomaton(std::shared_ptr<const CompiledGrammar> g) : stacks_(std::move(g)) {
     std::vector<int32_t> tops;
+    stacks_.limit_steps(kMaxSteps);
     const bool accepting = stacks_.start(tops);
-    start_ = intern(std::move(tops), {}, accepting);
+    start_ = stacks_.exceeded() ? intern({}, {}, false) : intern(std::move(tops), {}, accepting);
     end_ = intern({}, {}, true);
   }
   ByteAutomaton(const ByteAutomaton& o) : stacks_(o.stacks_), states_(o.states_), index_(o.index_), start_(o.start_), end_(o.end_) {
@@ -890,6 +919,11 @@ class ByteAutomaton {
   // Fewest bytes that complete the text.
   uint32_t min_to_complete(int32_t s) const { return states_[static_cast<size_t>(s)].min_rest; }
 
+  // A fresh budget of kMaxSteps (for the next token), and whether the
+  // current one ran out: then next() refuses everything.
+  void limit_steps() { stacks_.limit_steps(kMaxSteps); }
+  bool exceeded() const { return stacks_.exceeded(); }
+
   int32_t next(int32_t s, uint8_t b) {
     if (states_[static_cast<size_t>(s)].table < 0) {
       if (tables_.size() >= kMaxTables) {  // drop the cache, keep the states
@@ -907,10 +941,12 @@ class ByteAutomaton {
     Utf8Pending pending;
     bool accepting = false, same = false;
     int32_t id = kDead;
+    if (stacks_.exceeded()) return kDead;
     if (stacks_.feed_byte(st.tops, 0, st.tops.size(), st.pending, b, scratch_, pending, accepting, same)) {
       std::vector<int32_t> tops = same ? st.tops : scratch_;
       id = intern(std::move(tops), pending, accepting && pending.need == 0);
     }
+    if (stacks_.exceeded()) return kDead;  // not a real answer: not cached
     tables_[t][b] = id;
     return id;
   }
@@ -997,10 +1033,16 @@ class Grammar {
     return g;
   }
 
-  // Whether the whole text is a sentence of the grammar.
+  // Whether the whole text is a sentence of the grammar (false too when
+  // the grammar is so ambiguous that a character takes more than
+  // ByteAutomaton::kMaxSteps to match).
   bool matches(std::string_view text) const {
     detail::ByteAutomaton a(g_);
-    const int32_t s = a.run(a.start(), text);
+    int32_t s = a.start();
+    for (size_t i = 0; i < text.size() && s != detail::ByteAutomaton::kDead; ++i) {
+      a.limit_steps();
+      s = a.next(s, static_cast<uint8_t>(text[i]));
+    }
     return s != detail::ByteAutomaton::kDead && a.accepting(s);
   }
 

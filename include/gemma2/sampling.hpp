@@ -309,6 +309,7 @@ class Sampler {
       for (size_t i = 0; i < prob.size(); ++i)
         if (!allowed[i]) prob[i] = 0;
     }
+    if (!constraint_->error().empty()) return no_token();  // the checks above were cut short
     double kept = 0;
     for (double p : prob) kept += p;
     if (!(kept > 0)) {  // the chain cut every allowed token: mask first, then the chain
@@ -325,6 +326,7 @@ class Sampler {
   }
 
   int32_t no_token() {
+    if (std::string e = constraint_->error(); !e.empty()) return fail(e);
     return fail(constraint_->finished() ? "grammar: the text is complete; no token may follow it"
                                         : "grammar: no token of the vocabulary can continue the text");
   }
