@@ -700,6 +700,11 @@ class ParseStacks {
     exceeded_ = false;
   }
   bool exceeded() const { return exceeded_; }
+  // Counts other work proportional to stacks (hashing, copying a state).
+  void charge(uint64_t steps) {
+    steps_ += steps;
+    if (steps_ > step_limit_) exceeded_ = true;
+  }
 
   // The stacks before any text: their tops (frames whose item is a
   // character set, sorted) in `tops`; true if the empty text is a sentence.
@@ -739,6 +744,8 @@ class ParseStacks {
         if (memo_.size() > kMaxMemo) memo_.clear(), memo_tops_.erase(memo_tops_.begin(), memo_tops_.begin() + m.begin), m.begin = 0;
         it = memo_.emplace(key, m).first;
       }
+      charge(it->second.count);  // copying and sorting the stacks is work too
+      if (exceeded_) return false;
       out.insert(out.end(), memo_tops_.begin() + it->second.begin, memo_tops_.begin() + it->second.begin + it->second.count);
       accepting = accepting || it->second.accepting;
     }
@@ -887,9 +894,10 @@ class ByteAutomaton {
  public:
   static constexpr int32_t kDead = -1;
 
-  // Parse-stack steps allowed per token (see ParseStacks::limit_steps):
-  // a whole-vocabulary mask of a JSON grammar takes well under 1% of it,
-  // the first mask of a 10,000-value enum at 256k pieces about half.
+  // Parse-stack steps allowed per token (see ParseStacks::limit_steps and
+  // charge): a whole-vocabulary mask of a JSON grammar takes well under 1%
+  // of it, the first mask of a 10,000-value enum at 256k pieces 1-2 million
+  // steps (a fifth at most), so enums of tens of thousands of values fit.
   static constexpr uint64_t kMaxSteps = uint64_t{1} << 23;
 
   explicit ByteAutomaton(std::shared_ptr<const CompiledGrammar> g) : stacks_(std::move(g)) {
@@ -944,6 +952,8 @@ class ByteAutomaton {
     if (stacks_.exceeded()) return kDead;
     if (stacks_.feed_byte(st.tops, 0, st.tops.size(), st.pending, b, scratch_, pending, accepting, same)) {
       std::vector<int32_t> tops = same ? st.tops : scratch_;
+      stacks_.charge(4 * tops.size());  // copied, hashed, compared and measured once more each
+      if (stacks_.exceeded()) return kDead;
       id = intern(std::move(tops), pending, accepting && pending.need == 0);
     }
     if (stacks_.exceeded()) return kDead;  // not a real answer: not cached

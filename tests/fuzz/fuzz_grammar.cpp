@@ -36,10 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)g->matches(text);
   auto c = gemma2::GrammarConstraint::create(*g, vocab());
   if (!c) fail("a parsed grammar makes no constraint:", c.message());
-  if (c->min_bytes_to_complete() > 6) return 0;  // a budget of 6 tokens cannot be kept one byte per token
-  c->set_budget(6);
+  if (c->min_bytes_to_complete() > 4) return 0;  // a budget of 4 tokens cannot be kept one byte per token
+  c->set_budget(4);
   const size_t n = static_cast<size_t>(vocab()->vocab_size());
-  for (int step = 0; step < 6 && !c->finished(); ++step) {
+  for (int step = 0; step < 4 && !c->finished(); ++step) {
     const std::vector<uint8_t> mask = c->allowed_mask(n);
     int32_t pick = -1;
     for (size_t i = 0; i < n; ++i) {
