@@ -1,6 +1,7 @@
 // Helpers shared by the tests: reading reference data, random tiny models.
 #pragma once
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -193,10 +195,19 @@ inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, ge
 #if defined(_WIN32)
 inline const std::string kNullDevice = "NUL";
 inline int process_id() { return ::_getpid(); }
-// The program's exit code.
+// The program's exit code. _wsystem answers -1 when it could not start
+// cmd.exe at all, which wine does now and then on a loaded machine (seen in
+// CI: the command never ran, so its redirected output was empty); such a
+// start is tried again, a few times, as nothing of the command has run.
 inline int run_command(const std::string& command) {
   auto wide = gemma2::detail::wide_path(command);
-  return wide ? ::_wsystem(wide->c_str()) : -1;
+  if (!wide) return -1;
+  int rc = -1;
+  for (int attempt = 0; attempt < 4 && rc == -1; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250 * attempt));
+    rc = ::_wsystem(wide->c_str());
+  }
+  return rc;
 }
 // cmd.exe passes text in double quotes as it is, except '"' and '%' (and it
 // cannot pass a line break at all): such text is not passable.

@@ -176,14 +176,14 @@ TEST_CASE("CLI: errors exit non-zero with a message") {
     return std::make_pair(rc, test::read_text(err));
   };
   const std::string model = test::golden_dir("gqa_f32");
-  auto [rc1, msg1] = run("generate --model " + model + " --ids 2,999999 --max-new 2 --greedy");
-  CHECK(rc1 != 0);
-  CHECK(msg1.find("token id 999999") != std::string::npos);
-  auto [rc2, msg2] = run("logits --model " + tmp.str() + "/nope --ids 2 --out " + tmp.str() + "/x");
-  CHECK(rc2 != 0);
-  CHECK(msg2.find("/nope does not exist") != std::string::npos);
-  auto [rc3, msg3] = run("generate --model " + model + " --ids 2 --threads 0 --greedy");
-  CHECK(rc3 != 0);
-  CHECK(msg3.find("thread count") != std::string::npos);
+  const auto r1 = run("generate --model " + model + " --ids 2,999999 --max-new 2 --greedy");
+  CHECK(r1.first != 0);
+  CHECK_MESSAGE(r1.second.find("token id 999999") != std::string::npos, "exit code ", r1.first, ", stderr: ", r1.second);
+  const auto r2 = run("logits --model " + tmp.str() + "/nope --ids 2 --out " + tmp.str() + "/x");
+  CHECK(r2.first != 0);
+  CHECK_MESSAGE(r2.second.find("/nope does not exist") != std::string::npos, "exit code ", r2.first, ", stderr: ", r2.second);
+  const auto r3 = run("generate --model " + model + " --ids 2 --threads 0 --greedy");
+  CHECK(r3.first != 0);
+  CHECK_MESSAGE(r3.second.find("thread count") != std::string::npos, "exit code ", r3.first, ", stderr: ", r3.second);
 }
 #endif
