@@ -36,6 +36,14 @@
 //                                         JSON-Schema constraint, interleaved step by
 //                                         step: both rates, their ratio, and the
 //                                         constraint's time per token;
+//   speculative/verify/<dtype>/<shape>/k:K  a verification pass of K guesses (K + 1
+//                                         rows, logits for each) over a one-row step,
+//                                         interleaved: the ratio (shapes 2b, and 9b-8:
+//                                         9B's layers, 8 of them);
+//   speculative/lookup_demo/free_text:0|1 prompt lookup on the demo model, on an
+//                                         editing workload (greedy) or on free text
+//                                         (sampled), against plain decoding,
+//                                         interleaved: speed-up, acceptance;
 //   model/*                               end-to-end load, decode, batched decode
 //                                         (N = 1, 4, 8, 16 sequences) and prefill on
 //                                         the checkpoint in $GEMMA2_BENCH_MODEL
@@ -346,18 +354,28 @@ void BM_ReadBandwidth(benchmark::State& state) {
   state.counters["best_GB/s"] = best / 1e9;
 }
 
-// A Gemma 2 2B model with random weights, made as BF16 and converted at load
-// like a real checkpoint; one per weight type, kept for the run.
-const Model& random_model(DType type) {
-  static std::map<DType, Model> models;
-  auto it = models.find(type);
+// A Gemma 2 model with random weights, made as BF16 and converted at load
+// like a real checkpoint; one per weight type and shape, kept for the run.
+// Shape "2b" is Gemma 2 2B; "9b-8" is Gemma 2 9B's layers and vocabulary
+// with 8 of its 42 layers (the whole 9B does not fit beside its BF16
+// source in 24 GiB), for costs that are ratios within one model.
+const Model& random_model(DType type, const std::string& shape = "2b") {
+  static std::map<std::pair<DType, std::string>, Model> models;
+  auto it = models.find({type, shape});
   if (it != models.end()) return it->second;
   weight_cache().clear();
   gemma2::LoadOptions lo;
   lo.pool = &pool(2);
   lo.weight_type = type;
-  const auto config = gemma2::to_runtime(gemma2::Gemma2_2B{});
-  return models.emplace(type, Model::from_checkpoint(gemma2::random_checkpoint(config, DType::BF16, 1, lo.pool), lo).value())
+  auto config = gemma2::to_runtime(gemma2::Gemma2_2B{});
+  if (shape == "9b-8") {
+    config = gemma2::to_runtime(gemma2::Gemma2_9B{});
+    config.num_hidden_layers = 8;
+    config.layer_types.resize(8);
+  }
+  return models
+      .emplace(std::pair{type, shape},
+               Model::from_checkpoint(gemma2::random_checkpoint(config, DType::BF16, 1, lo.pool), lo).value())
       .first->second;
 }
 
@@ -537,6 +555,88 @@ void BM_GrammarDecode(benchmark::State& state) {
   state.counters["texts_completed"] = static_cast<double>(texts);
 }
 
+// Speculative decoding's verification pass: k drafted tokens and the
+// pending one (k + 1 rows, logits for every row) against a one-row decode
+// step, interleaved at depth 64. Reports both times and their ratio, the
+// cost of checking k guesses over a plain step. Args: k, threads.
+void BM_Verify(benchmark::State& state, DType type, const std::string& shape) {
+  const Model& m = random_model(type, shape);
+  const int k = static_cast<int>(state.range(0));
+  gemma2::ForwardOptions opts = on_pool(static_cast<int>(state.range(1)));
+  constexpr int kDepth = 64;
+  auto kv = m.make_cache(kDepth + 16).value();
+  if (auto r = m.forward(prompt_ids(m, kDepth), kv, opts); !r) return state.SkipWithError(r.message().c_str());
+  const std::vector<int32_t> rows = prompt_ids(m, k + 2);
+  double one_s = 0, pass_s = 0;
+  for (auto _ : state) {
+    kv.set_size(kDepth);
+    auto t0 = Clock::now();
+    opts.all_logits = false;
+    auto one = m.forward(rows.data() + 1, 1, kv, opts);
+    one_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    kv.set_size(kDepth);
+    t0 = Clock::now();
+    opts.all_logits = true;
+    auto pass = m.forward(rows.data() + 1, static_cast<size_t>(k + 1), kv, opts);
+    pass_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!one || !pass) return state.SkipWithError("forward failed");
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.counters["step_ms"] = 1e3 * one_s / n;
+  state.counters["verify_ms"] = 1e3 * pass_s / n;
+  state.counters["ratio"] = pass_s / one_s;
+}
+
+// Prompt lookup on the demo model, plain and speculative generation
+// interleaved: an editing workload (the document, then the start of its
+// rewrite: greedy, as an editor would) or free text with nothing to copy
+// (sampled at temperature 1, seeds shared by both). Reports both rates,
+// their ratio, the acceptance and the tokens per model pass. Arg: 0 edit,
+// 1 free text; threads 1 (the demo model is too small to split).
+void BM_PromptLookup(benchmark::State& state) {
+  static const Model demo = Model::load(GEMMA2_BENCH_DEMO_MODEL).value();
+  static const gemma2::Tokenizer tok = gemma2::Tokenizer::from_model_dir(GEMMA2_BENCH_DEMO_MODEL).value();
+  const bool edit = state.range(0) == 0;
+  const std::string document =
+      "GLOUCESTER:\nNow is the winter of our discontent\nMade glorious summer by this sun of York;\n"
+      "And all the clouds that lour'd upon our house\nIn the deep bosom of the ocean buried.\n"
+      "Now are our brows bound with victorious wreaths;\nOur bruised arms hung up for monuments;\n"
+      "Our stern alarums changed to merry meetings,\nOur dreadful marches to delightful measures.\n\n";
+  const auto prompt = tok.encode_prompt(edit ? document + "RICHARD:\nNow is the winter" : "ROMEO:\n").value();
+  gemma2::PromptLookupDrafter lookup(3);
+  double plain_s = 0, spec_s = 0;
+  int64_t tokens = 0, passes = 0, drafted = 0, accepted = 0;
+  uint64_t seed = 1;
+  for (auto _ : state) {
+    gemma2::SamplingParams p;
+    p.greedy = edit;
+    p.seed = seed++;
+    gemma2::GenerateOptions o;
+    o.max_new_tokens = edit ? 64 : 128;
+    std::vector<gemma2::GenerateResult> results;
+    for (gemma2::Drafter* d : {static_cast<gemma2::Drafter*>(nullptr), static_cast<gemma2::Drafter*>(&lookup)}) {
+      auto kv = demo.make_cache(1024).value();
+      gemma2::TokenHistory h;
+      o.drafter = d;
+      const auto t0 = Clock::now();
+      auto r = gemma2::generate(demo, kv, h, prompt, gemma2::Sampler(p), o);
+      (d ? spec_s : plain_s) += std::chrono::duration<double>(Clock::now() - t0).count();
+      if (!r) return state.SkipWithError(r.message().c_str());
+      results.push_back(std::move(*r));
+    }
+    if (results[0].tokens != results[1].tokens) return state.SkipWithError("speculative output differs");
+    tokens += static_cast<int64_t>(results[1].tokens.size());
+    passes += results[1].target_passes;
+    drafted += results[1].drafted;
+    accepted += results[1].accepted;
+  }
+  state.counters["plain_tok/s"] = static_cast<double>(tokens) / plain_s;
+  state.counters["lookup_tok/s"] = static_cast<double>(tokens) / spec_s;
+  state.counters["speedup"] = plain_s / spec_s;
+  state.counters["accepted_pct"] = 100.0 * static_cast<double>(accepted) / std::max<double>(1.0, static_cast<double>(drafted));
+  state.counters["tokens_per_pass"] = static_cast<double>(tokens) / static_cast<double>(passes);
+}
+
 // The decode attention's products for one token at `depth` positions, on
 // the 2B shape (4 KV heads of 256, 2 query heads each), in tasks over
 // spans of positions as in Attention::forward. Args: depth, threads.
@@ -671,6 +771,22 @@ int main(int argc, char** argv) {
       ->ArgName("threads")
       ->Arg(2)
       ->MinTime(30.0)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  for (const auto& [name, type, shape] : {std::tuple{"q4/2b", DType::Q4_0, "2b"}, std::tuple{"q8/2b", DType::Q8_0, "2b"},
+                                          std::tuple{"bf16/2b", DType::BF16, "2b"}, std::tuple{"q4/9b-8", DType::Q4_0, "9b-8"},
+                                          std::tuple{"q8/9b-8", DType::Q8_0, "9b-8"}})
+    benchmark::RegisterBenchmark((std::string("speculative/verify/") + name).c_str(), BM_Verify, type, std::string(shape))
+        ->ArgsProduct({{1, 2, 4, 7}, {2}})
+        ->ArgNames({"k", "threads"})
+        ->MinTime(3.0)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("speculative/lookup_demo", BM_PromptLookup)
+      ->ArgName("free_text")
+      ->Arg(0)
+      ->Arg(1)
+      ->MinTime(5.0)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("model/load", BM_Load)

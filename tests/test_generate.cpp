@@ -301,6 +301,26 @@ TEST_CASE("CLI: tokenize, generate --prompt, perplexity contracts") {
   REQUIRE(s1.rc == 0);
   CHECK(s1.out == s2.out);
 
+  // Speculative decoding changes the speed, never the ids: greedy, and
+  // seeded sampling too (the same draws, row by row).
+  const std::string rewrite = test::shell_quote("ROMEO: I will go. JULIET: Stay. ROMEO: I will go.");
+  for (const std::string mode : {" --greedy", " --seed 11 --temperature 1.3"}) {
+    auto plain = cli("generate --prompt " + rewrite + " --max-new 40 --print-ids" + mode);
+    REQUIRE(plain.rc == 0);
+    for (const std::string& spec : std::vector<std::string>{
+             " --lookup 3", " --lookup 1 --draft-max 2", " --draft-model " + std::string(GEMMA2_DEMO_MODEL) + " --draft-max 4"}) {
+      INFO(mode, spec);
+      auto fast = cli("generate --prompt " + rewrite + " --max-new 40 --print-ids" + mode + spec);
+      REQUIRE(fast.rc == 0);
+      CHECK(last_line(fast.out) == last_line(plain.out));
+      CHECK(test::contains(fast.err, "tokens per model pass"));
+    }
+  }
+  auto bad_draft = cli("generate --prompt " + rewrite + " --draft-model " + test::golden_dir("gqa_f32"));
+  CHECK(bad_draft.rc != 0);
+  CHECK(test::contains(bad_draft.err, "they must share a tokenizer"));
+  CHECK(cli("generate --prompt " + rewrite + " --lookup 2 --draft-max 0").rc != 0);
+
   auto p = cli("perplexity --ids 2,836,4055,16,4052 --model " + std::string(GEMMA2_DEMO_MODEL));
   REQUIRE(p.rc == 0);
   const auto lib = gemma2::score(demo().model, {2, 836, 4055, 16, 4052}).value();

@@ -312,6 +312,38 @@ gemma2::Matrix interleaved(const gemma2::Matrix& W, std::vector<std::byte>& stor
   return out;
 }
 
+// Every set's table, and the tables a CPU with fewer extensions gets:
+// AVX2 without AVX-VNNI, AVX-512 without VNNI (their integer kernels).
+std::vector<gemma2::detail::Kernels> tables_under_test() {
+  std::vector<gemma2::detail::Kernels> tables;
+  for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
+    REQUIRE(gemma2::detail::kernels_for(set) != nullptr);
+    tables.push_back(*gemma2::detail::kernels_for(set));
+  }
+  gemma2::detail::CpuFeatures fewer = gemma2::detail::cpu_features();
+  if (fewer.avx_vnni || fewer.avx512_vnni) {
+    fewer.avx_vnni = fewer.avx512_vnni = fewer.avx512_bf16 = false;
+    tables.push_back(gemma2::detail::kernels_with(gemma2::KernelSet::AVX2, fewer));
+    if (fewer.avx512) tables.push_back(gemma2::detail::kernels_with(gemma2::KernelSet::AVX512, fewer));
+  }
+  return tables;
+}
+
+const gemma2::DType kMatrixTypes[] = {gemma2::DType::F32,  gemma2::DType::BF16, gemma2::DType::F16,
+                                      gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K,
+                                      gemma2::DType::Q5_K, gemma2::DType::Q6_K};
+
+// Random rows of a weight matrix stored as `dtype` (K-quants: cols % 256 == 0).
+std::vector<std::byte> random_matrix(gemma2::DType dtype, int rows, int cols, std::mt19937& rng) {
+  if (gemma2::is_kquant(dtype)) return random_kquant_rows(dtype, rows, cols, rng).bytes;
+  if (!gemma2::is_blocked(dtype)) return test::random_weights(static_cast<size_t>(rows) * cols, dtype, rng());
+  const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
+  std::vector<std::byte> bytes(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));
+  for (int r = 0; r < rows; ++r)
+    gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * gemma2::row_bytes(dtype, cols)], cols);
+  return bytes;
+}
+
 }  // namespace
 
 TEST_CASE("interleaved block formats: same bits per weight, every row recovered exactly") {
@@ -363,38 +395,14 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
   auto pool = gemma2::ThreadPool::create(2);
   REQUIRE(pool.ok());
   std::mt19937 rng(31);
-  // Every set's table, and the tables a CPU with fewer extensions gets:
-  // AVX2 without AVX-VNNI, AVX-512 without VNNI (their integer kernels).
-  std::vector<gemma2::detail::Kernels> tables;
-  for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
-    REQUIRE(gemma2::detail::kernels_for(set) != nullptr);
-    tables.push_back(*gemma2::detail::kernels_for(set));
-  }
-  gemma2::detail::CpuFeatures fewer = gemma2::detail::cpu_features();
-  if (fewer.avx_vnni || fewer.avx512_vnni) {
-    fewer.avx_vnni = fewer.avx512_vnni = fewer.avx512_bf16 = false;
-    tables.push_back(gemma2::detail::kernels_with(gemma2::KernelSet::AVX2, fewer));
-    if (fewer.avx512) tables.push_back(gemma2::detail::kernels_with(gemma2::KernelSet::AVX512, fewer));
-  }
-  for (const gemma2::detail::Kernels& table : tables) {
+  for (const gemma2::detail::Kernels& table : tables_under_test()) {
     const auto* k = &table;
     const gemma2::KernelSet set = k->set;
-    for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::F16, gemma2::DType::Q8_0, gemma2::DType::Q4_0,
-                       gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
+    for (auto dtype : kMatrixTypes) {
       const bool k_quant = gemma2::is_kquant(dtype);
       for (auto [rows, cols] : {std::pair<int, int>{3, 256}, {45, 96}, {70, 2304}, {33, 4160}, {5, 9216}}) {
         if (k_quant && cols % 256 != 0) continue;
-        std::vector<std::byte> bytes;
-        if (k_quant) {
-          bytes = random_kquant_rows(dtype, rows, cols, rng).bytes;
-        } else if (gemma2::is_blocked(dtype)) {
-          const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
-          bytes.resize(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));
-          for (int r = 0; r < rows; ++r)
-            gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * gemma2::row_bytes(dtype, cols)], cols);
-        } else {
-          bytes = test::random_weights(static_cast<size_t>(rows) * cols, dtype, rng());
-        }
+        std::vector<std::byte> bytes = random_matrix(dtype, rows, cols, rng);
         gemma2::Matrix W{dtype, rows, cols, bytes.data()};
         // Sets with interleaved kernels get the block formats interleaved, as at load.
         std::vector<std::byte> storage;
@@ -535,6 +543,38 @@ TEST_CASE("attention products (kv_scores, kv_mix) of every kernel set against a 
               }
             }
           }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("kernels: each activation row's products are the same bits whatever the rows beside it (up to 7)") {
+  // Speculative decoding checks k guesses in one pass of k + 1 rows and must
+  // give exactly the logits of k + 1 one-row steps: below kGemmMinRows rows,
+  // every row of a product is computed as it is alone.
+  std::mt19937 rng(77);
+  for (const gemma2::detail::Kernels& table : tables_under_test()) {
+    for (auto dtype : kMatrixTypes) {
+      for (auto [rows, cols] : {std::pair<int, int>{19, 256}, {45, 96}, {17, 2304}}) {
+        if (gemma2::is_kquant(dtype) && cols % 256 != 0) continue;
+        std::vector<std::byte> bytes = random_matrix(dtype, rows, cols, rng);
+        gemma2::Matrix W{dtype, rows, cols, bytes.data()};
+        std::vector<std::byte> storage;
+        if (table.interleaved_rows != nullptr && gemma2::is_blocked(dtype)) W = interleaved(W, storage);
+        W.kernels = &table;
+        constexpr int kMost = gemma2::detail::kGemmMinRows - 1;
+        const auto X = test::random_floats(static_cast<size_t>(kMost) * cols, rng());
+        std::vector<float> one(static_cast<size_t>(kMost) * rows);
+        for (int t = 0; t < kMost; ++t)
+          gemma2::detail::matmul(W, X.data() + static_cast<size_t>(t) * cols, 1, one.data() + static_cast<size_t>(t) * rows, nullptr);
+        for (int T = 2; T <= kMost; ++T) {
+          INFO((std::string(gemma2::kernel_set_name(table.set)) + " (" + table.features + ") " +
+                gemma2::dtype_name(dtype) + " " + std::to_string(rows) + "x" + std::to_string(cols) + " T=" +
+                std::to_string(T)));
+          std::vector<float> many(static_cast<size_t>(T) * rows);
+          gemma2::detail::matmul(W, X.data(), T, many.data(), nullptr);
+          CHECK(std::memcmp(many.data(), one.data(), many.size() * sizeof(float)) == 0);
         }
       }
     }

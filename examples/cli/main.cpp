@@ -2,7 +2,9 @@
 //
 //   gemma2 generate   [--model DIR] (--prompt TEXT | --ids 2,5,9) [--max-new N] [--greedy | sampling flags]
 //                     [--grammar-file F.gbnf | --json-schema F.json]
+//                     [--draft-model DIR|FILE | --lookup N] [--draft-max K]
 //   gemma2 chat       [--model DIR] [--system TEXT] [--verbose] [--grammar-file F | --json-schema F]
+//                     [--draft-model DIR|FILE | --lookup N] [--draft-max K]
 //   gemma2 tokenize   (--tokenizer FILE | --model DIR) --text TEXT
 //   gemma2 perplexity [--model DIR] (--ids 2,5,9 | --text-file F) [--top-k-out FILE]
 //   gemma2 logits     [--model DIR] --ids 2,5,9 --out FILE
@@ -10,9 +12,10 @@
 //
 // Without --model, the built-in demo model (models/tiny-shakespeare) is used.
 // The spellings of logits, generate --ids/--prompt ... --print-ids, tokenize,
-// perplexity and generate/chat --grammar-file/--json-schema are a contract:
-// other tooling calls them. With a grammar, generate prints exactly the
-// constrained text on stdout, complete within --max-new tokens.
+// perplexity, generate/chat --grammar-file/--json-schema and --draft-model/
+// --lookup/--draft-max are a contract: other tooling calls them. With a
+// grammar, generate prints exactly the constrained text on stdout, complete
+// within --max-new tokens; with a drafter, the same ids as without.
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -22,6 +25,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -357,22 +361,84 @@ gemma2::Result<gemma2::GrammarConstraint> reply_constraint(const gemma2::Grammar
   return c;
 }
 
+// --draft-model / --lookup / --draft-max: speculative decoding (generate
+// and chat). The output is that of plain decoding; only the speed changes.
+struct SpeculativeFlags {
+  std::string draft_model;
+  int lookup = 0;
+  int draft_max = gemma2::kMaxDraft;
+
+  void add_to(CLI::App* cmd) {
+    auto* d = cmd->add_option("--draft-model", draft_model,
+                              "draft with this smaller model of the same tokenizer (directory or .gguf)");
+    auto* l = cmd->add_option("--lookup", lookup, "draft by prompt lookup: match the last N tokens earlier in the text");
+    d->excludes(l);
+    cmd->add_option("--draft-max", draft_max,
+                    "most drafted tokens checked per pass of the model (at most " + std::to_string(gemma2::kMaxDraft) +
+                        " are)")
+        ->capture_default_str();
+  }
+  bool given() const { return !draft_model.empty() || lookup > 0; }
+
+  // The drafter (and the draft model it runs), or an error already reported.
+  struct Made {
+    std::unique_ptr<Loaded> draft;  // where the drafter's session and pool point: it must not move
+    std::unique_ptr<gemma2::Drafter> drafter;
+  };
+  std::optional<Made> make(const ModelOptions& target, const Model& target_model, int capacity) const {
+    Made m;
+    if (lookup < 0) return fail("--lookup must be >= 1"), std::nullopt;
+    if (draft_max < 1) return fail("--draft-max must be >= 1"), std::nullopt;
+    if (lookup > 0) {
+      m.drafter = std::make_unique<gemma2::PromptLookupDrafter>(lookup);
+    } else if (!draft_model.empty()) {
+      ModelOptions o = target;
+      o.dir = draft_model;
+      o.tokenizer.clear();
+      auto draft = load(o, false);
+      if (!draft) return std::nullopt;
+      m.draft = std::make_unique<Loaded>(std::move(*draft));
+      const gemma2::RuntimeConfig& dc = m.draft->model->config();
+      if (dc.vocab_size != target_model.config().vocab_size)
+        return fail("--draft-model: its vocabulary has " + std::to_string(dc.vocab_size) + " tokens, the model's " +
+                    std::to_string(target_model.config().vocab_size) + ": they must share a tokenizer"),
+               std::nullopt;
+      gemma2::ModelDrafter<Model>::Options opt;
+      opt.capacity = std::min(capacity + draft_max, dc.max_position_embeddings);
+      opt.pool = &*m.draft->pool;
+      // A draft step over a target step: about the ratio of the weights read.
+      opt.cost_per_token = static_cast<double>(m.draft->model->weight_bytes()) /
+                           static_cast<double>(std::max<size_t>(target_model.weight_bytes(), 1));
+      auto d = gemma2::ModelDrafter<Model>::create(*m.draft->model, opt);
+      if (!d) return fail(d.message()), std::nullopt;
+      m.drafter = std::make_unique<gemma2::ModelDrafter<Model>>(std::move(*d));
+    }
+    return m;
+  }
+};
+
 std::string join(const std::vector<int32_t>& ids) {
   std::string s;
   for (size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
   return s;
 }
 
-void print_speed(const gemma2::GenerateResult& r) {
+void print_speed(const gemma2::GenerateResult& r, bool speculative) {
   const size_t decoded = r.tokens.empty() ? 0 : r.tokens.size() - 1;
   std::cerr << std::fixed << std::setprecision(2) << "prefill: " << r.prefill_tokens << " tokens in "
             << r.prefill_seconds << " s (" << r.prefill_tokens / std::max(r.prefill_seconds, 1e-9)
             << " tok/s); decode: " << decoded << " tokens in " << r.decode_seconds << " s ("
             << (decoded ? decoded / std::max(r.decode_seconds, 1e-9) : 0.0) << " tok/s); stop: "
-            << gemma2::stop_reason_name(r.stop) << "\n";
+            << gemma2::stop_reason_name(r.stop);
+  if (speculative)
+    std::cerr << "; drafted " << r.drafted << ", accepted " << r.accepted << " ("
+              << 100.0 * r.accepted / std::max(r.drafted, 1) << " %), " << static_cast<double>(r.tokens.size()) / std::max(r.target_passes, 1)
+              << " tokens per model pass";
+  std::cerr << "\n";
 }
 
-int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, const std::string& prompt,
+int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, const SpeculativeFlags& spec,
+                 const std::string& prompt,
                  std::vector<int32_t> ids, int max_new, const std::vector<std::string>& stops, bool ignore_eos,
                  bool print_ids) {
   if (prompt.empty() == ids.empty()) return fail("generate: give exactly one of --prompt and --ids");
@@ -402,6 +468,8 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& 
   // 2B model is 1.7 GB.
   const size_t needed = ids.size() + static_cast<size_t>(max_new);
   const int capacity = static_cast<int>(std::min<size_t>(needed, l->model->config().max_position_embeddings));
+  auto speculative = spec.make(mo, *l->model, capacity);
+  if (!speculative) return 1;
   return with_kv_storage(mo.kv_cache, [&](auto storage) {
     auto kv = l->model->template make_cache<gemma2::FullKVCache<decltype(storage)>>(capacity);
     if (!kv) return fail(kv.message());
@@ -409,6 +477,8 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& 
     go.max_new_tokens = max_new;
     go.pool = &*l->pool;
     go.stop_strings = stops;
+    go.drafter = speculative->drafter.get();
+    go.draft_max = spec.draft_max;
     if (!ignore_eos && l->tokenizer) go.stop_tokens = gemma2::default_stop_tokens(*l->tokenizer);
     else if (!ignore_eos) go.stop_tokens = {1};  // <eos>
     gemma2::TokenHistory history;
@@ -419,13 +489,14 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& 
   });
   if (!r) return fail(r.message());
   if (tok && !grammar) std::cout << "\n";
-  print_speed(*r);
+  print_speed(*r, go.drafter != nullptr);
   if (print_ids) std::cout << join(r->tokens) << "\n";
   return 0;
   });
 }
 
-int run_chat(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, const std::string& system, int max_new,
+int run_chat(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, const SpeculativeFlags& spec,
+             const std::string& system, int max_new,
              bool verbose) {
   std::string error;
   auto sampler = sf.make(error);
@@ -448,9 +519,13 @@ int run_chat(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, 
     auto session = gemma2::Session<Model, Cache>::create(*l->model);
     if (!session) return fail(session.message());
     gemma2::Chat<Model, Cache> chat(std::move(*session), *l->tokenizer, system);
+    auto speculative = spec.make(mo, *l->model, l->model->config().max_position_embeddings);
+    if (!speculative) return 1;
     gemma2::GenerateOptions go;
     go.max_new_tokens = max_new;
     go.pool = &*l->pool;
+    go.drafter = speculative->drafter.get();
+    go.draft_max = spec.draft_max;
     std::cerr << "chat with " << mo.dir << " (end with Ctrl-D or /exit)\n";
     std::string line;
     for (int turn = 1;; ++turn) {
@@ -478,7 +553,7 @@ int run_chat(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, 
       if (verbose) {
         std::cerr << "[turn " << turn << ": prefill " << r->prefill_tokens << " tokens, cached "
                   << chat.cache().size() << " positions] ";
-        print_speed(*r);
+        print_speed(*r, go.drafter != nullptr);
       }
       if (r->stop == gemma2::StopReason::ContextFull) return fail("chat: the context is full");
     }
@@ -746,6 +821,8 @@ int run(int argc, char** argv) {
   gen_sampling.add_to(generate);
   GrammarFlags gen_grammar, chat_grammar;
   gen_grammar.add_to(generate);
+  SpeculativeFlags gen_spec, chat_spec;
+  gen_spec.add_to(generate);
   generate->add_option("--prompt", prompt, "prompt text (BOS is prepended)");
   generate->add_option("--ids", gen_ids, "prompt token ids, comma separated, used as given")->delimiter(',');
   generate->add_option("--max-new", gen_max_new, "most tokens to generate")->capture_default_str();
@@ -762,6 +839,7 @@ int run(int argc, char** argv) {
   chat_model.add_to(chat);
   chat_sampling.add_to(chat);
   chat_grammar.add_to(chat);
+  chat_spec.add_to(chat);
   chat->add_option("--system", system, "system instructions (folded into the first user turn)");
   chat->add_option("--max-new", chat_max_new, "most tokens per reply")->capture_default_str();
   chat->add_flag("--verbose,-v", verbose, "print token counts and speed per turn on stderr");
@@ -838,8 +916,9 @@ int run(int argc, char** argv) {
     return run_bench(preset, bench_model, bench_dtype, bench_threads, bench_prompt, bench_gen, depth, bench_kernels,
                      bench_prefill_precision, bench_kv_cache);
   if (generate->parsed())
-    return run_generate(gen_model, gen_sampling, gen_grammar, prompt, gen_ids, gen_max_new, stops, ignore_eos, print_ids);
-  if (chat->parsed()) return run_chat(chat_model, chat_sampling, chat_grammar, system, chat_max_new, verbose);
+    return run_generate(gen_model, gen_sampling, gen_grammar, gen_spec, prompt, gen_ids, gen_max_new, stops, ignore_eos,
+                        print_ids);
+  if (chat->parsed()) return run_chat(chat_model, chat_sampling, chat_grammar, chat_spec, system, chat_max_new, verbose);
   if (tokenize->parsed()) return run_tokenize(tokenizer_path, tok_model, text, pieces);
   if (perplexity->parsed()) return run_perplexity(ppl_model, ppl_ids, text_file, window, stride, top_k_out, top_k, kl_reference);
   return run_logits(logits_model, logits_ids, out_path);

@@ -61,7 +61,10 @@ class Attention {
       }
     Activations out = Activations::Zero(x.rows(), H * D);
     std::vector<size_t> few, many;
-    for (size_t i = 0; i < seqs.size(); ++i) (seqs[i].count * (H / KVH) < detail::kGemmMinRows ? few : many).push_back(i);
+    // Up to 7 tokens (decode, batched decode, verification passes) take the
+    // decode kernels, which compute each row as a one-token step does (the
+    // exactness of speculative.hpp); prompts take the GEMM tiles.
+    for (size_t i = 0; i < seqs.size(); ++i) (seqs[i].count < detail::kGemmMinRows ? few : many).push_back(i);
     attend_few(c, q, seqs, few, out, pool);
     attend_many(c, q, seqs, many, out, pool);
     return matmul(w_.o_proj, out, pool);
@@ -101,8 +104,7 @@ class Attention {
             stride, b - a + 1, D, seg.dtype, heads, head};
   }
 
-  // Sequences with a few query rows per KV head (decode, batched decode,
-  // short verifications). Scores and the weighted sum run over spans of
+  // Sequences of a few tokens (decode, batched decode, verifications). Scores and the weighted sum run over spans of
   // kSpan positions, every KV head at once, so a task streams whole cache
   // rows, contiguous in memory, where one task per head would read a short
   // slice of each (measured: bench attention/*); the softmax between the two
@@ -136,7 +138,10 @@ class Attention {
       for (int t = 0; t < w.s->count; ++t)
         for (int h = 0; h < H; ++h) w.q.row(w.row(t, h, G)) = q.row(w.s->row + t).segment(h * D, D);
       w.scores.resize(KVH * w.rows, w.last - w.first + 1);
-      for (int a = w.first; a <= w.last; a += kSpan) spans.push_back({i, a, std::min(w.last, a + kSpan - 1)});
+      // Spans end at multiples of kSpan: a row's keys are summed in the same
+      // groups whatever the other rows of the pass can see.
+      for (int a = w.first; a <= w.last; a = (a / kSpan + 1) * kSpan)
+        spans.push_back({i, a, std::min(w.last, (a / kSpan + 1) * kSpan - 1)});
     }
     // The parts of a span in each ring segment of its sequence.
     auto for_parts = [&](const Span& sp, auto&& f) {

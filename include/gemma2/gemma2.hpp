@@ -17,6 +17,7 @@
 #include "gemma2/sampling.hpp"
 #include "gemma2/scoring.hpp"
 #include "gemma2/session.hpp"
+#include "gemma2/speculative.hpp"
 #include "gemma2/status.hpp"
 #include "gemma2/thread_pool.hpp"
 #include "gemma2/tokenizer.hpp"

@@ -18,6 +18,7 @@
 #include "gemma2/model.hpp"
 #include "gemma2/sampling.hpp"
 #include "gemma2/session.hpp"
+#include "gemma2/speculative.hpp"
 #include "gemma2/tokenizer.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
@@ -54,6 +55,14 @@ struct GenerateOptions {
   const std::atomic<bool>* cancel = nullptr;  // checked between decode steps and prefill chunks
   const Executor* pool = nullptr;
   int prefill_chunk = 512;
+  // Speculative decoding (speculative.hpp): the drafter's guesses are
+  // checked up to draft_max at a time in one pass of the model. The tokens
+  // are those of plain decoding (greedy: the same ids; sampling: the same
+  // distribution); only the speed changes. At most kMaxDraft (6) guesses
+  // per pass.
+  Drafter* drafter = nullptr;
+  int draft_max = kMaxDraft;
+  bool adaptive_draft = true;  // fewer guesses while few are accepted (DraftLength)
 };
 
 // What generate() produced.
@@ -63,6 +72,10 @@ struct GenerateResult {
   StopReason stop = StopReason::MaxTokens;
   int prefill_tokens = 0;  // positions run before the first sample
   double prefill_seconds = 0.0, decode_seconds = 0.0;
+  // Passes of the model that produced tokens (the prefill's included):
+  // tokens.size() / target_passes tokens per pass. With a drafter: guesses
+  // checked, and those accepted.
+  int target_passes = 0, drafted = 0, accepted = 0;
 };
 
 // The stop tokens of a Gemma 2 chat: <eos> and <end_of_turn>.
@@ -73,16 +86,6 @@ inline std::vector<int32_t> default_stop_tokens(const Tokenizer& tok) {
 }
 
 namespace detail {
-// The optional parts of a sampler (see sampling.hpp): finished() and error().
-template <class S, class = void>
-struct has_finished : std::false_type {};
-template <class S>
-struct has_finished<S, std::void_t<decltype(bool(std::declval<const S&>().finished()))>> : std::true_type {};
-template <class S, class = void>
-struct has_error : std::false_type {};
-template <class S>
-struct has_error<S, std::void_t<decltype(std::string(std::declval<const S&>().error()))>> : std::true_type {};
-
 // Holds back the end of the streamed text while it could still be the start
 // of a stop string, so a stop string is never partly printed.
 class StopStringFilter {
@@ -173,48 +176,61 @@ Result<GenerateResult> generate(const Model& model, Cache& kv, TokenHistory& his
     if (on_text && !on_text(text)) stopped_by_callback = true;
   };
 
-  const auto t1 = Clock::now();
-  std::vector<float> row;
-  while (static_cast<int>(r.tokens.size()) < options.max_new_tokens) {
-    row.assign(logits->data(), logits->data() + logits->cols());
-    using S = std::remove_cv_t<std::remove_reference_t<SamplerFn>>;
-    const int32_t id = sampler(row, history);
-    if (id < 0 || id >= model.config().vocab_size) {
-      if constexpr (detail::has_error<S>::value)
-        if (!std::string(sampler.error()).empty()) return err("generate: ", sampler.error());
-      return err("generate: the sampler returned token ", id, ", outside the vocabulary");
-    }
-    history.push_back(id);
+  // Each sampled token: appended to the result; false when it ends generation.
+  bool done = options.max_new_tokens == 0;
+  auto take = [&](int32_t id) {
     r.tokens.push_back(id);
-    if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), id) != options.stop_tokens.end()) {
-      r.stop = StopReason::StopToken;
-      break;
-    }
-    if (decoder) emit(filter.add(decoder->push(id)));
-    if (filter.hit()) {
-      r.stop = StopReason::StopString;
-      break;
-    }
-    if (stopped_by_callback) {
-      r.stop = StopReason::Callback;
-      break;
-    }
-    if constexpr (detail::has_finished<S>::value)
-      if (sampler.finished()) {
-        r.stop = StopReason::Complete;
-        break;
-      }
-    if (static_cast<int>(r.tokens.size()) == options.max_new_tokens) break;
+    const bool stop_token =
+        std::find(options.stop_tokens.begin(), options.stop_tokens.end(), id) != options.stop_tokens.end();
+    if (!stop_token && decoder) emit(filter.add(decoder->push(id)));
+    if (stop_token) r.stop = StopReason::StopToken;
+    else if (filter.hit()) r.stop = StopReason::StopString;
+    else if (stopped_by_callback) r.stop = StopReason::Callback;
+    else if (detail::sampler_finished(sampler)) r.stop = StopReason::Complete;
+    else if (static_cast<int>(r.tokens.size()) < options.max_new_tokens) return true;
+    done = true;
+    return false;
+  };
+
+  const auto t1 = Clock::now();
+  const int vocab = model.config().vocab_size;
+  if (!done) {
+    std::vector<float> row(logits->data(), logits->data() + logits->cols());
+    auto id = detail::sample_checked(sampler, row, history, vocab, "generate");
+    if (!id) return Error{id.message()};
+    history.push_back(*id);
+    r.target_passes = 1;
+    take(*id);
+  }
+  DraftLength length(options.draft_max);
+  std::vector<int32_t> draft;
+  while (!done) {
     if (cancelled()) {
       r.stop = StopReason::Cancelled;
       break;
     }
-    if (kv.size() >= kv.capacity()) {
+    const int room = kv.capacity() - kv.size() - 1;  // positions left after the pending token's
+    if (room < 0) {
       r.stop = StopReason::ContextFull;
       break;
     }
-    logits = model.forward(&id, 1, kv, fwd);
-    if (!logits) return Error{logits.message()};
+    draft.clear();
+    int k = 0;
+    double draft_seconds = 0;
+    if (options.drafter != nullptr) {
+      k = options.adaptive_draft ? length.next(options.drafter->cost_per_token()) : std::min(options.draft_max, kMaxDraft);
+      k = std::max(0, std::min({k, room, options.max_new_tokens - static_cast<int>(r.tokens.size()) - 1, kv.max_step() - 1}));
+      const auto d0 = Clock::now();
+      if (k > 0) draft = options.drafter->draft(history, k);
+      draft_seconds = std::chrono::duration<double>(Clock::now() - d0).count();
+      if (draft.size() > static_cast<size_t>(k)) draft.resize(static_cast<size_t>(k));
+    }
+    auto step = speculative_step(model, kv, history, sampler, draft, fwd, take);
+    if (!step) return Error{step.message()};
+    ++r.target_passes;
+    r.drafted += step->drafted;
+    r.accepted += step->accepted;
+    length.observe(k, step->drafted, step->accepted, step->pass_seconds, draft_seconds);
   }
   if (decoder && !filter.hit() && !stopped_by_callback) emit(filter.add(decoder->finish()) + filter.flush());
   r.decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();

@@ -640,7 +640,8 @@ class Gemma2Model {
   Activations output(Activations h, const Executor* pool) const {
     detail::rms_norm(h, final_norm_, config_.rms_norm_eps);
     Activations logits = matmul(embed_, h, pool);
-    detail::softcap(logits.data(), logits.size(), config_.final_logit_softcapping);
+    for (Eigen::Index t = 0; t < logits.rows(); ++t)  // row by row: see ops.hpp
+      detail::softcap(logits.row(t).data(), logits.cols(), config_.final_logit_softcapping);
     return logits;
   }
 

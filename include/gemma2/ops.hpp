@@ -2,6 +2,7 @@
 // reference computes them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -23,21 +24,41 @@ inline void rms_norm(Activations& x, const std::vector<float>& scale, float eps)
 
 // The element-wise functions below run on Eigen arrays: its vectorised tanh
 // and exp keep them off the critical path (a 2B decode step evaluates ~0.5M
-// of them, a long prefill chunk hundreds of millions).
-using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
+// of them, a long prefill chunk hundreds of millions). Eigen computes the
+// elements before the first aligned address with its scalar functions and
+// the rest with its vector ones, which differ in the last bit; so that a
+// value does not depend on where it sits in memory (a row of a one-token
+// step and the same row of a several-token pass must agree exactly, see
+// speculative.hpp), each run goes through an aligned buffer in chunks
+// counted from its first element.
+using ArrayMap = Eigen::Map<Eigen::ArrayXf, Eigen::Aligned64>;
+constexpr Eigen::Index kElementChunk = 1024;
+
+// f(a) on x[0, n) chunk by chunk (a: an aligned copy of the chunk, written back).
+template <class F>
+void in_chunks(float* x, Eigen::Index n, F&& f) {
+  alignas(64) float buf[kElementChunk];
+  for (Eigen::Index i = 0; i < n; i += kElementChunk) {
+    const Eigen::Index m = std::min(kElementChunk, n - i);
+    std::copy(x + i, x + i + m, buf);
+    ArrayMap a(buf, m);
+    f(a);
+    std::copy(buf, buf + m, x + i);
+  }
+}
 
 // Soft-capping keeps logits in (-cap, cap) smoothly (paper, Section 2.2):
 // cap * tanh(x / cap), in place.
 inline void softcap(float* x, Eigen::Index n, float cap) {
-  ArrayMap a(x, n);
-  a = (a / cap).tanh() * cap;
+  in_chunks(x, n, [cap](ArrayMap& a) { a = (a / cap).tanh() * cap; });
 }
 
 // GELU with the tanh approximation ("gelu_pytorch_tanh"), in place.
 inline void gelu_tanh(float* x, Eigen::Index n) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  ArrayMap a(x, n);
-  a = 0.5f * a * (1.0f + (kSqrt2OverPi * (a + 0.044715f * a * a * a)).tanh());
+  in_chunks(x, n, [](ArrayMap& a) {
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    a = 0.5f * a * (1.0f + (kSqrt2OverPi * (a + 0.044715f * a * a * a)).tanh());
+  });
 }
 
 // Inverse RoPE frequencies theta^(-2d/head_dim), rounded to float as the
@@ -68,9 +89,14 @@ inline void rope(float* v, int heads, int head_dim, int pos, const std::vector<f
 // Numerically stable softmax of n finite values, in place (masked entries are
 // left out by the caller rather than set to -inf).
 inline void softmax(float* x, Eigen::Index n) {
-  ArrayMap a(x, n);
-  a = (a - a.maxCoeff()).exp();
-  a *= 1.0f / a.sum();
+  const float max = *std::max_element(x, x + n);
+  float sum = 0.0f;
+  in_chunks(x, n, [&](ArrayMap& a) {
+    a = (a - max).exp();
+    sum += a.sum();
+  });
+  const float inv = 1.0f / sum;
+  for (Eigen::Index i = 0; i < n; ++i) x[i] *= inv;
 }
 
 }  // namespace detail

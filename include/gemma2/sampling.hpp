@@ -15,6 +15,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -23,6 +24,23 @@
 #include "gemma2/status.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
+
+namespace detail {
+// The optional parts of a sampler: finished() and error().
+template <class S, class = void>
+struct has_finished : std::false_type {};
+template <class S>
+struct has_finished<S, std::void_t<decltype(bool(std::declval<const S&>().finished()))>> : std::true_type {};
+template <class S, class = void>
+struct has_error : std::false_type {};
+template <class S>
+struct has_error<S, std::void_t<decltype(std::string(std::declval<const S&>().error()))>> : std::true_type {};
+template <class S>
+bool sampler_finished(const S& sampler) {
+  if constexpr (has_finished<S>::value) return sampler.finished();
+  return false;
+}
+}  // namespace detail
 
 // Every token of a sequence so far (prompt included).
 using TokenHistory = std::vector<int32_t>;
