@@ -198,6 +198,9 @@ TEST_CASE("speculative: greedy output is plain greedy decoding's, token for toke
           CHECK(spec.accepted <= spec.drafted);
           CHECK(spec.target_passes + spec.accepted == static_cast<int>(spec.tokens.size()));
           if (d == &oracle && !adaptive) CHECK(spec.accepted > static_cast<int>(spec.tokens.size()) / 3);
+          // The model drafting for itself guesses its own greedy tokens: its
+          // one-token steps and the target's pass agree to the bit.
+          if (d == &*draft_model) CHECK(spec.accepted == spec.drafted);
         }
     // A sliding-window ring that keeps room for only 2 positions per pass:
     // guesses are cut to fit, and a rollback past the ring rebuilds it.

@@ -165,6 +165,10 @@ Result<GenerateResult> generate(const Model& model, Cache& kv, TokenHistory& his
     history.resize(history_before);  // invalid input: nothing ran
     return Error{logits.message()};
   }
+  if (options.drafter != nullptr) {  // the drafter's own prefill is the prompt's too
+    options.drafter->sync(history);
+    r.prefill_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
 
   std::optional<StreamDecoder> decoder;
   if (tok != nullptr) decoder.emplace(*tok);

@@ -42,8 +42,13 @@ class Drafter {
   // fewer, or none, when there is no good guess.
   virtual std::vector<int32_t> draft(const TokenHistory& history, int max) = 0;
   // The cost of drafting one token as a fraction of a target model step
-  // (0 for a lookup); the adaptive draft length weighs it.
+  // (0 for a lookup); the adaptive draft length weighs it until it has
+  // measured the drafter.
   virtual double cost_per_token() const { return 0.0; }
+  // Called once the target has run the prompt: a drafter with a model of
+  // its own runs the prompt here, so that its prefill counts as the
+  // prompt's and not as the first guesses'.
+  virtual void sync(const TokenHistory& /*history*/) {}
 };
 
 // Prompt lookup (Saxena 2023): finds the latest earlier place where the
@@ -94,36 +99,24 @@ class ModelDrafter : public Drafter {
   static Result<ModelDrafter> create(const DraftModel& model) { return create(model, Options{}); }
 
   std::vector<int32_t> draft(const TokenHistory& h, int max) override {
-    if (h.empty() || max <= 0) return {};
-    TokenHistory& mine = session_.tokens();
-    size_t common = 0;
-    while (common < mine.size() && common < h.size() && mine[common] == h[common]) ++common;
-    // Keep the common prefix, and at least the last token pending, so that
-    // feed() returns the logits after the whole history.
-    const size_t keep = std::min(common, h.size() - 1);
-    const ForwardOptions fwd(options_.pool);
-    if (keep < mine.size() && !session_.rollback(keep, fwd).ok()) return reset();
-    // Room for what is new and the guesses; a full cache drafts nothing.
-    const size_t room = static_cast<size_t>(session_.cache().capacity());
-    if (h.size() + static_cast<size_t>(max) > room) return {};
-    auto logits = session_.feed(std::vector<int32_t>(h.begin() + static_cast<std::ptrdiff_t>(keep), h.end()), fwd);
-    if (!logits || logits->cols() == 0) return reset();
+    if (max <= 0 || !catch_up(h)) return {};
+    // Room for the guesses; a full cache drafts nothing.
+    if (h.size() + static_cast<size_t>(max) > static_cast<size_t>(session_.cache().capacity())) return {};
     std::vector<int32_t> out;
-    std::vector<float> row(logits->data(), logits->data() + logits->cols());
     for (;;) {
-      const int32_t best = argmax(row);
-      const double p = 1.0 / std::accumulate(row.begin(), row.end(), 0.0, [&](double s, float l) {
-        return s + std::exp(static_cast<double>(l) - row[static_cast<size_t>(best)]);
+      const int32_t best = argmax(row_);
+      const double p = 1.0 / std::accumulate(row_.begin(), row_.end(), 0.0, [&](double s, float l) {
+        return s + std::exp(static_cast<double>(l) - row_[static_cast<size_t>(best)]);
       });
       if (!(p >= options_.min_confidence) && !out.empty()) break;
       out.push_back(best);
       if (static_cast<int>(out.size()) == max) break;
-      logits = session_.feed({best}, fwd);
-      if (!logits) break;
-      row.assign(logits->data(), logits->data() + logits->cols());
+      if (!run({best})) break;
     }
     return out;
   }
+
+  void sync(const TokenHistory& h) override { (void)catch_up(h); }
 
   double cost_per_token() const override { return options_.cost_per_token; }
   const Session<DraftModel, Cache>& session() const { return session_; }
@@ -131,13 +124,38 @@ class ModelDrafter : public Drafter {
  private:
   ModelDrafter(Session<DraftModel, Cache> s, const Options& o) : session_(std::move(s)), options_(o) {}
 
-  std::vector<int32_t> reset() {  // a failed pass: start over from the next history
+  // The session holds h and row_ its logits after h's last token: kept when
+  // it already does, else rolled back to the common prefix and fed the rest
+  // (at least one token, for the logits).
+  bool catch_up(const TokenHistory& h) {
+    if (h.empty()) return false;
+    const TokenHistory& mine = session_.tokens();
+    size_t common = 0;
+    while (common < mine.size() && common < h.size() && mine[common] == h[common]) ++common;
+    if (has_row_ && common == h.size() && common == mine.size()) return true;
+    const size_t keep = std::min(common, h.size() - 1);
+    if (keep < mine.size() && !session_.rollback(keep, ForwardOptions(options_.pool)).ok()) return reset();
+    if (h.size() > static_cast<size_t>(session_.cache().capacity())) return reset();
+    return run(std::vector<int32_t>(h.begin() + static_cast<std::ptrdiff_t>(keep), h.end()));
+  }
+
+  bool run(const std::vector<int32_t>& ids) {
+    auto logits = session_.feed(ids, ForwardOptions(options_.pool));
+    if (!logits || logits->cols() == 0) return reset();
+    row_.assign(logits->data(), logits->data() + logits->cols());
+    return has_row_ = true;
+  }
+
+  bool reset() {  // a failed pass: start over from the next history
     (void)session_.rollback(0);  // to nothing: cannot fail
-    return {};
+    has_row_ = false;
+    return false;
   }
 
   Session<DraftModel, Cache> session_;
   Options options_;
+  std::vector<float> row_;  // the draft model's logits after the session's last token
+  bool has_row_ = false;
 };
 
 // The most guesses one pass checks. A pass of up to kMaxDraft + 1 = 7 rows
