@@ -332,16 +332,23 @@ TEST_CASE("GGUF: the tokenizer built from the metadata encodes and decodes like 
                  "bos_token_id 300000 is not below the vocabulary size"));
 }
 
-TEST_CASE("StreamDecoder drops the text's leading space as decode does when the tokenizer adds a space prefix") {
-  // Found by fuzz_gguf_tokenizer: with add_space_prefix (sentencepiece's
-  // add_dummy_prefix) decode drops the "▁" that starts the text and the
-  // streaming decoder printed it. Gemma's own tokenizer has no such prefix.
+namespace {
+// Gemma's tokenizer from GGUF metadata with add_space_prefix set.
+gemma2::Tokenizer space_prefix_tokenizer() {
   TempDir dir;
   auto md = tokenizer_metadata(test::data_dir() + "/tokenizer/gemma2_tokenizer.model");
   md["tokenizer.ggml.add_space_prefix"] = {gemma2::GgufType::BOOL, gemma2::GgufType::U8, true};
   const std::string path = dir.str() + "/tok.gguf";
   REQUIRE(gemma2::write_gguf(path, md, {}).ok());
-  const auto tok = gemma2::load_gguf_tokenizer(path).value();
+  return gemma2::load_gguf_tokenizer(path).value();
+}
+}  // namespace
+
+TEST_CASE("StreamDecoder drops the text's leading space as decode does when the tokenizer adds a space prefix") {
+  // Found by fuzz_gguf_tokenizer: with add_space_prefix (sentencepiece's
+  // add_dummy_prefix) decode drops the "▁" that starts the text and the
+  // streaming decoder printed it. Gemma's own tokenizer has no such prefix.
+  const auto tok = space_prefix_tokenizer();
   CHECK(tok.leading_space().dummy_prefix);
   const std::vector<std::string> parts = {" ", "  ", "\n", "hello", "😀", "é", "<start_of_turn>", "▁", "x"};
   std::mt19937 rng(5);
@@ -359,12 +366,7 @@ TEST_CASE("StreamDecoder drops the text's leading space as decode does when the 
 }
 
 TEST_CASE("grammar constraint: with a tokenizer that drops the leading space, the text is what decode prints") {
-  TempDir dir;
-  auto md = tokenizer_metadata(test::data_dir() + "/tokenizer/gemma2_tokenizer.model");
-  md["tokenizer.ggml.add_space_prefix"] = {gemma2::GgufType::BOOL, gemma2::GgufType::U8, true};
-  const std::string path = dir.str() + "/tok.gguf";
-  REQUIRE(gemma2::write_gguf(path, md, {}).ok());
-  const auto tok = gemma2::load_gguf_tokenizer(path).value();
+  const auto tok = space_prefix_tokenizer();
   REQUIRE(tok.leading_space().dummy_prefix);
   const auto vocab = gemma2::TokenTrie::build(tok);
   const auto g = gemma2::Grammar::parse("root ::= \"hello\" (\" \" [a-z]{1,6}){0,3}").value();
