@@ -790,7 +790,7 @@ int main(int argc, char** argv) {
                                           std::tuple{"bf16/2b", DType::BF16, "2b"}, std::tuple{"q4/9b-8", DType::Q4_0, "9b-8"},
                                           std::tuple{"q8/9b-8", DType::Q8_0, "9b-8"}})
     benchmark::RegisterBenchmark((std::string("speculative/verify/") + name).c_str(), BM_Verify, type, std::string(shape))
-        ->ArgsProduct({{1, 2, 4, 7}, {2}})
+        ->ArgsProduct({{1, 2, 4, 6}, {2}})
         ->ArgNames({"k", "threads"})
         ->MinTime(3.0)
         ->UseRealTime()

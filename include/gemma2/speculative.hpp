@@ -264,10 +264,11 @@ Result<SpeculativeStep> speculative_step(const Model& model, Cache& kv, TokenHis
 // time(k + 1 rows) + k·(draft time). Times not measured yet are estimated
 // from a one-row pass: row_cost of it per extra row (what a bandwidth-bound
 // model costs; a small model in cache costs more, and is measured), the
-// drafter's cost_per_token for a guess. When no k beats plain decoding it
-// drafts nothing but tries one guess every 16th step, and otherwise tries
-// one guess more than its best every 16th step, so the estimates follow
-// the text.
+// drafter's cost_per_token for a guess. Every 16th step it tries one guess
+// more than its best, so the estimates follow the text; when it drafts
+// nothing, one guess, but only while such probes have taken at most 3% of
+// the time (a draft model that must first catch up with the text is probed
+// less often than a lookup).
 class DraftLength {
  public:
   explicit DraftLength(int max, double row_cost = 0.1)
@@ -284,13 +285,16 @@ class DraftLength {
       const double rate = (1.0 - std::pow(a, k + 1)) / (1.0 - a) / (pass_time(k + 1) + k * draft);
       if (rate > best_rate) best = k, best_rate = rate;
     }
-    if (steps_ % 16 == 0) return std::min(best + 1, max_);
-    return best;
+    probing_ = best == 0 && steps_ % 16 == 0 && max_ > 0 && probe_seconds_ <= kProbeShare * total_seconds_;
+    if (best > 0 && steps_ % 16 == 0) return std::min(best + 1, max_);
+    return probing_ ? 1 : best;
   }
 
   // A step that asked for `asked` guesses and checked `drafted`, of which
   // `accepted` were; its pass took pass_seconds, the drafter draft_seconds.
   void observe(int asked, int drafted, int accepted, double pass_seconds, double draft_seconds) {
+    total_seconds_ += pass_seconds + draft_seconds;
+    if (probing_) probe_seconds_ += pass_seconds + draft_seconds;
     double& t = time_[static_cast<size_t>(std::min(drafted, kMaxDraft) + 1)];
     t = t > 0 ? kDecay * t + (1 - kDecay) * pass_seconds : pass_seconds;
     if (asked > 0) {
@@ -304,6 +308,7 @@ class DraftLength {
 
  private:
   static constexpr double kDecay = 0.95;
+  static constexpr double kProbeShare = 0.03;
 
   // A one-row pass: measured (the second step is one), or before that
   // estimated from a wider pass (1 before any).
@@ -323,6 +328,8 @@ class DraftLength {
   std::array<double, kMaxDraft + 2> time_{};  // seconds of a pass by its rows (0: not measured)
   double draft_time_ = -1.0;                  // seconds per guess asked (< 0: not measured)
   long steps_ = 0;
+  bool probing_ = false;
+  double total_seconds_ = 0.0, probe_seconds_ = 0.0;
 };
 
 GEMMA2_END_NAMESPACE
