@@ -32,6 +32,21 @@ struct Writer {
   void u32(uint32_t v) { bytes(&v, 4); }
   void u64(uint64_t v) { bytes(&v, 8); }
 };
+
+// Forgets cache positions >= n; a sliding-window ring that has overwritten
+// what position n needs is rebuilt from the tokens (exact, at the cost of a
+// prefill). Session::rollback and speculative_step both go back this way.
+template <class Model, class Cache>
+Status truncate_cache(const Model& model, Cache& kv, const std::vector<int32_t>& tokens, int n,
+                      const ForwardOptions& options) {
+  if (kv.truncate(n).ok()) return {};
+  kv.clear();
+  if (n == 0) return {};
+  ForwardOptions rebuild = options;
+  rebuild.all_logits = false;
+  auto logits = model.forward(tokens.data(), static_cast<size_t>(n), kv, rebuild);
+  return logits ? Status() : Status(Error{logits.message()});
+}
 struct Reader {
   const uint8_t* p;
   const uint8_t* end;
@@ -120,11 +135,7 @@ class Session {
     if (n > tokens_.size()) return detail::err("rollback: the session has only ", tokens_.size(), " tokens, not ", n);
     const int keep = static_cast<int>(std::min<size_t>(n == 0 ? 0 : n - 1, static_cast<size_t>(cache_.size())));
     tokens_.resize(n);
-    if (cache_.truncate(keep).ok()) return {};
-    cache_.clear();
-    if (keep == 0) return {};
-    auto logits = model_->forward(tokens_.data(), static_cast<size_t>(keep), cache_, options);
-    return logits ? Status() : Status(Error{logits.message()});
+    return detail::truncate_cache(*model_, cache_, tokens_, keep, options);
   }
 
   // The session as bytes: a versioned, checksummed blob that restore()

@@ -187,18 +187,6 @@ Result<int32_t> sample_checked(SamplerFn& sampler, std::vector<float>& row, cons
   return err(who, ": the sampler returned token ", id, ", outside the vocabulary");
 }
 
-// Forgets cache positions >= n; a sliding-window ring that has overwritten
-// what position n needs is rebuilt from the tokens (as Session::rollback).
-template <class Model, class Cache>
-Status truncate_cache(const Model& model, Cache& kv, const TokenHistory& history, int n, const ForwardOptions& fwd) {
-  if (kv.truncate(n).ok()) return {};
-  kv.clear();
-  if (n == 0) return {};
-  ForwardOptions rebuild = fwd;
-  rebuild.all_logits = false;
-  auto logits = model.forward(history.data(), static_cast<size_t>(n), kv, rebuild);
-  return logits ? Status() : Status(Error{logits.message()});
-}
 }  // namespace detail
 
 // One step of speculative decoding. The history's last token is pending
