@@ -346,6 +346,34 @@ std::vector<std::byte> random_matrix(gemma2::DType dtype, int rows, int cols, st
 
 }  // namespace
 
+TEST_CASE("kernel sets: activation quantization gives the reference's integers and scales, bit for bit") {
+  std::mt19937 rng(43);
+  for (const gemma2::detail::Kernels& table : tables_under_test()) {
+    INFO(gemma2::kernel_set_name(table.set), " (", table.features, ")");
+    REQUIRE((table.quantize != nullptr));
+    for (auto [T, cols] : {std::pair<int, int>{1, 32}, {2, 96}, {5, 2304}, {3, 9216}}) {
+      std::vector<float> X = test::random_floats(static_cast<size_t>(T) * cols, rng(), 3.0f);
+      // Block 0: a zero block; block 1 (when there is one): max 127, so
+      // x·id = x, with ties (k + 0.5) that must round to even.
+      std::fill(X.begin(), X.begin() + 32, 0.0f);
+      if (cols > 32) {
+        const float ties[] = {127.0f, 2.5f, -3.5f, 0.5f, -0.5f, 126.5f, -127.0f, 1.5f};
+        for (int i = 0; i < 32; ++i) X[static_cast<size_t>(32 + i)] = ties[i % 8] * (i < 8 ? 1.0f : 0.25f);
+      }
+      for (int32_t offset : {0, 8, 128}) {
+        INFO("T=", T, " cols=", cols, " offset=", offset);
+        const auto want = gemma2::detail::quantize_activations(X.data(), T, cols, offset);
+        const auto got = table.quantize(X.data(), T, cols, offset);
+        CHECK(got.q == want.q);
+        CHECK(std::memcmp(got.d.data(), want.d.data(), want.d.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(got.sum.data(), want.sum.data(), want.sum.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(got.sum16.data(), want.sum16.data(), want.sum16.size() * sizeof(float)) == 0);
+        CHECK(got.start == want.start);
+      }
+    }
+  }
+}
+
 TEST_CASE("interleaved block formats: same bits per weight, every row recovered exactly") {
   std::mt19937 rng(41);
   for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {

@@ -148,7 +148,7 @@ struct Kernels;
 //     Q4_0 values are the stored nibbles q + 8 (byte i: weights i and
 //     i + 16), Q8_0 values are stored q + 128: unsigned, as
 //     vpmaddubsw/vpdpbusd want them, with the offset taken out once per
-//     block through Σx.
+//     block through Σx (interleaved_offset).
 //   K-quants, per super-block of 256 columns: the header fields of the 8
 //     rows side by side (d_0..d_7, then dmin_0..dmin_7 for Q4_K/Q5_K, then
 //     each packed scale byte of the 8 rows), then 8 units of 32 weights:
@@ -157,6 +157,8 @@ struct Kernels;
 //     4 masks of 64 bits, mask k's bit 8·row + i for weight 8k + i of the
 //     unit, the same order as the vectors the nibbles fill.
 constexpr int kInterleave = 8;
+// The offset of an interleaved Q8_0/Q4_0 matrix's stored values.
+inline int32_t interleaved_offset(DType t) { return t == DType::Q8_0 ? 128 : t == DType::Q4_0 ? 8 : 0; }
 inline int interleaved_groups(int rows) { return (rows + kInterleave - 1) / kInterleave; }
 // Columns of one interleaved block, and its bytes for the 8 rows.
 inline int interleaved_block_cols(DType t) { return is_kquant(t) ? kSuperBlock : kQuantBlock; }

@@ -52,11 +52,36 @@ inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
 
 #include "gemma2/kernels/neon_blocks.inc"
 
+// quantize_activations' block steps on 4-float vectors (FCVTNS rounds half
+// to even, as nearbyint does in the default rounding mode).
+struct QuantBlock {
+  static float max_abs(const float* x) {  // FMAXNM skips NaNs, as std::max(m, NaN) does
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (int j = 0; j < 8; ++j) m = vmaxnmq_f32(m, vabsq_f32(vld1q_f32(x + 4 * j)));
+    return vmaxnmvq_f32(m);
+  }
+  static void round(const float* x, float id, int8_t* q, int32_t half[2]) {
+    for (int h = 0; h < 2; ++h) {
+      int32x4_t v[4];
+      for (int j = 0; j < 4; ++j) v[j] = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + 16 * h + 4 * j), id));
+      const int16x8_t lo = vcombine_s16(vqmovn_s32(v[0]), vqmovn_s32(v[1]));
+      const int16x8_t hi = vcombine_s16(vqmovn_s32(v[2]), vqmovn_s32(v[3]));
+      vst1q_s8(q + 16 * h, vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)));
+      half[h] = vaddvq_s32(vaddq_s32(vaddq_s32(v[0], v[1]), vaddq_s32(v[2], v[3])));
+    }
+  }
+};
+
+inline QuantizedRows quantize(const float* X, int T, int cols, int32_t offset) {
+  return quantize_with<QuantBlock>(X, T, cols, offset);
+}
+
 inline Kernels kernels() {
   Kernels k;
   k.set = KernelSet::NEON;
   k.dense_rows = dense_rows;
   k.quant_rows = quant_rows;
+  k.quantize = quantize;
   k.gemm = gemm_float;
   k.kv_scores = kv_scores;
   k.kv_mix = kv_mix;

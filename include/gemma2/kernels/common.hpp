@@ -25,32 +25,61 @@ namespace detail {
 // float scale per block of 32 (d = max|x| / 127), as llama.cpp does for its
 // Q8_0/Q4_0 dot products; `sum` holds d·Σq per block and `sum16` per half
 // block, for weights stored with an offset (Q4_0 keeps q + 8; the K-quants'
-// groups of 16 have a bias each).
+// groups of 16 have a bias each). For weights stored with an integer offset
+// o (interleaved_offset), `start` holds −(o/2)·Σq per block: the interleaved
+// kernels start both int32 lanes that sum a row's products of a block there,
+// so the offset leaves the integer sum with no work per block and row.
 struct QuantizedRows {
   std::vector<int8_t> q;
   std::vector<float> d, sum, sum16;
+  std::vector<int32_t> start;
 };
 
-inline QuantizedRows quantize_activations(const float* X, int T, int cols) {
+// quantize_activations with a kernel set's steps for one block of 32
+// values: Block::max_abs(x) = max|x_i|, and Block::round(x, id, q, half):
+// q_i = nearbyint(x_i·id) (one rounding of the product, then half to even)
+// and half[h] = Σq over x[16h, 16h + 16). Every set's steps give the same
+// values as the scalar ones (tested), so all sets see the same integers.
+template <class Block>
+QuantizedRows quantize_with(const float* X, int T, int cols, int32_t offset) {
   QuantizedRows r;
   r.q.resize(static_cast<size_t>(T) * cols);
   r.d.resize(static_cast<size_t>(T) * cols / kQuantBlock);
   r.sum.resize(r.d.size());
   r.sum16.resize(2 * r.d.size());
+  r.start.resize(r.d.size());
   for (size_t b = 0; b < r.d.size(); ++b) {
     const float* v = X + b * kQuantBlock;
-    float m = 0.0f;
-    for (int i = 0; i < kQuantBlock; ++i) m = std::max(m, std::fabs(v[i]));
+    const float m = Block::max_abs(v);
     r.d[b] = m / 127.0f;
     const float id = m > 0.0f ? 127.0f / m : 0.0f;
-    int half[2] = {};
-    for (int i = 0; i < kQuantBlock; ++i)
-      half[i / 16] += r.q[b * kQuantBlock + i] = static_cast<int8_t>(std::nearbyint(v[i] * id));
+    int32_t half[2];
+    Block::round(v, id, r.q.data() + b * kQuantBlock, half);
     r.sum16[2 * b] = r.d[b] * static_cast<float>(half[0]);
     r.sum16[2 * b + 1] = r.d[b] * static_cast<float>(half[1]);
     r.sum[b] = r.d[b] * static_cast<float>(half[0] + half[1]);
+    r.start[b] = -(offset / 2) * (half[0] + half[1]);
   }
   return r;
+}
+
+struct ScalarQuantBlock {
+  static float max_abs(const float* x) {
+    float m = 0.0f;
+    for (int i = 0; i < kQuantBlock; ++i) m = std::max(m, std::fabs(x[i]));
+    return m;
+  }
+  static void round(const float* x, float id, int8_t* q, int32_t half[2]) {
+    half[0] = half[1] = 0;
+    for (int i = 0; i < kQuantBlock; ++i) half[i / 16] += q[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
+  }
+};
+
+// X [T][cols] quantized for weights whose stored values carry `offset`
+// (interleaved_offset; 0 for the plain-row kernels): the reference that
+// every set's Kernels::quantize matches.
+inline QuantizedRows quantize_activations(const float* X, int T, int cols, int32_t offset = 0) {
+  return quantize_with<ScalarQuantBlock>(X, T, cols, offset);
 }
 
 // `heads` key-value heads (head_bytes apart) of `count` consecutive
@@ -101,6 +130,8 @@ struct Kernels {
   // matrices bound to it are never interleaved.
   void (*interleaved_rows)(const Matrix& W, const QuantizedRows& X, int t0, int t1, float* Y, int64_t g0,
                            int64_t g1) = nullptr;
+  // quantize_activations, with the set's vectors.
+  QuantizedRows (*quantize)(const float* X, int T, int cols, int32_t offset) = nullptr;
   // Y = X · Wᵀ for T >= kGemmMinRows (prefill), every dtype, on the executor.
   void (*gemm)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) = nullptr;
   // Attention of `rows` query rows per KV head (at decode, the query heads
@@ -160,10 +191,10 @@ void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, i
 }
 
 // A set's product of one interleaved row group (weights.hpp) with the NT
-// rows of X a tile takes: y[t·ldy + j] for the group's `valid` rows j
-// (xsum = X.sum for Q8_0/Q4_0, X.sum16 for the K-quants).
-using GroupTile = void (*)(const std::byte* group, int blocks, const int8_t* xq, const float* xd, const float* xsum,
-                           int cols, float* y, int64_t ldy, int valid);
+// rows t0 <= t < t0 + NT of X a tile takes: y[t·ldy + j] for the group's
+// `valid` rows j.
+using GroupTile = void (*)(const std::byte* group, int blocks, const QuantizedRows& X, int64_t t0, float* y,
+                           int64_t ldy, int valid);
 
 // interleaved_rows over a set's group tiles (tiles[n - 1] takes n rows of
 // X): a group is read from memory once, and again from cache for every
@@ -176,10 +207,8 @@ void interleaved_rows_with(const std::array<GroupTile, N>& tiles, const Matrix& 
     const int64_t r = g * kInterleave;
     const int valid = static_cast<int>(std::min<int64_t>(kInterleave, W.rows - r));
     for (int64_t t = t0; t < t1; t += max_tokens)
-      tiles[static_cast<size_t>(std::min<int64_t>(max_tokens, t1 - t) - 1)](
-          W.data + g * W.group_bytes(), blocks, X.q.data() + t * W.cols, X.d.data() + t * blocks,
-          is_kquant(W.dtype) ? X.sum16.data() + 2 * t * blocks : X.sum.data() + t * blocks, W.cols,
-          Y + t * W.rows + r, W.rows, valid);
+      tiles[static_cast<size_t>(std::min<int64_t>(max_tokens, t1 - t) - 1)](W.data + g * W.group_bytes(), blocks, X, t,
+                                                                             Y + t * W.rows + r, W.rows, valid);
   }
 }
 

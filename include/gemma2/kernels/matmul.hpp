@@ -28,7 +28,7 @@ namespace detail {
 inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const Kernels& k = W.kernels ? *W.kernels : default_kernels();
   if (W.interleaved) {  // every T: the integer kernels outrun a GEMM on converted weights
-    const QuantizedRows x = quantize_activations(X, T, W.cols);
+    const QuantizedRows x = k.quantize(X, T, W.cols, interleaved_offset(W.dtype));
     const int pass = interleaved_pass_rows(W.cols);
     for (int t0 = 0; t0 < T; t0 += pass)
       parallel_for(pool, interleaved_groups(W.rows), 2,
@@ -37,7 +37,7 @@ inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Execu
   }
   if (T >= kGemmMinRows) return k.gemm(W, X, T, Y, pool);
   if (is_blocked(W.dtype)) {
-    const QuantizedRows x = quantize_activations(X, T, W.cols);
+    const QuantizedRows x = k.quantize(X, T, W.cols, 0);
     parallel_for(pool, W.rows, 16, [&](int64_t r0, int64_t r1) { k.quant_rows(W, x, T, Y, r0, r1); });
     return;
   }

@@ -150,6 +150,7 @@ inline Kernels kernels() {
   k.set = KernelSet::Portable;
   k.dense_rows = dense_rows;
   k.quant_rows = quant_rows;
+  k.quantize = quantize_activations;
   k.gemm = gemm;
   k.kv_scores = kv_scores;
   k.kv_mix = kv_mix;

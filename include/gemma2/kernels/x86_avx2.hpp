@@ -154,6 +154,38 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
   *out = V::sum(_mm256_sub_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])), offset));
 }
 
+// quantize_activations' block steps on 8-float vectors (vcvtps2dq rounds
+// half to even, as nearbyint does, in the same rounding mode).
+struct QuantBlock {
+  static float max_abs(const float* x) {  // NaNs are skipped, as std::max(m, NaN) does
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * j)), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+  }
+  static int32_t sum(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+  }
+  static void round(const float* x, float id, int8_t* q, int32_t half[2]) {
+    __m256i v[4];
+    for (int j = 0; j < 4; ++j) v[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), _mm256_set1_ps(id)));
+    // The packs work within 128-bit lanes: 4-byte pieces come out in the order 0 2 4 6 1 3 5 7.
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    half[0] = sum(_mm256_add_epi32(v[0], v[1]));
+    half[1] = sum(_mm256_add_epi32(v[2], v[3]));
+  }
+};
+
+GEMMA2_FLATTEN inline QuantizedRows quantize(const float* X, int T, int cols, int32_t offset) {
+  return quantize_with<QuantBlock>(X, T, cols, offset);
+}
+
 constexpr bool kVnni = false;
 #include "gemma2/kernels/x86_interleaved.inc"
 
@@ -182,6 +214,7 @@ inline Kernels kernels(const CpuFeatures& cpu) {
   k.set = KernelSet::AVX2;
   k.dense_rows = dense_rows;
   k.quant_rows = quant_rows;
+  k.quantize = quantize;
   k.interleaved_rows = cpu.avx_vnni ? vnni::interleaved_rows : interleaved_rows;
   k.kv_scores = kv_scores;
   k.kv_mix = kv_mix;
