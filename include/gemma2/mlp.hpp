@@ -19,7 +19,7 @@ class Mlp {
   Activations forward(const Activations& x, const Executor* pool) const {
     Activations gate = matmul(w_.gate_proj, x, pool);
     const Activations up = matmul(w_.up_proj, x, pool);
-    for (Eigen::Index t = 0; t < gate.rows(); ++t) detail::gelu_tanh(gate.row(t).data(), gate.cols());  // row by row: see ops.hpp
+    detail::rows_in_pieces(gate.data(), gate.rows(), gate.cols(), pool, detail::gelu_tanh);
     gate.array() *= up.array();
     return matmul(w_.down_proj, gate, pool);
   }

@@ -588,7 +588,13 @@ class Gemma2Model {
     for (const auto& it : items) step = std::min(step, it.cache->max_step());
     const int total = static_cast<int>(items[0].n);  // for all_logits (a single sequence)
     const bool collect = options.all_logits && !options.on_logits;
-    Activations logits(collect ? total : options.all_logits ? 0 : static_cast<int>(items.size()), c.vocab_size);
+    // [total][vocab] when collecting all logits, else [items][vocab]; sized
+    // when a round's logits cannot simply become it.
+    Activations logits(0, c.vocab_size);
+    const auto sized = [&]() -> Activations& {
+      if (logits.rows() == 0) logits.resize(collect ? total : static_cast<Eigen::Index>(items.size()), c.vocab_size);
+      return logits;
+    };
     std::vector<size_t> done(items.size(), 0);
     for (size_t round_first = 0;; round_first += static_cast<size_t>(step)) {
       std::vector<SequenceRows<Cache>> seqs;
@@ -610,13 +616,19 @@ class Gemma2Model {
       for (const auto& layer : layers_) layer.forward(c, h, seqs, options.pool);
       for (const auto& s : seqs) s.cache->set_size(s.pos + s.count);
       if (collect) {
-        logits.middleRows(static_cast<Eigen::Index>(round_first), h.rows()) = output(h, options.pool);
+        Activations out = output(h, options.pool);
+        if (out.rows() == total) logits = std::move(out);  // one round: no copy of [total][vocab]
+        else sized().middleRows(static_cast<Eigen::Index>(round_first), out.rows()) = out;
       } else if (options.all_logits) {
         options.on_logits(static_cast<int>(round_first), output(h, options.pool));
       } else if (!last_rows.empty()) {
-        const Activations out = output(h(last_rows, Eigen::all), options.pool);
-        for (size_t i = 0; i < last_items.size(); ++i)
-          logits.row(static_cast<Eigen::Index>(last_items[i])) = out.row(static_cast<Eigen::Index>(i));
+        Activations out = output(h(last_rows, Eigen::all), options.pool);
+        if (round_first == 0 && last_items.size() == items.size()) {  // every item ends now, in order
+          logits = std::move(out);
+        } else {
+          for (size_t i = 0; i < last_items.size(); ++i)
+            sized().row(static_cast<Eigen::Index>(last_items[i])) = out.row(static_cast<Eigen::Index>(i));
+        }
       }
     }
     return logits;
@@ -640,8 +652,8 @@ class Gemma2Model {
   Activations output(Activations h, const Executor* pool) const {
     detail::rms_norm(h, final_norm_, config_.rms_norm_eps);
     Activations logits = matmul(embed_, h, pool);
-    for (Eigen::Index t = 0; t < logits.rows(); ++t)  // row by row: see ops.hpp
-      detail::softcap(logits.row(t).data(), logits.cols(), config_.final_logit_softcapping);
+    detail::rows_in_pieces(logits.data(), logits.rows(), logits.cols(), pool,
+                           [&](float* x, Eigen::Index n) { detail::softcap(x, n, config_.final_logit_softcapping); });
     return logits;
   }
 

@@ -12,13 +12,20 @@ GEMMA2_BEGIN_NAMESPACE
 namespace detail {
 
 // RMSNorm with a (1 + w) gain: `scale` holds 1 + w, precomputed at load.
+// The mean square is summed in double (each square is exact there), in four
+// independent sums so that the adds do not wait on each other.
 inline void rms_norm(Activations& x, const std::vector<float>& scale, float eps) {
+  const Eigen::Index n = x.cols();
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     float* row = x.row(t).data();
-    double ss = 0.0;
-    for (Eigen::Index i = 0; i < x.cols(); ++i) ss += static_cast<double>(row[i]) * row[i];
-    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(x.cols())) + eps);
-    for (Eigen::Index i = 0; i < x.cols(); ++i) row[i] = row[i] * inv * scale[static_cast<size_t>(i)];
+    double ss[4] = {};
+    Eigen::Index i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (int j = 0; j < 4; ++j) ss[j] += static_cast<double>(row[i + j]) * row[i + j];
+    for (; i < n; ++i) ss[0] += static_cast<double>(row[i]) * row[i];
+    const double sum = (ss[0] + ss[1]) + (ss[2] + ss[3]);
+    const float inv = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+    for (Eigen::Index c = 0; c < n; ++c) row[c] = row[c] * inv * scale[static_cast<size_t>(c)];
   }
 }
 
@@ -45,6 +52,20 @@ void in_chunks(float* x, Eigen::Index n, F&& f) {
     f(a);
     std::copy(buf, buf + m, x + i);
   }
+}
+
+// f(x, n) on every row of the row-major [rows][cols] matrix at `data`, over
+// the pool: a row goes in pieces that start where in_chunks starts its
+// chunks, so every value is the one a whole row at a time gives.
+template <class F>
+void rows_in_pieces(float* data, Eigen::Index rows, Eigen::Index cols, const Executor* pool, F&& f) {
+  const Eigen::Index pieces = (cols + kElementChunk - 1) / kElementChunk;
+  parallel_for(pool, rows * pieces, 8, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const Eigen::Index first = p % pieces * kElementChunk;
+      f(data + p / pieces * cols + first, std::min(kElementChunk, cols - first));
+    }
+  });
 }
 
 // Soft-capping keeps logits in (-cap, cap) smoothly (paper, Section 2.2):
