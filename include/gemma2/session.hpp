@@ -33,20 +33,6 @@ struct Writer {
   void u64(uint64_t v) { bytes(&v, 8); }
 };
 
-// Forgets cache positions >= n; a sliding-window ring that has overwritten
-// what position n needs is rebuilt from the tokens (exact, at the cost of a
-// prefill). Session::rollback and speculative_step both go back this way.
-template <class Model, class Cache>
-Status truncate_cache(const Model& model, Cache& kv, const std::vector<int32_t>& tokens, int n,
-                      const ForwardOptions& options) {
-  if (kv.truncate(n).ok()) return {};
-  kv.clear();
-  if (n == 0) return {};
-  ForwardOptions rebuild = options;
-  rebuild.all_logits = false;
-  auto logits = model.forward(tokens.data(), static_cast<size_t>(n), kv, rebuild);
-  return logits ? Status() : Status(Error{logits.message()});
-}
 struct Reader {
   const uint8_t* p;
   const uint8_t* end;
@@ -73,6 +59,21 @@ struct Reader {
     return v;
   }
 };
+
+// Forgets cache positions >= n; a sliding-window ring that has overwritten
+// what position n needs is rebuilt from the tokens (exact, at the cost of a
+// prefill). Session::rollback and speculative_step both go back this way.
+template <class Model, class Cache>
+Status truncate_cache(const Model& model, Cache& kv, const std::vector<int32_t>& tokens, int n,
+                      const ForwardOptions& options) {
+  if (kv.truncate(n).ok()) return {};
+  kv.clear();
+  if (n == 0) return {};
+  ForwardOptions rebuild = options;
+  rebuild.all_logits = false;
+  auto logits = model.forward(tokens.data(), static_cast<size_t>(n), kv, rebuild);
+  return logits ? Status() : Status(Error{logits.message()});
+}
 }  // namespace detail
 
 // One sequence: its KV cache (any policy) and its tokens.
