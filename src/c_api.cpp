@@ -5,12 +5,14 @@
 #include "gemma2/c_api.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <variant>
@@ -54,23 +56,114 @@ gemma2_status guarded(const char* function, F&& f) {
   }
 }
 
-// Stores n elements of `src` into `dst` when capacity allows; the length
-// needed always goes to *length.
+// ---- Argument checks ---------------------------------------------------
+// Every entry point checks its arguments before it changes anything; a
+// rejected call names the function, the argument and what is allowed:
+// "gemma2_stream_push: id is -1, outside the tokenizer's vocabulary [0, 256000)".
+
+// "<function>: <parts...>" as the thread's last error.
+template <class... Parts>
+gemma2_status reject(const char* function, const Parts&... parts) {
+  std::ostringstream s;
+  s << function << ": ";
+  (s << ... << parts);
+  return fail(s.str());
+}
+
+// For calls that return a value instead of a status: a NULL handle is
+// recorded as the last error and `value` returned.
 template <class T>
-gemma2_status copy_out(const char* function, const T* src, size_t n, T* dst, size_t capacity, size_t* length) {
-  if (length == nullptr) return fail(std::string(function) + ": the length pointer is NULL");
-  *length = n;
-  if (n > capacity) return GEMMA2_BUFFER_TOO_SMALL;
-  if (n != 0) {
-    if (dst == nullptr) return fail(std::string(function) + ": the output buffer is NULL");
-    std::memcpy(dst, src, n * sizeof(T));
-  }
+T null_handle(const char* function, const char* argument, T value) {
+  reject(function, argument, " is NULL");
+  return value;
+}
+
+// The most elements an array of T may have: no object is larger than
+// PTRDIFF_MAX bytes, so a count past this is a caller's overflow.
+template <class T>
+constexpr size_t kMaxElements = static_cast<size_t>(PTRDIFF_MAX) / sizeof(T);
+
+// An input array of `count` elements: NULL only when empty.
+template <class T>
+gemma2_status check_input(const char* function, const char* data_name, const T* data, const char* count_name,
+                          size_t count) {
+  if (count > kMaxElements<T>)
+    return reject(function, count_name, " is ", count, ", more than an array of ", sizeof(T),
+                  "-byte elements can hold (", kMaxElements<T>, ")");
+  if (data == nullptr && count != 0) return reject(function, data_name, " is NULL but ", count_name, " is ", count);
   return GEMMA2_OK;
 }
 
-#define GEMMA2_REQUIRE(p)                                                    \
-  do {                                                                       \
-    if ((p) == nullptr) return fail(std::string(__func__) + ": " #p " is NULL"); \
+// An output buffer of the (buffer, capacity, &length) protocol: the length
+// pointer is required, and a NULL buffer only asks for the size (capacity 0).
+template <class T>
+gemma2_status check_output(const char* function, const char* buffer_name, const T* buffer, size_t capacity,
+                           const char* length_name, const size_t* length) {
+  if (length == nullptr) return reject(function, length_name, " is NULL");
+  if (capacity > kMaxElements<T>)
+    return reject(function, "capacity is ", capacity, ", more than a buffer of ", sizeof(T), "-byte elements can hold (",
+                  kMaxElements<T>, ")");
+  if (buffer == nullptr && capacity != 0)
+    return reject(function, buffer_name, " is NULL but capacity is ", capacity, " (0 asks for the size)");
+  return GEMMA2_OK;
+}
+
+// lo <= value <= hi.
+template <class V>
+gemma2_status check_range(const char* function, const std::string& argument, V value, V lo, V hi,
+                          const char* note = "") {
+  if (value >= lo && value <= hi) return GEMMA2_OK;
+  return reject(function, argument, " is ", value, ", outside [", lo, ", ", hi, "]", note);
+}
+
+// A boolean field of an options struct: 0 or 1, so that a struct not made
+// by its _default() function (garbage in a field) is caught.
+gemma2_status check_flag(const char* function, const char* argument, int value) {
+  return check_range(function, argument, value, 0, 1);
+}
+
+// A token id of `whose` ("the model's", "the tokenizer's") vocabulary.
+gemma2_status check_id(const char* function, const std::string& argument, int32_t id, int32_t vocab, const char* whose) {
+  if (id >= 0 && id < vocab) return GEMMA2_OK;
+  return reject(function, argument, " is ", id, ", outside ", whose, " vocabulary [0, ", vocab, ")");
+}
+
+gemma2_status check_ids(const char* function, const char* argument, const int32_t* ids, size_t count, int32_t vocab,
+                        const char* whose) {
+  const int32_t* bad = std::find_if(ids, ids + count, [&](int32_t id) { return id < 0 || id >= vocab; });
+  if (bad == ids + count) return GEMMA2_OK;
+  return check_id(function, std::string(argument) + "[" + std::to_string(bad - ids) + "]", *bad, vocab, whose);
+}
+
+// A constraint's token budget (0: none).
+gemma2_status check_budget(const char* function, int32_t max_tokens) {
+  if (max_tokens >= 0) return GEMMA2_OK;
+  return reject(function, "max_tokens is ", max_tokens, ", negative (0: no budget)");
+}
+
+// Stores n elements of `src` into `dst` when capacity allows; the length
+// needed always goes to *length. Entry points check their buffer up front
+// with check_output, under the argument names of their signature.
+template <class T>
+gemma2_status copy_out(const char* function, const T* src, size_t n, T* dst, size_t capacity, size_t* length) {
+  if (gemma2_status s = check_output(function, "the output buffer", dst, capacity, "the length pointer", length);
+      s != GEMMA2_OK)
+    return s;
+  *length = n;
+  if (n > capacity) return GEMMA2_BUFFER_TOO_SMALL;
+  if (n != 0) std::memcpy(dst, src, n * sizeof(T));
+  return GEMMA2_OK;
+}
+
+#define GEMMA2_REQUIRE(p)                                             \
+  do {                                                                \
+    if ((p) == nullptr) return null_handle(__func__, #p, GEMMA2_ERROR); \
+  } while (0)
+
+// Returns the status of a failed check.
+#define GEMMA2_CHECK(check)                                                                   \
+  do {                                                                                        \
+    if (gemma2_status check_status = (check); check_status != GEMMA2_OK) return check_status; \
   } while (0)
 
 }  // namespace
@@ -101,6 +194,16 @@ struct gemma2_session {
   decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), session); }
   template <class F>
   decltype(auto) visit(F&& f) const { return std::visit(std::forward<F>(f), session); }
+
+  // What a feed or rollback is checked against.
+  struct Extent {
+    size_t tokens, cached, capacity;  // cached <= tokens: the rest are pending
+  };
+  Extent extent() const {
+    return visit([](const auto& s) {
+      return Extent{s.tokens().size(), static_cast<size_t>(s.position()), static_cast<size_t>(s.cache().capacity())};
+    });
+  }
 };
 
 namespace {
@@ -149,6 +252,7 @@ struct gemma2_sampler {
 
 struct gemma2_stream {
   gemma2::StreamDecoder decoder;
+  int32_t vocab;     // the tokenizer's, which ids pushed are checked against
   std::string text;  // what the last push/finish returned
 };
 
@@ -174,34 +278,38 @@ gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* opt
   GEMMA2_REQUIRE(path);
   GEMMA2_REQUIRE(model);
   *model = nullptr;
-  return guarded(__func__, [&] {
-    const gemma2_load_options o = options ? *options : gemma2_load_options_default();
-    auto pool = gemma2::ThreadPool::create(o.threads);
-    if (!pool) return fail(pool.message());
+  const gemma2_load_options o = options ? *options : gemma2_load_options_default();
+  GEMMA2_CHECK(check_range(__func__, "options->threads", o.threads, 1, gemma2::ThreadPool::kMaxThreads));
+  GEMMA2_CHECK(check_flag(__func__, "options->copied", o.copied));
+  GEMMA2_CHECK(check_flag(__func__, "options->check_finite", o.check_finite));
+  return guarded(__func__, [&, function = __func__] {
     gemma2::LoadOptions lo;
-    lo.pool = &*pool;
     if (o.weight_type != nullptr) {
       lo.weight_type = gemma2::parse_weight_type(o.weight_type);
       if (!lo.weight_type) {
         std::string names;
         for (const auto& [name, type] : gemma2::kWeightTypeNames) names += (names.empty() ? "" : ", ") + std::string(name);
-        return fail(std::string("weight type ") + o.weight_type + " is not one of " + names);
+        return reject(function, "options->weight_type is \"", o.weight_type, "\", not one of ", names);
       }
     }
     if (o.kernels != nullptr) {
-      auto set = gemma2::detail::kernel_set_named(o.kernels, o.kernels);
-      if (!set) return fail(set.message());
+      auto set = gemma2::detail::kernel_set_named(o.kernels, std::string("options->kernels \"") + o.kernels + "\"");
+      if (!set) return reject(function, set.message());
       lo.kernels = *set;
+    }
+    if (o.prefill_precision != nullptr) {
+      const auto precision = gemma2::parse_prefill_precision(o.prefill_precision);
+      if (!precision)
+        return reject(function, "options->prefill_precision is \"", o.prefill_precision, "\", not one of exact, bf16");
+      lo.prefill_precision = *precision;
     }
     lo.mapping = o.copied ? gemma2::Mapping::Copied : gemma2::Mapping::Mapped;
     lo.max_memory = o.max_memory;
     lo.check_finite = o.check_finite != 0;
-    if (o.prefill_precision != nullptr) {
-      const auto precision = gemma2::parse_prefill_precision(o.prefill_precision);
-      if (!precision)
-        return fail(std::string("prefill precision ") + o.prefill_precision + " is not one of exact, bf16");
-      lo.prefill_precision = *precision;
-    }
+    // Threads start only once the options are known to be valid.
+    auto pool = gemma2::ThreadPool::create(o.threads);
+    if (!pool) return reject(function, pool.message());
+    lo.pool = &*pool;
     auto m = Model::load(path, lo);
     if (!m) return fail(m.message());
     *model = new gemma2_model{std::make_unique<gemma2::ThreadPool>(std::move(*pool)), std::move(*m)};
@@ -211,14 +319,16 @@ gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* opt
 
 void gemma2_model_free(gemma2_model* model) { delete model; }
 
-int32_t gemma2_model_vocab_size(const gemma2_model* model) { return model ? model->model.config().vocab_size : 0; }
+int32_t gemma2_model_vocab_size(const gemma2_model* model) {
+  return model ? model->model.config().vocab_size : null_handle(__func__, "model", 0);
+}
 
 int32_t gemma2_model_context_length(const gemma2_model* model) {
-  return model ? model->model.config().max_position_embeddings : 0;
+  return model ? model->model.config().max_position_embeddings : null_handle(__func__, "model", 0);
 }
 
 const char* gemma2_model_kernels(const gemma2_model* model) {
-  return model ? gemma2::kernel_set_name(model->model.kernel_set()) : "";
+  return model ? gemma2::kernel_set_name(model->model.kernel_set()) : null_handle(__func__, "model", "");
 }
 
 gemma2_status gemma2_tokenizer_load(const char* path, gemma2_tokenizer** tokenizer) {
@@ -238,40 +348,50 @@ gemma2_status gemma2_tokenizer_load(const char* path, gemma2_tokenizer** tokeniz
 
 void gemma2_tokenizer_free(gemma2_tokenizer* tokenizer) { delete tokenizer; }
 
-int32_t gemma2_tokenizer_bos_id(const gemma2_tokenizer* t) { return t ? t->tokenizer.bos_id() : -1; }
-int32_t gemma2_tokenizer_eos_id(const gemma2_tokenizer* t) { return t ? t->tokenizer.eos_id() : -1; }
-int32_t gemma2_tokenizer_end_of_turn_id(const gemma2_tokenizer* t) { return t ? t->tokenizer.end_of_turn_id() : -1; }
+int32_t gemma2_tokenizer_bos_id(const gemma2_tokenizer* tokenizer) {
+  return tokenizer ? tokenizer->tokenizer.bos_id() : null_handle(__func__, "tokenizer", -1);
+}
+int32_t gemma2_tokenizer_eos_id(const gemma2_tokenizer* tokenizer) {
+  return tokenizer ? tokenizer->tokenizer.eos_id() : null_handle(__func__, "tokenizer", -1);
+}
+int32_t gemma2_tokenizer_end_of_turn_id(const gemma2_tokenizer* tokenizer) {
+  return tokenizer ? tokenizer->tokenizer.end_of_turn_id() : null_handle(__func__, "tokenizer", -1);
+}
 
 gemma2_status gemma2_tokenize(const gemma2_tokenizer* tokenizer, const char* text, size_t length, int add_bos,
                               int32_t* ids, size_t capacity, size_t* count) {
   GEMMA2_REQUIRE(tokenizer);
-  if (text == nullptr && length != 0) return fail("gemma2_tokenize: text is NULL");
-  return guarded(__func__, [&] {
+  GEMMA2_CHECK(check_input(__func__, "text", text, "length", length));
+  GEMMA2_CHECK(check_output(__func__, "ids", ids, capacity, "count", count));
+  return guarded(__func__, [&, function = __func__] {
     const std::string_view s(text ? text : "", length);
     auto r = add_bos ? tokenizer->tokenizer.encode_prompt(s) : tokenizer->tokenizer.encode(s);
     if (!r) return fail(r.message());
-    return copy_out(__func__, r->data(), r->size(), ids, capacity, count);
+    return copy_out(function, r->data(), r->size(), ids, capacity, count);
   });
 }
 
 gemma2_status gemma2_detokenize(const gemma2_tokenizer* tokenizer, const int32_t* ids, size_t count, char* text,
                                 size_t capacity, size_t* length) {
   GEMMA2_REQUIRE(tokenizer);
-  if (ids == nullptr && count != 0) return fail("gemma2_detokenize: ids is NULL");
-  return guarded(__func__, [&] {
+  GEMMA2_CHECK(check_input(__func__, "ids", ids, "count", count));
+  GEMMA2_CHECK(check_ids(__func__, "ids", ids, count, tokenizer->tokenizer.vocab_size(), "the tokenizer's"));
+  GEMMA2_CHECK(check_output(__func__, "text", text, capacity, "length", length));
+  return guarded(__func__, [&, function = __func__] {
     auto r = tokenizer->tokenizer.decode(std::vector<int32_t>(ids, ids + count));
     if (!r) return fail(r.message());
-    return copy_out(__func__, r->data(), r->size(), text, capacity, length);
+    return copy_out(function, r->data(), r->size(), text, capacity, length);
   });
 }
 
 gemma2_status gemma2_format_user_turn(const char* message, size_t length, char* text, size_t capacity,
                                       size_t* written) {
-  if (message == nullptr && length != 0) return fail("gemma2_format_user_turn: message is NULL");
-  return guarded(__func__, [&] {
+  GEMMA2_CHECK(check_input(__func__, "message", message, "length", length));
+  GEMMA2_CHECK(check_output(__func__, "text", text, capacity, "written", written));
+  return guarded(__func__, [&, function = __func__] {
     auto r = gemma2::format_chat({{gemma2::Role::User, std::string(message ? message : "", length)}});
     if (!r) return fail(r.message());
-    return copy_out(__func__, r->data(), r->size(), text, capacity, written);
+    return copy_out(function, r->data(), r->size(), text, capacity, written);
   });
 }
 
@@ -280,7 +400,7 @@ gemma2_status gemma2_stream_new(const gemma2_tokenizer* tokenizer, gemma2_stream
   GEMMA2_REQUIRE(stream);
   *stream = nullptr;
   return guarded(__func__, [&] {
-    *stream = new gemma2_stream{gemma2::StreamDecoder(tokenizer->tokenizer), {}};
+    *stream = new gemma2_stream{gemma2::StreamDecoder(tokenizer->tokenizer), tokenizer->tokenizer.vocab_size(), {}};
     return GEMMA2_OK;
   });
 }
@@ -291,6 +411,7 @@ gemma2_status gemma2_stream_push(gemma2_stream* stream, int32_t id, const char**
   GEMMA2_REQUIRE(stream);
   GEMMA2_REQUIRE(text);
   GEMMA2_REQUIRE(length);
+  GEMMA2_CHECK(check_id(__func__, "id", id, stream->vocab, "the tokenizer's"));
   return guarded(__func__, [&] {
     stream->text = stream->decoder.push(id);
     *text = stream->text.c_str();
@@ -319,36 +440,55 @@ gemma2_session_options gemma2_session_options_default(void) {
   return o;
 }
 
-gemma2_status gemma2_session_new_with(const gemma2_model* model, const gemma2_session_options* options,
-                                      gemma2_session** session) {
-  GEMMA2_REQUIRE(model);
-  GEMMA2_REQUIRE(session);
+namespace {
+// Both constructors, with errors under the caller's name: `capacity` is
+// "capacity" for gemma2_session_new, "options->capacity" for _with.
+gemma2_status new_session(const char* function, const char* capacity, const gemma2_model* model,
+                          const gemma2_session_options& o, gemma2_session** session) {
+  if (model == nullptr) return null_handle(function, "model", GEMMA2_ERROR);
+  if (session == nullptr) return null_handle(function, "session", GEMMA2_ERROR);
   *session = nullptr;
-  const gemma2_session_options o = options ? *options : gemma2_session_options_default();
+  const int32_t context = model->model.config().max_position_embeddings;
+  GEMMA2_CHECK(check_range(function, capacity, o.capacity, 0, context, " (0: the model's context)"));
   const std::string storage = o.kv_storage ? o.kv_storage : "f32";
   const auto named = std::find(std::begin(kStorageNames), std::end(kStorageNames), storage);
-  if (named == std::end(kStorageNames)) return fail("KV storage " + storage + " is not one of f32, bf16, int8");
-  if (o.sliding_window != 0 && o.sliding_window != 1) return fail("sliding_window must be 0 or 1");
+  if (named == std::end(kStorageNames))
+    return reject(function, "options->kv_storage is \"", storage, "\", not one of f32, bf16, int8");
+  GEMMA2_CHECK(check_flag(function, "options->sliding_window", o.sliding_window));
   const auto alternative = static_cast<size_t>(named - std::begin(kStorageNames)) + (o.sliding_window ? 3 : 0);
-  return guarded(__func__, [&] {
+  return guarded(function, [&] {
     auto s = create_any(alternative, model->model, o.capacity, Alternatives{});
-    if (!s) return fail(s.message());
+    if (!s) return reject(function, s.message());
     *session = new gemma2_session{model, std::move(*s), {}};
     return GEMMA2_OK;
   });
+}
+}  // namespace
+
+gemma2_status gemma2_session_new_with(const gemma2_model* model, const gemma2_session_options* options,
+                                      gemma2_session** session) {
+  return new_session(__func__, "options->capacity", model, options ? *options : gemma2_session_options_default(),
+                     session);
 }
 
 gemma2_status gemma2_session_new(const gemma2_model* model, int32_t capacity, gemma2_session** session) {
   gemma2_session_options o = gemma2_session_options_default();
   o.capacity = capacity;
-  return gemma2_session_new_with(model, &o, session);
+  return new_session(__func__, "capacity", model, o, session);
 }
 
 void gemma2_session_free(gemma2_session* session) { delete session; }
 
 gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, size_t count, float* logits) {
   GEMMA2_REQUIRE(session);
-  if (ids == nullptr && count != 0) return fail("gemma2_session_feed: ids is NULL");
+  GEMMA2_CHECK(check_input(__func__, "ids", ids, "count", count));
+  const gemma2_session::Extent e = session->extent();
+  if (count == 0 && e.tokens == e.cached)
+    return reject(__func__, "count is 0 and no token is pending (only a rollback leaves one to run)");
+  if (count > e.capacity - e.tokens)
+    return reject(__func__, "count is ", count, ", more than the ", e.capacity - e.tokens,
+                  " positions left in the session (capacity ", e.capacity, ", ", e.tokens, " tokens)");
+  GEMMA2_CHECK(check_ids(__func__, "ids", ids, count, session->owner->model.config().vocab_size, "the model's"));
   return guarded(__func__, [&] {
     auto r = session->visit([&](auto& s) {
       return s.feed(std::vector<int32_t>(ids, ids + count), gemma2::ForwardOptions(session->owner->pool.get()));
@@ -373,8 +513,10 @@ gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session*
 
 gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count) {
   GEMMA2_REQUIRE(session);
+  const size_t length = session->extent().tokens;
+  GEMMA2_CHECK(check_range(__func__, "count", count, size_t{0}, length, " (the session's length)"));
   return guarded(__func__, [&] {
-    if (count == gemma2_session_length(session)) return GEMMA2_OK;
+    if (count == length) return GEMMA2_OK;
     const gemma2::ForwardOptions options(session->owner->pool.get());
     if (gemma2::Status s = session->visit([&](auto& x) { return x.rollback(count, options); }); !s) return fail(s.message());
     session->logits.clear();  // the kept last token is pending: the next feed gives its logits
@@ -383,20 +525,23 @@ gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count) {
 }
 
 size_t gemma2_session_length(const gemma2_session* session) {
-  return session ? session->visit([](const auto& s) { return s.tokens().size(); }) : 0;
+  return session ? session->extent().tokens : null_handle(__func__, "session", size_t{0});
 }
 
 gemma2_status gemma2_session_tokens(const gemma2_session* session, int32_t* ids, size_t capacity, size_t* count) {
   GEMMA2_REQUIRE(session);
-  return session->visit(
-      [&](const auto& s) { return copy_out(__func__, s.tokens().data(), s.tokens().size(), ids, capacity, count); });
+  GEMMA2_CHECK(check_output(__func__, "ids", ids, capacity, "count", count));
+  return session->visit([&, function = __func__](const auto& s) {
+    return copy_out(function, s.tokens().data(), s.tokens().size(), ids, capacity, count);
+  });
 }
 
 gemma2_status gemma2_session_save(const gemma2_session* session, uint8_t* data, size_t capacity, size_t* size) {
   GEMMA2_REQUIRE(session);
-  return guarded(__func__, [&] {
+  GEMMA2_CHECK(check_output(__func__, "data", data, capacity, "size", size));
+  return guarded(__func__, [&, function = __func__] {
     const std::vector<uint8_t> blob = session->visit([](const auto& s) { return s.save(); });
-    return copy_out(__func__, blob.data(), blob.size(), data, capacity, size);
+    return copy_out(function, blob.data(), blob.size(), data, capacity, size);
   });
 }
 
@@ -434,7 +579,8 @@ gemma2_status gemma2_sampler_new(const gemma2_sampling_params* params, gemma2_sa
   GEMMA2_REQUIRE(params);
   GEMMA2_REQUIRE(sampler);
   *sampler = nullptr;
-  return guarded(__func__, [&] {
+  GEMMA2_CHECK(check_flag(__func__, "params->greedy", params->greedy));
+  return guarded(__func__, [&, function = __func__] {
     gemma2::SamplingParams p;
     p.greedy = params->greedy != 0;
     p.temperature = params->temperature;
@@ -446,7 +592,7 @@ gemma2_status gemma2_sampler_new(const gemma2_sampling_params* params, gemma2_sa
     p.presence_penalty = params->presence_penalty;
     p.penalty_last_n = params->penalty_last_n;
     p.seed = params->seed;
-    if (gemma2::Status s = gemma2::validate(p); !s) return fail(s.message());
+    if (gemma2::Status s = gemma2::validate(p); !s) return reject(function, "params: ", s.message());
     *sampler = new gemma2_sampler{gemma2::Sampler(p)};
     return GEMMA2_OK;
   });
@@ -471,6 +617,7 @@ gemma2_status gemma2_sampler_set_grammar(gemma2_sampler* sampler, const gemma2_t
                                          int32_t max_tokens) {
   GEMMA2_REQUIRE(sampler);
   GEMMA2_REQUIRE(tokenizer);
+  GEMMA2_CHECK(check_budget(__func__, max_tokens));
   return guarded(__func__, [&] {
     if (gbnf == nullptr) {
       sampler->sampler.unconstrain();
@@ -484,6 +631,7 @@ gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemm
                                              const char* schema, int32_t max_tokens) {
   GEMMA2_REQUIRE(sampler);
   GEMMA2_REQUIRE(tokenizer);
+  GEMMA2_CHECK(check_budget(__func__, max_tokens));
   return guarded(__func__, [&] {
     if (schema == nullptr) {
       sampler->sampler.unconstrain();
@@ -493,7 +641,9 @@ gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemm
   });
 }
 
-int gemma2_sampler_finished(const gemma2_sampler* sampler) { return sampler != nullptr && sampler->sampler.finished(); }
+int gemma2_sampler_finished(const gemma2_sampler* sampler) {
+  return sampler ? sampler->sampler.finished() : null_handle(__func__, "sampler", 0);
+}
 
 gemma2_status gemma2_session_sample(gemma2_session* session, gemma2_sampler* sampler, int32_t* token) {
   GEMMA2_REQUIRE(session);

@@ -8,10 +8,25 @@
  * is a directory, not a file"; it belongs to the calling thread and stays
  * valid until that thread's next failing call.
  *
+ * Arguments are checked before anything changes: a rejected call leaves
+ * every handle as it was, and its message names the function, the argument
+ * and what is allowed ("gemma2_stream_push: id is -1, outside the
+ * tokenizer's vocabulary [0, 256000)"). A NULL handle or output pointer is
+ * GEMMA2_ERROR; calls that return a value instead of a status return the
+ * value noted beside them for a NULL handle and also set the last error.
+ * The _free functions accept NULL (and do nothing). Boolean fields of the
+ * option structs must be 0 or 1, so that garbage in a struct not made by
+ * its _default() function is caught.
+ *
+ * Arrays in: (pointer, count) may be NULL only when count is 0; a count
+ * whose bytes would pass PTRDIFF_MAX is an error.
+ *
  * Buffers: calls that return text or bytes take (buffer, capacity,
  * &length). The length needed is always stored; when it exceeds the
  * capacity the call returns GEMMA2_BUFFER_TOO_SMALL and writes nothing, so
- * a NULL buffer with capacity 0 asks for the size.
+ * a NULL buffer with capacity 0 asks for the size. The length pointer is
+ * required; a NULL buffer with a capacity above 0, or a capacity whose
+ * bytes would pass PTRDIFF_MAX, is an error.
  *
  * Threads: a model is immutable and may be shared by sessions on several
  * threads; a session, sampler, tokenizer stream or any other handle is used
@@ -59,7 +74,7 @@ GEMMA2_C_API const char* gemma2_version(void);
 /* ---- Models ---------------------------------------------------------- */
 
 typedef struct gemma2_load_options {
-  int threads;             /* threads for the matrix products (default 1) */
+  int threads;             /* threads for the matrix products, 1 to 512 (default 1) */
   const char* weight_type; /* NULL: as stored; "f32", "bf16", "f16", "q8", "q4" */
   const char* kernels;     /* NULL: $GEMMA2_KERNELS, else the best set; "portable", "avx2", "avx512", "neon", "neon-dotprod" */
   int copied;              /* 0: map the weight files; 1: read them into memory */
@@ -77,9 +92,10 @@ GEMMA2_C_API gemma2_load_options gemma2_load_options_default(void);
 /* A Hugging Face model directory or a .gguf file; options may be NULL. */
 GEMMA2_C_API gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* options, gemma2_model** model);
 GEMMA2_C_API void gemma2_model_free(gemma2_model* model);
+/* 0 for a NULL model, as is the next one. */
 GEMMA2_C_API int32_t gemma2_model_vocab_size(const gemma2_model* model);
 GEMMA2_C_API int32_t gemma2_model_context_length(const gemma2_model* model);
-/* The kernel set in use ("avx512", "avx2", "portable", ...). */
+/* The kernel set in use ("avx512", "avx2", "portable", ...); "" for NULL. */
 GEMMA2_C_API const char* gemma2_model_kernels(const gemma2_model* model);
 
 /* ---- Tokenizer ------------------------------------------------------- */
@@ -88,6 +104,8 @@ GEMMA2_C_API const char* gemma2_model_kernels(const gemma2_model* model);
  * (its embedded tokenizer, else a tokenizer.model beside it). */
 GEMMA2_C_API gemma2_status gemma2_tokenizer_load(const char* path, gemma2_tokenizer** tokenizer);
 GEMMA2_C_API void gemma2_tokenizer_free(gemma2_tokenizer* tokenizer);
+/* These three give -1 for a NULL tokenizer (the last error tells it apart
+ * from a vocabulary without the piece). */
 GEMMA2_C_API int32_t gemma2_tokenizer_bos_id(const gemma2_tokenizer* tokenizer);
 GEMMA2_C_API int32_t gemma2_tokenizer_eos_id(const gemma2_tokenizer* tokenizer);
 /* <end_of_turn>, or -1 when the vocabulary has none. */
@@ -96,7 +114,8 @@ GEMMA2_C_API int32_t gemma2_tokenizer_end_of_turn_id(const gemma2_tokenizer* tok
 /* UTF-8 text (length bytes) to ids, with <bos> first when add_bos != 0. */
 GEMMA2_C_API gemma2_status gemma2_tokenize(const gemma2_tokenizer* tokenizer, const char* text, size_t length,
                                            int add_bos, int32_t* ids, size_t capacity, size_t* count);
-/* Ids to UTF-8 text (not NUL-terminated: `length` bytes). */
+/* Ids to UTF-8 text (not NUL-terminated: `length` bytes). Every id must be
+ * in the tokenizer's vocabulary. */
 GEMMA2_C_API gemma2_status gemma2_detokenize(const gemma2_tokenizer* tokenizer, const int32_t* ids, size_t count,
                                              char* text, size_t capacity, size_t* length);
 /* A user turn and the model turn's opening, in Gemma's chat format. */
@@ -104,10 +123,12 @@ GEMMA2_C_API gemma2_status gemma2_format_user_turn(const char* message, size_t l
                                                    size_t* written);
 
 /* Streaming detokenization: the text each new token completes (a
- * character split over byte pieces comes out whole). */
+ * character split over byte pieces comes out whole). The tokenizer must
+ * outlive the stream. */
 GEMMA2_C_API gemma2_status gemma2_stream_new(const gemma2_tokenizer* tokenizer, gemma2_stream** stream);
 GEMMA2_C_API void gemma2_stream_free(gemma2_stream* stream);
-/* *text points into the stream, valid until its next call. */
+/* *text points into the stream, valid until its next call. An id outside
+ * the tokenizer's vocabulary is an error and leaves the stream as it was. */
 GEMMA2_C_API gemma2_status gemma2_stream_push(gemma2_stream* stream, int32_t id, const char** text, size_t* length);
 /* What is left at the end of the sequence (an incomplete character). */
 GEMMA2_C_API gemma2_status gemma2_stream_finish(gemma2_stream* stream, const char** text, size_t* length);
@@ -115,11 +136,12 @@ GEMMA2_C_API gemma2_status gemma2_stream_finish(gemma2_stream* stream, const cha
 /* ---- Sessions -------------------------------------------------------- */
 
 /* A sequence with its own KV cache of `capacity` positions (0: the model's
- * context), full and float32. The model must outlive it. */
+ * context; at most the model's context), full and float32. The model must
+ * outlive it. */
 GEMMA2_C_API gemma2_status gemma2_session_new(const gemma2_model* model, int32_t capacity, gemma2_session** session);
 
 typedef struct gemma2_session_options {
-  int32_t capacity;       /* positions (0: the model's context) */
+  int32_t capacity;       /* positions, 0 to the model's context (0: the model's context) */
   const char* kv_storage; /* NULL or "f32" (exact); "bf16" (half the memory); "int8" (Q8_0 per head, 17/64) */
   int sliding_window;     /* 0: every layer keeps every position; 1: local layers keep a ring of their
                            * window (the same logits, about half the memory at 8192 positions) */
@@ -134,13 +156,16 @@ GEMMA2_C_API gemma2_status gemma2_session_new_with(const gemma2_model* model, co
 GEMMA2_C_API void gemma2_session_free(gemma2_session* session);
 /* Runs `count` more tokens; the logits after the last one are kept for
  * gemma2_session_sample and, when `logits` is not NULL, copied there
- * (vocab_size floats). */
+ * (vocab_size floats). Each id must be in the model's vocabulary and count
+ * at most the positions left (capacity - length); count 0 runs only the
+ * token a rollback left pending, and is an error when there is none. A
+ * rejected feed changes nothing. */
 GEMMA2_C_API gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, size_t count, float* logits);
 /* An independent copy of the session (shared prefix computed once). */
 GEMMA2_C_API gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session** copy);
-/* Keeps the first `count` tokens. */
+/* Keeps the first `count` tokens (count <= gemma2_session_length). */
 GEMMA2_C_API gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count);
-/* Tokens in the session. */
+/* Tokens in the session; 0 for NULL. */
 GEMMA2_C_API size_t gemma2_session_length(const gemma2_session* session);
 GEMMA2_C_API gemma2_status gemma2_session_tokens(const gemma2_session* session, int32_t* ids, size_t capacity,
                                                  size_t* count);
@@ -177,14 +202,16 @@ GEMMA2_C_API gemma2_status gemma2_session_sample(gemma2_session* session, gemma2
  * JSON matching a JSON Schema (the subset in include/gemma2/json_schema.hpp),
  * over `tokenizer`'s vocabulary. The constrained text starts with the
  * sampler's next token; with max_tokens > 0 it is complete within that many
- * tokens. A malformed grammar or schema is an error naming the line and
- * column or the keyword and where; the sampler is then unchanged. A new
- * grammar replaces the old one (one per reply); NULL text removes it. */
+ * tokens (0: no budget; negative is an error). A malformed grammar or
+ * schema is an error naming the line and column or the keyword and where;
+ * the sampler is then unchanged. A new grammar replaces the old one (one
+ * per reply); NULL text removes it. */
 GEMMA2_C_API gemma2_status gemma2_sampler_set_grammar(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
                                                      const char* gbnf, int32_t max_tokens);
 GEMMA2_C_API gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
                                                          const char* schema, int32_t max_tokens);
-/* 1 when the constrained text is complete and nothing may follow it. */
+/* 1 when the constrained text is complete and nothing may follow it; 0 for
+ * NULL. */
 GEMMA2_C_API int gemma2_sampler_finished(const gemma2_sampler* sampler);
 
 /* Called with each generated token and the text it completes (empty for

@@ -1,6 +1,10 @@
 /* The C ABI from C: every entry point, its error paths and its buffer
  * protocol, on the demo model (argv[1]). Exits non-zero on the first
  * failed check. */
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +74,324 @@ static float max_difference(const float* a, const float* b, int32_t n) {
     if (d > worst) worst = d;
   }
   return worst;
+}
+
+/* ---- Argument checks ------------------------------------------------------
+ * Every rejected call returns GEMMA2_ERROR (or, for a call returning a
+ * value, the value its header gives for NULL) and a last error that starts
+ * with the function's name and holds `mention` (the argument and what is
+ * allowed); what it was called on is unchanged. */
+
+static int named_error(int ok, const char* function, size_t name_length, const char* mention, const char* what,
+                       int line) {
+  const char* error = gemma2_last_error();
+  ok = ok && strncmp(error, function, name_length) == 0 && error[name_length] == ':' && strstr(error, mention) != NULL;
+  if (!ok) {
+    fprintf(stderr, "%s:%d: %s: expected a rejection naming \"%.*s\" and \"%s\"; last error: %s\n", __FILE__, line,
+            what, (int)name_length, function, mention, error);
+    ++failures;
+  }
+  return ok;
+}
+/* `cond` starts with the call, whose name the error must start with. */
+#define REJECTED(cond, mention) named_error((cond) != 0, #cond, strcspn(#cond, "("), mention, #cond, __LINE__)
+/* For the tables below, which name the function in a row. */
+#define ROW_REJECTED(cond, function, mention) named_error((cond) != 0, function, strlen(function), mention, #cond, __LINE__)
+
+typedef struct {
+  const char* dir;
+  gemma2_model* model;
+  gemma2_tokenizer* tok;
+  gemma2_session* session; /* fed with a prompt, capacity 64 */
+} Fixture;
+
+/* Input arrays (pointer, count), one call per row. */
+typedef gemma2_status (*InputCall)(const Fixture* f, const void* data, size_t count);
+static gemma2_status tokenize_input(const Fixture* f, const void* data, size_t count) {
+  size_t n;
+  return gemma2_tokenize(f->tok, (const char*)data, count, 0, NULL, 0, &n);
+}
+static gemma2_status detokenize_input(const Fixture* f, const void* data, size_t count) {
+  size_t n;
+  return gemma2_detokenize(f->tok, (const int32_t*)data, count, NULL, 0, &n);
+}
+static gemma2_status format_input(const Fixture* f, const void* data, size_t count) {
+  size_t n;
+  (void)f;
+  return gemma2_format_user_turn((const char*)data, count, NULL, 0, &n);
+}
+static gemma2_status feed_input(const Fixture* f, const void* data, size_t count) {
+  return gemma2_session_feed(f->session, (const int32_t*)data, count, NULL);
+}
+
+/* Output buffers (buffer, capacity, &length), one call per row. */
+typedef gemma2_status (*OutputCall)(const Fixture* f, void* buffer, size_t capacity, size_t* length);
+static gemma2_status tokenize_output(const Fixture* f, void* buffer, size_t capacity, size_t* length) {
+  return gemma2_tokenize(f->tok, "to be", 5, 1, (int32_t*)buffer, capacity, length);
+}
+static gemma2_status detokenize_output(const Fixture* f, void* buffer, size_t capacity, size_t* length) {
+  const int32_t some[2] = {100, 200};
+  return gemma2_detokenize(f->tok, some, 2, (char*)buffer, capacity, length);
+}
+static gemma2_status format_output(const Fixture* f, void* buffer, size_t capacity, size_t* length) {
+  (void)f;
+  return gemma2_format_user_turn("hi", 2, (char*)buffer, capacity, length);
+}
+static gemma2_status tokens_output(const Fixture* f, void* buffer, size_t capacity, size_t* length) {
+  return gemma2_session_tokens(f->session, (int32_t*)buffer, capacity, length);
+}
+static gemma2_status save_output(const Fixture* f, void* buffer, size_t capacity, size_t* length) {
+  return gemma2_session_save(f->session, (uint8_t*)buffer, capacity, length);
+}
+
+static void check_arguments(const Fixture* f) {
+  gemma2_model* model = f->model;
+  gemma2_tokenizer* tok = f->tok;
+  gemma2_session* s = f->session;
+  const int32_t vocab = gemma2_model_vocab_size(model);
+  const int32_t context = gemma2_model_context_length(model);
+  char want[256];
+
+  /* What every rejection below must leave as it was. */
+  const size_t length = gemma2_session_length(s);
+  int32_t tokens[64], tokens_after[64];
+  size_t n_tokens = 0, n_after = 0;
+  REQUIRE(gemma2_session_tokens(s, tokens, 64, &n_tokens) == GEMMA2_OK);
+  gemma2_sampling_params greedy_params = gemma2_sampling_params_default();
+  greedy_params.greedy = 1;
+  gemma2_sampler* greedy = NULL;
+  REQUIRE(gemma2_sampler_new(&greedy_params, &greedy) == GEMMA2_OK);
+  int32_t next = -1, next_after = -1;
+  REQUIRE(gemma2_session_sample(s, greedy, &next) == GEMMA2_OK);
+
+  /* NULL handles and output pointers, for every call. */
+  gemma2_model* no_model = NULL; /* none of these may be made */
+  gemma2_tokenizer* no_tok = NULL;
+  gemma2_session* no_session = NULL;
+  gemma2_sampler* no_sampler = NULL;
+  gemma2_stream* stream = NULL;
+  REQUIRE(gemma2_stream_new(tok, &stream) == GEMMA2_OK);
+  const char* piece = NULL;
+  size_t piece_len = 0, len = 0, count = 0;
+  int32_t id = 0;
+  const int32_t one = 100;
+  char text[256];
+  uint8_t blob[8];
+  const gemma2_sampling_params params = gemma2_sampling_params_default();
+  REJECTED(gemma2_model_load(NULL, NULL, &no_model) == GEMMA2_ERROR, "path is NULL");
+  REJECTED(gemma2_model_load(f->dir, NULL, NULL) == GEMMA2_ERROR, "model is NULL");
+  REJECTED(gemma2_model_vocab_size(NULL) == 0, "model is NULL");
+  REJECTED(gemma2_model_context_length(NULL) == 0, "model is NULL");
+  REJECTED(gemma2_model_kernels(NULL)[0] == '\0', "model is NULL");
+  REJECTED(gemma2_tokenizer_load(NULL, &no_tok) == GEMMA2_ERROR && no_tok == NULL, "path is NULL");
+  REJECTED(gemma2_tokenizer_load(f->dir, NULL) == GEMMA2_ERROR, "tokenizer is NULL");
+  REJECTED(gemma2_tokenizer_bos_id(NULL) == -1, "tokenizer is NULL");
+  REJECTED(gemma2_tokenizer_eos_id(NULL) == -1, "tokenizer is NULL");
+  REJECTED(gemma2_tokenizer_end_of_turn_id(NULL) == -1, "tokenizer is NULL");
+  REJECTED(gemma2_tokenize(NULL, "a", 1, 0, NULL, 0, &count) == GEMMA2_ERROR, "tokenizer is NULL");
+  REJECTED(gemma2_detokenize(NULL, &one, 1, NULL, 0, &len) == GEMMA2_ERROR, "tokenizer is NULL");
+  REJECTED(gemma2_stream_new(NULL, &stream) == GEMMA2_ERROR, "tokenizer is NULL");
+  REJECTED(gemma2_stream_new(tok, NULL) == GEMMA2_ERROR, "stream is NULL");
+  REJECTED(gemma2_stream_push(NULL, one, &piece, &piece_len) == GEMMA2_ERROR, "stream is NULL");
+  REJECTED(gemma2_stream_push(stream, one, NULL, &piece_len) == GEMMA2_ERROR, "text is NULL");
+  REJECTED(gemma2_stream_push(stream, one, &piece, NULL) == GEMMA2_ERROR, "length is NULL");
+  REJECTED(gemma2_stream_finish(NULL, &piece, &piece_len) == GEMMA2_ERROR, "stream is NULL");
+  REJECTED(gemma2_stream_finish(stream, NULL, &piece_len) == GEMMA2_ERROR, "text is NULL");
+  REJECTED(gemma2_stream_finish(stream, &piece, NULL) == GEMMA2_ERROR, "length is NULL");
+  REJECTED(gemma2_session_new(NULL, 0, &no_session) == GEMMA2_ERROR && no_session == NULL, "model is NULL");
+  REJECTED(gemma2_session_new(model, 0, NULL) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_new_with(NULL, NULL, &no_session) == GEMMA2_ERROR, "model is NULL");
+  REJECTED(gemma2_session_new_with(model, NULL, NULL) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_feed(NULL, &one, 1, NULL) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_fork(NULL, &no_session) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_fork(s, NULL) == GEMMA2_ERROR, "copy is NULL");
+  REJECTED(gemma2_session_rollback(NULL, 0) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_length(NULL) == 0, "session is NULL");
+  REJECTED(gemma2_session_tokens(NULL, NULL, 0, &count) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_save(NULL, NULL, 0, &len) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_restore(NULL, blob, sizeof blob, &no_session) == GEMMA2_ERROR, "model is NULL");
+  REJECTED(gemma2_session_restore(model, blob, sizeof blob, NULL) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_restore(model, NULL, 8, &no_session) == GEMMA2_ERROR, "data is NULL");
+  REJECTED(gemma2_sampler_new(NULL, &no_sampler) == GEMMA2_ERROR, "params is NULL");
+  REJECTED(gemma2_sampler_new(&params, NULL) == GEMMA2_ERROR, "sampler is NULL");
+  REJECTED(gemma2_session_sample(NULL, greedy, &id) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_sample(s, NULL, &id) == GEMMA2_ERROR, "sampler is NULL");
+  REJECTED(gemma2_session_sample(s, greedy, NULL) == GEMMA2_ERROR, "token is NULL");
+  REJECTED(gemma2_sampler_set_grammar(NULL, tok, "root ::= \"a\"", 0) == GEMMA2_ERROR, "sampler is NULL");
+  REJECTED(gemma2_sampler_set_grammar(greedy, NULL, "root ::= \"a\"", 0) == GEMMA2_ERROR, "tokenizer is NULL");
+  REJECTED(gemma2_sampler_set_json_schema(NULL, tok, "{}", 0) == GEMMA2_ERROR, "sampler is NULL");
+  REJECTED(gemma2_sampler_set_json_schema(greedy, NULL, "{}", 0) == GEMMA2_ERROR, "tokenizer is NULL");
+  REJECTED(gemma2_sampler_finished(NULL) == 0, "sampler is NULL");
+  REJECTED(gemma2_session_generate(NULL, greedy, tok, 1, NULL, NULL, NULL) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_generate(s, NULL, tok, 1, NULL, NULL, NULL) == GEMMA2_ERROR, "sampler is NULL");
+  CHECK(no_model == NULL && no_tok == NULL && no_session == NULL && no_sampler == NULL);
+  gemma2_tokenizer_free(NULL);
+  gemma2_session_free(NULL);
+  gemma2_sampler_free(NULL);
+  gemma2_stream_free(NULL);
+
+  /* Input arrays: NULL with a count, and a count one past what memory can
+   * hold (its bytes would pass PTRDIFF_MAX). */
+  static const struct {
+    const char* function;
+    const char* data;
+    const char* count;
+    size_t element;
+    InputCall call;
+  } inputs[] = {
+      {"gemma2_tokenize", "text", "length", 1, tokenize_input},
+      {"gemma2_detokenize", "ids", "count", 4, detokenize_input},
+      {"gemma2_format_user_turn", "message", "length", 1, format_input},
+      {"gemma2_session_feed", "ids", "count", 4, feed_input},
+  };
+  for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; ++i) {
+    const size_t too_many = (size_t)PTRDIFF_MAX / inputs[i].element + 1;
+    snprintf(want, sizeof want, "%s is NULL but %s is 3", inputs[i].data, inputs[i].count);
+    ROW_REJECTED(inputs[i].call(f, NULL, 3) == GEMMA2_ERROR, inputs[i].function, want);
+    snprintf(want, sizeof want, "%s is %zu, more than an array of %zu-byte elements can hold", inputs[i].count, too_many,
+             inputs[i].element);
+    ROW_REJECTED(inputs[i].call(f, "abcd", too_many) == GEMMA2_ERROR, inputs[i].function, want);
+    ROW_REJECTED(inputs[i].call(f, "abcd", SIZE_MAX) == GEMMA2_ERROR, inputs[i].function, "more than an array");
+  }
+
+  /* Output buffers: the length pointer NULL, a NULL buffer with a capacity,
+   * a capacity past what memory can hold; *length is then untouched, and
+   * the size query still works. */
+  static const struct {
+    const char* function;
+    const char* buffer;
+    const char* length;
+    size_t element;
+    OutputCall call;
+  } outputs[] = {
+      {"gemma2_tokenize", "ids", "count", 4, tokenize_output},
+      {"gemma2_detokenize", "text", "length", 1, detokenize_output},
+      {"gemma2_format_user_turn", "text", "written", 1, format_output},
+      {"gemma2_session_tokens", "ids", "count", 4, tokens_output},
+      {"gemma2_session_save", "data", "size", 1, save_output},
+  };
+  for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; ++i) {
+    int32_t buffer[16];
+    size_t got = 12345;
+    snprintf(want, sizeof want, "%s is NULL", outputs[i].length);
+    ROW_REJECTED(outputs[i].call(f, buffer, sizeof buffer / outputs[i].element, NULL) == GEMMA2_ERROR,
+                 outputs[i].function, want);
+    snprintf(want, sizeof want, "%s is NULL but capacity is 4", outputs[i].buffer);
+    ROW_REJECTED(outputs[i].call(f, NULL, 4, &got) == GEMMA2_ERROR && got == 12345, outputs[i].function, want);
+    snprintf(want, sizeof want, "capacity is %zu, more than a buffer", (size_t)PTRDIFF_MAX / outputs[i].element + 1);
+    ROW_REJECTED(outputs[i].call(f, buffer, (size_t)PTRDIFF_MAX / outputs[i].element + 1, &got) == GEMMA2_ERROR &&
+                     got == 12345,
+                 outputs[i].function, want);
+    CHECK(outputs[i].call(f, NULL, 0, &got) == GEMMA2_BUFFER_TOO_SMALL && got > 0);
+  }
+
+  /* Token ids outside the vocabulary, wherever ids go in: the stream, the
+   * detokenizer, the session (the bad id last, so the error gives its
+   * index). A character split over byte pieces is pending in the stream
+   * meanwhile, and comes out whole after the rejected pushes. */
+  const char* smile = "\xF0\x9F\x98\x80";
+  int32_t bytes[8];
+  size_t n_bytes = 0;
+  REQUIRE(gemma2_tokenize(tok, smile, 4, 0, bytes, 8, &n_bytes) == GEMMA2_OK);
+  REQUIRE(n_bytes >= 2 && gemma2_stream_push(stream, bytes[0], &piece, &piece_len) == GEMMA2_OK && piece_len == 0);
+  const int32_t bad_ids[] = {-1, vocab, vocab + 1000, INT32_MIN, INT32_MAX};
+  for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; ++i) {
+    const int32_t bad = bad_ids[i];
+    snprintf(want, sizeof want, "id is %" PRId32 ", outside the tokenizer's vocabulary [0, %" PRId32 ")", bad, vocab);
+    REJECTED(gemma2_stream_push(stream, bad, &piece, &piece_len) == GEMMA2_ERROR, want);
+    const int32_t pair[2] = {one, bad};
+    snprintf(want, sizeof want, "ids[1] is %" PRId32 ", outside the tokenizer's vocabulary [0, %" PRId32 ")", bad, vocab);
+    REJECTED(gemma2_detokenize(tok, pair, 2, text, sizeof text, &len) == GEMMA2_ERROR, want);
+    const int32_t three[3] = {one, one, bad};
+    snprintf(want, sizeof want, "ids[2] is %" PRId32 ", outside the model's vocabulary [0, %" PRId32 ")", bad, vocab);
+    REJECTED(gemma2_session_feed(s, three, 3, NULL) == GEMMA2_ERROR, want);
+  }
+  char streamed[64];
+  size_t streamed_len = 0;
+  for (size_t i = 1; i <= n_bytes; ++i) {
+    REQUIRE((i < n_bytes ? gemma2_stream_push(stream, bytes[i], &piece, &piece_len)
+                         : gemma2_stream_finish(stream, &piece, &piece_len)) == GEMMA2_OK);
+    REQUIRE(streamed_len + piece_len <= sizeof streamed);
+    memcpy(streamed + streamed_len, piece, piece_len);
+    streamed_len += piece_len;
+  }
+  CHECK(streamed_len == 4 && memcmp(streamed, smile, 4) == 0);
+  gemma2_stream_free(stream);
+
+  /* Counts a session cannot take: nothing pending with count 0, one more
+   * token than the positions left, a rollback past the end. */
+  REJECTED(gemma2_session_feed(s, NULL, 0, NULL) == GEMMA2_ERROR, "count is 0 and no token is pending");
+  const size_t room = 64 - length;
+  int32_t* many = (int32_t*)malloc((room + 1) * sizeof(int32_t));
+  REQUIRE(many != NULL);
+  for (size_t i = 0; i <= room; ++i) many[i] = one;
+  snprintf(want, sizeof want, "count is %zu, more than the %zu positions left", room + 1, room);
+  REJECTED(gemma2_session_feed(s, many, room + 1, NULL) == GEMMA2_ERROR, want);
+  free(many);
+  const size_t past[] = {length + 1, length + 1000, SIZE_MAX};
+  for (size_t i = 0; i < sizeof past / sizeof past[0]; ++i) {
+    snprintf(want, sizeof want, "count is %zu, outside [0, %zu]", past[i], length);
+    REJECTED(gemma2_session_rollback(s, past[i]) == GEMMA2_ERROR, want);
+  }
+  CHECK(gemma2_session_length(s) == length);
+  REQUIRE(gemma2_session_tokens(s, tokens_after, 64, &n_after) == GEMMA2_OK);
+  CHECK(n_after == n_tokens && memcmp(tokens, tokens_after, n_tokens * sizeof(int32_t)) == 0);
+  CHECK(gemma2_session_sample(s, greedy, &next_after) == GEMMA2_OK && next_after == next);
+
+  /* Numbers in option structs and parameters. */
+  const int threads[] = {0, -1, 513, INT_MIN};
+  for (size_t i = 0; i < sizeof threads / sizeof threads[0]; ++i) {
+    gemma2_load_options o = gemma2_load_options_default();
+    o.threads = threads[i];
+    snprintf(want, sizeof want, "options->threads is %d, outside [1, 512]", threads[i]);
+    REJECTED(gemma2_model_load(f->dir, &o, &no_model) == GEMMA2_ERROR && no_model == NULL, want);
+  }
+  const int32_t capacities[] = {-1, context + 1, INT32_MIN, INT32_MAX};
+  for (size_t i = 0; i < sizeof capacities / sizeof capacities[0]; ++i) {
+    gemma2_session_options o = gemma2_session_options_default();
+    o.capacity = capacities[i];
+    snprintf(want, sizeof want, "capacity is %" PRId32 ", outside [0, %" PRId32 "]", capacities[i], context);
+    REJECTED(gemma2_session_new(model, capacities[i], &no_session) == GEMMA2_ERROR && no_session == NULL, want);
+    snprintf(want, sizeof want, "options->capacity is %" PRId32 ", outside [0, %" PRId32 "]", capacities[i], context);
+    REJECTED(gemma2_session_new_with(model, &o, &no_session) == GEMMA2_ERROR && no_session == NULL, want);
+  }
+  const int flags[] = {2, -1, INT_MAX};
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; ++i) {
+    gemma2_load_options lo = gemma2_load_options_default();
+    lo.copied = flags[i];
+    snprintf(want, sizeof want, "options->copied is %d, outside [0, 1]", flags[i]);
+    REJECTED(gemma2_model_load(f->dir, &lo, &no_model) == GEMMA2_ERROR, want);
+    lo = gemma2_load_options_default();
+    lo.check_finite = flags[i];
+    snprintf(want, sizeof want, "options->check_finite is %d, outside [0, 1]", flags[i]);
+    REJECTED(gemma2_model_load(f->dir, &lo, &no_model) == GEMMA2_ERROR, want);
+    gemma2_session_options so = gemma2_session_options_default();
+    so.sliding_window = flags[i];
+    snprintf(want, sizeof want, "options->sliding_window is %d, outside [0, 1]", flags[i]);
+    REJECTED(gemma2_session_new_with(model, &so, &no_session) == GEMMA2_ERROR, want);
+    gemma2_sampling_params p = gemma2_sampling_params_default();
+    p.greedy = flags[i];
+    snprintf(want, sizeof want, "params->greedy is %d, outside [0, 1]", flags[i]);
+    REJECTED(gemma2_sampler_new(&p, &no_sampler) == GEMMA2_ERROR && no_sampler == NULL, want);
+  }
+
+  /* A negative budget leaves the sampler's grammar in place: its next
+   * token still spells a, b or c. */
+  REQUIRE(gemma2_sampler_set_grammar(greedy, tok, "root ::= [a-c]{3}", 3) == GEMMA2_OK);
+  const int32_t budgets[] = {-1, INT32_MIN};
+  for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; ++i) {
+    snprintf(want, sizeof want, "max_tokens is %" PRId32 ", negative (0: no budget)", budgets[i]);
+    REJECTED(gemma2_sampler_set_grammar(greedy, tok, "root ::= \"z\"", budgets[i]) == GEMMA2_ERROR, want);
+    REJECTED(gemma2_sampler_set_json_schema(greedy, tok, "{}", budgets[i]) == GEMMA2_ERROR, want);
+    REJECTED(gemma2_sampler_set_grammar(greedy, tok, NULL, budgets[i]) == GEMMA2_ERROR, want);
+  }
+  CHECK(gemma2_sampler_finished(greedy) == 0);
+  REQUIRE(gemma2_session_sample(s, greedy, &id) == GEMMA2_OK);
+  REQUIRE(gemma2_detokenize(tok, &id, 1, text, sizeof text, &len) == GEMMA2_OK);
+  REQUIRE(len < sizeof text);
+  text[len] = '\0';
+  CHECK(len >= 1 && len <= 3 && strspn(text, "abc") == len);
+  gemma2_sampler_free(greedy);
 }
 
 int main(int argc, char** argv) {
@@ -315,10 +637,13 @@ int main(int argc, char** argv) {
     gemma2_sampler_free(js);
   }
 
-  /* NULL handles are errors too. */
-  CHECK(gemma2_session_feed(NULL, ids, 1, NULL) == GEMMA2_ERROR && error_mentions("NULL"));
-  CHECK(gemma2_tokenize(tok, NULL, 5, 0, ids, 64, &n) == GEMMA2_ERROR);
-  CHECK(gemma2_session_tokens(s, held, 64, NULL) == GEMMA2_ERROR);
+  {
+    gemma2_session* fed = NULL;
+    REQUIRE(gemma2_session_new(model, 64, &fed) == GEMMA2_OK && gemma2_session_feed(fed, ids, n, NULL) == GEMMA2_OK);
+    const Fixture fixture = {dir, model, tok, fed};
+    check_arguments(&fixture);
+    gemma2_session_free(fed);
+  }
 
   gemma2_sampler_free(a);
   gemma2_sampler_free(b);
