@@ -305,7 +305,11 @@ TEST_CASE("bad input to one session gives an error and leaves it, the model and 
   CHECK(tok.encode_prompt("").value() == std::vector<int32_t>{tok.bos_id()});  // an empty prompt is <bos> alone
   gemma2::GenerateOptions go;
   go.max_new_tokens = 4;
-  CHECK(test::contains(gemma2::generate(b, std::vector<int32_t>{}, gemma2::Sampler(gemma2::SamplingParams{}), go)
+  // A fed session samples from its logits; a cache and history with nothing
+  // pending have none.
+  auto empty = S::create(m, 64).value();
+  CHECK(test::contains(gemma2::generate(m, empty.cache(), empty.tokens(), std::vector<int32_t>{},
+                                        gemma2::Sampler(gemma2::SamplingParams{}), go)
                            .message(),
                        "nothing to run"));
   for (int threads : {0, -3, 100000})

@@ -111,6 +111,21 @@ class Session {
   // Position of the next token the cache will run.
   int position() const { return cache_.size(); }
 
+  // The logits after the last token, when nothing is pending and feed()
+  // computed them; null otherwise. generate() samples from them when it has
+  // nothing to run, and save() keeps them, so a session fed and saved
+  // continues after restore() exactly as it would have.
+  const std::vector<float>* next_logits() const {
+    const bool valid = !logits_.empty() && logits_at_ == tokens_.size() && static_cast<size_t>(cache_.size()) == logits_at_;
+    return valid ? &logits_ : nullptr;
+  }
+  // Records the logits after the last token (generate() does, after a
+  // prefill that sampled nothing); they count only while nothing is pending.
+  void set_next_logits(const float* logits, size_t count) {
+    logits_.assign(logits, logits + count);
+    logits_at_ = tokens_.size();
+  }
+
   // Runs the pending tokens and then `ids`; returns the logits after the
   // last one ([1][vocab]). Invalid input changes nothing.
   Result<Activations> feed(const std::vector<int32_t>& ids, const ForwardOptions& options = {}) {
@@ -120,6 +135,7 @@ class Session {
                                   cache_, options);
     // Rejected input runs nothing; a cancelled pass keeps the chunks it ran.
     if (!logits) tokens_.resize(std::max(before, static_cast<size_t>(cache_.size())));
+    else set_next_logits(logits->data(), static_cast<size_t>(logits->cols()));
     return logits;
   }
 
@@ -136,11 +152,17 @@ class Session {
     if (n > tokens_.size()) return detail::err("rollback: the session has only ", tokens_.size(), " tokens, not ", n);
     const int keep = static_cast<int>(std::min<size_t>(n == 0 ? 0 : n - 1, static_cast<size_t>(cache_.size())));
     tokens_.resize(n);
+    logits_.clear();
     return detail::truncate_cache(*model_, cache_, tokens_, keep, options);
   }
 
   // The session as bytes: a versioned, checksummed blob that restore()
-  // validates against the model and the cache type.
+  // validates against the model and the cache type. It holds the tokens
+  // (pending ones too), the cached keys and values and the next-token
+  // logits (next_logits()), so a restored session continues exactly. A
+  // reply in progress (Generation) and the sampler's state (its random
+  // generator, its grammar position) are the caller's: Generation::save
+  // keeps the former; the caller keeps the sampler object.
   std::vector<uint8_t> save() const {
     detail::Writer w;
     w.bytes(kMagic, sizeof kMagic);
@@ -162,6 +184,9 @@ class Session {
       for (int i = 0; i < n; ++i) w.bytes(segs[i].keys, segs[i].count * row_bytes);
       for (int i = 0; i < n; ++i) w.bytes(segs[i].values, segs[i].count * row_bytes);
     }
+    const std::vector<float>* logits = next_logits();
+    w.u32(logits ? static_cast<uint32_t>(logits->size()) : 0);
+    if (logits) w.bytes(logits->data(), logits->size() * sizeof(float));
     w.u64(detail::fnv1a(w.out.data(), w.out.size()));
     return std::move(w.out);
   }
@@ -180,7 +205,8 @@ class Session {
     std::memcpy(&stored_hash, data + size - 8, 8);
     detail::Reader r{data + sizeof kMagic, data + size - 8};
     const uint32_t version = r.u32();
-    if (version != kVersion) return err(where, "version ", version, " is not supported (this library writes ", kVersion, ")");
+    if (version != kVersion && version != 1)  // version 1 had no logits section
+      return err(where, "version ", version, " is not supported (this library reads 1 and ", kVersion, ")");
     if (detail::fnv1a(data, size - 8) != stored_hash) return err(where, "checksum mismatch (corrupt data)");
     const uint32_t kind = r.u32(), dtype = r.u32();
     if (kind != Cache::kind || dtype != static_cast<uint32_t>(kStorage))
@@ -222,6 +248,18 @@ class Session {
       }
       oldest.push_back(static_cast<int>(from));
     }
+    if (version >= 2) {
+      const uint32_t count = r.u32();
+      if (!r.ok()) return err(where, "truncated before the logits");
+      if (count != 0 && (count != static_cast<uint32_t>(model.config().vocab_size) || cached != ntokens))
+        return err(where, count, " logits saved for a vocabulary of ", model.config().vocab_size, " with ",
+                   ntokens - cached, " pending tokens");
+      const uint8_t* logits = r.take(size_t{count} * sizeof(float));
+      if (!r.ok()) return err(where, "truncated in the logits");
+      s->logits_.resize(count);
+      if (count != 0) std::memcpy(s->logits_.data(), logits, size_t{count} * sizeof(float));
+      s->logits_at_ = ntokens;
+    }
     if (r.left() != 0) return err(where, r.left(), " unexpected bytes after the last layer");
     cache.reset(static_cast<int>(cached), oldest);
     for (int l = 0; l < cache.shape().num_layers; ++l)
@@ -254,12 +292,14 @@ class Session {
     const uint64_t kv_row = detail::kv_row_bytes(kStorage, c.num_key_value_heads * c.head_dim, c.head_dim);
     return 2 * static_cast<uint64_t>(c.num_hidden_layers) * positions * kv_row  // keys and values
            + 8 * positions                                                     // tokens (pending ones too)
+           + 4 * static_cast<uint64_t>(c.vocab_size)                           // the next-token logits
            + 4 * static_cast<uint64_t>(c.num_hidden_layers) + 4096;            // per-layer starts, header
   }
 
  private:
   static constexpr char kMagic[8] = {'G', 'E', 'M', 'M', 'A', '2', 'S', 'S'};
-  static constexpr uint32_t kVersion = 1;
+  // 2: the next-token logits after the layers (see next_logits()).
+  static constexpr uint32_t kVersion = 2;
   static constexpr DType kStorage = detail::storage_dtype<typename Cache::storage>();
 
   Session(const Model& model, Cache cache) : model_(&model), cache_(std::move(cache)) {}
@@ -286,6 +326,8 @@ class Session {
   const Model* model_;
   Cache cache_;
   TokenHistory tokens_;
+  std::vector<float> logits_;  // see next_logits()
+  size_t logits_at_ = 0;       // tokens_.size() when logits_ were computed
 };
 
 GEMMA2_END_NAMESPACE

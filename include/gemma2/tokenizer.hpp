@@ -284,6 +284,21 @@ class StreamDecoder {
     return out;
   }
 
+  // What the decoder remembers between tokens, for saving a reply in
+  // progress (Generation::save): the bytes of a character not yet complete
+  // and where the text stands for sentencepiece's leading-space rule.
+  struct State {
+    std::string bytes;
+    bool emitted = false, at_start = true, bos_space_dropped = false;
+  };
+  State state() const { return {bytes_, emitted_, at_start_, bos_space_dropped_}; }
+  void set_state(State s) {
+    bytes_ = std::move(s.bytes);
+    emitted_ = s.emitted;
+    at_start_ = s.at_start;
+    bos_space_dropped_ = s.bos_space_dropped;
+  }
+
  private:
   void drain(std::string& out, bool final) {
     size_t i = 0;
