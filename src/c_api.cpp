@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <cmath>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -185,10 +187,33 @@ struct gemma2_tokenizer {
   }
 };
 
+namespace {
+// A reply's options read when it starts (gemma2_generate_options' first part).
+struct ReplySpec {
+  int32_t max_tokens = 0, prefill_chunk = 512, lookup_ngram = 0, draft_max = gemma2::kMaxDraft;
+  std::vector<std::string> stop_strings;
+  const gemma2_model* draft_model = nullptr;
+};
+
+// The session's reply in progress (gemma2_session_generate*).
+struct Reply {
+  ReplySpec spec;
+  const gemma2_tokenizer* tokenizer = nullptr;
+  std::unique_ptr<gemma2::Drafter> drafter;
+  std::optional<gemma2::Generation> generation;
+  // A restored reply's state, until the next generate call names the
+  // tokenizer its streaming decoder needs.
+  std::vector<uint8_t> saved;
+
+  bool active() const { return !saved.empty() || (generation && !generation->done()); }
+};
+}  // namespace
+
 struct gemma2_session {
   const gemma2_model* owner;
   AnySession session;
-  std::vector<float> logits;  // after the last feed; empty when unknown
+  std::unique_ptr<Reply> reply;  // null: the next generate call starts one
+  gemma2_stop_reason last_stop = GEMMA2_STOP_NONE;
 
   template <class F>
   decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), session); }
@@ -255,6 +280,106 @@ struct gemma2_stream {
   int32_t vocab;     // the tokenizer's, which ids pushed are checked against
   std::string text;  // what the last push/finish returned
 };
+
+namespace {
+
+// The C reasons in StopReason's order.
+constexpr gemma2_stop_reason kStopReasons[] = {
+    GEMMA2_STOP_MAX_TOKENS, GEMMA2_STOP_TOKEN,        GEMMA2_STOP_STRING,     GEMMA2_STOP_CALLBACK,
+    GEMMA2_STOP_CANCELLED,  GEMMA2_STOP_CONTEXT_FULL, GEMMA2_STOP_COMPLETE,   GEMMA2_STOP_CALL_LIMIT,
+    GEMMA2_STOP_TIME_BUDGET};
+static_assert(sizeof kStopReasons / sizeof kStopReasons[0] == static_cast<size_t>(gemma2::StopReason::TimeBudget) + 1);
+
+// The reply's drafter, from its spec, drafting on `session`'s sequence.
+gemma2_status make_drafter(const gemma2_session& session, Reply& reply) {
+  reply.drafter.reset();
+  if (reply.spec.lookup_ngram > 0) reply.drafter = std::make_unique<gemma2::PromptLookupDrafter>(reply.spec.lookup_ngram);
+  if (const gemma2_model* draft = reply.spec.draft_model) {
+    gemma2::ModelDrafter<Model>::Options o;
+    o.capacity = static_cast<int>(session.extent().capacity);
+    o.pool = draft->pool.get();
+    auto d = gemma2::ModelDrafter<Model>::create(draft->model, o);
+    if (!d) return fail("draft model: " + d.message());
+    reply.drafter = std::make_unique<gemma2::ModelDrafter<Model>>(std::move(*d));
+  }
+  return GEMMA2_OK;
+}
+
+// A Generation for the reply's spec.
+gemma2::Generation make_generation(const gemma2_session& session, const Reply& reply) {
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = reply.spec.max_tokens > 0 ? reply.spec.max_tokens : std::numeric_limits<int>::max();
+  o.prefill_chunk = reply.spec.prefill_chunk;
+  o.stop_strings = reply.spec.stop_strings;
+  if (reply.tokenizer != nullptr) o.stop_tokens = gemma2::default_stop_tokens(reply.tokenizer->tokenizer);
+  o.pool = session.owner->pool.get();
+  o.drafter = reply.drafter.get();
+  o.draft_max = reply.spec.draft_max;
+  return gemma2::Generation(std::move(o), reply.tokenizer ? &reply.tokenizer->tokenizer : nullptr);
+}
+
+// A session with a reply in progress saves as this container: the session's
+// blob, the reply's spec and the Generation's blob.
+constexpr char kReplyMagic[8] = {'G', 'E', 'M', 'M', 'A', '2', 'C', 'R'};
+constexpr uint32_t kReplyVersion = 1;
+
+std::vector<uint8_t> save_with_reply(std::vector<uint8_t> session_blob, const Reply& reply) {
+  gemma2::detail::Writer w;
+  w.bytes(kReplyMagic, sizeof kReplyMagic);
+  w.u32(kReplyVersion);
+  w.u64(session_blob.size());
+  w.bytes(session_blob.data(), session_blob.size());
+  const ReplySpec& spec = reply.spec;
+  for (int32_t v : {spec.max_tokens, spec.prefill_chunk, spec.lookup_ngram, spec.draft_max}) w.u32(static_cast<uint32_t>(v));
+  w.u32(static_cast<uint32_t>(spec.stop_strings.size()));
+  for (const std::string& stop : spec.stop_strings) {
+    w.u64(stop.size());
+    w.bytes(stop.data(), stop.size());
+  }
+  const std::vector<uint8_t> state = reply.generation ? reply.generation->save() : reply.saved;
+  w.u64(state.size());
+  w.bytes(state.data(), state.size());
+  w.u64(gemma2::detail::fnv1a(w.out.data(), w.out.size()));
+  return std::move(w.out);
+}
+
+// Splits a container into the session's blob and the reply (its Generation
+// blob kept in `saved`); a plain session blob has no reply.
+gemma2::Result<std::pair<std::vector<uint8_t>, std::unique_ptr<Reply>>> split_reply(const uint8_t* data, size_t size) {
+  using gemma2::detail::err;
+  if (size < sizeof kReplyMagic || std::memcmp(data, kReplyMagic, sizeof kReplyMagic) != 0)
+    return std::make_pair(std::vector<uint8_t>(data, data + size), std::unique_ptr<Reply>());
+  const std::string where = "session restore: ";
+  if (size < sizeof kReplyMagic + 12) return err(where, "truncated");
+  uint64_t stored_hash;
+  std::memcpy(&stored_hash, data + size - 8, 8);
+  if (gemma2::detail::fnv1a(data, size - 8) != stored_hash) return err(where, "checksum mismatch (corrupt data)");
+  gemma2::detail::Reader r{data + sizeof kReplyMagic, data + size - 8};
+  if (const uint32_t v = r.u32(); v != kReplyVersion) return err(where, "reply version ", v, " is not supported");
+  auto bytes = [&](uint64_t n) {
+    const uint8_t* p = n <= r.left() ? r.take(static_cast<size_t>(n)) : (r.failed = true, nullptr);
+    return p ? std::vector<uint8_t>(p, p + n) : std::vector<uint8_t>();
+  };
+  std::vector<uint8_t> session_blob = bytes(r.u64());
+  auto reply = std::make_unique<Reply>();
+  ReplySpec& spec = reply->spec;
+  for (int32_t* v : {&spec.max_tokens, &spec.prefill_chunk, &spec.lookup_ngram, &spec.draft_max})
+    *v = static_cast<int32_t>(r.u32());
+  const uint32_t stops = r.u32();
+  if (!r.ok() || stops > r.left() / 8) return err(where, "truncated");
+  for (uint32_t i = 0; i < stops; ++i) {
+    const std::vector<uint8_t> stop = bytes(r.u64());
+    spec.stop_strings.emplace_back(stop.begin(), stop.end());
+  }
+  reply->saved = bytes(r.u64());
+  if (!r.ok() || r.left() != 0) return err(where, r.ok() ? "unexpected bytes after the reply" : "truncated");
+  if (spec.max_tokens < 0 || spec.prefill_chunk < 1 || spec.lookup_ngram < 0 || spec.draft_max < 1 ||
+      spec.draft_max > gemma2::kMaxDraft || reply->saved.empty())
+    return err(where, "the saved reply's options are invalid");
+  return std::make_pair(std::move(session_blob), std::move(reply));
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -494,8 +619,8 @@ gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, s
       return s.feed(std::vector<int32_t>(ids, ids + count), gemma2::ForwardOptions(session->owner->pool.get()));
     });
     if (!r) return fail(r.message());
-    session->logits.assign(r->data(), r->data() + r->cols());
-    if (logits != nullptr) std::memcpy(logits, session->logits.data(), session->logits.size() * sizeof(float));
+    session->reply.reset();  // new input: the next generate call starts a reply
+    if (logits != nullptr) std::memcpy(logits, r->data(), static_cast<size_t>(r->cols()) * sizeof(float));
     return GEMMA2_OK;
   });
 }
@@ -505,8 +630,22 @@ gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session*
   GEMMA2_REQUIRE(copy);
   *copy = nullptr;
   return guarded(__func__, [&] {
-    *copy = new gemma2_session{session->owner, session->visit([](const auto& s) { return AnySession(s.fork()); }),
-                               session->logits};
+    auto fork = std::make_unique<gemma2_session>(
+        gemma2_session{session->owner, session->visit([](const auto& s) { return AnySession(s.fork()); }), nullptr,
+                       session->last_stop});
+    if (session->reply && session->reply->active()) {
+      const Reply& from = *session->reply;
+      auto& to = *(fork->reply = std::make_unique<Reply>());
+      to.spec = from.spec;
+      to.tokenizer = from.tokenizer;
+      to.saved = from.saved;
+      if (from.generation) {
+        to.generation = from.generation;  // the reply's state, with a drafter of its own
+        if (gemma2_status s = make_drafter(*fork, to); s != GEMMA2_OK) return s;
+        to.generation->options().drafter = to.drafter.get();
+      }
+    }
+    *copy = fork.release();
     return GEMMA2_OK;
   });
 }
@@ -519,7 +658,7 @@ gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count) {
     if (count == length) return GEMMA2_OK;
     const gemma2::ForwardOptions options(session->owner->pool.get());
     if (gemma2::Status s = session->visit([&](auto& x) { return x.rollback(count, options); }); !s) return fail(s.message());
-    session->logits.clear();  // the kept last token is pending: the next feed gives its logits
+    session->reply.reset();
     return GEMMA2_OK;
   });
 }
@@ -540,7 +679,8 @@ gemma2_status gemma2_session_save(const gemma2_session* session, uint8_t* data, 
   GEMMA2_REQUIRE(session);
   GEMMA2_CHECK(check_output(__func__, "data", data, capacity, "size", size));
   return guarded(__func__, [&, function = __func__] {
-    const std::vector<uint8_t> blob = session->visit([](const auto& s) { return s.save(); });
+    std::vector<uint8_t> blob = session->visit([](const auto& s) { return s.save(); });
+    if (session->reply && session->reply->active()) blob = save_with_reply(std::move(blob), *session->reply);
     return copy_out(function, blob.data(), blob.size(), data, capacity, size);
   });
 }
@@ -549,12 +689,15 @@ gemma2_status gemma2_session_restore(const gemma2_model* model, const uint8_t* d
                                      gemma2_session** session) {
   GEMMA2_REQUIRE(model);
   GEMMA2_REQUIRE(session);
-  if (data == nullptr && size != 0) return fail("gemma2_session_restore: data is NULL");
+  GEMMA2_CHECK(check_input(__func__, "data", data, "size", size));
   *session = nullptr;
   return guarded(__func__, [&] {
-    auto s = restore_any(model->model, data, size, Alternatives{});
+    auto parts = split_reply(data, size);
+    if (!parts) return fail(parts.message());
+    const std::vector<uint8_t>& blob = parts->first;
+    auto s = restore_any(model->model, blob.data(), blob.size(), Alternatives{});
     if (!s) return fail(s.message());
-    *session = new gemma2_session{model, std::move(*s), {}};
+    *session = new gemma2_session{model, std::move(*s), std::move(parts->second), GEMMA2_STOP_NONE};
     return GEMMA2_OK;
   });
 }
@@ -650,42 +793,133 @@ gemma2_status gemma2_session_sample(gemma2_session* session, gemma2_sampler* sam
   GEMMA2_REQUIRE(sampler);
   GEMMA2_REQUIRE(token);
   return guarded(__func__, [&] {
-    if (session->logits.empty()) return fail("gemma2_session_sample: no logits yet (feed the session first)");
-    std::vector<float> row = session->logits;
-    *token = session->visit([&](const auto& s) { return sampler->sampler(row, s.tokens()); });
-    if (*token < 0) return fail("gemma2_session_sample: " + sampler->sampler.error());
+    return session->visit([&](const auto& s) {
+      const std::vector<float>* logits = s.next_logits();
+      if (logits == nullptr)
+        return fail(s.tokens().size() > static_cast<size_t>(s.position())
+                        ? "gemma2_session_sample: tokens are pending (feed them first, or generate)"
+                        : "gemma2_session_sample: no logits yet (feed the session first)");
+      std::vector<float> row = *logits;
+      *token = sampler->sampler(row, s.tokens());
+      if (*token < 0) return fail("gemma2_session_sample: " + sampler->sampler.error());
+      return GEMMA2_OK;
+    });
+  });
+}
+
+gemma2_generate_options gemma2_generate_options_default(void) {
+  const ReplySpec d;
+  gemma2_generate_options o;
+  o.max_tokens = d.max_tokens;
+  o.prefill_chunk = d.prefill_chunk;
+  o.stop_strings = nullptr;
+  o.stop_string_count = 0;
+  o.lookup_ngram = d.lookup_ngram;
+  o.draft_model = nullptr;
+  o.draft_max = d.draft_max;
+  o.call_max_tokens = 0;
+  o.time_budget_ms = 0;
+  return o;
+}
+
+gemma2_status gemma2_session_append(gemma2_session* session, const int32_t* ids, size_t count) {
+  GEMMA2_REQUIRE(session);
+  GEMMA2_CHECK(check_input(__func__, "ids", ids, "count", count));
+  const gemma2_session::Extent e = session->extent();
+  if (count > e.capacity - e.tokens)
+    return reject(__func__, "count is ", count, ", more than the ", e.capacity - e.tokens,
+                  " positions left in the session (capacity ", e.capacity, ", ", e.tokens, " tokens)");
+  GEMMA2_CHECK(check_ids(__func__, "ids", ids, count, session->owner->model.config().vocab_size, "the model's"));
+  return guarded(__func__, [&] {
+    session->visit([&](auto& s) { s.tokens().insert(s.tokens().end(), ids, ids + count); });
+    session->reply.reset();
     return GEMMA2_OK;
+  });
+}
+
+gemma2_status gemma2_session_generate_with(gemma2_session* session, gemma2_sampler* sampler,
+                                           const gemma2_tokenizer* tokenizer, const gemma2_generate_options* options,
+                                           gemma2_token_callback callback, void* user, gemma2_generate_result* result) {
+  GEMMA2_REQUIRE(session);
+  GEMMA2_REQUIRE(sampler);
+  const char* f = __func__;
+  if (result != nullptr) *result = gemma2_generate_result{0, GEMMA2_STOP_NONE, 0};
+  const gemma2_generate_options o = options ? *options : gemma2_generate_options_default();
+  GEMMA2_CHECK(check_range(f, "options->max_tokens", o.max_tokens, 0, std::numeric_limits<int32_t>::max()));
+  GEMMA2_CHECK(check_range(f, "options->prefill_chunk", o.prefill_chunk, 1, std::numeric_limits<int32_t>::max()));
+  GEMMA2_CHECK(check_range(f, "options->lookup_ngram", o.lookup_ngram, 0, 16));
+  GEMMA2_CHECK(check_range(f, "options->draft_max", o.draft_max, 1, gemma2::kMaxDraft));
+  GEMMA2_CHECK(check_range(f, "options->call_max_tokens", o.call_max_tokens, 0, std::numeric_limits<int32_t>::max()));
+  if (!(o.time_budget_ms >= 0) || std::isinf(o.time_budget_ms))
+    return reject(f, "options->time_budget_ms is ", o.time_budget_ms, ", not a finite number >= 0 (0: no budget)");
+  GEMMA2_CHECK(check_input(f, "options->stop_strings", o.stop_strings, "options->stop_string_count", o.stop_string_count));
+  for (size_t i = 0; i < o.stop_string_count; ++i)
+    if (o.stop_strings[i] == nullptr) return reject(f, "options->stop_strings[", i, "] is NULL");
+  if (o.lookup_ngram > 0 && o.draft_model != nullptr)
+    return reject(f, "options->lookup_ngram and options->draft_model are both set (one drafter per reply)");
+  if (o.draft_model != nullptr &&
+      o.draft_model->model.config().vocab_size != session->owner->model.config().vocab_size)
+    return reject(f, "options->draft_model has a vocabulary of ", o.draft_model->model.config().vocab_size,
+                  " tokens, the session's model ", session->owner->model.config().vocab_size);
+  return guarded(f, [&] {
+    if (!session->reply || !session->reply->active()) {
+      auto reply = std::make_unique<Reply>();
+      reply->spec = ReplySpec{o.max_tokens, o.prefill_chunk, o.lookup_ngram, o.draft_max,
+                              std::vector<std::string>(o.stop_strings, o.stop_strings + o.stop_string_count),
+                              o.draft_model};
+      reply->tokenizer = tokenizer;
+      if (gemma2_status s = make_drafter(*session, *reply); s != GEMMA2_OK) return s;
+      reply->generation.emplace(make_generation(*session, *reply));
+      session->reply = std::move(reply);
+    } else if (!session->reply->generation) {  // restored: its tokenizer is this call's
+      Reply& reply = *session->reply;
+      reply.tokenizer = tokenizer;
+      if (gemma2_status s = make_drafter(*session, reply); s != GEMMA2_OK) return s;
+      gemma2::Generation g = make_generation(*session, reply);
+      if (gemma2::Status s = g.restore(reply.saved); !s) return fail(std::string(f) + ": " + s.message());
+      reply.generation.emplace(std::move(g));
+      reply.saved.clear();
+    } else if (session->reply->tokenizer != tokenizer) {
+      return reject(f, "tokenizer is not the one the reply began with");
+    }
+    gemma2::Generation& g = *session->reply->generation;
+    g.options().call_max_tokens = o.call_max_tokens;
+    g.options().time_budget_ms = o.time_budget_ms;
+    std::string text;
+    auto on_token = [&](int32_t id, std::string_view piece) {
+      text.assign(piece);
+      return callback == nullptr || callback(user, id, text.c_str(), text.size()) == 0;
+    };
+    auto r = session->visit([&](auto& s) { return g.run(s, {}, sampler->sampler, on_token); });
+    if (!r) {
+      // The library names its loop "generate"; the host called this function.
+      const std::string m = r.message();
+      return fail(std::string(f) + ": " + (m.rfind("generate: ", 0) == 0 ? m.substr(10) : m));
+    }
+    session->last_stop = kStopReasons[static_cast<size_t>(r->stop)];
+    if (result != nullptr) *result = gemma2_generate_result{r->tokens.size(), session->last_stop, g.done() ? 1 : 0};
+    return r->stop == gemma2::StopReason::Callback ? GEMMA2_CANCELLED : GEMMA2_OK;
   });
 }
 
 gemma2_status gemma2_session_generate(gemma2_session* session, gemma2_sampler* sampler,
                                       const gemma2_tokenizer* tokenizer, int32_t max_new,
                                       gemma2_token_callback callback, void* user, size_t* generated) {
+  if (generated != nullptr) *generated = 0;
   GEMMA2_REQUIRE(session);
   GEMMA2_REQUIRE(sampler);
-  if (generated != nullptr) *generated = 0;
-  if (max_new < 0) return fail("gemma2_session_generate: max_new must be >= 0");
-  return guarded(__func__, [&] {
-    std::optional<gemma2::StreamDecoder> stream;
-    std::vector<int32_t> stops = {1};  // <eos> of every Gemma vocabulary
-    if (tokenizer != nullptr) {
-      stream.emplace(tokenizer->tokenizer);
-      stops = gemma2::default_stop_tokens(tokenizer->tokenizer);
-    }
-    for (int32_t i = 0; i < max_new; ++i) {
-      int32_t token;
-      if (gemma2_status s = gemma2_session_sample(session, sampler, &token); s != GEMMA2_OK) return s;
-      if (generated != nullptr) ++*generated;
-      const bool stop = std::find(stops.begin(), stops.end(), token) != stops.end();
-      const std::string text = stream && !stop ? stream->push(token) : std::string();
-      if (callback != nullptr && callback(user, token, text.c_str(), text.size()) != 0) return GEMMA2_CANCELLED;
-      if (stop || sampler->sampler.finished()) break;
-      if (gemma2_status s = gemma2_session_feed(session, &token, 1, nullptr); s != GEMMA2_OK) return s;
-    }
-    if (const std::string rest = stream ? stream->finish() : std::string(); !rest.empty() && callback != nullptr)
-      callback(user, -1, rest.c_str(), rest.size());
-    return GEMMA2_OK;
-  });
+  GEMMA2_CHECK(check_range(__func__, "max_new", max_new, 0, std::numeric_limits<int32_t>::max()));
+  if (max_new == 0) return GEMMA2_OK;
+  gemma2_generate_options o = gemma2_generate_options_default();
+  o.call_max_tokens = max_new;
+  gemma2_generate_result r;
+  const gemma2_status s = gemma2_session_generate_with(session, sampler, tokenizer, &o, callback, user, &r);
+  if (generated != nullptr) *generated = r.generated;
+  return s;
+}
+
+gemma2_stop_reason gemma2_session_stop_reason(const gemma2_session* session) {
+  return session ? session->last_stop : null_handle(__func__, "session", GEMMA2_STOP_NONE);
 }
 
 }  // extern "C"
