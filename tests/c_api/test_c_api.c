@@ -558,6 +558,10 @@ int main(int argc, char** argv) {
   gemma2_sampler *a = NULL, *b = NULL;
   REQUIRE(gemma2_sampler_new(&seeded, &a) == GEMMA2_OK && gemma2_sampler_new(&seeded, &b) == GEMMA2_OK);
   int32_t ta = 0, tb = 0;
+  /* Sampling needs the logits after the last token: a generated token is
+   * pending until it is fed. */
+  CHECK(gemma2_session_sample(s, a, &ta) == GEMMA2_ERROR && error_mentions("tokens are pending"));
+  REQUIRE(gemma2_session_feed(s, NULL, 0, NULL) == GEMMA2_OK);
   CHECK(gemma2_session_sample(s, a, &ta) == GEMMA2_OK && gemma2_session_sample(s, b, &tb) == GEMMA2_OK && ta == tb);
 
   /* Cache options: every storage and policy continues the same tokens; the
