@@ -44,6 +44,9 @@
 #else
 #include <unistd.h>
 #endif
+#if defined(__APPLE__)
+#include <mach-o/dyld.h>  // _NSGetExecutablePath
+#endif
 
 namespace {
 
@@ -58,9 +61,54 @@ int fail(const std::string& message) {
   return 1;
 }
 
+// The running program's path (UTF-8), or "" where the system does not say.
+std::string executable_path() {
+#if defined(_WIN32)
+  std::wstring path(MAX_PATH, L'\0');
+  for (;;) {
+    const DWORD n = GetModuleFileNameW(nullptr, path.data(), static_cast<DWORD>(path.size()));
+    if (n == 0) return "";
+    if (n < path.size()) return gemma2::detail::utf8_string(path.data(), static_cast<int>(n));
+    path.resize(path.size() * 2);  // truncated: n == size
+  }
+#elif defined(__APPLE__)
+  uint32_t size = 0;
+  _NSGetExecutablePath(nullptr, &size);  // sets the size needed
+  std::string path(size, '\0');
+  if (_NSGetExecutablePath(path.data(), &size) != 0) return "";
+  path.resize(std::strlen(path.c_str()));
+  return path;
+#elif defined(__linux__)
+  std::string path(256, '\0');
+  for (;;) {
+    const ssize_t n = readlink("/proc/self/exe", path.data(), path.size());
+    if (n < 0) return "";
+    if (static_cast<size_t>(n) < path.size()) return path.substr(0, static_cast<size_t>(n));
+    path.resize(path.size() * 2);  // perhaps truncated: n == size
+  }
+#else
+  return "";
+#endif
+}
+
+// $GEMMA2_MODEL, else the demo model installed with the program
+// (GEMMA2_INSTALLED_MODEL_DIR: <prefix>/share/gemma2/models/tiny-shakespeare,
+// relative to <prefix>/bin, so a moved prefix still finds it), else the
+// source tree's, for the program in its build tree.
 std::string default_model_dir() {
   if (const char* env = std::getenv("GEMMA2_MODEL")) return env;
-  return GEMMA2_DEFAULT_MODEL_DIR;
+  std::string dir = executable_path(), relative = GEMMA2_INSTALLED_MODEL_DIR;
+  // Up from the program: once for its name, once per leading "../".
+  for (bool up = true; up;) {
+    const size_t end = dir.find_last_of("/\\");
+    if (end == std::string::npos) return GEMMA2_DEFAULT_MODEL_DIR;
+    dir.resize(end);
+    up = relative.compare(0, 3, "../") == 0;
+    if (up) relative.erase(0, 3);
+  }
+  const std::string installed = dir + "/" + relative;
+  const auto kind = gemma2::detail::path_kind(installed);
+  return kind && *kind == gemma2::detail::FileKind::Directory ? installed : GEMMA2_DEFAULT_MODEL_DIR;
 }
 
 // --dtype names.

@@ -1,7 +1,17 @@
-# ctest driver: builds tests/consumer against gemma2 in one of three ways and
-# runs the README's embedding snippet on a model.
-#   cmake -DMODE=find_package|add_subdirectory|fetchcontent -DSOURCE_DIR=...
-#         -DWORK_DIR=... -DMODEL_DIR=... -P run.cmake
+# ctest driver: uses gemma2 the ways a user's project does (tests/CMakeLists.txt).
+#   cmake -DMODE=... -DSOURCE_DIR=... -DWORK_DIR=... -DPREFIX=... -DMODEL_DIR=... -P run.cmake
+# MODE:
+#   install             installs the build BUILD_DIR (configuration CONFIG) and
+#                       moves it to PREFIX, so nothing can depend on where it
+#                       was installed
+#   find_package        the C++ project (README's embedding snippet) on PREFIX
+#   find_package_c      the C project on PREFIX's c component, with Eigen,
+#                       nlohmann_json and the headers in HIDDEN_INCLUDE_DIR
+#                       (sentencepiece's) hidden from CMake
+#   installed_cli       PREFIX/CLI (the CLI) with no --model finds the demo
+#                       model in PREFIX/DEMO_MODEL
+#   add_subdirectory, fetchcontent, add_subdirectory_c
+#                       the C++ (the C) project with the source tree included
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 
@@ -13,8 +23,57 @@ function(run)
   set(last_output "${out}" PARENT_SCOPE)
 endfunction()
 
-# The snippet is the ```cpp block after the marker in README.md, so the
-# README cannot drift from code that compiles.
+# Runs a program, which must print text matching `regex`.
+function(expect regex)
+  run(${ARGN})
+  message(STATUS "${ARGV1}: ${last_output}")
+  if(NOT last_output MATCHES "${regex}")
+    message(FATAL_ERROR "${ARGV1} printed no match for '${regex}'")
+  endif()
+endfunction()
+
+# Configures and builds a consumer project in WORK_DIR/build.
+function(build_consumer project_dir)
+  run(${CMAKE_COMMAND} -S ${project_dir} -B ${WORK_DIR}/build -G ${CMAKE_GENERATOR} -DCMAKE_BUILD_TYPE=Release ${ARGN})
+  run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+endfunction()
+
+if(MODE STREQUAL "install")
+  file(REMOVE_RECURSE ${PREFIX})
+  run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/staging --config "${CONFIG}")
+  file(RENAME ${WORK_DIR}/staging ${PREFIX})
+  return()
+endif()
+
+if(MODE STREQUAL "installed_cli")
+  # The path `info` names must be the moved prefix's copy, neither the
+  # prefix it was installed to nor the source tree.
+  unset(ENV{GEMMA2_MODEL})
+  run(${PREFIX}/${CLI} info)
+  string(FIND "${last_output}" "model: ${PREFIX}/${DEMO_MODEL}\n" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "the installed CLI did not default to ${PREFIX}/${DEMO_MODEL}:\n${last_output}")
+  endif()
+  expect("[a-z]" ${PREFIX}/${CLI} generate --prompt "ROMEO:" --max-new 12 --greedy)
+  return()
+endif()
+
+if(MODE STREQUAL "find_package_c")
+  build_consumer(${CMAKE_CURRENT_LIST_DIR}/c -DMODE=find_package -DCMAKE_PREFIX_PATH=${PREFIX}
+    -DCMAKE_DISABLE_FIND_PACKAGE_Eigen3=ON -DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON
+    -DCMAKE_IGNORE_PATH=${HIDDEN_INCLUDE_DIR})
+elseif(MODE STREQUAL "add_subdirectory_c")
+  build_consumer(${CMAKE_CURRENT_LIST_DIR}/c -DMODE=add_subdirectory -DGEMMA2_SOURCE_DIR=${SOURCE_DIR})
+endif()
+if(MODE MATCHES "_c$")
+  foreach(program embed_c embed_c_static)
+    expect("C next token: [0-9]+" ${WORK_DIR}/build/${program} ${MODEL_DIR})
+  endforeach()
+  return()
+endif()
+
+# The C++ project builds the ```cpp block after the marker in README.md, so
+# the README cannot drift from code that compiles.
 file(READ ${SOURCE_DIR}/README.md readme)
 string(FIND "${readme}" "<!-- embed-snippet -->" at)
 if(at EQUAL -1)
@@ -28,25 +87,14 @@ string(FIND "${rest}" "```" end)
 string(SUBSTRING "${rest}" 0 ${end} snippet)
 file(WRITE ${WORK_DIR}/embed.cpp "${snippet}")
 
-set(args -DMODE=${MODE} -DSNIPPET=${WORK_DIR}/embed.cpp -DGEMMA2_SOURCE_DIR=${SOURCE_DIR} -DCMAKE_BUILD_TYPE=Release)
+set(args -DMODE=${MODE} -DSNIPPET=${WORK_DIR}/embed.cpp -DGEMMA2_SOURCE_DIR=${SOURCE_DIR})
 if(MODE STREQUAL "find_package")
-  run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib -G ${CMAKE_GENERATOR} -DGEMMA2_BUILD_TESTS=OFF
-      -DGEMMA2_BUILD_EXAMPLES=OFF -DGEMMA2_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix)
-  run(${CMAKE_COMMAND} --build ${WORK_DIR}/lib)  # the C ABI library
-  run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
-  list(APPEND args -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+  list(APPEND args -DCMAKE_PREFIX_PATH=${PREFIX})
 endif()
-run(${CMAKE_COMMAND} -S ${CMAKE_CURRENT_LIST_DIR} -B ${WORK_DIR}/build -G ${CMAKE_GENERATOR} ${args})
-run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
-run(${WORK_DIR}/build/embed ${MODEL_DIR})
-message(STATUS "snippet output: ${last_output}")
-if(NOT last_output MATCHES "next token: [0-9]+")
-  message(FATAL_ERROR "unexpected snippet output: ${last_output}")
-endif()
-if(MODE STREQUAL "find_package")
-  run(${WORK_DIR}/build/embed_c ${MODEL_DIR})
-  message(STATUS "C program output: ${last_output}")
-  if(NOT last_output MATCHES "C next token: [0-9]+")
-    message(FATAL_ERROR "unexpected C program output: ${last_output}")
-  endif()
+build_consumer(${CMAKE_CURRENT_LIST_DIR} ${args})
+expect("next token: [0-9]+" ${WORK_DIR}/build/embed ${MODEL_DIR})
+# Included in a C++ project, the C libraries are not built: nothing links them.
+file(GLOB_RECURSE c_api_objects ${WORK_DIR}/build/*c_api.cpp.o*)
+if(c_api_objects)
+  message(FATAL_ERROR "the C libraries were built for a C++ project that does not link them: ${c_api_objects}")
 endif()

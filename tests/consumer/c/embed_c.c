@@ -1,4 +1,4 @@
-/* The installed C ABI (gemma2::c) from a C program: one greedy step. */
+/* The C ABI from a C program: one greedy step. */
 #include <stdio.h>
 
 #include <gemma2/c_api.h>
