@@ -650,6 +650,55 @@ void BM_Speculative(benchmark::State& state) {
   state.counters["tokens_per_pass"] = static_cast<double>(tokens) / static_cast<double>(passes);
 }
 
+// A frame loop's calls under a time budget (GenerateOptions::time_budget_ms):
+// a reply of a 64-token prompt (prefill_chunk 8) and 32 tokens, run in calls
+// of at most budget_ms each, on the demo model (one thread) or the 2B shape
+// at Q4_0 (random weights, two threads). Reports the calls' durations
+// (median, 95th percentile, largest), how far the largest overran the
+// budget, the share of calls over it, a decoding step's time and the tokens
+// per call. A call runs at least one step, so where a step is longer than
+// the budget, each call is one step. Args: model (0 demo, 1 2B Q4_0), budget_ms.
+void BM_FrameBudget(benchmark::State& state) {
+  static const Model demo = Model::load(GEMMA2_BENCH_DEMO_MODEL).value();
+  const bool big = state.range(0) == 1;
+  const Model& m = big ? random_model(DType::Q4_0) : demo;
+  const double budget = static_cast<double>(state.range(1));
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = 32;
+  o.prefill_chunk = 8;
+  o.time_budget_ms = budget;
+  o.pool = big ? &pool(2) : nullptr;
+  const std::vector<int32_t> prompt = prompt_ids(m, 64);
+  std::vector<double> calls;
+  double decode_s = 0;
+  int64_t tokens = 0;
+  for (auto _ : state) {
+    auto kv = m.make_cache(256).value();
+    gemma2::TokenHistory h;
+    gemma2::Sampler sampler;
+    gemma2::Generation g(o);
+    for (bool first = true; !g.done(); first = false) {
+      const auto t0 = Clock::now();
+      auto r = g.run(m, kv, h, first ? prompt : std::vector<int32_t>{}, sampler);
+      if (!r) return state.SkipWithError(r.message().c_str());
+      calls.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    decode_s += g.result().decode_seconds;
+    tokens += static_cast<int64_t>(g.result().tokens.size());
+  }
+  std::sort(calls.begin(), calls.end());
+  auto at = [&](double q) { return calls[static_cast<size_t>(q * static_cast<double>(calls.size() - 1))]; };
+  state.counters["call_p50_ms"] = at(0.5);
+  state.counters["call_p95_ms"] = at(0.95);
+  state.counters["call_max_ms"] = calls.back();
+  state.counters["max_over_budget_ms"] = std::max(0.0, calls.back() - budget);
+  state.counters["over_budget_pct"] =
+      100.0 * static_cast<double>(calls.end() - std::upper_bound(calls.begin(), calls.end(), budget)) /
+      static_cast<double>(calls.size());
+  state.counters["step_ms"] = 1e3 * decode_s / static_cast<double>(tokens);
+  state.counters["tokens_per_call"] = static_cast<double>(tokens) / static_cast<double>(calls.size());
+}
+
 // The decode attention's products for one token at `depth` positions, on
 // the 2B shape (4 KV heads of 256, 2 query heads each), in tasks over
 // spans of positions as in Attention::forward. Args: depth, threads.
@@ -801,6 +850,12 @@ int main(int argc, char** argv) {
       ->Arg(1)
       ->Arg(2)
       ->MinTime(5.0)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("frame_loop/budget", BM_FrameBudget)
+      ->ArgsProduct({{0, 1}, {5, 16}})
+      ->ArgNames({"model", "budget_ms"})
+      ->Iterations(3)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("model/load", BM_Load)
