@@ -750,7 +750,8 @@ gemma2_status set_constraint(gemma2_sampler* sampler, const gemma2_tokenizer* to
   if (!grammar) return fail(grammar.message());
   auto c = gemma2::GrammarConstraint::create(*grammar, tokenizer->vocabulary());
   if (!c) return fail(c.message());
-  if (max_tokens > 0) c->set_budget(max_tokens);
+  if (max_tokens > 0)
+    if (gemma2::Status s = c->set_budget(max_tokens); !s) return fail(s.message());
   sampler->sampler.constrain(std::move(*c));
   return GEMMA2_OK;
 }

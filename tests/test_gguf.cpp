@@ -374,10 +374,16 @@ TEST_CASE("grammar constraint: with a tokenizer that drops the leading space, th
   // "▁hello" prints "hello" as the first piece, " hello" after another.
   const int32_t hello = tok.encode("hello").value().at(0);
   REQUIRE(tok.piece(hello) == "\xE2\x96\x81hello");
+  // That one piece completes the text: a budget of one token is enough.
+  auto fresh = gemma2::GrammarConstraint::create(g, vocab).value();
+  CHECK(fresh.min_tokens_to_complete() == 1);
+  CHECK(fresh.set_budget(0).message() == "grammar: a budget of 0 tokens is too small: the shortest completion takes 1 token");
+  REQUIRE(fresh.set_budget(1).ok());
+  CHECK(fresh.allows(hello));
   std::mt19937 rng(9);
   for (int run = 0; run < 20; ++run) {
     auto c = gemma2::GrammarConstraint::create(g, vocab).value();
-    c.set_budget(12);
+    REQUIRE(c.set_budget(12).ok());
     CHECK(c.allows(hello));
     std::vector<int32_t> ids;
     while (!c.finished()) {

@@ -530,7 +530,7 @@ TEST_CASE("grammar constraint: the trie mask equals token-by-token checks along 
       INFO(text);
       auto c = gemma2::GrammarConstraint::create(grammar(text), vocab);
       REQUIRE(c.ok());
-      c->set_budget(40);
+      REQUIRE(c->set_budget(40).ok());
       for (int step = 0; step < 40 && !c->finished(); ++step) {
         const std::vector<uint8_t> mask = c->allowed_mask(static_cast<size_t>(vocab->vocab_size()) + 3);  // 3 ids past the tokenizer
         std::vector<int32_t> allowed;
@@ -549,6 +549,67 @@ TEST_CASE("grammar constraint: the trie mask equals token-by-token checks along 
         REQUIRE(c->accept(pick).ok());
       }
       CHECK(c->can_end());  // the budget of 40 tokens ends every walk complete
+    }
+}
+
+namespace {
+
+// Fewest tokens that complete the text of an unbudgeted constraint as a
+// budget counts them, token by token: one allowed token, then one per byte
+// of the shortest completion after it.
+uint32_t fewest_tokens_by_checks(gemma2::GrammarConstraint& c, const gemma2::TokenTrie& vocab) {
+  if (c.can_end()) return 0;
+  uint32_t fewest = gemma2::detail::kNoCompletion;
+  const size_t at = c.size();
+  for (int32_t id = 0; id < vocab.vocab_size(); ++id) {
+    if (vocab.kind(id) != gemma2::TokenTrie::Kind::Text || !c.allows(id)) continue;
+    REQUIRE(c.accept(id).ok());
+    fewest = std::min(fewest, 1 + c.min_bytes_to_complete());
+    REQUIRE(c.rollback(at).ok());
+  }
+  return fewest;
+}
+
+}  // namespace
+
+TEST_CASE("grammar constraint: a budget shorter than the shortest completion is refused, naming both") {
+  std::vector<std::pair<const char*, std::shared_ptr<const gemma2::TokenTrie>>> vocabs = {
+      {"gemma", gemma2::TokenTrie::build(gemma_tokenizer())}, {"demo", demo_vocab()}};
+  const std::vector<std::string> grammars = {gemma2::json_gbnf(), *gemma2::json_schema_to_gbnf(schemas()[9]), kChess,
+                                             "root ::= \"to be or not to be\" | \"question\" [!?]",
+                                             "root ::= \"\xC2\xAB\" [\\u00e0-\\u00ff]{2} \"\xC2\xBB\""};
+  const auto tokens = [](uint32_t n) { return std::to_string(n) + (n == 1 ? " token" : " tokens"); };
+  std::mt19937 rng(3);
+  for (const auto& [name, vocab] : vocabs)
+    for (const auto& text : grammars) {
+      INFO(name);
+      INFO(text);
+      auto c = gemma2::GrammarConstraint::create(grammar(text), vocab).value();
+      const size_t n = static_cast<size_t>(vocab->vocab_size());
+      for (int step = 0; step < 3 && !c.finished(); ++step) {
+        INFO("step " << step);
+        const uint32_t fewest = fewest_tokens_by_checks(c, *vocab);
+        REQUIRE(fewest < gemma2::detail::kNoCompletion);
+        CHECK(c.min_tokens_to_complete() == fewest);
+        const std::vector<uint8_t> unbudgeted = c.allowed_mask(n);
+        if (fewest > 0) {
+          auto refused = c;
+          const gemma2::Status s = refused.set_budget(static_cast<int>(fewest) - 1);
+          CHECK(s.message() == "grammar: a budget of " + tokens(fewest - 1) +
+                                   " is too small: the shortest completion takes " + tokens(fewest));
+          CHECK(refused.allowed_mask(n) == unbudgeted);  // left without a budget
+        }
+        auto exact = c;
+        REQUIRE(exact.set_budget(static_cast<int>(fewest)).ok());
+        const std::vector<uint8_t>& mask = exact.allowed_mask(n);
+        CHECK(std::find(mask.begin(), mask.end(), 1) != mask.end());  // the smallest budget that leaves a token
+        std::vector<int32_t> allowed;
+        for (size_t i = 0; i < n; ++i)
+          if (unbudgeted[i] && vocab->kind(static_cast<int32_t>(i)) == gemma2::TokenTrie::Kind::Text)
+            allowed.push_back(static_cast<int32_t>(i));
+        if (allowed.empty()) break;
+        REQUIRE(c.accept(allowed[std::uniform_int_distribution<size_t>(0, allowed.size() - 1)(rng)]).ok());
+      }
     }
 }
 
@@ -605,10 +666,10 @@ TEST_CASE("grammar constraint: partial UTF-8 from byte pieces, end tokens, budge
 
   // Budget: nothing longer than what can still be completed in the tokens left.
   auto b = *gemma2::GrammarConstraint::create(grammar("root ::= \"abcdef\" | \"x\""), vocab);
-  b.set_budget(1);
+  REQUIRE(b.set_budget(1).ok());
   CHECK_FALSE(b.allows(byte('a')));  // "abcdef" cannot finish in one token
   CHECK(b.allows(byte('x')));
-  b.set_budget(6);
+  REQUIRE(b.set_budget(6).ok());
   CHECK(b.allows(byte('a')));
   auto lenient = *gemma2::GrammarConstraint::create(grammar("root ::= \"abcdef\" | \"x\""), vocab);
   CHECK(lenient.allows(byte('a')));  // no budget
@@ -765,7 +826,7 @@ void sample_completions(const gemma2::Grammar& g, int count, int budget, const s
     gemma2::Sampler sampler(params);
     auto c = gemma2::GrammarConstraint::create(g, vocab);
     REQUIRE(c.ok());
-    c->set_budget(budget);
+    REQUIRE(c->set_budget(budget).ok());
     sampler.constrain(std::move(*c));
     gemma2::GenerateOptions o;
     o.max_new_tokens = budget;

@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     auto constraint = gemma2::GrammarConstraint::create(*grammar, vocab);
     if (!constraint) return std::fprintf(stderr, "%s\n", constraint.message().c_str()), 1;
     constexpr int kMaxTokens = 48;
-    constraint->set_budget(kMaxTokens);  // the reply is complete JSON within 48 tokens
+    // The reply is complete JSON within 48 tokens.
+    if (auto s = constraint->set_budget(kMaxTokens); !s) return std::fprintf(stderr, "%s\n", s.message().c_str()), 1;
     sampler.constrain(std::move(*constraint));
 
     auto session = gemma2::Session<Model>::create(*model, 256);

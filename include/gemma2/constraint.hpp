@@ -163,8 +163,26 @@ class GrammarConstraint {
     });
   }
 
-  // At most `tokens` more tokens from now (-1: no limit).
-  void set_budget(int tokens) { budget_end_ = tokens < 0 ? kNoBudget : tokens_.size() + static_cast<size_t>(tokens); }
+  // At most `tokens` more tokens from now (-1: no limit). A budget shorter
+  // than min_tokens_to_complete() would leave no token allowed: it is
+  // refused with an error naming both, and the constraint stays as it was.
+  Status set_budget(int tokens) {
+    // Byte pieces spell the shortest completion byte by byte, so a budget
+    // that long always fits and needs no walk over the vocabulary.
+    if (tokens >= 0 && static_cast<uint32_t>(tokens) < min_bytes_to_complete()) {
+      const uint32_t fewest = min_tokens_to_complete();
+      if (std::string e = error(); !e.empty()) return Error{e};
+      // kNoCompletion: no token continues the text, whatever the budget
+      // (sampling reports that).
+      if (fewest != detail::kNoCompletion && static_cast<uint32_t>(tokens) < fewest) {
+        const auto count = [](uint32_t n) { return std::to_string(n) + (n == 1 ? " token" : " tokens"); };
+        return detail::err("grammar: a budget of ", count(static_cast<uint32_t>(tokens)),
+                           " is too small: the shortest completion takes ", count(fewest));
+      }
+    }
+    budget_end_ = tokens < 0 ? kNoBudget : tokens_.size() + static_cast<size_t>(tokens);
+    return {};
+  }
 
   // Whether `token` may come next.
   bool allows(int32_t token) { return after(token) != detail::ByteAutomaton::kDead; }
@@ -186,14 +204,12 @@ class GrammarConstraint {
     if (can_end())
       for (int32_t id = 0; id < limit; ++id)
         if (vocab_->kind(id) == TokenTrie::Kind::End) mask_[static_cast<size_t>(id)] = 1;
-    if (at_start_.back() && vocab_->drops_leading_space()) {
-      // The decoder drops this token's leading space: the trie's texts do
-      // not apply, so each token is checked by itself (first token only).
-      for (int32_t id = 0; id < limit; ++id)
-        if (vocab_->kind(id) == TokenTrie::Kind::Text && allows(id)) mask_[static_cast<size_t>(id)] = 1;
-      return mask_;
-    }
-    if (within_budget(0)) walk(0, states_.back(), n);
+    if (within_budget(0))
+      each_next([&](const int32_t* ids, uint32_t count, int32_t next) {
+        if (!within_budget(automaton_.min_to_complete(next))) return;
+        for (uint32_t i = 0; i < count; ++i)
+          if (static_cast<size_t>(ids[i]) < n) mask_[static_cast<size_t>(ids[i])] = 1;
+      });
     if (automaton_.exceeded()) std::fill(mask_.begin(), mask_.end(), 0);  // incomplete: none rather than some
     return mask_;
   }
@@ -227,6 +243,19 @@ class GrammarConstraint {
   bool finished() const { return can_end() && !automaton_.can_continue(states_.back()); }
   // Fewest bytes of text that complete it from here.
   uint32_t min_bytes_to_complete() const { return automaton_.min_to_complete(states_.back()); }
+  // Fewest tokens that complete the text from here, as a budget counts
+  // them: the next token, then one per byte of the shortest completion
+  // after it (detail::kNoCompletion if no token can continue the text).
+  // Walks the vocabulary once, like a full mask (then error() may say the
+  // walk was cut short).
+  uint32_t min_tokens_to_complete() {
+    if (can_end()) return 0;
+    uint32_t fewest = detail::kNoCompletion;
+    each_next([&](const int32_t*, uint32_t, int32_t next) {
+      fewest = std::min(fewest, detail::saturating_add(automaton_.min_to_complete(next), 1));
+    });
+    return fewest;
+  }
 
   // Tokens accepted so far, and rewinding to the first n of them.
   const std::vector<int32_t>& tokens() const { return tokens_; }
@@ -290,6 +319,13 @@ class GrammarConstraint {
 
   // The state after `token`, or kDead if it may not come next.
   int32_t after(int32_t token) {
+    const int32_t s = grammar_after(token);
+    if (s == detail::ByteAutomaton::kDead || vocab_->kind(token) == TokenTrie::Kind::End) return s;
+    return within_budget(automaton_.min_to_complete(s)) ? s : detail::ByteAutomaton::kDead;
+  }
+
+  // The state after `token` as the grammar alone allows it (no budget), or kDead.
+  int32_t grammar_after(int32_t token) {
     constexpr int32_t kDead = detail::ByteAutomaton::kDead;
     if (automaton_.exceeded()) return kDead;  // see error()
     switch (vocab_->kind(token)) {
@@ -300,13 +336,29 @@ class GrammarConstraint {
     const std::string_view text = printed(token);
     int32_t s = automaton_.run(states_.back(), text);
     if (s == kDead || (text.empty() && !automaton_.can_continue(s))) return kDead;
-    return within_budget(automaton_.min_to_complete(s)) ? s : kDead;
+    return s;
+  }
+
+  // Calls visit(ids, count, state) for the text tokens the grammar allows
+  // next (the budget aside), grouped by the state they lead to.
+  template <class Visit>
+  void each_next(Visit&& visit) {
+    if (at_start_.back() && vocab_->drops_leading_space()) {
+      // The decoder drops this token's leading space: the trie's texts do
+      // not apply, so each token is checked by itself (first token only).
+      for (int32_t id = 0; id < vocab_->vocab_size(); ++id)
+        if (vocab_->kind(id) == TokenTrie::Kind::Text)
+          if (const int32_t s = grammar_after(id); s != detail::ByteAutomaton::kDead) visit(&id, 1, s);
+      return;
+    }
+    walk(0, states_.back(), visit);
   }
 
   // Depth-first over the trie from the root, whose text leads to automaton
-  // state `s`: marks the tokens that end at each surviving node. An
+  // state `s`: visits the tokens that end at each surviving node. An
   // explicit stack, since a tokenizer's pieces may be long.
-  void walk(int32_t root, int32_t s, size_t n) {
+  template <class Visit>
+  void walk(int32_t root, int32_t s, Visit& visit) {
     const auto& nodes = vocab_->nodes();
     stack_.assign(1, Level{nodes[static_cast<size_t>(root)].first_child, s});
     while (!stack_.empty()) {
@@ -319,11 +371,7 @@ class GrammarConstraint {
       top.child = child.next_sibling;
       const int32_t next = automaton_.next(top.state, child.byte);
       if (next == detail::ByteAutomaton::kDead) continue;
-      if (child.token_count > 0 && within_budget(automaton_.min_to_complete(next)))
-        for (uint32_t i = 0; i < child.token_count; ++i) {
-          const auto id = static_cast<size_t>(vocab_->tokens()[child.token_begin + i]);
-          if (id < n) mask_[id] = 1;
-        }
+      if (child.token_count > 0) visit(vocab_->tokens().data() + child.token_begin, child.token_count, next);
       if (child.first_child >= 0 && automaton_.can_continue(next)) stack_.push_back(Level{child.first_child, next});
     }
   }

@@ -614,6 +614,18 @@ int main(int argc, char** argv) {
     CHECK(gemma2_sampler_set_json_schema(js, tok, "{\"type\":\"object\",\"properties\":{\"n\":{\"minimum\":1}}}", 32) ==
               GEMMA2_ERROR && error_mentions("'minimum' is not supported"));
     CHECK(gemma2_sampler_set_grammar(js, tok, "root ::= (\"a\"", 8) == GEMMA2_ERROR && error_mentions("line 1, column 10"));
+    /* A budget shorter than the shortest completion is refused, naming
+     * both; a budget of that completion's length is not. */
+    const char* hamlet = "root ::= \"to be or not to be\"";
+    CHECK(gemma2_sampler_set_grammar(js, tok, hamlet, 4) == GEMMA2_ERROR &&
+          error_mentions("a budget of 4 tokens is too small: the shortest completion takes "));
+    const char* takes = strstr(gemma2_last_error(), "takes ");
+    int fewest = 0;
+    REQUIRE(takes != NULL && sscanf(takes, "takes %d tokens", &fewest) == 1 && fewest > 4);
+    CHECK(gemma2_sampler_set_grammar(js, tok, hamlet, fewest - 1) == GEMMA2_ERROR);
+    CHECK(gemma2_sampler_set_grammar(js, tok, hamlet, fewest) == GEMMA2_OK);
+    CHECK(gemma2_sampler_set_json_schema(js, tok, "{\"enum\":[\"a long enough value\"]}", 2) == GEMMA2_ERROR &&
+          error_mentions("a budget of 2 tokens is too small"));
     REQUIRE(gemma2_sampler_set_json_schema(js, tok,
                                            "{\"type\":\"object\",\"properties\":{\"act\":{\"enum\":[\"go\",\"stay\"]}},"
                                            "\"required\":[\"act\"],\"additionalProperties\":false}",

@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto c = gemma2::GrammarConstraint::create(*g, vocab());
   if (!c) fail("a parsed grammar makes no constraint:", c.message());
   if (c->min_bytes_to_complete() > 4) return 0;  // a budget of 4 tokens cannot be kept one byte per token
-  c->set_budget(4);
+  if (auto s = c->set_budget(4); !s) fail("a budget the shortest completion fits in was refused:", s.message());
   const size_t n = static_cast<size_t>(vocab()->vocab_size());
   for (int step = 0; step < 4 && !c->finished(); ++step) {
     const std::vector<uint8_t> mask = c->allowed_mask(n);
