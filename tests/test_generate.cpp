@@ -386,6 +386,75 @@ TEST_CASE("CLI: chat holds a three-turn conversation and never re-reads earlier 
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') >= 3);
 }
 
+TEST_CASE("CLI: chat --delimiter ends each reply with a line of its own") {
+  const std::string delimiter = "=== end of reply ===", turns = "Good morrow, sir.\nWhat news?\n";
+  auto plain = cli("chat --greedy --max-new 16", turns);
+  auto marked = cli("chat --greedy --max-new 16 --delimiter " + test::shell_quote(delimiter), turns);
+  REQUIRE(plain.rc == 0);
+  REQUIRE(marked.rc == 0);
+  INFO(marked.out);
+  // The same replies (greedy), each followed by the delimiter line.
+  std::string replies = marked.out;
+  int delimiters = 0;
+  for (size_t at; (at = replies.find("\n" + delimiter + "\n")) != std::string::npos; ++delimiters)
+    replies.erase(at + 1, delimiter.size() + 1);
+  CHECK(delimiters == 2);
+  CHECK(replies == plain.out);
+  CHECK(marked.out.size() > delimiter.size() + 1);
+  CHECK(marked.out.substr(marked.out.size() - delimiter.size() - 1) == delimiter + "\n");
+  CHECK(test::contains(cli("chat --help").out, "--delimiter"));
+}
+
+TEST_CASE("CLI: every error exits non-zero: numeric options out of range name the option and the range") {
+  struct Bad {
+    const char* args;
+    const char* message;
+  };
+  const Bad cases[] = {
+      {"generate --prompt x --lookup 0", "--lookup: must be >= 1, got 0"},
+      {"generate --prompt x --draft-max 10", "--draft-max: must be from 1 to 6, got 10"},
+      {"chat --draft-max 0", "--draft-max: must be from 1 to 6, got 0"},
+      {"generate --prompt x --max-new -1", "--max-new: must be >= 0, got -1"},
+      {"chat --max-new 0", "--max-new: must be >= 1, got 0"},
+      {"generate --prompt x --threads 0", "--threads: must be from 1 to 512, got 0"},
+      {"generate --prompt x --temperature -1", "--temperature: must be >= 0, got -1"},
+      {"generate --prompt x --top-k -1", "--top-k: must be >= 0, got -1"},
+      {"chat --top-p 1.5", "--top-p: must be in (0, 1], got 1.5"},
+      {"generate --prompt x --min-p 1", "--min-p: must be in [0, 1), got 1"},
+      {"generate --prompt x --repeat-penalty 0", "--repeat-penalty: must be > 0, got 0"},
+      {"generate --prompt x --presence-penalty nan", "--presence-penalty: must be finite, got nan"},
+      {"generate --prompt x --repeat-last-n -2", "--repeat-last-n: must be >= 0, got -2"},
+      {"generate --prompt x --seed -1", "--seed: must be >= 0, got -1"},
+      {"generate --prompt x --max-memory -1G", "--max-memory: must be >= 0, got -1G"},
+      {"generate --ids 2,-5", "--ids: must be >= 0, got -5"},
+      {"generate --prompt x --logit-bias 4096=1", "--logit-bias: token id 4096 is outside the vocabulary [0, 4096)"},
+      {"generate --prompt x --logit-bias 5=nan", "--logit-bias takes ID=BIAS"},
+      {"perplexity --ids 2,3 --window -1", "--window: must be >= 0, got -1"},
+      {"perplexity --ids 2,3 --stride -1", "--stride: must be >= 0, got -1"},
+      {"perplexity --ids 2,3 --top-k 0", "--top-k: must be >= 1, got 0"},
+      {"logits --ids 2,-1 --out x", "--ids: must be >= 0, got -1"},
+      {"bench --prompt 0", "--prompt: must be >= 1, got 0"},
+      {"bench --gen 0", "--gen: must be >= 1, got 0"},
+      {"bench --depth -1", "--depth: must be >= 0, got -1"},
+      {"info --context 0", "--context: must be >= 1, got 0"},
+  };
+  for (const Bad& b : cases) {
+    auto r = cli(b.args);
+    INFO(std::string(b.args), " -> exit ", r.rc, ": ", r.err);
+    CHECK(r.rc != 0);
+    CHECK(test::contains(r.err, b.message));
+  }
+
+  // A turn that fails ends the chat with an error: the conversation cannot
+  // go on from a reply the session holds and the chat does not.
+  std::string long_line;
+  for (int i = 0; i < 3000; ++i) long_line += "ROMEO ";
+  auto failed = cli("chat --greedy --max-new 4", long_line + "\nGood morrow.\n");
+  CHECK(failed.rc == 1);
+  CHECK(test::contains(failed.err, "gemma2: "));
+  CHECK(failed.out == "\n");  // no reply to the second line
+}
+
 TEST_CASE("CLI: generate and chat with --json-schema and --grammar-file print exactly the constrained text") {
   test::TempDir tmp;
   const std::string schema = tmp.str() + "/action.json", gbnf = tmp.str() + "/moves.gbnf", bad = tmp.str() + "/bad.gbnf";
@@ -408,6 +477,36 @@ TEST_CASE("CLI: generate and chat with --json-schema and --grammar-file print ex
     for (const auto& [key, value] : v.items()) CHECK((key == "action" || key == "target" || key == "amount"));
     CHECK(r.err.find("stop: complete") != std::string::npos);
   }
+  // --print-ids: the ids are a line of their own after the JSON, which
+  // ends without a newline of its own.
+  auto with_ids = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --json-schema " + schema +
+                      " --max-new 40 --temperature 1 --seed 1 --print-ids");
+  REQUIRE(with_ids.rc == 0);
+  INFO(with_ids.out);
+  const std::string ids_line = last_line(with_ids.out);
+  CHECK(std::regex_match(ids_line, std::regex("[0-9]+( [0-9]+)*")));
+  REQUIRE(with_ids.out.size() > ids_line.size() + 2);
+  const std::string json_text = with_ids.out.substr(0, with_ids.out.size() - ids_line.size() - 2);
+  CHECK(with_ids.out.substr(json_text.size()) == "\n" + ids_line + "\n");
+  CHECK_FALSE(nlohmann::json::parse(json_text, nullptr, false).is_discarded());
+
+  // A --max-new too small for the schema is an error naming the budget and
+  // the shortest completion, before any text; chat stops there too.
+  auto constraint = gemma2::GrammarConstraint::create(
+      gemma2::json_schema_grammar(test::read_text(schema)).value(), gemma2::TokenTrie::build(demo().tok));
+  REQUIRE(constraint.ok());
+  const std::string too_small = "--max-new: grammar: a budget of 5 tokens is too small: the shortest completion takes " +
+                                std::to_string(constraint->min_tokens_to_complete()) + " tokens";
+  auto tight = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --json-schema " + schema + " --max-new 5");
+  CHECK(tight.rc == 1);
+  CHECK(test::contains(tight.err, too_small));
+  CHECK(tight.out.empty());
+  auto tight_chat = cli("chat --json-schema " + schema + " --max-new 5", "Your move?\nAnd now?\n");
+  CHECK(tight_chat.rc == 1);
+  CHECK(test::contains(tight_chat.err, too_small));
+  CHECK(tight_chat.err.find(too_small) == tight_chat.err.rfind(too_small));  // said once, not per turn
+  CHECK(tight_chat.out.empty());
+
   const std::regex moves("[KQRBN]?[a-h][1-8]( [KQRBN]?[a-h][1-8]){0,3}");
   auto g = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --grammar-file " + gbnf + " --max-new 8 --seed 3");
   REQUIRE(g.rc == 0);

@@ -4,7 +4,7 @@
 //                     [--grammar-file F.gbnf | --json-schema F.json]
 //                     [--draft-model DIR|FILE | --lookup N] [--draft-max K]
 //   gemma2 chat       [--model DIR] [--system TEXT] [--verbose] [--grammar-file F | --json-schema F]
-//                     [--draft-model DIR|FILE | --lookup N] [--draft-max K]
+//                     [--draft-model DIR|FILE | --lookup N] [--draft-max K] [--delimiter TEXT]
 //   gemma2 tokenize   (--tokenizer FILE | --model DIR) --text TEXT
 //   gemma2 perplexity [--model DIR] (--ids 2,5,9 | --text-file F) [--top-k-out FILE]
 //   gemma2 logits     [--model DIR] --ids 2,5,9 --out FILE
@@ -18,10 +18,13 @@
 // within --max-new tokens; with a drafter, the same ids as without.
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -59,6 +62,27 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 int fail(const std::string& message) {
   std::cerr << "gemma2: " << message << "\n";
   return 1;
+}
+
+// Range checks for numeric options, run as CLI11 parses: a value outside
+// the range is an error naming the option (CLI11 prefixes its name) and
+// the range, which --help shows too.
+CLI::Validator checked(const std::string& range, std::function<bool(double)> ok) {
+  return CLI::Validator(
+      [range, ok = std::move(ok)](std::string& value) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0' || !ok(v)) return "must be " + range + ", got " + value;
+        return {};
+      },
+      range);
+}
+CLI::Validator at_least(int lo) {
+  return checked(">= " + std::to_string(lo), [lo](double v) { return v >= lo; });
+}
+CLI::Validator between(int lo, int hi) {
+  return checked("from " + std::to_string(lo) + " to " + std::to_string(hi),
+                 [lo, hi](double v) { return v >= lo && v <= hi; });
 }
 
 // The running program's path (UTF-8), or "" where the system does not say.
@@ -126,7 +150,11 @@ void add_memory_options(CLI::App* cmd, std::string& mapping, uint64_t& max_memor
       ->check(CLI::IsMember({"mapped", "copied"}))
       ->capture_default_str();
   cmd->add_option("--max-memory", max_memory, "refuse to load a model needing more than this (e.g. 16G, 512M)")
-      ->transform(CLI::AsSizeValue(true));
+      ->transform(CLI::AsSizeValue(true))
+      // A transform runs before those added earlier: this one before the
+      // conversion, which would wrap a negative size around.
+      ->transform(CLI::Validator(
+          [](std::string& size) { return size.find('-') == std::string::npos ? "" : "must be >= 0, got " + size; }, ""));
 }
 
 // --kernels: a kernel set (default: GEMMA2_KERNELS, else the best this CPU runs).
@@ -199,7 +227,9 @@ struct ModelOptions {
         ->capture_default_str();
     cmd->add_option("--tokenizer", tokenizer,
                     "sentencepiece tokenizer.model (default: the model directory's, or the one beside a .gguf file)");
-    cmd->add_option("--threads", threads, "threads for the matrix products")->capture_default_str();
+    cmd->add_option("--threads", threads, "threads for the matrix products")
+        ->check(between(1, gemma2::ThreadPool::kMaxThreads))
+        ->capture_default_str();
     add_dtype(cmd, dtype);
     cmd->add_flag("--check-weights", check_weights, "reject weights holding NaN or infinity (reads every weight once)");
     add_memory_options(cmd, mapping, max_memory);
@@ -343,28 +373,49 @@ struct SamplingFlags {
 
   void add_to(CLI::App* cmd) {
     cmd->add_flag("--greedy", p.greedy, "argmax decoding (deterministic; ignores the sampling flags)");
-    cmd->add_option("--temperature", p.temperature, "softmax temperature (0 = greedy)")->capture_default_str();
-    cmd->add_option("--top-k", p.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
-    cmd->add_option("--top-p", p.top_p, "nucleus sampling threshold (1 = off)")->capture_default_str();
-    cmd->add_option("--min-p", p.min_p, "drop tokens below min-p x the top probability")->capture_default_str();
-    cmd->add_option("--repeat-penalty", p.repetition_penalty, "repetition penalty (1 = off)")->capture_default_str();
-    cmd->add_option("--frequency-penalty", p.frequency_penalty, "penalty per occurrence")->capture_default_str();
-    cmd->add_option("--presence-penalty", p.presence_penalty, "penalty once per seen token")->capture_default_str();
+    // The ranges gemma2::validate checks, here so that errors name the flags.
+    const auto finite = [](double v) { return std::isfinite(v); };
+    cmd->add_option("--temperature", p.temperature, "softmax temperature (0 = greedy)")
+        ->check(checked(">= 0", [](double v) { return v >= 0 && std::isfinite(v); }))
+        ->capture_default_str();
+    cmd->add_option("--top-k", p.top_k, "keep the k most likely tokens (0 = off)")->check(at_least(0))->capture_default_str();
+    cmd->add_option("--top-p", p.top_p, "nucleus sampling threshold (1 = off)")
+        ->check(checked("in (0, 1]", [](double v) { return v > 0 && v <= 1; }))
+        ->capture_default_str();
+    cmd->add_option("--min-p", p.min_p, "drop tokens below min-p x the top probability")
+        ->check(checked("in [0, 1)", [](double v) { return v >= 0 && v < 1; }))
+        ->capture_default_str();
+    cmd->add_option("--repeat-penalty", p.repetition_penalty, "repetition penalty (1 = off)")
+        ->check(checked("> 0", [](double v) { return v > 0 && std::isfinite(v); }))
+        ->capture_default_str();
+    cmd->add_option("--frequency-penalty", p.frequency_penalty, "penalty per occurrence")
+        ->check(checked("finite", finite))
+        ->capture_default_str();
+    cmd->add_option("--presence-penalty", p.presence_penalty, "penalty once per seen token")
+        ->check(checked("finite", finite))
+        ->capture_default_str();
     cmd->add_option("--repeat-last-n", p.penalty_last_n, "penalties look at this many recent tokens (0 = all)")
+        ->check(at_least(0))
         ->capture_default_str();
     cmd->add_option("--logit-bias", bias, "ID=BIAS added to a token's logit (repeatable)");
-    cmd->add_option("--seed", seed, "random seed (default: from the clock, printed on stderr)");
+    cmd->add_option("--seed", seed, "random seed (default: from the clock, printed on stderr)")->check(at_least(0));
   }
 
   // The sampler, or an error message.
   std::optional<gemma2::Sampler> make(std::string& error) {
     for (const auto& b : bias) {
       const size_t eq = b.find('=');
+      size_t id_end = 0, bias_end = 0;
       try {
         if (eq == std::string::npos) throw std::invalid_argument(b);
-        p.logit_bias[std::stoi(b.substr(0, eq))] = std::stof(b.substr(eq + 1));
+        const int id = std::stoi(b.substr(0, eq), &id_end);
+        const float value = std::stof(b.substr(eq + 1), &bias_end);
+        // -inf bans a token; NaN or +inf would make every probability NaN.
+        if (id < 0 || id_end != eq || bias_end != b.size() - eq - 1 || std::isnan(value) || value == INFINITY)
+          throw std::invalid_argument(b);
+        p.logit_bias[id] = value;
       } catch (const std::exception&) {
-        error = "--logit-bias takes ID=BIAS, got " + b;
+        error = "--logit-bias takes ID=BIAS (ID >= 0, BIAS a number or -inf), got " + b;
         return std::nullopt;
       }
     }
@@ -375,6 +426,15 @@ struct SamplingFlags {
     }
     if (!p.greedy && p.temperature > 0) std::cerr << "seed: " << p.seed << "\n";
     return gemma2::Sampler(p);
+  }
+
+  // A --logit-bias id past the model's vocabulary (the sampler would ignore it).
+  std::optional<std::string> bias_outside(int vocab) const {
+    for (const auto& entry : p.logit_bias)
+      if (entry.first >= vocab)
+        return "--logit-bias: token id " + std::to_string(entry.first) + " is outside the vocabulary [0, " +
+               std::to_string(vocab) + ")";
+    return std::nullopt;
   }
 };
 
@@ -405,7 +465,8 @@ gemma2::Result<gemma2::GrammarConstraint> reply_constraint(const gemma2::Grammar
                                                            const std::shared_ptr<const gemma2::TokenTrie>& vocab,
                                                            int max_new) {
   auto c = gemma2::GrammarConstraint::create(grammar, vocab);
-  if (c) c->set_budget(max_new);
+  if (!c) return c;
+  if (gemma2::Status s = c->set_budget(max_new); !s) return gemma2::detail::err("--max-new: ", s.message());
   return c;
 }
 
@@ -413,20 +474,19 @@ gemma2::Result<gemma2::GrammarConstraint> reply_constraint(const gemma2::Grammar
 // and chat). The output is that of plain decoding; only the speed changes.
 struct SpeculativeFlags {
   std::string draft_model;
-  int lookup = 0;
+  int lookup = 0;  // not given (the flag takes N >= 1)
   int draft_max = gemma2::kMaxDraft;
 
   void add_to(CLI::App* cmd) {
     auto* d = cmd->add_option("--draft-model", draft_model,
                               "draft with this smaller model of the same tokenizer (directory or .gguf)");
-    auto* l = cmd->add_option("--lookup", lookup, "draft by prompt lookup: match the last N tokens earlier in the text");
+    auto* l = cmd->add_option("--lookup", lookup, "draft by prompt lookup: match the last N tokens earlier in the text")
+                  ->check(at_least(1));
     d->excludes(l);
-    cmd->add_option("--draft-max", draft_max,
-                    "most drafted tokens checked per pass of the model (at most " + std::to_string(gemma2::kMaxDraft) +
-                        " are)")
+    cmd->add_option("--draft-max", draft_max, "most drafted tokens checked per pass of the model")
+        ->check(between(1, gemma2::kMaxDraft))
         ->capture_default_str();
   }
-  bool given() const { return !draft_model.empty() || lookup > 0; }
 
   // The drafter (and the draft model it runs), or an error already reported.
   struct Made {
@@ -435,8 +495,6 @@ struct SpeculativeFlags {
   };
   std::optional<Made> make(const ModelOptions& target, const Model& target_model, int capacity) const {
     Made m;
-    if (lookup < 0) return fail("--lookup must be >= 1"), std::nullopt;
-    if (draft_max < 1) return fail("--draft-max must be >= 1"), std::nullopt;
     if (lookup > 0) {
       m.drafter = std::make_unique<gemma2::PromptLookupDrafter>(lookup);
     } else if (!draft_model.empty()) {
@@ -490,7 +548,6 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& 
                  std::vector<int32_t> ids, int max_new, const std::vector<std::string>& stops, bool ignore_eos,
                  bool print_ids) {
   if (prompt.empty() == ids.empty()) return fail("generate: give exactly one of --prompt and --ids");
-  if (max_new < 0) return fail("--max-new must be >= 0");
   std::string error;
   auto sampler = sf.make(error);
   if (!sampler) return fail(error);
@@ -502,6 +559,7 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& 
   }
   auto l = load(mo, !prompt.empty() || grammar);
   if (!l) return 1;
+  if (auto e = sf.bias_outside(l->model->config().vocab_size)) return fail(*e);
   if (grammar) {  // the text is complete within --max-new tokens; stdout holds it alone
     auto c = reply_constraint(*grammar, gemma2::TokenTrie::build(*l->tokenizer), max_new);
     if (!c) return fail(c.message());
@@ -536,7 +594,9 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& 
       return true;
   });
   if (!r) return fail(r.message());
-  if (tok && !grammar) std::cout << "\n";
+  // A grammar's text stands alone on stdout, with no newline after it;
+  // the ids are always a line of their own, whatever the text ends with.
+  if (tok && (!grammar || print_ids)) std::cout << "\n";
   print_speed(*r, go.drafter != nullptr);
   if (print_ids) std::cout << join(r->tokens) << "\n";
   return 0;
@@ -545,7 +605,7 @@ int run_generate(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& 
 
 int run_chat(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, const SpeculativeFlags& spec,
              const std::string& system, int max_new,
-             bool verbose) {
+             bool verbose, const std::string& delimiter) {
   std::string error;
   auto sampler = sf.make(error);
   if (!sampler) return fail(error);
@@ -557,8 +617,13 @@ int run_chat(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, 
   }
   auto l = load(mo, true);
   if (!l) return 1;
-  std::shared_ptr<const gemma2::TokenTrie> vocab;
-  if (grammar) vocab = gemma2::TokenTrie::build(*l->tokenizer);
+  if (auto e = sf.bias_outside(l->model->config().vocab_size)) return fail(*e);
+  std::optional<gemma2::GrammarConstraint> reply;  // each reply is one sentence of the grammar
+  if (grammar) {
+    auto c = reply_constraint(*grammar, gemma2::TokenTrie::build(*l->tokenizer), max_new);
+    if (!c) return fail(c.message());
+    reply.emplace(std::move(*c));
+  }
   if (l->tokenizer->start_of_turn_id() < 0 || l->tokenizer->end_of_turn_id() < 0)
     return fail("chat: the tokenizer has no <start_of_turn>/<end_of_turn> pieces");
   // Sliding-window cache: the same logits as a full one, about half the memory.
@@ -583,21 +648,15 @@ int run_chat(const ModelOptions& mo, SamplingFlags& sf, const GrammarFlags& gf, 
         --turn;
         continue;
       }
-      if (grammar) {  // each reply is one sentence of the grammar
-        auto c = reply_constraint(*grammar, vocab, max_new);
-        if (!c) return fail(c.message());
-        sampler->constrain(std::move(*c));
-      }
+      if (reply) sampler->constrain(*reply);
       auto r = chat.send(line, *sampler, go, [](std::string_view text) {
         std::cout << text << std::flush;
         return true;
       });
       std::cout << "\n" << std::flush;
-      if (!r) {
-        fail(r.message());
-        if (chat.cache().size() >= chat.cache().capacity() - 1) return 1;
-        continue;
-      }
+      // The session holds a reply the conversation does not: it cannot go on.
+      if (!r) return fail(r.message());
+      if (!delimiter.empty()) std::cout << delimiter << "\n" << std::flush;
       if (verbose) {
         std::cerr << "[turn " << turn << ": prefill " << r->prefill_tokens << " tokens, cached "
                   << chat.cache().size() << " positions] ";
@@ -762,8 +821,7 @@ int run_bench(const std::string& preset, const std::string& model_path, std::str
               const std::string& kv_cache) {
   auto pool = gemma2::ThreadPool::create(threads);
   if (!pool) return fail(pool.message());
-  if (prompt < 1 || gen < 1 || depth < -1) return fail("bench: --prompt and --gen must be >= 1, --depth >= 0");
-  if (depth < 0) depth = prompt;
+  if (depth < 0) depth = prompt;  // --depth not given
   gemma2::RuntimeConfig config;
   if (preset == "2b") config = gemma2::to_runtime(gemma2::Gemma2_2B{});
   else if (preset == "9b") config = gemma2::to_runtime(gemma2::Gemma2_9B{});
@@ -872,8 +930,10 @@ int run(int argc, char** argv) {
   SpeculativeFlags gen_spec, chat_spec;
   gen_spec.add_to(generate);
   generate->add_option("--prompt", prompt, "prompt text (BOS is prepended)");
-  generate->add_option("--ids", gen_ids, "prompt token ids, comma separated, used as given")->delimiter(',');
-  generate->add_option("--max-new", gen_max_new, "most tokens to generate")->capture_default_str();
+  generate->add_option("--ids", gen_ids, "prompt token ids, comma separated, used as given")
+      ->delimiter(',')
+      ->check(at_least(0));
+  generate->add_option("--max-new", gen_max_new, "most tokens to generate")->check(at_least(0))->capture_default_str();
   generate->add_option("--stop", stops, "stop when the text contains this string (repeatable)");
   generate->add_flag("--ignore-eos", ignore_eos, "do not stop at <eos> / <end_of_turn>");
   generate->add_flag("--print-ids", print_ids, "print the generated ids as the last stdout line");
@@ -889,8 +949,11 @@ int run(int argc, char** argv) {
   chat_grammar.add_to(chat);
   chat_spec.add_to(chat);
   chat->add_option("--system", system, "system instructions (folded into the first user turn)");
-  chat->add_option("--max-new", chat_max_new, "most tokens per reply")->capture_default_str();
+  chat->add_option("--max-new", chat_max_new, "most tokens per reply")->check(at_least(1))->capture_default_str();
   chat->add_flag("--verbose,-v", verbose, "print token counts and speed per turn on stderr");
+  std::string delimiter;
+  chat->add_option("--delimiter", delimiter,
+                   "print this line after each reply, so that replies holding line breaks can be told apart");
 
   std::string tokenizer_path, tok_model = default_model_dir(), text;
   bool pieces = false;
@@ -907,12 +970,13 @@ int run(int argc, char** argv) {
   int window = 0, stride = 0, top_k = 10;
   auto* perplexity = app.add_subcommand("perplexity", "score a text: mean negative log-likelihood and perplexity");
   ppl_model.add_to(perplexity);
-  perplexity->add_option("--ids", ppl_ids, "token ids, used as given (one forward)")->delimiter(',');
+  perplexity->add_option("--ids", ppl_ids, "token ids, used as given (one forward)")->delimiter(',')->check(at_least(0));
   perplexity->add_option("--text-file", text_file, "UTF-8 text file (BOS is prepended)");
-  perplexity->add_option("--window", window, "positions per forward pass (0 = the model's context)");
-  perplexity->add_option("--stride", stride, "new tokens scored per window after the first (0 = half a window)");
+  perplexity->add_option("--window", window, "positions per forward pass (0 = the model's context)")->check(at_least(0));
+  perplexity->add_option("--stride", stride, "new tokens scored per window after the first (0 = half a window)")
+      ->check(at_least(0));
   perplexity->add_option("--top-k-out", top_k_out, "write the top-k next-token distribution per position (JSON lines)");
-  perplexity->add_option("--top-k", top_k, "k for --top-k-out")->capture_default_str();
+  perplexity->add_option("--top-k", top_k, "k for --top-k-out")->check(at_least(1))->capture_default_str();
   std::string kl_reference;
   perplexity->add_option("--kl-reference", kl_reference,
                          "also load the model with this --dtype and report KL(reference || model) and top-1 agreement")
@@ -923,7 +987,7 @@ int run(int argc, char** argv) {
   std::string out_path;
   auto* logits = app.add_subcommand("logits", "one forward over --ids; write [T][vocab] float32 logits to --out");
   logits_model.add_to(logits);
-  logits->add_option("--ids", logits_ids, "token ids, comma separated")->delimiter(',')->required();
+  logits->add_option("--ids", logits_ids, "token ids, comma separated")->delimiter(',')->check(at_least(0))->required();
   logits->add_option("--out", out_path, "output file (raw little-endian float32, row-major)")->required();
 
   std::string preset = "2b", bench_dtype, bench_model, bench_kernels, bench_prefill_precision = "exact",
@@ -933,10 +997,13 @@ int run(int argc, char** argv) {
   bench->add_option("--preset", preset, "2b, 9b or 27b")->check(CLI::IsMember({"2b", "9b", "27b"}))->capture_default_str();
   bench->add_option("--model", bench_model, "time this model (directory or .gguf) instead of random weights");
   add_dtype(bench, bench_dtype);
-  bench->add_option("--threads", bench_threads, "threads")->capture_default_str();
-  bench->add_option("--prompt", bench_prompt, "prefill length")->capture_default_str();
-  bench->add_option("--gen", bench_gen, "decoded tokens")->capture_default_str();
-  bench->add_option("--depth", depth, "positions in the cache before decoding (default: the prompt)");
+  bench->add_option("--threads", bench_threads, "threads")
+      ->check(between(1, gemma2::ThreadPool::kMaxThreads))
+      ->capture_default_str();
+  bench->add_option("--prompt", bench_prompt, "prefill length")->check(at_least(1))->capture_default_str();
+  bench->add_option("--gen", bench_gen, "decoded tokens")->check(at_least(1))->capture_default_str();
+  bench->add_option("--depth", depth, "positions in the cache before decoding (default: the prompt)")
+      ->check(at_least(0));
   add_kernels(bench, bench_kernels);
   add_prefill_precision(bench, bench_prefill_precision);
   add_kv_cache(bench, bench_kv_cache);
@@ -948,7 +1015,8 @@ int run(int argc, char** argv) {
   info->add_option("--model", info_model, "model directory or .gguf file")->capture_default_str();
   add_dtype(info, info_dtype);
   add_memory_options(info, info_mapping, info_max_memory);
-  info->add_option("--context", info_context, "positions of the KV cache to size (default: the model's context)");
+  info->add_option("--context", info_context, "positions of the KV cache to size (default: the model's context)")
+      ->check(at_least(1));
   add_kernels(info, info_kernels);
 
   CLI11_PARSE(app, argc, argv);
@@ -966,7 +1034,8 @@ int run(int argc, char** argv) {
   if (generate->parsed())
     return run_generate(gen_model, gen_sampling, gen_grammar, gen_spec, prompt, gen_ids, gen_max_new, stops, ignore_eos,
                         print_ids);
-  if (chat->parsed()) return run_chat(chat_model, chat_sampling, chat_grammar, chat_spec, system, chat_max_new, verbose);
+  if (chat->parsed())
+    return run_chat(chat_model, chat_sampling, chat_grammar, chat_spec, system, chat_max_new, verbose, delimiter);
   if (tokenize->parsed()) return run_tokenize(tokenizer_path, tok_model, text, pieces);
   if (perplexity->parsed()) return run_perplexity(ppl_model, ppl_ids, text_file, window, stride, top_k_out, top_k, kl_reference);
   return run_logits(logits_model, logits_ids, out_path);
