@@ -1,59 +1,86 @@
-// A game loop that lets an NPC "think" without ever blocking a frame: each
-// frame does a bounded amount of model work (a slice of the prompt, or one
-// generated token), then returns to rendering. Usage: game_loop [MODEL_DIR]
+// A game loop in which three NPCs think without ever blocking a frame: each
+// frame gives each NPC's reply one call of its Generation under a time
+// budget (a prompt chunk or a few tokens), then goes on rendering. One NPC
+// answers under a JSON Schema. Halfway, the game is saved (sessions and
+// replies mid-sentence) and loaded into new objects, which go on. The
+// replies are then checked against the same replies generated in one call
+// each: slicing, saving and loading change nothing.
+// Usage: game_loop [MODEL_DIR]
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <gemma2/gemma2.hpp>
 
 using Model = gemma2::Gemma2Model<>;
+using Session = gemma2::Session<Model, gemma2::SlidingWindowKVCache<>>;
 using Clock = std::chrono::steady_clock;
 
-// One NPC line being written, advanced a little per frame.
-class NpcLine {
- public:
-  NpcLine(const Model& model, const gemma2::Tokenizer& tok, const std::string& prompt, int max_tokens)
-      : session_(gemma2::Session<Model, gemma2::SlidingWindowKVCache<>>::create(model, 512).value()),
-        tok_(&tok),
-        text_(tok),
-        prompt_(tok.encode_prompt(prompt).value()),
-        max_tokens_(max_tokens) {}
-
-  // Does at most `budget` positions of work. Returns false when finished.
-  bool tick(int budget) {
-    if (done_) return false;
-    if (fed_ < prompt_.size()) {  // prefill a slice of the prompt
-      const size_t n = std::min(prompt_.size() - fed_, static_cast<size_t>(budget));
-      logits_ = session_.feed(std::vector<int32_t>(prompt_.begin() + fed_, prompt_.begin() + fed_ + n)).value();
-      fed_ += n;
-      return true;
-    }
-    std::vector<float> row(logits_.data(), logits_.data() + logits_.cols());
-    const int32_t next = sampler_(row, session_.tokens());
-    shown_ += text_.push(next);
-    if (next == tok_->eos_id() || ++generated_ == max_tokens_ || shown_.find('\n') != std::string::npos) {
-      done_ = true;
-      return false;
-    }
-    logits_ = session_.feed({next}).value();  // one position
-    return true;
-  }
-  const std::string& text() const { return shown_; }
-
- private:
-  gemma2::Session<Model, gemma2::SlidingWindowKVCache<>> session_;
-  const gemma2::Tokenizer* tok_;
-  gemma2::StreamDecoder text_;
-  gemma2::Sampler sampler_;  // greedy
-  std::vector<int32_t> prompt_;
-  gemma2::Activations logits_;
-  size_t fed_ = 0;
-  int generated_ = 0, max_tokens_;
-  bool done_ = false;
-  std::string shown_;
+// One NPC: its context (session), its reply in progress, its sampler.
+struct Npc {
+  std::string name;
+  std::vector<int32_t> prompt;
+  Session session;
+  gemma2::Sampler sampler;
+  gemma2::Generation reply;
+  std::string shown;  // the text so far, as the game would draw it
 };
+
+gemma2::GenerateOptions reply_options(const gemma2::Tokenizer& tok, double budget_ms) {
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = 40;
+  o.stop_tokens = gemma2::default_stop_tokens(tok);
+  o.stop_strings = {"\n\n"};  // an NPC says one paragraph
+  o.prefill_chunk = 8;        // a chunk fits a frame
+  o.time_budget_ms = budget_ms;
+  return o;
+}
+
+std::unique_ptr<Npc> make_npc(const Model& model, const gemma2::Tokenizer& tok, const std::string& name,
+                              const std::string& prompt, gemma2::Sampler sampler, double budget_ms) {
+  auto session = Session::create(model, 512);
+  if (!session) return nullptr;
+  return std::make_unique<Npc>(Npc{name, tok.encode_prompt(prompt).value(), std::move(*session), std::move(sampler),
+                                   gemma2::Generation(reply_options(tok, budget_ms), &tok), {}});
+}
+
+std::vector<std::unique_ptr<Npc>> make_npcs(const Model& model, const gemma2::Tokenizer& tok, double budget_ms) {
+  gemma2::SamplingParams warm;
+  warm.temperature = 0.8f;
+  warm.top_k = 40;
+  warm.repetition_penalty = 1.1f;
+  warm.seed = 42;
+  gemma2::Sampler action(warm);  // the guard answers with an action the game parses
+  auto schema = gemma2::json_schema_grammar(
+      R"({"type":"object","properties":{"action":{"enum":["attack","wait","flee"]},"target":{"type":"string","maxLength":10}},)"
+      R"("required":["action","target"]})");
+  auto constraint = gemma2::GrammarConstraint::create(schema.value(), gemma2::TokenTrie::build(tok));
+  action.constrain(std::move(constraint.value()));
+  std::vector<std::unique_ptr<Npc>> npcs;
+  npcs.push_back(make_npc(model, tok, "FIRST CITIZEN", "FIRST CITIZEN:\nWhat say you of the king?\n\nSECOND CITIZEN:\n",
+                          gemma2::Sampler(warm), budget_ms));
+  npcs.push_back(make_npc(model, tok, "NURSE", "JULIET:\nWhere is my lord?\n\nNURSE:\n", gemma2::Sampler(warm), budget_ms));
+  npcs.push_back(make_npc(model, tok, "GUARD", "GUARD:\n", std::move(action), budget_ms));
+  return npcs;
+}
+
+// Saves every NPC's session and reply, as a save file would hold them, and
+// loads them into new NPCs (the samplers, the host's state, carry over).
+std::vector<std::unique_ptr<Npc>> save_and_load(std::vector<std::unique_ptr<Npc>> npcs, const Model& model,
+                                                const gemma2::Tokenizer& tok, double budget_ms) {
+  std::vector<std::unique_ptr<Npc>> loaded;
+  for (auto& npc : npcs) {
+    const std::vector<uint8_t> session_bytes = npc->session.save(), reply_bytes = npc->reply.save();
+    auto session = Session::restore(model, session_bytes);
+    gemma2::Generation reply(reply_options(tok, budget_ms), &tok);
+    if (!session || !reply.restore(reply_bytes)) return {};
+    loaded.push_back(std::make_unique<Npc>(Npc{npc->name, npc->prompt, std::move(*session), std::move(npc->sampler),
+                                               std::move(reply), npc->shown}));
+  }
+  return loaded;
+}
 
 int main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : GEMMA2_DEFAULT_MODEL_DIR;
@@ -61,17 +88,43 @@ int main(int argc, char** argv) {
   auto tok = gemma2::Tokenizer::from_model_dir(dir);
   if (!model || !tok) return std::fprintf(stderr, "%s%s\n", model.message().c_str(), tok.message().c_str()), 1;
 
-  NpcLine npc(*model, *tok, "FIRST CITIZEN:\nWhat say you of the king?\n\nSECOND CITIZEN:\n", 40);
-  constexpr int kPositionsPerFrame = 4;  // the work budget of one frame
+  constexpr double kBudgetMs = 2.0;  // each NPC's share of a frame
+  auto npcs = make_npcs(*model, *tok, kBudgetMs);
   double worst_ms = 0;
   int frames = 0;
+  bool saved = false;
   for (bool thinking = true; thinking; ++frames) {
-    const auto t0 = Clock::now();
-    thinking = npc.tick(kPositionsPerFrame);  // bounded: never more than 4 positions
-    worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    thinking = false;
+    for (auto& npc : npcs) {
+      if (npc->reply.done()) continue;
+      const auto t0 = Clock::now();
+      const bool first = npc->session.tokens().empty();  // the prompt goes in with the first call
+      auto r = npc->reply.run(npc->session, first ? npc->prompt : std::vector<int32_t>{}, npc->sampler);
+      worst_ms = std::max(worst_ms, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      if (!r) return std::fprintf(stderr, "%s: %s\n", npc->name.c_str(), r.message().c_str()), 1;
+      npc->shown += r->text;
+      thinking = thinking || !npc->reply.done();
+    }
     // ... render the frame, run physics, read input ...
+    if (frames == 10 && !saved) {  // the player saves and loads mid-sentence
+      npcs = save_and_load(std::move(npcs), *model, *tok, kBudgetMs);
+      if (npcs.empty()) return std::fprintf(stderr, "save/load failed\n"), 1;
+      saved = true;
+    }
   }
-  std::printf("SECOND CITIZEN: %s\n", npc.text().c_str());
-  std::printf("%d frames, slowest model slice %.2f ms\n", frames, worst_ms);
-  return npc.text().empty() ? 1 : 0;
+
+  // The same replies, each in one call: what slicing must not change.
+  auto reference = make_npcs(*model, *tok, 0);
+  bool same = true;
+  for (size_t i = 0; i < npcs.size(); ++i) {
+    Npc& ref = *reference[i];
+    auto r = ref.reply.run(ref.session, ref.prompt, ref.sampler);
+    if (!r) return std::fprintf(stderr, "%s\n", r.message().c_str()), 1;
+    same = same && r->text == npcs[i]->shown && r->tokens == npcs[i]->reply.result().tokens;
+    std::printf("%s: %s (%s)\n", npcs[i]->name.c_str(), npcs[i]->shown.c_str(),
+                gemma2::stop_reason_name(npcs[i]->reply.result().stop));
+  }
+  std::printf("%d frames, slowest call %.2f ms, saved and loaded at frame 10; same as one call each: %s\n", frames,
+              worst_ms, same ? "yes" : "no");
+  return same ? 0 : 1;
 }
