@@ -611,8 +611,8 @@ int main(int argc, char** argv) {
   {
     gemma2_sampler* js = NULL;
     REQUIRE(gemma2_sampler_new(&seeded, &js) == GEMMA2_OK);
-    CHECK(gemma2_sampler_set_json_schema(js, tok, "{\"type\":\"object\",\"properties\":{\"n\":{\"minimum\":1}}}", 32) ==
-              GEMMA2_ERROR && error_mentions("'minimum' is not supported"));
+    CHECK(gemma2_sampler_set_json_schema(js, tok, "{\"type\":\"object\",\"properties\":{\"n\":{\"multipleOf\":2}}}", 32) ==
+              GEMMA2_ERROR && error_mentions("'multipleOf' is not supported"));
     CHECK(gemma2_sampler_set_grammar(js, tok, "root ::= (\"a\"", 8) == GEMMA2_ERROR && error_mentions("line 1, column 10"));
     /* A budget shorter than the shortest completion is refused, naming
      * both; a budget of that completion's length is not. */
