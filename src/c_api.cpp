@@ -233,6 +233,18 @@ struct gemma2_session {
 
 namespace {
 
+// Tokens about to join a session (fed or appended): the array, the room
+// left for them, the model's vocabulary.
+gemma2_status check_new_tokens(const char* function, const gemma2_session& session, const int32_t* ids,
+                               size_t count) {
+  GEMMA2_CHECK(check_input(function, "ids", ids, "count", count));
+  const gemma2_session::Extent e = session.extent();
+  if (count > e.capacity - e.tokens)
+    return reject(function, "count is ", count, ", more than the ", e.capacity - e.tokens,
+                  " positions left in the session (capacity ", e.capacity, ", ", e.tokens, " tokens)");
+  return check_ids(function, "ids", ids, count, session.owner->model.config().vocab_size, "the model's");
+}
+
 template <class S>
 gemma2::Result<AnySession> create_as(const Model& model, int capacity) {
   auto s = S::create(model, capacity);
@@ -606,14 +618,9 @@ void gemma2_session_free(gemma2_session* session) { delete session; }
 
 gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, size_t count, float* logits) {
   GEMMA2_REQUIRE(session);
-  GEMMA2_CHECK(check_input(__func__, "ids", ids, "count", count));
-  const gemma2_session::Extent e = session->extent();
-  if (count == 0 && e.tokens == e.cached)
-    return reject(__func__, "count is 0 and no token is pending (only a rollback leaves one to run)");
-  if (count > e.capacity - e.tokens)
-    return reject(__func__, "count is ", count, ", more than the ", e.capacity - e.tokens,
-                  " positions left in the session (capacity ", e.capacity, ", ", e.tokens, " tokens)");
-  GEMMA2_CHECK(check_ids(__func__, "ids", ids, count, session->owner->model.config().vocab_size, "the model's"));
+  GEMMA2_CHECK(check_new_tokens(__func__, *session, ids, count));
+  if (const gemma2_session::Extent e = session->extent(); count == 0 && e.tokens == e.cached)
+    return reject(__func__, "count is 0 and no token is pending (a rollback or a generated token leaves one)");
   return guarded(__func__, [&] {
     auto r = session->visit([&](auto& s) {
       return s.feed(std::vector<int32_t>(ids, ids + count), gemma2::ForwardOptions(session->owner->pool.get()));
@@ -825,12 +832,7 @@ gemma2_generate_options gemma2_generate_options_default(void) {
 
 gemma2_status gemma2_session_append(gemma2_session* session, const int32_t* ids, size_t count) {
   GEMMA2_REQUIRE(session);
-  GEMMA2_CHECK(check_input(__func__, "ids", ids, "count", count));
-  const gemma2_session::Extent e = session->extent();
-  if (count > e.capacity - e.tokens)
-    return reject(__func__, "count is ", count, ", more than the ", e.capacity - e.tokens,
-                  " positions left in the session (capacity ", e.capacity, ", ", e.tokens, " tokens)");
-  GEMMA2_CHECK(check_ids(__func__, "ids", ids, count, session->owner->model.config().vocab_size, "the model's"));
+  GEMMA2_CHECK(check_new_tokens(__func__, *session, ids, count));
   return guarded(__func__, [&] {
     session->visit([&](auto& s) { s.tokens().insert(s.tokens().end(), ids, ids + count); });
     session->reply.reset();

@@ -158,8 +158,8 @@ GEMMA2_C_API void gemma2_session_free(gemma2_session* session);
  * gemma2_session_sample and, when `logits` is not NULL, copied there
  * (vocab_size floats). Each id must be in the model's vocabulary and count
  * at most the positions left (capacity - length); count 0 runs only the
- * token a rollback left pending, and is an error when there is none. A
- * rejected feed changes nothing. */
+ * pending tokens (the one a rollback keeps, the last one generated), and
+ * is an error when there are none. A rejected feed changes nothing. */
 GEMMA2_C_API gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, size_t count, float* logits);
 /* An independent copy of the session (shared prefix computed once). */
 GEMMA2_C_API gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session** copy);

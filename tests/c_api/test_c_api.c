@@ -3,6 +3,7 @@
  * failed check. */
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -123,6 +124,9 @@ static gemma2_status format_input(const Fixture* f, const void* data, size_t cou
 static gemma2_status feed_input(const Fixture* f, const void* data, size_t count) {
   return gemma2_session_feed(f->session, (const int32_t*)data, count, NULL);
 }
+static gemma2_status append_input(const Fixture* f, const void* data, size_t count) {
+  return gemma2_session_append(f->session, (const int32_t*)data, count);
+}
 
 /* Output buffers (buffer, capacity, &length), one call per row. */
 typedef gemma2_status (*OutputCall)(const Fixture* f, void* buffer, size_t capacity, size_t* length);
@@ -143,6 +147,20 @@ static gemma2_status tokens_output(const Fixture* f, void* buffer, size_t capaci
 static gemma2_status save_output(const Fixture* f, void* buffer, size_t capacity, size_t* length) {
   return gemma2_session_save(f->session, (uint8_t*)buffer, capacity, length);
 }
+
+/* A function's array argument: its names (data and count, or buffer and
+ * length), its element size, and a call with it (one of the two). */
+typedef struct {
+  const char* function;
+  const char* pointer;
+  const char* size;
+  size_t element;
+  InputCall input;
+  OutputCall output;
+} ArrayRow;
+
+/* One element more than an array may hold: its bytes would pass PTRDIFF_MAX. */
+static size_t past_max(const ArrayRow* row) { return (size_t)PTRDIFF_MAX / row->element + 1; }
 
 static void check_arguments(const Fixture* f) {
   gemma2_model* model = f->model;
@@ -203,6 +221,7 @@ static void check_arguments(const Fixture* f) {
   REJECTED(gemma2_session_new_with(NULL, NULL, &no_session) == GEMMA2_ERROR, "model is NULL");
   REJECTED(gemma2_session_new_with(model, NULL, NULL) == GEMMA2_ERROR, "session is NULL");
   REJECTED(gemma2_session_feed(NULL, &one, 1, NULL) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_append(NULL, &one, 1) == GEMMA2_ERROR, "session is NULL");
   REJECTED(gemma2_session_fork(NULL, &no_session) == GEMMA2_ERROR, "session is NULL");
   REJECTED(gemma2_session_fork(s, NULL) == GEMMA2_ERROR, "copy is NULL");
   REJECTED(gemma2_session_rollback(NULL, 0) == GEMMA2_ERROR, "session is NULL");
@@ -224,65 +243,55 @@ static void check_arguments(const Fixture* f) {
   REJECTED(gemma2_sampler_finished(NULL) == 0, "sampler is NULL");
   REJECTED(gemma2_session_generate(NULL, greedy, tok, 1, NULL, NULL, NULL) == GEMMA2_ERROR, "session is NULL");
   REJECTED(gemma2_session_generate(s, NULL, tok, 1, NULL, NULL, NULL) == GEMMA2_ERROR, "sampler is NULL");
+  REJECTED(gemma2_session_generate_with(NULL, greedy, tok, NULL, NULL, NULL, NULL) == GEMMA2_ERROR, "session is NULL");
+  REJECTED(gemma2_session_generate_with(s, NULL, tok, NULL, NULL, NULL, NULL) == GEMMA2_ERROR, "sampler is NULL");
+  REJECTED(gemma2_session_stop_reason(NULL) == GEMMA2_STOP_NONE, "session is NULL");
   CHECK(no_model == NULL && no_tok == NULL && no_session == NULL && no_sampler == NULL);
   gemma2_tokenizer_free(NULL);
   gemma2_session_free(NULL);
   gemma2_sampler_free(NULL);
   gemma2_stream_free(NULL);
 
-  /* Input arrays: NULL with a count, and a count one past what memory can
-   * hold (its bytes would pass PTRDIFF_MAX). */
-  static const struct {
-    const char* function;
-    const char* data;
-    const char* count;
-    size_t element;
-    InputCall call;
-  } inputs[] = {
-      {"gemma2_tokenize", "text", "length", 1, tokenize_input},
-      {"gemma2_detokenize", "ids", "count", 4, detokenize_input},
-      {"gemma2_format_user_turn", "message", "length", 1, format_input},
-      {"gemma2_session_feed", "ids", "count", 4, feed_input},
+  /* Input arrays: NULL with a count, and a count past what memory can hold. */
+  static const ArrayRow inputs[] = {
+      {"gemma2_tokenize", "text", "length", 1, tokenize_input, NULL},
+      {"gemma2_detokenize", "ids", "count", 4, detokenize_input, NULL},
+      {"gemma2_format_user_turn", "message", "length", 1, format_input, NULL},
+      {"gemma2_session_feed", "ids", "count", 4, feed_input, NULL},
+      {"gemma2_session_append", "ids", "count", 4, append_input, NULL},
   };
+  const int32_t words[4] = {100, 101, 102, 103}; /* for the char and the int32_t rows alike */
   for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; ++i) {
-    const size_t too_many = (size_t)PTRDIFF_MAX / inputs[i].element + 1;
-    snprintf(want, sizeof want, "%s is NULL but %s is 3", inputs[i].data, inputs[i].count);
-    ROW_REJECTED(inputs[i].call(f, NULL, 3) == GEMMA2_ERROR, inputs[i].function, want);
-    snprintf(want, sizeof want, "%s is %zu, more than an array of %zu-byte elements can hold", inputs[i].count, too_many,
-             inputs[i].element);
-    ROW_REJECTED(inputs[i].call(f, "abcd", too_many) == GEMMA2_ERROR, inputs[i].function, want);
-    ROW_REJECTED(inputs[i].call(f, "abcd", SIZE_MAX) == GEMMA2_ERROR, inputs[i].function, "more than an array");
+    const ArrayRow* row = &inputs[i];
+    snprintf(want, sizeof want, "%s is NULL but %s is 3", row->pointer, row->size);
+    ROW_REJECTED(row->input(f, NULL, 3) == GEMMA2_ERROR, row->function, want);
+    snprintf(want, sizeof want, "%s is %zu, more than an array of %zu-byte elements can hold", row->size, past_max(row),
+             row->element);
+    ROW_REJECTED(row->input(f, words, past_max(row)) == GEMMA2_ERROR, row->function, want);
+    ROW_REJECTED(row->input(f, words, SIZE_MAX) == GEMMA2_ERROR, row->function, "more than an array");
   }
 
   /* Output buffers: the length pointer NULL, a NULL buffer with a capacity,
    * a capacity past what memory can hold; *length is then untouched, and
    * the size query still works. */
-  static const struct {
-    const char* function;
-    const char* buffer;
-    const char* length;
-    size_t element;
-    OutputCall call;
-  } outputs[] = {
-      {"gemma2_tokenize", "ids", "count", 4, tokenize_output},
-      {"gemma2_detokenize", "text", "length", 1, detokenize_output},
-      {"gemma2_format_user_turn", "text", "written", 1, format_output},
-      {"gemma2_session_tokens", "ids", "count", 4, tokens_output},
-      {"gemma2_session_save", "data", "size", 1, save_output},
+  static const ArrayRow outputs[] = {
+      {"gemma2_tokenize", "ids", "count", 4, NULL, tokenize_output},
+      {"gemma2_detokenize", "text", "length", 1, NULL, detokenize_output},
+      {"gemma2_format_user_turn", "text", "written", 1, NULL, format_output},
+      {"gemma2_session_tokens", "ids", "count", 4, NULL, tokens_output},
+      {"gemma2_session_save", "data", "size", 1, NULL, save_output},
   };
   for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; ++i) {
+    const ArrayRow* row = &outputs[i];
     int32_t buffer[16];
     size_t got = 12345;
-    snprintf(want, sizeof want, "%s is NULL", outputs[i].length);
-    ROW_REJECTED(outputs[i].call(f, buffer, sizeof buffer / outputs[i].element, NULL) == GEMMA2_ERROR,
-                 outputs[i].function, want);
-    snprintf(want, sizeof want, "%s is NULL but capacity is 4", outputs[i].buffer);
-    ROW_REJECTED(outputs[i].call(f, NULL, 4, &got) == GEMMA2_ERROR && got == 12345, outputs[i].function, want);
-    snprintf(want, sizeof want, "capacity is %zu, more than a buffer", (size_t)PTRDIFF_MAX / outputs[i].element + 1);
-    ROW_REJECTED(outputs[i].call(f, buffer, (size_t)PTRDIFF_MAX / outputs[i].element + 1, &got) == GEMMA2_ERROR &&
-                     got == 12345,
-                 outputs[i].function, want);
-    CHECK(outputs[i].call(f, NULL, 0, &got) == GEMMA2_BUFFER_TOO_SMALL && got > 0);
+    snprintf(want, sizeof want, "%s is NULL", row->size);
+    ROW_REJECTED(row->output(f, buffer, sizeof buffer / row->element, NULL) == GEMMA2_ERROR, row->function, want);
+    snprintf(want, sizeof want, "%s is NULL but capacity is 4", row->pointer);
+    ROW_REJECTED(row->output(f, NULL, 4, &got) == GEMMA2_ERROR && got == 12345, row->function, want);
+    snprintf(want, sizeof want, "capacity is %zu, more than a buffer", past_max(row));
+    ROW_REJECTED(row->output(f, buffer, past_max(row), &got) == GEMMA2_ERROR && got == 12345, row->function, want);
+    CHECK(row->output(f, NULL, 0, &got) == GEMMA2_BUFFER_TOO_SMALL && got > 0);
   }
 
   /* Token ids outside the vocabulary, wherever ids go in: the stream, the
@@ -305,6 +314,7 @@ static void check_arguments(const Fixture* f) {
     const int32_t three[3] = {one, one, bad};
     snprintf(want, sizeof want, "ids[2] is %" PRId32 ", outside the model's vocabulary [0, %" PRId32 ")", bad, vocab);
     REJECTED(gemma2_session_feed(s, three, 3, NULL) == GEMMA2_ERROR, want);
+    REJECTED(gemma2_session_append(s, three, 3) == GEMMA2_ERROR, want);
   }
   char streamed[64];
   size_t streamed_len = 0;
@@ -327,12 +337,58 @@ static void check_arguments(const Fixture* f) {
   for (size_t i = 0; i <= room; ++i) many[i] = one;
   snprintf(want, sizeof want, "count is %zu, more than the %zu positions left", room + 1, room);
   REJECTED(gemma2_session_feed(s, many, room + 1, NULL) == GEMMA2_ERROR, want);
+  REJECTED(gemma2_session_append(s, many, room + 1) == GEMMA2_ERROR, want);
   free(many);
   const size_t past[] = {length + 1, length + 1000, SIZE_MAX};
   for (size_t i = 0; i < sizeof past / sizeof past[0]; ++i) {
     snprintf(want, sizeof want, "count is %zu, outside [0, %zu]", past[i], length);
     REJECTED(gemma2_session_rollback(s, past[i]) == GEMMA2_ERROR, want);
   }
+
+  /* Generation options out of range: rejected before the reply starts. */
+  static const struct {
+    size_t field; /* of an int32_t in gemma2_generate_options */
+    int32_t value;
+    const char* mention;
+  } spoiled[] = {
+      {offsetof(gemma2_generate_options, max_tokens), -1, "options->max_tokens is -1, outside [0, 2147483647]"},
+      {offsetof(gemma2_generate_options, prefill_chunk), 0, "options->prefill_chunk is 0, outside [1, 2147483647]"},
+      {offsetof(gemma2_generate_options, lookup_ngram), -1, "options->lookup_ngram is -1, outside [0, 16]"},
+      {offsetof(gemma2_generate_options, lookup_ngram), 17, "options->lookup_ngram is 17, outside [0, 16]"},
+      {offsetof(gemma2_generate_options, draft_max), 0, "options->draft_max is 0, outside [1, 6]"},
+      {offsetof(gemma2_generate_options, draft_max), 7, "options->draft_max is 7, outside [1, 6]"},
+      {offsetof(gemma2_generate_options, call_max_tokens), INT32_MIN, "options->call_max_tokens is -2147483648"},
+  };
+  for (size_t i = 0; i < sizeof spoiled / sizeof spoiled[0]; ++i) {
+    gemma2_generate_options o = gemma2_generate_options_default();
+    memcpy((char*)&o + spoiled[i].field, &spoiled[i].value, sizeof(int32_t));
+    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR, spoiled[i].mention);
+  }
+  {
+    const char* stops[2] = {"\n", NULL};
+    gemma2_generate_options o = gemma2_generate_options_default();
+    o.time_budget_ms = -1.0;
+    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
+             "options->time_budget_ms is -1, not a finite number >= 0");
+    o.time_budget_ms = HUGE_VAL;
+    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
+             "options->time_budget_ms is inf");
+    o = gemma2_generate_options_default();
+    o.stop_string_count = 2;
+    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
+             "options->stop_strings is NULL but options->stop_string_count is 2");
+    o.stop_strings = stops;
+    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
+             "options->stop_strings[1] is NULL");
+    o = gemma2_generate_options_default();
+    o.lookup_ngram = 2;
+    o.draft_model = model;
+    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
+             "options->lookup_ngram and options->draft_model are both set");
+  }
+  REJECTED(gemma2_session_generate(s, greedy, tok, -1, NULL, NULL, NULL) == GEMMA2_ERROR,
+           "max_new is -1, outside [0, 2147483647]");
+  CHECK(gemma2_session_stop_reason(s) == GEMMA2_STOP_NONE);
   CHECK(gemma2_session_length(s) == length);
   REQUIRE(gemma2_session_tokens(s, tokens_after, 64, &n_after) == GEMMA2_OK);
   CHECK(n_after == n_tokens && memcmp(tokens, tokens_after, n_tokens * sizeof(int32_t)) == 0);

@@ -1,6 +1,9 @@
 """The C ABI from Python's ctypes, as a Python host would use it: the demo
 model's reference greedy continuations (models/<demo>/expected.json),
-token for token, through load, tokenize, feed, sample and detokenize.
+token for token, through load, tokenize, feed, sample and detokenize; and
+the mistakes a dynamic host makes (None for a handle, a negative or
+out-of-vocabulary id, a count past the end) rejected with a message naming
+the function and the argument.
 
     python3 test_c_api.py LIBRARY MODEL_DIR
 """
@@ -31,8 +34,15 @@ def main(lib_path, model_dir):
         "gemma2_sampler_new": [p, C.POINTER(p)],
         "gemma2_sampler_free": [p],
         "gemma2_session_sample": [p, p, C.POINTER(C.c_int32)],
+        "gemma2_session_rollback": [p, C.c_size_t],
+        "gemma2_session_length": [p],
+        "gemma2_stream_new": [p, C.POINTER(p)],
+        "gemma2_stream_push": [p, C.c_int32, C.POINTER(C.c_char_p), C.POINTER(C.c_size_t)],
+        "gemma2_stream_free": [p],
+        "gemma2_sampler_finished": [p],
     }.items():
         getattr(lib, name).argtypes = args
+    lib.gemma2_session_length.restype = C.c_size_t
 
     class SamplingParams(C.Structure):
         _fields_ = [("greedy", C.c_int), ("temperature", C.c_float), ("top_k", C.c_int32), ("top_p", C.c_float),
@@ -86,6 +96,38 @@ def main(lib_path, model_dir):
         buf = C.create_string_buffer(length.value)
         ok(lib.gemma2_detokenize(tok, arr, len(out), buf, length.value, C.byref(length)))
         lib.gemma2_session_free(session)
+
+    # Mistakes: a call, what it must return, how its error must start.
+    session = p()
+    ok(lib.gemma2_session_new(model, 0, C.byref(session)))
+    prompt = (C.c_int32 * 2)(2, 100)
+    ok(lib.gemma2_session_feed(session, prompt, 2, None))
+    stream = p()
+    ok(lib.gemma2_stream_new(tok, C.byref(stream)))
+    piece, length = C.c_char_p(), C.c_size_t()
+    outside = (C.c_int32 * 2)(100, vocab)
+    vocabulary = ", outside the tokenizer's vocabulary [0, %d)" % vocab
+    for call, want, error in [
+        (lambda: lib.gemma2_stream_push(stream, -1, C.byref(piece), C.byref(length)), 1,
+         "gemma2_stream_push: id is -1" + vocabulary),
+        (lambda: lib.gemma2_detokenize(tok, outside, 2, None, 0, C.byref(length)), 1,
+         "gemma2_detokenize: ids[1] is %d" % vocab + vocabulary),
+        (lambda: lib.gemma2_session_feed(session, outside, 2, None), 1,
+         "gemma2_session_feed: ids[1] is %d, outside the model's vocabulary [0, %d)" % (vocab, vocab)),
+        (lambda: lib.gemma2_session_rollback(session, 3), 1, "gemma2_session_rollback: count is 3, outside [0, 2]"),
+        (lambda: lib.gemma2_session_feed(None, prompt, 2, None), 1, "gemma2_session_feed: session is NULL"),
+        (lambda: lib.gemma2_model_vocab_size(None), 0, "gemma2_model_vocab_size: model is NULL"),
+        (lambda: lib.gemma2_session_length(None), 0, "gemma2_session_length: session is NULL"),
+        (lambda: lib.gemma2_sampler_finished(None), 0, "gemma2_sampler_finished: sampler is NULL"),
+    ]:
+        got = call()
+        message = lib.gemma2_last_error().decode()
+        if got != want or not message.startswith(error):
+            print("FAILED: expected", want, "and", repr(error), "got", got, "and", repr(message)); failures += 1
+    if lib.gemma2_session_length(session) != 2:
+        print("FAILED: a rejected feed or rollback changed the session"); failures += 1
+    lib.gemma2_stream_free(stream)
+    lib.gemma2_session_free(session)
     lib.gemma2_sampler_free(sampler)
     lib.gemma2_tokenizer_free(tok)
     print("c_api from Python:", len(expected["cases"]), "cases, kernels", lib.gemma2_model_kernels(model).decode(),
