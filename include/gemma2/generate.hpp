@@ -164,7 +164,8 @@ inline std::function<bool(int32_t, std::string_view)> text_callback(
 // and the stop reason are the same either way. The model, cache, history
 // and sampler stay the caller's and are passed to each call; a reply's
 // sampler must be the same object throughout (its random state and grammar
-// position are part of the reply).
+// position are part of the reply). A copy is an independent reply that
+// shares the drafter and cancel flag its options point to.
 class Generation {
  public:
   // Receives each sampled token and the text it makes final (often empty:
@@ -374,6 +375,7 @@ class Generation {
       ready_.clear();
       started_ = true;
       history.push_back(*id);
+      ++call.target_passes;
       ++reply_.target_passes;
       take(*id);
       return {};
