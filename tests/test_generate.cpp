@@ -529,6 +529,46 @@ TEST_CASE("CLI: generate and chat with --json-schema and --grammar-file print ex
   e = cli("generate --prompt x --json-schema " + schema + " --grammar-file " + gbnf);
   CHECK(e.rc != 0);
 }
+
+TEST_CASE("CLI: generate --json-whitespace: compact by default, free lets the model indent, bounds hold either way") {
+  test::TempDir tmp;
+  const std::string schema = tmp.str() + "/report.json";
+  std::ofstream(schema) << R"({"type":"object","properties":{"urgency":{"type":"integer","minimum":0,"maximum":9},)"
+                           R"("line":{"type":"integer","minimum":1},"day":{"type":"string","format":"date"}},)"
+                           R"("required":["urgency","line","day"],"additionalProperties":false})";
+  auto spaces = [](const std::string& text) {  // whitespace outside strings
+    size_t n = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (in_string && text[i] == '\\') ++i;
+      else if (text[i] == '"') in_string = !in_string;
+      else if (!in_string && std::isspace(static_cast<unsigned char>(text[i]))) ++n;
+    }
+    return n;
+  };
+  size_t free_spaces = 0;
+  for (const char* ws : {"", " --json-whitespace compact", " --json-whitespace free"})
+    for (int seed = 1; seed <= 3; ++seed) {
+      auto r = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --json-schema " + schema + ws +
+                   " --max-new 48 --temperature 1 --seed " + std::to_string(seed));
+      INFO(ws << " seed " << seed << ": " << r.out << r.err);
+      REQUIRE(r.rc == 0);
+      const auto v = nlohmann::json::parse(r.out, nullptr, false);
+      REQUIRE_FALSE(v.is_discarded());
+      CHECK((v.at("urgency").is_number_integer() && v["urgency"].get<int>() >= 0 && v["urgency"].get<int>() <= 9));
+      CHECK((v.at("line").is_number_integer() && v["line"].get<long long>() >= 1));
+      CHECK(std::regex_match(v.at("day").get<std::string>(), std::regex("[0-9]{4}-[0-9]{2}-[0-9]{2}")));
+      if (std::string(ws).find("free") == std::string::npos) CHECK(spaces(r.out) == 0);
+      else free_spaces += spaces(r.out);
+    }
+  CHECK(free_spaces > 0);
+  auto e = cli("generate --prompt x --json-schema " + schema + " --json-whitespace tabs");
+  CHECK(e.rc != 0);
+  CHECK(e.err.find("--json-whitespace") != std::string::npos);
+  e = cli("generate --prompt x --json-whitespace free");
+  CHECK(e.rc != 0);
+  CHECK(e.err.find("--json-schema") != std::string::npos);
+}
 #endif
 
 TEST_CASE("weight types converted at load keep the demo model's predictions") {

@@ -1,7 +1,7 @@
 // gemma2: command-line front end to the library.
 //
 //   gemma2 generate   [--model DIR] (--prompt TEXT | --ids 2,5,9) [--max-new N] [--greedy | sampling flags]
-//                     [--grammar-file F.gbnf | --json-schema F.json]
+//                     [--grammar-file F.gbnf | --json-schema F.json [--json-whitespace compact|spaces|free]]
 //                     [--draft-model DIR|FILE | --lookup N] [--draft-max K]
 //   gemma2 chat       [--model DIR] [--system TEXT] [--verbose] [--grammar-file F | --json-schema F]
 //                     [--draft-model DIR|FILE | --lookup N] [--draft-max K] [--delimiter TEXT]
@@ -438,14 +438,20 @@ struct SamplingFlags {
   }
 };
 
-// --grammar-file / --json-schema: constrained output (generate and chat).
+// --grammar-file / --json-schema / --json-whitespace: constrained output
+// (generate and chat).
 struct GrammarFlags {
-  std::string grammar_file, json_schema;
+  std::string grammar_file, json_schema, json_whitespace = "compact";
 
   void add_to(CLI::App* cmd) {
     auto* g = cmd->add_option("--grammar-file", grammar_file, "constrain the output to a GBNF grammar (llama.cpp's format)");
     auto* j = cmd->add_option("--json-schema", json_schema, "constrain the output to JSON matching a JSON Schema file");
     g->excludes(j);
+    cmd->add_option("--json-whitespace", json_whitespace,
+                    "whitespace between JSON tokens: compact (none), spaces (at most one), free (line breaks, indentation)")
+        ->check(CLI::IsMember({"compact", "spaces", "free"}))
+        ->needs(j)
+        ->capture_default_str();
   }
   bool given() const { return !grammar_file.empty() || !json_schema.empty(); }
 
@@ -454,7 +460,11 @@ struct GrammarFlags {
     if (!grammar_file.empty()) return gemma2::Grammar::load(grammar_file);
     auto text = gemma2::read_file(json_schema, uint64_t{16} << 20);
     if (!text) return gemma2::detail::err("cannot read JSON Schema: ", text.message());
-    auto g = gemma2::json_schema_grammar(*text);
+    gemma2::JsonGrammarOptions options;
+    options.whitespace = json_whitespace == "free"     ? gemma2::JsonWhitespace::Free
+                         : json_whitespace == "spaces" ? gemma2::JsonWhitespace::Spaces
+                                                       : gemma2::JsonWhitespace::Compact;
+    auto g = gemma2::json_schema_grammar(*text, options);
     if (!g) return gemma2::detail::err(json_schema, ": ", g.message());
     return g;
   }
