@@ -778,18 +778,45 @@ gemma2_status gemma2_sampler_set_grammar(gemma2_sampler* sampler, const gemma2_t
   });
 }
 
-gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
-                                             const char* schema, int32_t max_tokens) {
-  GEMMA2_REQUIRE(sampler);
-  GEMMA2_REQUIRE(tokenizer);
-  GEMMA2_CHECK(check_budget(__func__, max_tokens));
-  return guarded(__func__, [&] {
+namespace {
+// gemma2_sampler_set_json_schema(_with), errors named after `function`.
+gemma2_status set_json_schema(const char* function, gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
+                              const char* schema, const gemma2_json_options* options, int32_t max_tokens) {
+  if (sampler == nullptr) return null_handle(function, "sampler", GEMMA2_ERROR);
+  if (tokenizer == nullptr) return null_handle(function, "tokenizer", GEMMA2_ERROR);
+  GEMMA2_CHECK(check_budget(function, max_tokens));
+  const gemma2_json_options opts = options ? *options : gemma2_json_options_default();
+  GEMMA2_CHECK(check_range(function, "options->whitespace", opts.whitespace, int{GEMMA2_JSON_COMPACT}, int{GEMMA2_JSON_FREE},
+                           " (0 compact, 1 spaces, 2 free)"));
+  gemma2::JsonGrammarOptions o;
+  o.whitespace = opts.whitespace == GEMMA2_JSON_FREE     ? gemma2::JsonWhitespace::Free
+                 : opts.whitespace == GEMMA2_JSON_SPACES ? gemma2::JsonWhitespace::Spaces
+                                                         : gemma2::JsonWhitespace::Compact;
+  return guarded(function, [&] {
     if (schema == nullptr) {
       sampler->sampler.unconstrain();
       return GEMMA2_OK;
     }
-    return set_constraint(sampler, tokenizer, gemma2::json_schema_grammar(schema), max_tokens);
+    return set_constraint(sampler, tokenizer, gemma2::json_schema_grammar(schema, o), max_tokens);
   });
+}
+}  // namespace
+
+gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
+                                             const char* schema, int32_t max_tokens) {
+  return set_json_schema(__func__, sampler, tokenizer, schema, nullptr, max_tokens);
+}
+
+gemma2_json_options gemma2_json_options_default(void) {
+  gemma2_json_options o;
+  o.whitespace = GEMMA2_JSON_COMPACT;
+  return o;
+}
+
+gemma2_status gemma2_sampler_set_json_schema_with(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
+                                                  const char* schema, const gemma2_json_options* options,
+                                                  int32_t max_tokens) {
+  return set_json_schema(__func__, sampler, tokenizer, schema, options, max_tokens);
 }
 
 int gemma2_sampler_finished(const gemma2_sampler* sampler) {

@@ -218,6 +218,27 @@ GEMMA2_C_API gemma2_status gemma2_sampler_set_grammar(gemma2_sampler* sampler, c
 GEMMA2_C_API gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
                                                          const char* schema, int32_t max_tokens);
 
+/* Whitespace between the tokens of JSON output (never inside strings). */
+typedef enum gemma2_json_whitespace {
+  GEMMA2_JSON_COMPACT = 0, /* none: {"a":1,"b":[2,3]} (the default: a budget is not spent on spaces) */
+  GEMMA2_JSON_SPACES = 1,  /* at most one space between tokens */
+  GEMMA2_JSON_FREE = 2     /* a space, or a line break and up to 16 spaces or tabs */
+} gemma2_json_whitespace;
+
+typedef struct gemma2_json_options {
+  int whitespace; /* a gemma2_json_whitespace */
+} gemma2_json_options;
+
+/* The defaults (GEMMA2_JSON_COMPACT), to adjust before
+ * gemma2_sampler_set_json_schema_with. */
+GEMMA2_C_API gemma2_json_options gemma2_json_options_default(void);
+/* gemma2_sampler_set_json_schema with options; NULL options are the
+ * defaults, which gemma2_sampler_set_json_schema uses. An unknown
+ * whitespace value is an error. */
+GEMMA2_C_API gemma2_status gemma2_sampler_set_json_schema_with(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
+                                                              const char* schema, const gemma2_json_options* options,
+                                                              int32_t max_tokens);
+
 /* 1 when the constrained text is complete and nothing may follow it; 0 for
  * NULL. */
 GEMMA2_C_API int gemma2_sampler_finished(const gemma2_sampler* sampler);

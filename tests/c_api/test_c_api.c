@@ -49,6 +49,18 @@ static int collect(void* user, int32_t token, const char* text, size_t length) {
   return c->stop_after != 0 && c->count >= c->stop_after;
 }
 
+/* Spaces, tabs and line breaks in JSON text outside its strings. */
+static size_t json_spaces(const char* text) {
+  size_t n = 0;
+  int in_string = 0;
+  for (; *text; ++text) {
+    if (in_string && *text == '\\' && text[1]) ++text;
+    else if (*text == '"') in_string = !in_string;
+    else if (!in_string && strchr(" \t\r\n", *text)) ++n;
+  }
+  return n;
+}
+
 static int same_floats(const float* a, const float* b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
 
 /* Equal up to float rounding (the same positions computed in another
@@ -696,6 +708,46 @@ int main(int argc, char** argv) {
     CHECK(out.length > 10 && out.text[0] == '{' && out.text[out.length - 1] == '}' &&
           (strstr(out.text, "\"go\"") != NULL || strstr(out.text, "\"stay\"") != NULL));
     gemma2_session_free(j);
+
+    /* JSON options: compact text has no whitespace between tokens, free
+     * text may; an integer range holds either way; a bad value is named. */
+    {
+      const char* ranged = "{\"type\":\"object\",\"properties\":{\"urgency\":{\"type\":\"integer\",\"minimum\":0,"
+                           "\"maximum\":9},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"maxItems\":3}},"
+                           "\"required\":[\"urgency\",\"tags\"],\"additionalProperties\":false}";
+      gemma2_json_options opts = gemma2_json_options_default();
+      CHECK(opts.whitespace == GEMMA2_JSON_COMPACT);
+      opts.whitespace = 3;
+      CHECK(gemma2_sampler_set_json_schema_with(js, tok, ranged, &opts, 40) == GEMMA2_ERROR &&
+            error_mentions("options->whitespace is 3"));
+      size_t free_spaces = 0;
+      for (int ws = GEMMA2_JSON_COMPACT; ws <= GEMMA2_JSON_FREE; ++ws) {
+        for (int run = 0; run < 3; ++run) {
+          gemma2_sampling_params p = seeded;
+          p.seed = seeded.seed + (uint64_t)run;
+          gemma2_sampler* w = NULL;
+          REQUIRE(gemma2_sampler_new(&p, &w) == GEMMA2_OK);
+          opts.whitespace = ws;
+          REQUIRE(gemma2_sampler_set_json_schema_with(w, tok, ranged, ws == GEMMA2_JSON_COMPACT ? NULL : &opts, 40) ==
+                  GEMMA2_OK);
+          REQUIRE(gemma2_session_fork(s, &j) == GEMMA2_OK);
+          memset(&out, 0, sizeof out);
+          CHECK(gemma2_session_generate(j, w, tok, 40, collect, &out, NULL) == GEMMA2_OK);
+          CHECK(gemma2_sampler_finished(w) == 1);
+          out.text[out.length] = 0;
+          const char* u = strstr(out.text, "\"urgency\"");
+          REQUIRE(u != NULL);
+          u += strlen("\"urgency\"");
+          while (*u == ' ' || *u == '\n' || *u == '\t' || *u == ':') ++u;
+          CHECK(*u >= '0' && *u <= '9' && !(u[1] >= '0' && u[1] <= '9'));
+          if (ws == GEMMA2_JSON_COMPACT) CHECK(json_spaces(out.text) == 0 && strncmp(out.text, "{\"urgency\":", 11) == 0);
+          if (ws == GEMMA2_JSON_FREE) free_spaces += json_spaces(out.text);
+          gemma2_session_free(j);
+          gemma2_sampler_free(w);
+        }
+      }
+      CHECK(free_spaces > 0); /* the model does use the room it is given */
+    }
 
     REQUIRE(gemma2_sampler_set_grammar(js, tok, "root ::= [a-c]{3}", 3) == GEMMA2_OK);
     CHECK(gemma2_sampler_finished(js) == 0);
