@@ -243,7 +243,7 @@ TEST_CASE("frame loop: the characters a slice cuts in two come out whole, with t
   CHECK(!test::contains(run(stops, 1).streamed, stops.options.stop_strings[0]));
 }
 
-TEST_CASE("frame loop: a finished reply and a finished grammar are refused; input only before the first token") {
+TEST_CASE("frame loop: a finished reply and a finished grammar are refused, input only before the first token") {
   auto session = Session::create(demo().model, 256);
   REQUIRE(session.ok());
   gemma2::Sampler sampler = constrained(gemma2::Grammar::parse("root ::= \"ab\""), greedy(), 0);
