@@ -1079,7 +1079,8 @@ class SchemaConverter {
       } else if (key == "const") {
         if (av != bv) return conflict("two different 'const' values");
       } else if (key == "pattern" || key == "format") {
-        auto checked = [&](const json& v) { return key == "pattern" || (v.is_string() && format_pattern(v.get<std::string>())); };
+        const bool is_pattern = key == "pattern";  // a lambda cannot capture a structured binding (C++17)
+        auto checked = [&](const json& v) { return is_pattern || (v.is_string() && format_pattern(v.get<std::string>())); };
         if (checked(av) && checked(bv) && av != bv)
           return fail(path, "'allOf': two different '", key, "' values cannot both be required"), json(false);
         if (checked(bv)) av = bv;
