@@ -371,33 +371,31 @@ static void check_arguments(const Fixture* f) {
       {offsetof(gemma2_generate_options, draft_max), 7, "options->draft_max is 7, outside [1, 6]"},
       {offsetof(gemma2_generate_options, call_max_tokens), INT32_MIN, "options->call_max_tokens is -2147483648"},
   };
-  for (size_t i = 0; i < sizeof spoiled / sizeof spoiled[0]; ++i) {
-    gemma2_generate_options o = gemma2_generate_options_default();
-    memcpy((char*)&o + spoiled[i].field, &spoiled[i].value, sizeof(int32_t));
-    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR, spoiled[i].mention);
+  enum { kOtherOptions = 5 };
+  gemma2_generate_options bad[sizeof spoiled / sizeof spoiled[0] + kOtherOptions];
+  const char* bad_mention[sizeof bad / sizeof bad[0]];
+  size_t n_bad = 0;
+  for (size_t i = 0; i < sizeof spoiled / sizeof spoiled[0]; ++i, ++n_bad) {
+    bad[n_bad] = gemma2_generate_options_default();
+    memcpy((char*)&bad[n_bad] + spoiled[i].field, &spoiled[i].value, sizeof(int32_t));
+    bad_mention[n_bad] = spoiled[i].mention;
   }
-  {
-    const char* stops[2] = {"\n", NULL};
-    gemma2_generate_options o = gemma2_generate_options_default();
-    o.time_budget_ms = -1.0;
-    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
-             "options->time_budget_ms is -1, not a finite number >= 0");
-    o.time_budget_ms = HUGE_VAL;
-    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
-             "options->time_budget_ms is inf");
-    o = gemma2_generate_options_default();
-    o.stop_string_count = 2;
-    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
-             "options->stop_strings is NULL but options->stop_string_count is 2");
-    o.stop_strings = stops;
-    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
-             "options->stop_strings[1] is NULL");
-    o = gemma2_generate_options_default();
-    o.lookup_ngram = 2;
-    o.draft_model = model;
-    REJECTED(gemma2_session_generate_with(s, greedy, tok, &o, NULL, NULL, NULL) == GEMMA2_ERROR,
-             "options->lookup_ngram and options->draft_model are both set");
-  }
+  const char* stops[2] = {"\n", NULL};
+  for (size_t i = 0; i < kOtherOptions; ++i) bad[n_bad + i] = gemma2_generate_options_default();
+  bad[n_bad].time_budget_ms = -1.0;
+  bad_mention[n_bad++] = "options->time_budget_ms is -1, not a finite number >= 0";
+  bad[n_bad].time_budget_ms = HUGE_VAL;
+  bad_mention[n_bad++] = "options->time_budget_ms is inf";
+  bad[n_bad].stop_string_count = 2;
+  bad_mention[n_bad++] = "options->stop_strings is NULL but options->stop_string_count is 2";
+  bad[n_bad].stop_string_count = 2;
+  bad[n_bad].stop_strings = stops;
+  bad_mention[n_bad++] = "options->stop_strings[1] is NULL";
+  bad[n_bad].lookup_ngram = 2;
+  bad[n_bad].draft_model = model;
+  bad_mention[n_bad++] = "options->lookup_ngram and options->draft_model are both set";
+  for (size_t i = 0; i < n_bad; ++i)
+    REJECTED(gemma2_session_generate_with(s, greedy, tok, &bad[i], NULL, NULL, NULL) == GEMMA2_ERROR, bad_mention[i]);
   REJECTED(gemma2_session_generate(s, greedy, tok, -1, NULL, NULL, NULL) == GEMMA2_ERROR,
            "max_new is -1, outside [0, 2147483647]");
   CHECK(gemma2_session_stop_reason(s) == GEMMA2_STOP_NONE);
