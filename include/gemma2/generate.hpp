@@ -291,6 +291,8 @@ class Generation {
     if (!r.ok() || r.left() != 0) return err(where, r.ok() ? "unexpected bytes at the end" : "truncated");
     // A partial character is at most 3 bytes: more is not a saved decoder.
     if (d.bytes.size() > 3) return err(where, "the decoder holds ", d.bytes.size(), " bytes, not a partial character");
+    if (dflags >= 8 || (!decoder_ && (!d.bytes.empty() || dflags != 2)))
+      return err(where, "bad decoder state");
     started_ = flags & 1u, done_ = flags & 2u, stopped_by_callback_ = flags & 4u, synced_ = flags & 32u;
     filter_.set(std::move(held), (flags & 8u) != 0);
     if (decoder_) decoder_->set_state(std::move(d));
@@ -504,6 +506,8 @@ class Generation {
       return err("generate: the sampler has finished (its grammar's text is complete): constrain it anew or "
                  "unconstrain it first");
     const int vocab = model.config().vocab_size;
+    if (!ready_.empty() && ready_.size() != static_cast<size_t>(vocab))  // a restored reply of another model
+      return err("generate: the reply holds logits for a vocabulary of ", ready_.size(), ", the model has ", vocab);
     for (size_t i = 0; i < input.size(); ++i)
       if (input[i] < 0 || input[i] >= vocab)
         return err("generate: token id ", input[i], " at index ", i, " of the input is outside the vocabulary [0, ",

@@ -1,8 +1,11 @@
 // Fuzzes Session::restore against a tiny random model, for the default
-// cache and a bf16 sliding-window cache. Each input is restored as given
-// and again with its checksum recomputed, so mutations reach the checks
-// behind the checksum. A restored session must save back to the same
-// bytes (float caches), take a token and roll back.
+// cache and a bf16 sliding-window cache, and Generation::restore (a saved
+// reply in progress; the corpus holds both kinds of blob). Each input is
+// restored as given and again with its checksum recomputed, so mutations
+// reach the checks behind the checksum. A restored session must save back
+// to the same bytes (float caches, current version), take a token and roll
+// back; a restored reply must save back to the same bytes and, run on a
+// session, generate or refuse with a message.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +17,7 @@
 namespace {
 
 using Model = gemma2::Gemma2Model<>;
+constexpr uint32_t kSessionVersion = 2;  // what Session::save writes
 
 [[noreturn]] void fail(const char* what, const std::string& detail = "") {
   std::fprintf(stderr, "fuzz_session: %s %s\n", what, detail.c_str());
@@ -35,7 +39,10 @@ void restore(const std::vector<uint8_t>& blob) {
   auto s = Session::restore(model(), blob);
   if (!s) return;
   // Float rows come back bit for bit (bf16 ones may not: NaN payloads).
-  if (std::is_same_v<typename Cache::storage, float> && s->save() != blob)
+  // Older versions restore and save as the current one.
+  uint32_t version = 0;
+  if (blob.size() >= 12) std::memcpy(&version, blob.data() + 8, 4);
+  if (std::is_same_v<typename Cache::storage, float> && version == kSessionVersion && s->save() != blob)
     fail("a restored session saves to other bytes");
   const size_t pending = s->tokens().size() - static_cast<size_t>(s->position());
   const bool fits = static_cast<size_t>(s->position()) + pending + 1 <= static_cast<size_t>(s->cache().capacity());
@@ -48,17 +55,40 @@ void restore(const std::vector<uint8_t>& blob) {
   if (gemma2::Status r = s->rollback(s->tokens().size() / 2); !r) fail("rollback failed:", r.message());
 }
 
+void restore_reply(const std::vector<uint8_t>& blob) {
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = 3;
+  gemma2::Generation g(o);
+  if (!g.restore(blob)) return;
+  if (g.save() != blob) fail("a restored reply saves to other bytes");
+  // On a session with a pending token, and on one with nothing to run
+  // (where a reply's own logits, if any, are sampled).
+  for (const std::vector<int32_t>& tokens : {std::vector<int32_t>{2, 5, 9}, std::vector<int32_t>{}}) {
+    auto s = gemma2::Session<Model>::create(model(), 16);
+    if (!s) fail("cannot make a session:", s.message());
+    if (!tokens.empty() && !s->feed({tokens[0], tokens[1]})) fail("cannot feed the session");
+    s->tokens().insert(s->tokens().end(), tokens.begin() + (tokens.empty() ? 0 : 2), tokens.end());
+    gemma2::Generation copy = g;
+    gemma2::Sampler sampler;
+    auto r = copy.run(*s, {}, sampler);
+    if (r && r->tokens.size() > 3) fail("a restored reply ran past its budget");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> blob(data, data + size);
-  restore<gemma2::KVCache>(blob);
-  restore<gemma2::SlidingWindowKVCache<gemma2::bf16>>(blob);
+  auto all = [](const std::vector<uint8_t>& b) {
+    restore<gemma2::KVCache>(b);
+    restore<gemma2::SlidingWindowKVCache<gemma2::bf16>>(b);
+    restore_reply(b);
+  };
+  all(blob);
   if (size >= 8) {
     const uint64_t h = gemma2::detail::fnv1a(blob.data(), size - 8);
     std::memcpy(blob.data() + size - 8, &h, 8);
-    restore<gemma2::KVCache>(blob);
-    restore<gemma2::SlidingWindowKVCache<gemma2::bf16>>(blob);
+    all(blob);
   }
   return 0;
 }

@@ -188,5 +188,18 @@ int main(int argc, char** argv) {
       gemma2::Session<gemma2::Gemma2Model<>, gemma2::SlidingWindowKVCache<gemma2::bf16>>::create(model, 16).value();
   (void)window.feed({2, 4, 6, 8, 10, 12, 14}).value();
   write(out / "session/window_bf16.bin", save(window));
+  // Replies in progress (Generation::save): one after its prompt and two
+  // tokens, one done.
+  for (const int max : {6, 2}) {
+    auto s = gemma2::Session<gemma2::Gemma2Model<>>::create(model, 16).value();
+    gemma2::GenerateOptions o;
+    o.max_new_tokens = max;
+    o.call_max_tokens = 2;
+    gemma2::Generation g(o);
+    gemma2::Sampler sampler;
+    (void)g.run(s, {2, 5, 9}, sampler).value();
+    const std::vector<uint8_t> blob = g.save();
+    write(out / (max == 6 ? "session/reply_paused.bin" : "session/reply_done.bin"), std::string(blob.begin(), blob.end()));
+  }
   return 0;
 }
