@@ -5,25 +5,27 @@
 //   bool finished() const            (nothing more to generate: generate() stops)
 //   const std::string& error() const (why it returned -1)
 // Sampler is the ready-made one: a chain of the usual logit processors
-// followed by greedy or random choice, optionally under a grammar.
+// followed by greedy or random choice, optionally under a grammar
+// (constraint.hpp, which defines Sampler::constrain).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <numeric>
-#include <optional>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "gemma2/constraint.hpp"
 #include "gemma2/status.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
+
+class GrammarConstraint;  // constraint.hpp
 
 namespace detail {
 // The optional parts of a sampler: finished() and error().
@@ -46,6 +48,45 @@ bool sampler_finished(const S& sampler) {
 using TokenHistory = std::vector<int32_t>;
 // Modifies logits in place given the history.
 using LogitProcessor = std::function<void(std::vector<float>& logits, const TokenHistory& history)>;
+
+namespace detail {
+// A Sampler's grammar constraint, behind virtual calls: this header needs
+// no grammar header, and a program that never constrains a sampler neither
+// parses nor compiles the grammar matcher. constraint.hpp implements it
+// over GrammarConstraint (see its methods there).
+class SamplerConstraint {
+ public:
+  virtual ~SamplerConstraint() = default;
+  virtual std::unique_ptr<SamplerConstraint> clone() const = 0;
+  virtual GrammarConstraint& grammar() = 0;
+  virtual Status sync(const TokenHistory& history) = 0;
+  virtual bool allows(int32_t token) = 0;
+  virtual void apply(std::vector<float>& logits) = 0;
+  virtual const std::vector<uint8_t>& allowed_mask(size_t n) = 0;
+  virtual Status accept(int32_t token) = 0;
+  virtual std::string error() const = 0;
+  virtual bool finished() const = 0;
+};
+
+// Owns a SamplerConstraint and copies it with the Sampler (a copy follows
+// its own sequence).
+class OwnedConstraint {
+ public:
+  OwnedConstraint() = default;
+  explicit OwnedConstraint(std::unique_ptr<SamplerConstraint> c) : c_(std::move(c)) {}
+  OwnedConstraint(const OwnedConstraint& o) : c_(o.c_ ? o.c_->clone() : nullptr) {}
+  OwnedConstraint(OwnedConstraint&&) noexcept = default;
+  OwnedConstraint& operator=(const OwnedConstraint& o) { return *this = OwnedConstraint(o); }
+  OwnedConstraint& operator=(OwnedConstraint&&) noexcept = default;
+
+  explicit operator bool() const { return c_ != nullptr; }
+  SamplerConstraint* operator->() const { return c_.get(); }
+  void reset() { c_.reset(); }
+
+ private:
+  std::unique_ptr<SamplerConstraint> c_;
+};
+}  // namespace detail
 
 // A small, fast, seedable generator (splitmix64). Its sequence is fixed by
 // the seed on every platform, unlike std:: distributions, so the same seed
@@ -150,17 +191,6 @@ inline LogitProcessor top_p(float p) {
   };
 }
 
-// Removes the tokens `constraint` does not allow next, following the
-// history (GrammarConstraint::sync). The processor owns its copy of the
-// constraint, so copying the chain copies the grammar state. It masks the
-// whole vocabulary every step; Sampler::constrain is the fast path.
-inline LogitProcessor grammar(GrammarConstraint constraint) {
-  return [c = std::move(constraint)](std::vector<float>& logits, const TokenHistory& history) mutable {
-    if (!c.sync(history)) return std::fill(logits.begin(), logits.end(), -INFINITY);
-    c.apply(logits);
-  };
-}
-
 // Drops tokens less likely than min_p times the most likely one.
 inline LogitProcessor min_p(float min_p) {
   return [min_p](std::vector<float>& logits, const TokenHistory&) {
@@ -246,18 +276,15 @@ class Sampler {
   // from p and redrawing from p restricted to the allowed set after a
   // refusal gives each allowed token p(t)/P(allowed)); the whole
   // vocabulary is masked only after a refusal, and only over the tokens p
-  // can draw.
-  Sampler& constrain(GrammarConstraint constraint) {
-    constraint_.emplace(std::move(constraint));
-    return *this;
-  }
+  // can draw. Defined in constraint.hpp, as are constraint().
+  inline Sampler& constrain(GrammarConstraint constraint);
   // Back to unconstrained choices.
   Sampler& unconstrain() {
     constraint_.reset();
     return *this;
   }
-  GrammarConstraint* constraint() { return constraint_ ? &*constraint_ : nullptr; }
-  const GrammarConstraint* constraint() const { return constraint_ ? &*constraint_ : nullptr; }
+  inline GrammarConstraint* constraint();
+  inline const GrammarConstraint* constraint() const;
 
   // The grammar's text is complete and nothing may follow it.
   bool finished() const { return constraint_ && constraint_->finished(); }
@@ -352,7 +379,7 @@ class Sampler {
   bool greedy_;
   Rng rng_;
   std::vector<LogitProcessor> chain_;
-  std::optional<GrammarConstraint> constraint_;
+  detail::OwnedConstraint constraint_;
   std::vector<float> raw_;
   std::string error_;
 };
