@@ -9,6 +9,8 @@
 #include "gemma2/grammar.hpp"
 #include "gemma2/io/checkpoint.hpp"
 #include "gemma2/io/config_json.hpp"
+#include "gemma2/io/gguf.hpp"
+#include "gemma2/io/loader.hpp"
 #include "gemma2/io/safetensors.hpp"
 #include "gemma2/json_schema.hpp"
 #include "gemma2/kv_cache.hpp"

@@ -16,3 +16,21 @@
 #define GEMMA2_END_NAMESPACE \
   }                          \
   }
+
+// Build modes. Header-only by default: every source file compiles what it
+// uses. A program that cares about build time links the compiled unit
+// src/gemma2.cpp (CMake: gemma2::compiled) and defines GEMMA2_COMPILED in
+// all its source files: the headers then declare the heavy instantiations
+// (Gemma2Model<RuntimeConfig>'s loading and its forward pass over the
+// built-in caches) `extern template`, and the kernel sets are compiled once
+// (GEMMA2_KERNELS_EXTERN, kernels/dispatch.hpp). The compiled unit defines
+// GEMMA2_COMPILED_IMPLEMENTATION, which turns those declarations into the
+// explicit instantiations.
+#if defined(GEMMA2_COMPILED) && !defined(GEMMA2_KERNELS_EXTERN)
+#define GEMMA2_KERNELS_EXTERN
+#endif
+#if defined(GEMMA2_COMPILED_IMPLEMENTATION)
+#define GEMMA2_EXTERN_TEMPLATE
+#else
+#define GEMMA2_EXTERN_TEMPLATE extern
+#endif
