@@ -366,7 +366,7 @@ Result<Activations> Gemma2Model<Config>::run(const std::vector<BatchItem<Cache>>
 
 GEMMA2_END_NAMESPACE
 
-#if !defined(GEMMA2_COMPILED) || defined(GEMMA2_COMPILED_IMPLEMENTATION)
+#if GEMMA2_DEFINE_COMPILED_PARTS
 #include "gemma2/io/loader.hpp"
 #endif
 

@@ -8,8 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-
-#include <unsupported/Eigen/CXX11/ThreadPool>
+#include <string>
 
 #include "gemma2/status.hpp"
 
@@ -27,7 +26,8 @@ class Executor {
 };
 
 // A fixed pool of threads; the calling thread works too, so a pool of N
-// threads starts N - 1 workers.
+// threads starts N - 1 workers. The workers are Eigen's ThreadPool, whose
+// header only the definitions below need (GEMMA2_FUNC, version.hpp).
 class ThreadPool final : public Executor {
  public:
   static constexpr int kMaxThreads = 512;
@@ -41,25 +41,18 @@ class ThreadPool final : public Executor {
     });
   }
 
-  int num_threads() const override { return num_threads_; }
+  ThreadPool(ThreadPool&&) noexcept;
+  ThreadPool& operator=(ThreadPool&&) noexcept;
+  ~ThreadPool() override;
 
-  void run(int n, const std::function<void(int)>& task) const override {
-    if (n <= 0) return;
-    Eigen::Barrier barrier(static_cast<unsigned>(n - 1));
-    for (int i = 1; i < n; ++i)
-      pool_->Schedule([&, i] {
-        task(i);
-        barrier.Notify();
-      });
-    task(0);
-    barrier.Wait();
-  }
+  int num_threads() const override { return num_threads_; }
+  void run(int n, const std::function<void(int)>& task) const override;
 
  private:
-  explicit ThreadPool(int n)
-      : num_threads_(n), pool_(n > 1 ? std::make_unique<Eigen::ThreadPool>(n - 1) : nullptr) {}
+  struct Workers;
+  explicit ThreadPool(int n);
   int num_threads_;
-  std::unique_ptr<Eigen::ThreadPool> pool_;
+  std::unique_ptr<Workers> workers_;
 };
 
 namespace detail {
@@ -80,3 +73,34 @@ inline void parallel_for(const Executor* ex, int64_t n, int64_t grain,
 }  // namespace detail
 
 GEMMA2_END_NAMESPACE
+
+#if GEMMA2_DEFINE_COMPILED_PARTS
+#include <unsupported/Eigen/CXX11/ThreadPool>
+
+GEMMA2_BEGIN_NAMESPACE
+
+struct ThreadPool::Workers {
+  explicit Workers(int n) : pool(n) {}
+  Eigen::ThreadPool pool;
+};
+
+GEMMA2_FUNC ThreadPool::ThreadPool(int n)
+    : num_threads_(n), workers_(n > 1 ? std::make_unique<Workers>(n - 1) : nullptr) {}
+GEMMA2_FUNC ThreadPool::ThreadPool(ThreadPool&&) noexcept = default;
+GEMMA2_FUNC ThreadPool& ThreadPool::operator=(ThreadPool&&) noexcept = default;
+GEMMA2_FUNC ThreadPool::~ThreadPool() = default;
+
+GEMMA2_FUNC void ThreadPool::run(int n, const std::function<void(int)>& task) const {
+  if (n <= 0) return;
+  Eigen::Barrier barrier(static_cast<unsigned>(n - 1));
+  for (int i = 1; i < n; ++i)
+    workers_->pool.Schedule([&, i] {
+      task(i);
+      barrier.Notify();
+    });
+  task(0);
+  barrier.Wait();
+}
+
+GEMMA2_END_NAMESPACE
+#endif

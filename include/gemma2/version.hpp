@@ -34,3 +34,18 @@
 #else
 #define GEMMA2_EXTERN_TEMPLATE extern
 #endif
+// A few non-template functions are compiled once the same way: declared in
+// the header, defined after `#if GEMMA2_DEFINE_COMPILED_PARTS` with
+// GEMMA2_FUNC (inline header-only, an ordinary definition in the compiled
+// unit), so that a GEMMA2_COMPILED file parses neither their bodies nor
+// the headers only those need.
+#if !defined(GEMMA2_COMPILED) || defined(GEMMA2_COMPILED_IMPLEMENTATION)
+#define GEMMA2_DEFINE_COMPILED_PARTS 1
+#else
+#define GEMMA2_DEFINE_COMPILED_PARTS 0
+#endif
+#if defined(GEMMA2_COMPILED_IMPLEMENTATION)
+#define GEMMA2_FUNC
+#else
+#define GEMMA2_FUNC inline
+#endif

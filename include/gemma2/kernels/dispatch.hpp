@@ -8,7 +8,9 @@
 // units can compile them once instead: define GEMMA2_KERNELS_EXTERN in all
 // of them, and add one source file that defines GEMMA2_KERNELS_EXTERN and
 // GEMMA2_KERNELS_IMPLEMENTATION before including the library (src/kernels.cpp
-// is that file; the project's own programs are built this way).
+// is that file; the project's tests are built this way). GEMMA2_COMPILED
+// (version.hpp) implies GEMMA2_KERNELS_EXTERN: its compiled unit,
+// src/gemma2.cpp, holds the kernel sets too.
 #pragma once
 
 #include <array>
