@@ -800,6 +800,52 @@ TEST_CASE("sampler: constrained choices follow the restricted distribution exact
   CHECK(banned.error().find("no token") != std::string::npos);
 }
 
+TEST_CASE("sampler: a copy of a constrained sampler has its own grammar state") {
+  const auto vocab = demo_vocab();
+  auto token = [&](std::string_view text) {
+    for (int32_t id = 0; id < vocab->vocab_size(); ++id)
+      if (vocab->kind(id) == gemma2::TokenTrie::Kind::Text && vocab->text(id) == text) return id;
+    return int32_t{-1};
+  };
+  const int32_t a = token("a"), b = token("b");
+  REQUIRE(a >= 0);
+  REQUIRE(b >= 0);
+  std::vector<float> logits(static_cast<size_t>(vocab->vocab_size()), -1.0f);
+  logits[static_cast<size_t>(a)] = 5.0f;  // greedy takes "a" wherever the grammar allows it
+  logits[static_cast<size_t>(b)] = 4.0f;
+
+  gemma2::Sampler s;  // greedy
+  s.constrain(*gemma2::GrammarConstraint::create(grammar("root ::= \"ab\" | \"ba\""), vocab));
+  std::vector<int32_t> history = {2};
+  std::vector<float> l = logits;
+  REQUIRE(s(l, history) == a);
+  history.push_back(a);
+
+  gemma2::Sampler copy = s;
+  gemma2::Sampler assigned;
+  assigned = s;
+  REQUIRE(copy.constraint() != nullptr);
+  CHECK(copy.constraint() != s.constraint());
+  CHECK(assigned.constraint() != s.constraint());
+
+  l = logits;
+  REQUIRE(s(l, history) == b);  // "a" may not follow "a"
+  CHECK(s.finished());
+  CHECK(s.constraint()->tokens().size() == 2);
+  for (const gemma2::Sampler* other : {&copy, &assigned}) {  // still after "a"
+    CHECK_FALSE(other->finished());
+    CHECK(other->constraint()->tokens().size() == 1);
+  }
+
+  copy.unconstrain();
+  CHECK(copy.constraint() == nullptr);
+  REQUIRE(s.constraint() != nullptr);
+  l = logits;
+  CHECK(copy(l, history) == a);  // unconstrained: the plain argmax
+  l = logits;
+  CHECK(assigned(l, history) == b);
+}
+
 namespace {
 // Samples completions of `g` at temperature 1 from the demo model, each
 // within `budget` tokens, and hands each text to `check`.
