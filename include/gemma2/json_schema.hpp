@@ -971,11 +971,14 @@ class SchemaConverter {
 
   std::vector<std::string> type_list(const json& t, const std::string& path) {
     std::vector<std::string> out;
-    if (t.is_string()) out.push_back(t.get<std::string>());
-    else if (t.is_array())
-      for (const auto& one : t)
-        if (one.is_string()) out.push_back(one.get<std::string>());
-        else return fail(path, "'type' must be a string or a non-empty array of strings"), out;
+    if (t.is_string()) {
+      out.push_back(t.get<std::string>());
+    } else if (t.is_array()) {
+      for (const auto& one : t) {
+        if (!one.is_string()) return fail(path, "'type' must be a string or a non-empty array of strings"), out;
+        out.push_back(one.get<std::string>());
+      }
+    }
     if (out.empty()) fail(path, "'type' must be a string or a non-empty array of strings");
     return out;
   }
