@@ -10,23 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemma2/c_api.h"
-
-static int failures = 0;
-
-/* Each evaluates `cond` once (it usually calls the library). */
-static int check(int ok, const char* what, int line) {
-  if (!ok) {
-    fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, line, what, gemma2_last_error());
-    ++failures;
-  }
-  return ok;
-}
-#define CHECK(cond) check((cond) != 0, #cond, __LINE__)
-#define REQUIRE(cond)                                    \
-  do {                                                   \
-    if (!check((cond) != 0, #cond, __LINE__)) exit(1); \
-  } while (0)
+#include "check.h"
 
 static int error_mentions(const char* text) { return strstr(gemma2_last_error(), text) != NULL; }
 
