@@ -392,35 +392,6 @@ class GrammarConstraint {
   std::vector<Level> stack_;
 };
 
-namespace detail {
-// A GrammarConstraint as a Sampler holds it (sampling.hpp).
-class SamplerGrammar final : public SamplerConstraint {
- public:
-  explicit SamplerGrammar(GrammarConstraint c) : c_(std::move(c)) {}
-  std::unique_ptr<SamplerConstraint> clone() const override { return std::make_unique<SamplerGrammar>(*this); }
-  GrammarConstraint& grammar() override { return c_; }
-  Status sync(const TokenHistory& history) override { return c_.sync(history); }
-  bool allows(int32_t token) override { return c_.allows(token); }
-  void apply(std::vector<float>& logits) override { c_.apply(logits); }
-  const std::vector<uint8_t>& allowed_mask(size_t n) override { return c_.allowed_mask(n); }
-  Status accept(int32_t token) override { return c_.accept(token); }
-  std::string error() const override { return c_.error(); }
-  bool finished() const override { return c_.finished(); }
-
- private:
-  GrammarConstraint c_;
-};
-}  // namespace detail
-
-inline Sampler& Sampler::constrain(GrammarConstraint constraint) {
-  constraint_ = detail::OwnedConstraint(std::make_unique<detail::SamplerGrammar>(std::move(constraint)));
-  return *this;
-}
-inline GrammarConstraint* Sampler::constraint() { return constraint_ ? &constraint_->grammar() : nullptr; }
-inline const GrammarConstraint* Sampler::constraint() const {
-  return constraint_ ? &constraint_->grammar() : nullptr;
-}
-
 namespace processors {
 // Removes the tokens `constraint` does not allow next, following the
 // history (GrammarConstraint::sync). The processor owns its copy of the

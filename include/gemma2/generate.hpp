@@ -24,7 +24,7 @@
 
 #include "gemma2/kv_cache.hpp"
 #include "gemma2/model.hpp"
-#include "gemma2/sampling.hpp"
+#include "gemma2/token.hpp"
 #include "gemma2/session.hpp"
 #include "gemma2/speculative.hpp"
 #include "gemma2/tokenizer.hpp"

@@ -21,8 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "gemma2/io/mmap.hpp"
 #include "gemma2/layer.hpp"
+#include "gemma2/load_options.hpp"
 #include "gemma2/thread_pool.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
@@ -64,104 +64,6 @@ struct BatchItem {
   const int32_t* ids;
   size_t n;
 };
-
-// See LoadOptions::prefill_precision.
-enum class PrefillPrecision { Exact, BF16 };
-
-// Options of Gemma2Model::load.
-struct LoadOptions {
-  // Read every weight page during load instead of on first use, so the
-  // first tokens run at full speed.
-  bool preload = false;
-  // Store the weight matrices in this type instead of the checkpoint's
-  // (F32, BF16, F16, or the block formats Q8_0 / Q4_0), converted at load.
-  // Norm weights stay float; matrices whose width is not a multiple of 32
-  // keep their type for the block formats.
-  std::optional<DType> weight_type;
-  // Threads for the conversion.
-  const Executor* pool = nullptr;
-  // Progress of the slow steps: stage is "reading" (preload) or "converting".
-  std::function<void(const char* stage, size_t bytes_done, size_t bytes_total)> progress;
-  // Diagnostics (what was loaded, tensors that had to be copied); none by default.
-  LogSink log;
-  // Reject a checkpoint holding NaN or infinity in any weight, naming the
-  // tensor and element. Off by default: it reads every weight once (about a
-  // second per GB), and published checkpoints are finite. Without it a
-  // non-finite weight is not noticed at load and makes the logits NaN.
-  bool check_finite = false;
-  // How weight files are held: mapped and used in place (the default), or
-  // read into memory, immune to the file being truncated or replaced while
-  // the model lives (see Mapping).
-  Mapping mapping = Mapping::Mapped;
-  // Refuse to load, before any weight is read, a model whose plan (see
-  // Gemma2Model::plan) needs more than this many bytes; 0 = no limit.
-  size_t max_memory = 0;
-  // The kernel set the model's products use (kernels/cpu.hpp). Unset: the
-  // environment variable GEMMA2_KERNELS if set, else the best set this CPU
-  // supports. A set the CPU lacks (or an unknown GEMMA2_KERNELS) fails the
-  // load with an error naming it.
-  std::optional<KernelSet> kernels;
-  // Activations of the prefill GEMM of BF16 weights, on kernel sets with
-  // bf16 products (AVX512-BF16, FEAT_BF16). Exact (default): ~16 bits of
-  // each (a bf16 head and remainder, two products per weight), so BF16
-  // weights reproduce the float32 reference. BF16: rounded to bf16, one
-  // product per weight, as llama.cpp does: about twice the prefill speed,
-  // logits moved slightly (README quality table). No effect elsewhere.
-  PrefillPrecision prefill_precision = PrefillPrecision::Exact;
-};
-
-// The short names of the types LoadOptions::weight_type converts to, as the
-// CLI's --dtype and the C ABI spell them.
-inline constexpr std::pair<const char*, DType> kWeightTypeNames[] = {
-    {"f32", DType::F32}, {"bf16", DType::BF16}, {"f16", DType::F16}, {"q8", DType::Q8_0}, {"q4", DType::Q4_0}};
-
-inline std::optional<DType> parse_weight_type(std::string_view name) {
-  for (const auto& [n, t] : kWeightTypeNames)
-    if (name == n) return t;
-  return std::nullopt;
-}
-
-// LoadOptions::prefill_precision by name ("exact", "bf16"), as the CLI's
-// --prefill-precision and the C ABI spell it.
-inline std::optional<PrefillPrecision> parse_prefill_precision(std::string_view name) {
-  if (name == "exact") return PrefillPrecision::Exact;
-  if (name == "bf16") return PrefillPrecision::BF16;
-  return std::nullopt;
-}
-
-// What a model will hold in memory, known from the file headers alone
-// (Gemma2Model::plan): nothing of the weights is read to work it out.
-struct MemoryPlan {
-  RuntimeConfig config;
-  // Weight files mapped and used in place: resident once their pages are
-  // read, shared with other processes mapping them, reclaimable by the OS.
-  size_t mapped_bytes = 0;
-  // Memory of the model's own: weights converted (LoadOptions::weight_type),
-  // regrouped (GGUF Q8_0/Q4_0) or realigned at load, norm gains, and with
-  // Mapping::Copied the weight files themselves.
-  size_t allocated_bytes = 0;
-  // Weight bytes one decode step reads (Gemma2Model::weight_bytes).
-  size_t weight_bytes = 0;
-
-  size_t total_bytes() const { return mapped_bytes + allocated_bytes; }
-  // The KV cache of one sequence of `context` positions for a cache type
-  // (KVCache, SlidingWindowKVCache<>, ...): what make_cache will allocate.
-  template <class Cache = KVCache>
-  size_t cache_bytes(int context) const {
-    return Cache::bytes_for(cache_shape(config, context));
-  }
-};
-
-namespace detail {
-// "17.2 GB", "13.9 MB", "900 bytes" (decimal units, as memory is sold).
-inline std::string human_bytes(size_t bytes) {
-  char buf[32];
-  if (bytes >= 1000000000) std::snprintf(buf, sizeof buf, "%.1f GB", static_cast<double>(bytes) / 1e9);
-  else if (bytes >= 1000000) std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
-  else std::snprintf(buf, sizeof buf, "%zu bytes", bytes);
-  return buf;
-}
-}  // namespace detail
 
 // A loaded Gemma 2 model: immutable, thread-safe, shareable. Config is a
 // preset (Gemma2_2B, ...) or RuntimeConfig (sizes from config.json).
@@ -307,7 +209,7 @@ class Gemma2Model {
 // program built with GEMMA2_COMPILED (version.hpp) then really takes it
 // from the compiled unit. Compilers instantiate an inline member of an
 // `extern template` anyway, to be able to inline it. Loading is defined
-// the same way, in io/loader.hpp.
+// the same way, at the end of this header.
 
 template <class Config>
 template <class Cache>
@@ -366,8 +268,112 @@ Result<Activations> Gemma2Model<Config>::run(const std::vector<BatchItem<Cache>>
 
 GEMMA2_END_NAMESPACE
 
-#if GEMMA2_DEFINE_COMPILED_PARTS
+// Loading: the checkpoint's files are opened and their tensors bound by
+// io/loader.hpp, which chooses the reader (GGUF or safetensors) and knows
+// nothing of this class; what follows maps the Gemma 2 tensor names onto the
+// layers. A program built with GEMMA2_COMPILED takes these definitions for
+// RuntimeConfig and the presets from the compiled unit and parses none of the
+// file formats; its files that load a model of a Config type of their own
+// define GEMMA2_DEFINE_LOADING to get them.
+#if GEMMA2_DEFINE_COMPILED_PARTS || defined(GEMMA2_DEFINE_LOADING)
 #include "gemma2/io/loader.hpp"
+
+GEMMA2_BEGIN_NAMESPACE
+
+template <class Config>
+Result<Gemma2Model<Config>> Gemma2Model<Config>::load(const std::string& path, const LoadOptions& options) {
+  // With a limit, plan from a mapping first (it reads nothing), so copied
+  // files are read only once they are known to fit.
+  const bool check_first = options.max_memory != 0;
+  auto ck = detail::open_model_files(path, check_first ? Mapping::Mapped : options.mapping);
+  if (!ck) return Error{ck.message()};
+  if (check_first) {
+    auto p = plan(*ck, options);
+    if (!p) return Error{p.message()};
+    if (p->total_bytes() > options.max_memory)
+      return detail::err("load: ", path, " needs ", detail::human_bytes(p->total_bytes()), " (",
+                         detail::human_bytes(p->mapped_bytes), " mapped + ", detail::human_bytes(p->allocated_bytes),
+                         " allocated), limit ", detail::human_bytes(options.max_memory));
+  }
+  if (check_first && options.mapping == Mapping::Copied) {
+    ck = detail::open_model_files(path, Mapping::Copied);  // validated again as read
+    if (!ck) return Error{ck.message()};
+  }
+  if (options.preload) detail::preload(ck->tensors, options);
+  return from_checkpoint(std::move(*ck), options);
+}
+
+template <class Config>
+Result<Gemma2Model<Config>> Gemma2Model<Config>::from_checkpoint(Checkpoint ck, const LoadOptions& options) {
+  if (options.log) {
+    size_t bytes = 0;
+    std::set<std::string> files, dtypes;
+    for (const auto& [name, t] : ck.tensors) bytes += t.nbytes, files.insert(t.source), dtypes.insert(dtype_name(t.dtype));
+    std::string types;
+    for (const auto& d : dtypes) types += (types.empty() ? "" : ", ") + d;
+    options.log(LogLevel::Info, "checkpoint: " + std::to_string(ck.tensors.size()) + " tensors (" + types + ") in " +
+                                    std::to_string(files.size()) + " file(s), " + std::to_string(bytes) + " bytes");
+  }
+  Gemma2Model m;
+  detail::WeightBinder binder(ck.tensors, m.storage_, options);
+  if (Status s = m.bind(ck, binder, options); !s) return Error{s.message()};
+  m.weight_bytes_ = binder.matrix_bytes();
+  m.kernels_ = binder.kernels();
+  return m;
+}
+
+template <class Config>
+Result<MemoryPlan> Gemma2Model<Config>::plan(const std::string& path, const LoadOptions& options) {
+  auto ck = detail::open_model_files(path, Mapping::Mapped);
+  if (!ck) return Error{ck.message()};
+  return plan(*ck, options);
+}
+
+template <class Config>
+Result<MemoryPlan> Gemma2Model<Config>::plan(const Checkpoint& ck, const LoadOptions& options) {
+  Gemma2Model m;
+  detail::WeightBinder binder(ck.tensors, m.storage_, options, /*plan_only=*/true);
+  if (Status s = m.bind(ck, binder, options); !s) return Error{s.message()};
+  MemoryPlan p = binder.plan();
+  p.config = to_runtime(m.config_);
+  return p;
+}
+
+template <class Config>
+Status Gemma2Model<Config>::bind(const Checkpoint& ck, detail::WeightBinder& bind, const LoadOptions& options) {
+  if constexpr (std::is_same_v<Config, RuntimeConfig>) {
+    config_ = ck.config;
+  } else if (Status s = check_matches(config_, ck.config); !s) {
+    return s;
+  }
+  const Config& c = config_;
+  const int hidden = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
+  const int kv_dim = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
+  if (options.weight_type && !(*options.weight_type == DType::F32 || *options.weight_type == DType::BF16 ||
+                               *options.weight_type == DType::F16 || is_quantized(*options.weight_type)))
+    return detail::err("load: unsupported weight type");
+  embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
+  const bool hg = ck.norms_hold_gain;
+  final_norm_ = bind.gain("model.norm.weight", hidden, hg);
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    AttentionWeights attn{bind.matrix(p + "self_attn.q_proj.weight", q_dim, hidden),
+                          bind.matrix(p + "self_attn.k_proj.weight", kv_dim, hidden),
+                          bind.matrix(p + "self_attn.v_proj.weight", kv_dim, hidden),
+                          bind.matrix(p + "self_attn.o_proj.weight", hidden, q_dim)};
+    MlpWeights mlp{bind.matrix(p + "mlp.gate_proj.weight", ffn, hidden),
+                   bind.matrix(p + "mlp.up_proj.weight", ffn, hidden),
+                   bind.matrix(p + "mlp.down_proj.weight", hidden, ffn)};
+    LayerNorms norms{bind.gain(p + "input_layernorm.weight", hidden, hg),
+                     bind.gain(p + "post_attention_layernorm.weight", hidden, hg),
+                     bind.gain(p + "pre_feedforward_layernorm.weight", hidden, hg),
+                     bind.gain(p + "post_feedforward_layernorm.weight", hidden, hg)};
+    layers_.emplace_back(c, i, attn, mlp, std::move(norms));
+  }
+  return bind.finish();
+}
+
+GEMMA2_END_NAMESPACE
 #endif
 
 // In a program built with GEMMA2_COMPILED (version.hpp), the compiled unit

@@ -1,12 +1,8 @@
-// Choosing the next token from logits. A sampler is any callable
-//   int32_t(std::vector<float>& logits, const std::vector<int32_t>& history)
-// that may modify the logits it is given; `history` is every token of the
-// sequence so far (prompt included). It may also have
-//   bool finished() const            (nothing more to generate: generate() stops)
-//   const std::string& error() const (why it returned -1)
-// Sampler is the ready-made one: a chain of the usual logit processors
-// followed by greedy or random choice, optionally under a grammar
-// (constraint.hpp, which defines Sampler::constrain).
+// Choosing the next token from logits. A sampler is any callable that
+// follows the protocol in token.hpp; Sampler is the ready-made one: a chain
+// of the usual logit processors followed by greedy or random choice,
+// optionally under a grammar (constraint.hpp, which defines
+// Sampler::constrain).
 #pragma once
 
 #include <algorithm>
@@ -22,43 +18,26 @@
 #include <vector>
 
 #include "gemma2/status.hpp"
+#include "gemma2/token.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 
-class GrammarConstraint;  // constraint.hpp
+class GrammarConstraint;  // constraint.hpp: what Sampler::constraint() returns by default
 
-namespace detail {
-// The optional parts of a sampler: finished() and error().
-template <class S, class = void>
-struct has_finished : std::false_type {};
-template <class S>
-struct has_finished<S, std::void_t<decltype(bool(std::declval<const S&>().finished()))>> : std::true_type {};
-template <class S, class = void>
-struct has_error : std::false_type {};
-template <class S>
-struct has_error<S, std::void_t<decltype(std::string(std::declval<const S&>().error()))>> : std::true_type {};
-template <class S>
-bool sampler_finished(const S& sampler) {
-  if constexpr (has_finished<S>::value) return sampler.finished();
-  return false;
-}
-}  // namespace detail
-
-// Every token of a sequence so far (prompt included).
-using TokenHistory = std::vector<int32_t>;
 // Modifies logits in place given the history.
 using LogitProcessor = std::function<void(std::vector<float>& logits, const TokenHistory& history)>;
 
 namespace detail {
-// A Sampler's grammar constraint, behind virtual calls: this header needs
-// no grammar header, and a program that never constrains a sampler neither
-// parses nor compiles the grammar matcher. constraint.hpp implements it
-// over GrammarConstraint (see its methods there).
+// A Sampler's constraint, behind virtual calls: this header needs no grammar
+// header, and a program that never constrains a sampler neither parses nor
+// compiles the grammar matcher. Any type with the methods of
+// GrammarConstraint that ConstraintModel forwards to can constrain a Sampler.
 class SamplerConstraint {
  public:
   virtual ~SamplerConstraint() = default;
   virtual std::unique_ptr<SamplerConstraint> clone() const = 0;
-  virtual GrammarConstraint& grammar() = 0;
+  // The held constraint when it is of the type `type_tag<C>()` names.
+  virtual void* target(const void* type) = 0;
   virtual Status sync(const TokenHistory& history) = 0;
   virtual bool allows(int32_t token) = 0;
   virtual void apply(std::vector<float>& logits) = 0;
@@ -66,6 +45,31 @@ class SamplerConstraint {
   virtual Status accept(int32_t token) = 0;
   virtual std::string error() const = 0;
   virtual bool finished() const = 0;
+};
+
+// One address per type, without RTTI (builds may turn it off).
+template <class C>
+const void* type_tag() {
+  static const char tag = 0;
+  return &tag;
+}
+
+template <class C>
+class ConstraintModel final : public SamplerConstraint {
+ public:
+  explicit ConstraintModel(C c) : c_(std::move(c)) {}
+  std::unique_ptr<SamplerConstraint> clone() const override { return std::make_unique<ConstraintModel>(*this); }
+  void* target(const void* type) override { return type == type_tag<C>() ? &c_ : nullptr; }
+  Status sync(const TokenHistory& history) override { return c_.sync(history); }
+  bool allows(int32_t token) override { return c_.allows(token); }
+  void apply(std::vector<float>& logits) override { c_.apply(logits); }
+  const std::vector<uint8_t>& allowed_mask(size_t n) override { return c_.allowed_mask(n); }
+  Status accept(int32_t token) override { return c_.accept(token); }
+  std::string error() const override { return c_.error(); }
+  bool finished() const override { return c_.finished(); }
+
+ private:
+  C c_;
 };
 
 // Owns a SamplerConstraint and copies it with the Sampler (a copy follows
@@ -87,29 +91,6 @@ class OwnedConstraint {
   std::unique_ptr<SamplerConstraint> c_;
 };
 }  // namespace detail
-
-// A small, fast, seedable generator (splitmix64). Its sequence is fixed by
-// the seed on every platform, unlike std:: distributions, so the same seed
-// gives the same text everywhere.
-class Rng {
- public:
-  explicit Rng(uint64_t seed = 0) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, 1).
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
-
-inline int32_t argmax(const std::vector<float>& logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
 
 namespace detail {
 // Softmax probabilities of the logits (temperature already applied).
@@ -276,15 +257,27 @@ class Sampler {
   // from p and redrawing from p restricted to the allowed set after a
   // refusal gives each allowed token p(t)/P(allowed)); the whole
   // vocabulary is masked only after a refusal, and only over the tokens p
-  // can draw. Defined in constraint.hpp, as are constraint().
-  inline Sampler& constrain(GrammarConstraint constraint);
+  // can draw. `constraint` is a GrammarConstraint (constraint.hpp) or any
+  // type with its methods (see detail::ConstraintModel).
+  template <class C>
+  Sampler& constrain(C constraint) {
+    constraint_ = detail::OwnedConstraint(std::make_unique<detail::ConstraintModel<C>>(std::move(constraint)));
+    return *this;
+  }
   // Back to unconstrained choices.
   Sampler& unconstrain() {
     constraint_.reset();
     return *this;
   }
-  inline GrammarConstraint* constraint();
-  inline const GrammarConstraint* constraint() const;
+  // The constraint in use, if it is a C (null otherwise).
+  template <class C = GrammarConstraint>
+  C* constraint() {
+    return constraint_ ? static_cast<C*>(constraint_->target(detail::type_tag<C>())) : nullptr;
+  }
+  template <class C = GrammarConstraint>
+  const C* constraint() const {
+    return constraint_ ? static_cast<const C*>(constraint_->target(detail::type_tag<C>())) : nullptr;
+  }
 
   // The grammar's text is complete and nothing may follow it.
   bool finished() const { return constraint_ && constraint_->finished(); }

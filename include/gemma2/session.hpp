@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "gemma2/model.hpp"
-#include "gemma2/sampling.hpp"
+#include "gemma2/token.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "gemma2/model.hpp"
-#include "gemma2/sampling.hpp"
+#include "gemma2/token.hpp"
 #include "gemma2/session.hpp"
 
 GEMMA2_BEGIN_NAMESPACE

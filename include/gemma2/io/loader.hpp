@@ -1,12 +1,9 @@
-// Loading a Gemma2Model: its files opened (a Hugging Face directory of
-// safetensors, or a GGUF file), their tensors bound to its weights
-// (WeightBinder: names, shapes and types checked, converted or used in
-// place), and the definitions of Gemma2Model::load, from_checkpoint, plan
-// and bind. model.hpp includes this header, except in programs built with
-// GEMMA2_COMPILED (version.hpp): they take the loading of RuntimeConfig and
-// the presets from the compiled unit, and parse none of the file formats.
-// Such a program that loads a model of its own Config type includes this
-// header itself.
+// Opening a model's files and binding their tensors: the checkpoint of a
+// path (a GGUF file or a Hugging Face directory of safetensors: the loader
+// chooses the reader), and WeightBinder, which checks each tensor's name,
+// shape and type and converts, interleaves or uses it in place as
+// LoadOptions ask. It knows nothing of the model's structure: model.hpp
+// names the tensors it binds.
 #pragma once
 
 #include <atomic>
@@ -23,7 +20,8 @@
 
 #include "gemma2/io/checkpoint.hpp"
 #include "gemma2/io/gguf_file.hpp"
-#include "gemma2/model.hpp"
+#include "gemma2/kernels/dispatch.hpp"
+#include "gemma2/load_options.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 
@@ -265,98 +263,5 @@ class WeightBinder {
   const Kernels* kernels_ = nullptr;
 };
 }  // namespace detail
-
-template <class Config>
-Result<Gemma2Model<Config>> Gemma2Model<Config>::load(const std::string& path, const LoadOptions& options) {
-  // With a limit, plan from a mapping first (it reads nothing), so copied
-  // files are read only once they are known to fit.
-  const bool check_first = options.max_memory != 0;
-  auto ck = detail::open_model_files(path, check_first ? Mapping::Mapped : options.mapping);
-  if (!ck) return Error{ck.message()};
-  if (check_first) {
-    auto p = plan(*ck, options);
-    if (!p) return Error{p.message()};
-    if (p->total_bytes() > options.max_memory)
-      return detail::err("load: ", path, " needs ", detail::human_bytes(p->total_bytes()), " (",
-                         detail::human_bytes(p->mapped_bytes), " mapped + ", detail::human_bytes(p->allocated_bytes),
-                         " allocated), limit ", detail::human_bytes(options.max_memory));
-  }
-  if (check_first && options.mapping == Mapping::Copied) {
-    ck = detail::open_model_files(path, Mapping::Copied);  // validated again as read
-    if (!ck) return Error{ck.message()};
-  }
-  if (options.preload) detail::preload(ck->tensors, options);
-  return from_checkpoint(std::move(*ck), options);
-}
-
-template <class Config>
-Result<Gemma2Model<Config>> Gemma2Model<Config>::from_checkpoint(Checkpoint ck, const LoadOptions& options) {
-  if (options.log) {
-    size_t bytes = 0;
-    std::set<std::string> files, dtypes;
-    for (const auto& [name, t] : ck.tensors) bytes += t.nbytes, files.insert(t.source), dtypes.insert(dtype_name(t.dtype));
-    std::string types;
-    for (const auto& d : dtypes) types += (types.empty() ? "" : ", ") + d;
-    options.log(LogLevel::Info, "checkpoint: " + std::to_string(ck.tensors.size()) + " tensors (" + types + ") in " +
-                                    std::to_string(files.size()) + " file(s), " + std::to_string(bytes) + " bytes");
-  }
-  Gemma2Model m;
-  detail::WeightBinder binder(ck.tensors, m.storage_, options);
-  if (Status s = m.bind(ck, binder, options); !s) return Error{s.message()};
-  m.weight_bytes_ = binder.matrix_bytes();
-  m.kernels_ = binder.kernels();
-  return m;
-}
-
-template <class Config>
-Result<MemoryPlan> Gemma2Model<Config>::plan(const std::string& path, const LoadOptions& options) {
-  auto ck = detail::open_model_files(path, Mapping::Mapped);
-  if (!ck) return Error{ck.message()};
-  return plan(*ck, options);
-}
-
-template <class Config>
-Result<MemoryPlan> Gemma2Model<Config>::plan(const Checkpoint& ck, const LoadOptions& options) {
-  Gemma2Model m;
-  detail::WeightBinder binder(ck.tensors, m.storage_, options, /*plan_only=*/true);
-  if (Status s = m.bind(ck, binder, options); !s) return Error{s.message()};
-  MemoryPlan p = binder.plan();
-  p.config = to_runtime(m.config_);
-  return p;
-}
-
-template <class Config>
-Status Gemma2Model<Config>::bind(const Checkpoint& ck, detail::WeightBinder& bind, const LoadOptions& options) {
-  if constexpr (std::is_same_v<Config, RuntimeConfig>) {
-    config_ = ck.config;
-  } else if (Status s = check_matches(config_, ck.config); !s) {
-    return s;
-  }
-  const Config& c = config_;
-  const int hidden = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
-  const int kv_dim = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
-  if (options.weight_type && !(*options.weight_type == DType::F32 || *options.weight_type == DType::BF16 ||
-                               *options.weight_type == DType::F16 || is_quantized(*options.weight_type)))
-    return detail::err("load: unsupported weight type");
-  embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
-  const bool hg = ck.norms_hold_gain;
-  final_norm_ = bind.gain("model.norm.weight", hidden, hg);
-  for (int i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    AttentionWeights attn{bind.matrix(p + "self_attn.q_proj.weight", q_dim, hidden),
-                          bind.matrix(p + "self_attn.k_proj.weight", kv_dim, hidden),
-                          bind.matrix(p + "self_attn.v_proj.weight", kv_dim, hidden),
-                          bind.matrix(p + "self_attn.o_proj.weight", hidden, q_dim)};
-    MlpWeights mlp{bind.matrix(p + "mlp.gate_proj.weight", ffn, hidden),
-                   bind.matrix(p + "mlp.up_proj.weight", ffn, hidden),
-                   bind.matrix(p + "mlp.down_proj.weight", hidden, ffn)};
-    LayerNorms norms{bind.gain(p + "input_layernorm.weight", hidden, hg),
-                     bind.gain(p + "post_attention_layernorm.weight", hidden, hg),
-                     bind.gain(p + "pre_feedforward_layernorm.weight", hidden, hg),
-                     bind.gain(p + "post_feedforward_layernorm.weight", hidden, hg)};
-    layers_.emplace_back(c, i, attn, mlp, std::move(norms));
-  }
-  return bind.finish();
-}
 
 GEMMA2_END_NAMESPACE

@@ -3,39 +3,7 @@
 // of the library never names an OS call. Paths are UTF-8 on every system.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
-#include <string>
-
-#include "gemma2/status.hpp"
-
-GEMMA2_BEGIN_NAMESPACE
-namespace detail {
-
-// What a path names, after symbolic links.
-enum class FileKind { Regular, Directory, Fifo, CharacterDevice, BlockDevice, Socket, Other };
-
-// "a directory", "a named pipe (FIFO)", ... for messages.
-inline const char* file_kind_name(FileKind kind) {
-  switch (kind) {
-    case FileKind::Regular: return "a regular file";
-    case FileKind::Directory: return "a directory";
-    case FileKind::Fifo: return "a named pipe (FIFO)";
-    case FileKind::CharacterDevice: return "a character device";
-    case FileKind::BlockDevice: return "a block device";
-    case FileKind::Socket: return "a socket";
-    case FileKind::Other: break;
-  }
-  return "not a regular file";
-}
-
-struct FileInfo {
-  FileKind kind = FileKind::Other;
-  uint64_t size = 0;
-};
-
-}  // namespace detail
-GEMMA2_END_NAMESPACE
+#include "gemma2/io/os_types.hpp"
 
 // Each twin defines, in gemma2::detail:
 //   Result<FileKind> path_kind(path)       what path names (following links), or why nothing

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gemma2/io/os.hpp"
+#include "gemma2/io/os_types.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 namespace detail {

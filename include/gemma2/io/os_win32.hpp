@@ -18,7 +18,7 @@
 #endif
 #include <windows.h>
 
-#include "gemma2/io/os.hpp"
+#include "gemma2/io/os_types.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 namespace detail {

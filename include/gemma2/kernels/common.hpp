@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "gemma2/kernels/cpu.hpp"
-#include "gemma2/kv_cache.hpp"
+#include "gemma2/kv_rows.hpp"
 #include "gemma2/thread_pool.hpp"
 #include "gemma2/weights.hpp"
 
@@ -83,7 +83,7 @@ inline QuantizedRows quantize_activations(const float* X, int T, int cols, int32
 }
 
 // `heads` key-value heads (head_bytes apart) of `count` consecutive
-// KV-cache rows (kv_cache.hpp: kv_head_bytes, kv_head_to_float): row j of head h has `dim` values at
+// KV-cache rows (kv_rows.hpp: kv_head_bytes, kv_head_to_float): row j of head h has `dim` values at
 // data + j·stride + h·head_bytes, stored as F32, BF16, or Q8_0 (whole
 // blocks of 32, zero-padded past dim: values, then scales).
 struct KVRows {
