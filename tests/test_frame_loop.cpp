@@ -1,6 +1,6 @@
 // A reply run in slices (a few tokens per call, a time budget per call),
 // and saved and restored between slices, is the same reply as one call:
-// the same ids, text, streamed pieces and stop reason (DESIGN.md, "a
+// the same ids, text, streamed pieces and stop reason (docs/ARCHITECTURE.md, "a
 // generation is a value"). On the demo model, for every kind of sampler,
 // constraint and drafter the library has.
 #include <doctest/doctest.h>

@@ -22,89 +22,15 @@
 #include <type_traits>
 #include <vector>
 
-#include "gemma2/kv_cache.hpp"
 #include "gemma2/model.hpp"
-#include "gemma2/token.hpp"
+#include "gemma2/reply.hpp"
 #include "gemma2/session.hpp"
 #include "gemma2/speculative.hpp"
+#include "gemma2/stop_strings.hpp"
+#include "gemma2/token.hpp"
 #include "gemma2/tokenizer.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
-
-// Why a call of Generation::run (or generate()) returned.
-enum class StopReason {
-  MaxTokens,    // max_new_tokens were generated
-  StopToken,    // a token of stop_tokens was sampled
-  StopString,   // the text reached one of stop_strings
-  Callback,     // the text callback returned false
-  Cancelled,    // the cancel flag was set
-  ContextFull,  // the cache has no room for another position
-  Complete,     // the sampler has nothing more to generate (its grammar's text is complete)
-  // Pauses: the reply goes on, and the next call of the same Generation
-  // continues it (Generation::done() is false).
-  CallLimit,   // this call generated GenerateOptions::call_max_tokens tokens
-  TimeBudget,  // the next step would not fit this call's time_budget_ms
-};
-
-inline const char* stop_reason_name(StopReason r) {
-  switch (r) {
-    case StopReason::MaxTokens: return "max tokens";
-    case StopReason::StopToken: return "stop token";
-    case StopReason::StopString: return "stop string";
-    case StopReason::Callback: return "callback";
-    case StopReason::Cancelled: return "cancelled";
-    case StopReason::ContextFull: return "context full";
-    case StopReason::Complete: return "complete";
-    case StopReason::CallLimit: return "call limit";
-    case StopReason::TimeBudget: return "time budget";
-  }
-  return "?";
-}
-
-// Whether a call that returned with `r` left the reply to be continued.
-inline bool is_pause(StopReason r) { return r == StopReason::CallLimit || r == StopReason::TimeBudget; }
-
-// Limits and stop conditions of a reply, and of each call that runs it.
-struct GenerateOptions {
-  int max_new_tokens = 256;               // tokens of the whole reply
-  std::vector<int32_t> stop_tokens;       // e.g. {tokenizer.eos_id(), tokenizer.end_of_turn_id()}
-  std::vector<std::string> stop_strings;  // generation ends where the text first contains one
-  const std::atomic<bool>* cancel = nullptr;  // checked between decode steps and prefill chunks
-  const Executor* pool = nullptr;
-  // The prompt runs in chunks of this many tokens, each one step of a call.
-  // The chunks start where the prompt does, whatever the calls, so slicing
-  // never changes the logits; for frame loops pick a chunk that fits a frame.
-  int prefill_chunk = 512;
-  // Per call, for frame loops (0: no limit). A call returns, the reply going
-  // on, after call_max_tokens tokens, or before starting a step (a prefill
-  // chunk or a decoding pass) that the last such step's duration says would
-  // end past time_budget_ms from the call's start. A call runs at least one
-  // step, so it lasts at most the budget plus one step.
-  int call_max_tokens = 0;
-  double time_budget_ms = 0;
-  // Speculative decoding (speculative.hpp): the drafter's guesses are
-  // checked up to draft_max at a time in one pass of the model. The tokens
-  // are those of plain decoding (greedy: the same ids; sampling: the same
-  // distribution); only the speed changes. At most kMaxDraft (6) guesses
-  // per pass.
-  Drafter* drafter = nullptr;
-  int draft_max = kMaxDraft;
-  bool adaptive_draft = true;  // fewer guesses while few are accepted (DraftLength)
-};
-
-// What a call produced (Generation::run), or a whole reply
-// (Generation::result(), generate()).
-struct GenerateResult {
-  std::vector<int32_t> tokens;  // sampled ids, including a final stop token
-  std::string text;             // the streamed text (stop tokens and stop strings excluded)
-  StopReason stop = StopReason::MaxTokens;
-  int prefill_tokens = 0;  // prompt positions run
-  double prefill_seconds = 0.0, decode_seconds = 0.0;
-  // Passes of the model that produced tokens (the prefill's included):
-  // tokens.size() / target_passes tokens per pass. With a drafter: guesses
-  // checked, and those accepted.
-  int target_passes = 0, drafted = 0, accepted = 0;
-};
 
 // The stop tokens of a Gemma 2 chat: <eos> and <end_of_turn>.
 inline std::vector<int32_t> default_stop_tokens(const Tokenizer& tok) {
@@ -114,43 +40,6 @@ inline std::vector<int32_t> default_stop_tokens(const Tokenizer& tok) {
 }
 
 namespace detail {
-// Holds back the end of the streamed text while it could still be the start
-// of a stop string, so a stop string is never partly printed.
-class StopStringFilter {
- public:
-  // Adds text; returns what is safe to emit. Sets hit() when a stop string
-  // appears (the text before it is returned, the rest dropped).
-  std::string add(const std::string& text, const std::vector<std::string>& stops) {
-    held_ += text;
-    size_t cut = std::string::npos;
-    for (const auto& s : stops)
-      if (!s.empty()) cut = std::min(cut, held_.find(s));
-    if (cut != std::string::npos) {
-      hit_ = true;
-      std::string out = held_.substr(0, cut);
-      held_.clear();
-      return out;
-    }
-    size_t keep = 0;  // longest suffix of held_ that begins some stop string
-    for (const auto& s : stops)
-      for (size_t k = std::min(s.size() - (s.empty() ? 0 : 1), held_.size()); k > keep; --k)
-        if (held_.compare(held_.size() - k, k, s, 0, k) == 0) {
-          keep = k;
-          break;
-        }
-    std::string out = held_.substr(0, held_.size() - keep);
-    held_.erase(0, held_.size() - keep);
-    return out;
-  }
-  std::string flush() { return std::exchange(held_, {}); }
-  bool hit() const { return hit_; }
-  const std::string& held() const { return held_; }
-  void set(std::string held, bool hit) { held_ = std::move(held), hit_ = hit; }
-
- private:
-  std::string held_;
-  bool hit_ = false;
-};
 // A text callback as a Generation's token callback: text only, when there is some.
 inline std::function<bool(int32_t, std::string_view)> text_callback(
     const std::function<bool(std::string_view)>& on_text) {
@@ -310,180 +199,37 @@ class Generation {
   static double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
   template <class Model, class Cache, class SamplerFn, class SessionT>
+  class Call;
+
+  template <class Model, class Cache, class SamplerFn, class SessionT>
   Result<GenerateResult> run_steps(const Model& model, Cache& kv, TokenHistory& history,
                                    const std::vector<int32_t>& input, SamplerFn& sampler,
                                    const TokenCallback& on_token, SessionT* session) {
-    using detail::err;
     const auto call_start = Clock::now();
-    const GenerateOptions& o = options_;
     if (Status s = check(model, kv, history, input, sampler); !s) return Error{s.message()};
     if (!started_ && input.empty() && history.size() == static_cast<size_t>(kv.size()) && ready_.empty()) {
       bool logits = false;
       if constexpr (!std::is_same_v<SessionT, std::nullptr_t>) logits = session->next_logits() != nullptr;
-      if (!logits) return err("generate: nothing to run (empty input, no pending tokens and no logits)");
+      if (!logits) return detail::err("generate: nothing to run (empty input, no pending tokens and no logits)");
     }
-    const size_t history_before = history.size();
+    Call<Model, Cache, SamplerFn, SessionT> call(*this, model, kv, history, sampler, on_token, session, call_start);
     history.insert(history.end(), input.begin(), input.end());
-
-    GenerateResult call;
-    int steps = 0;  // steps this call has run: the first always may
-    auto fits = [&](double estimate) {
-      return steps == 0 || o.time_budget_ms <= 0 || (seconds_since(call_start) + estimate) * 1e3 <= o.time_budget_ms;
-    };
-    auto pause = [&](StopReason why) {
-      call.stop = reply_.stop = why;
-      return call;
-    };
-    auto cancelled = [&] { return o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed); };
-    ForwardOptions fwd;
-    fwd.pool = o.pool;
-    fwd.cancel = o.cancel;
-
-    // Text a token makes final goes through the stop-string filter to the
-    // callback; each sampled token: false when it ends the call's pass.
-    auto emit = [&](int32_t id, const std::string& text) {
-      call.text += text;
-      reply_.text += text;
-      if (on_token && !stopped_by_callback_ && !on_token(id, text)) stopped_by_callback_ = true;
-    };
-    auto end = [&](StopReason why) {
-      done_ = true;
-      call.stop = reply_.stop = why;
-      if (decoder_ && !filter_.hit() && !stopped_by_callback_) {
-        const std::string rest = filter_.add(decoder_->finish(), o.stop_strings) + filter_.flush();
-        if (!rest.empty()) emit(-1, rest);
-      }
-    };
-    auto take = [&](int32_t id) {
-      call.tokens.push_back(id);
-      reply_.tokens.push_back(id);
-      const bool stop_token = std::find(o.stop_tokens.begin(), o.stop_tokens.end(), id) != o.stop_tokens.end();
-      emit(id, !stop_token && decoder_ ? filter_.add(decoder_->push(id), o.stop_strings) : std::string());
-      if (stop_token) end(StopReason::StopToken);
-      else if (filter_.hit()) end(StopReason::StopString);
-      else if (stopped_by_callback_) end(StopReason::Callback);
-      else if (detail::sampler_finished(sampler)) end(StopReason::Complete);
-      else if (static_cast<int>(reply_.tokens.size()) >= o.max_new_tokens) end(StopReason::MaxTokens);
-      else return o.call_max_tokens == 0 || static_cast<int>(call.tokens.size()) < o.call_max_tokens;
-      return false;
-    };
-    const int vocab = model.config().vocab_size;
-    auto sample_first = [&](std::vector<float> row) -> Status {
-      auto id = detail::sample_checked(sampler, row, history, vocab, "generate");
-      if (!id) {
-        ready_ = std::move(row);  // a later call samples again from these logits
-        return Error{id.message()};
-      }
-      ready_.clear();
-      started_ = true;
-      history.push_back(*id);
-      ++call.target_passes;
-      ++reply_.target_passes;
-      take(*id);
-      return {};
-    };
-
-    // The prompt: what the cache lacks of the history, a chunk per step; the
-    // last chunk's logits give the first token.
     while (!started_ && !done_) {
-      if (cancelled()) {
-        end(StopReason::Cancelled);
-        break;
-      }
-      const size_t pending = history.size() - static_cast<size_t>(kv.size());
-      if (pending == 0) {  // logits from an earlier call, a feed or a restore
-        const std::vector<float>* logits = !ready_.empty() ? &ready_ : nullptr;
-        if constexpr (!std::is_same_v<SessionT, std::nullptr_t>)
-          if (logits == nullptr) logits = session->next_logits();
-        if (o.max_new_tokens == 0) end(StopReason::MaxTokens);
-        else if (Status s = sample_first(*logits); !s) return Error{s.message()};
-        break;
-      }
-      const size_t n = std::min({pending, static_cast<size_t>(o.prefill_chunk), static_cast<size_t>(kv.max_step())});
-      if (!fits(prefill_step_seconds_ * static_cast<double>(n))) return pause(StopReason::TimeBudget);
-      const auto t0 = Clock::now();
-      auto logits = model.forward(history.data() + kv.size(), n, kv, fwd);
-      if (!logits) {
-        if (cancelled()) {
-          end(StopReason::Cancelled);
-          break;
-        }
-        history.resize(std::max(history_before, static_cast<size_t>(kv.size())));
-        return Error{logits.message()};
-      }
-      ++steps;
-      const double seconds = seconds_since(t0);
-      prefill_step_seconds_ = seconds / static_cast<double>(n);
-      call.prefill_tokens += static_cast<int>(n);
-      reply_.prefill_tokens += static_cast<int>(n);
-      if (n == pending) {
-        if (o.drafter != nullptr && !synced_) o.drafter->sync(history);  // the drafter's prefill is the prompt's too
-        synced_ = true;
-        if (o.max_new_tokens == 0) {
-          if constexpr (!std::is_same_v<SessionT, std::nullptr_t>)
-            session->set_next_logits(logits->data(), static_cast<size_t>(logits->cols()));
-          end(StopReason::MaxTokens);
-        } else if (Status s = sample_first(std::vector<float>(logits->data(), logits->data() + logits->cols())); !s) {
-          return Error{s.message()};
-        }
-      }
-      const double total = seconds_since(t0);
-      call.prefill_seconds += total;
-      reply_.prefill_seconds += total;
+      auto paused = call.prefill_step();
+      if (!paused) return Error{paused.message()};
+      if (*paused) return call.out;
     }
-
-    // Decoding: a pass of the pending token and the drafter's guesses per step.
     const auto t1 = Clock::now();
-    std::vector<int32_t> draft;
     while (!done_) {
-      if (o.call_max_tokens > 0 && static_cast<int>(call.tokens.size()) >= o.call_max_tokens) {
-        pause(StopReason::CallLimit);
-        break;
+      auto stop = call.decode_step();
+      if (!stop) {
+        call.count_decode_time(t1);
+        return Error{stop.message()};
       }
-      if (cancelled()) {
-        end(StopReason::Cancelled);
-        break;
-      }
-      const int room = kv.capacity() - kv.size() - 1;  // positions left after the pending token's
-      if (room < 0) {
-        end(StopReason::ContextFull);
-        break;
-      }
-      if (!fits(decode_step_seconds_)) {
-        pause(StopReason::TimeBudget);
-        break;
-      }
-      draft.clear();
-      int k = 0;
-      double draft_seconds = 0;
-      if (o.drafter != nullptr) {
-        const int call_left = o.call_max_tokens > 0 ? o.call_max_tokens - static_cast<int>(call.tokens.size()) : kMaxDraft + 1;
-        k = o.adaptive_draft ? length_.next(o.drafter->cost_per_token()) : std::min(o.draft_max, kMaxDraft);
-        k = std::max(0, std::min({k, room, o.max_new_tokens - static_cast<int>(reply_.tokens.size()) - 1, call_left - 1,
-                                  kv.max_step() - 1}));
-        const auto d0 = Clock::now();
-        if (k > 0) draft = o.drafter->draft(history, k);
-        draft_seconds = seconds_since(d0);
-        if (draft.size() > static_cast<size_t>(k)) draft.resize(static_cast<size_t>(k));
-      }
-      auto step = speculative_step(model, kv, history, sampler, draft, fwd, take);
-      if (!step) {
-        call.decode_seconds = seconds_since(t1);
-        reply_.decode_seconds += call.decode_seconds;
-        return Error{step.message()};
-      }
-      ++steps;
-      decode_step_seconds_ = step->pass_seconds + draft_seconds;
-      for (GenerateResult* r : {&call, &reply_}) {
-        ++r->target_passes;
-        r->drafted += step->drafted;
-        r->accepted += step->accepted;
-      }
-      length_.observe(k, step->drafted, step->accepted, step->pass_seconds, draft_seconds);
+      if (*stop) break;
     }
-    call.decode_seconds = seconds_since(t1);
-    reply_.decode_seconds += call.decode_seconds;
-    return call;
+    call.count_decode_time(t1);
+    return call.out;
   }
 
   // Everything a call can refuse before it changes anything.
@@ -530,6 +276,176 @@ class Generation {
   // The last steps' durations: what the time budget expects the next to take.
   double prefill_step_seconds_ = 0.0;  // per prompt token
   double decode_step_seconds_ = 0.0;
+};
+
+// One call of Generation::run: what it has produced so far (`out`), and its
+// steps — a chunk of the prompt, or a decoding pass — each taken only if the
+// call's limits leave room for it.
+template <class Model, class Cache, class SamplerFn, class SessionT>
+class Generation::Call {
+ public:
+  Call(Generation& g, const Model& model, Cache& kv, TokenHistory& history, SamplerFn& sampler,
+       const TokenCallback& on_token, SessionT* session, Clock::time_point start)
+      : g_(g), o_(g.options_), model_(model), kv_(kv), history_(history), sampler_(sampler), on_token_(on_token),
+        session_(session), start_(start), history_before_(history.size()) {
+    fwd_.pool = o_.pool;
+    fwd_.cancel = o_.cancel;
+  }
+
+  GenerateResult out;
+
+  // The next chunk of what the cache lacks of the history; the last one's
+  // logits give the first token. True when the call must return now (its
+  // time budget is spent).
+  Result<bool> prefill_step() {
+    if (cancelled()) return end(StopReason::Cancelled), false;
+    const size_t pending = history_.size() - static_cast<size_t>(kv_.size());
+    if (pending == 0) {  // logits from an earlier call, a feed or a restore
+      const std::vector<float>* logits = !g_.ready_.empty() ? &g_.ready_ : nullptr;
+      if constexpr (kSession)
+        if (logits == nullptr) logits = session_->next_logits();
+      if (o_.max_new_tokens == 0) end(StopReason::MaxTokens);
+      else if (Status s = sample_first(*logits); !s) return Error{s.message()};
+      return false;
+    }
+    const size_t n = std::min({pending, static_cast<size_t>(o_.prefill_chunk), static_cast<size_t>(kv_.max_step())});
+    if (!fits(g_.prefill_step_seconds_ * static_cast<double>(n))) return pause(StopReason::TimeBudget), true;
+    const auto t0 = Clock::now();
+    auto logits = model_.forward(history_.data() + kv_.size(), n, kv_, fwd_);
+    if (!logits) {
+      if (cancelled()) return end(StopReason::Cancelled), false;
+      history_.resize(std::max(history_before_, static_cast<size_t>(kv_.size())));
+      return Error{logits.message()};
+    }
+    ++steps_;
+    g_.prefill_step_seconds_ = seconds_since(t0) / static_cast<double>(n);
+    for (GenerateResult* r : {&out, &g_.reply_}) r->prefill_tokens += static_cast<int>(n);
+    if (n == pending) {
+      if (o_.drafter != nullptr && !g_.synced_) o_.drafter->sync(history_);  // the drafter's prefill is the prompt's too
+      g_.synced_ = true;
+      if (o_.max_new_tokens == 0) {
+        if constexpr (kSession) session_->set_next_logits(logits->data(), static_cast<size_t>(logits->cols()));
+        end(StopReason::MaxTokens);
+      } else if (Status s = sample_first(std::vector<float>(logits->data(), logits->data() + logits->cols())); !s) {
+        return Error{s.message()};
+      }
+    }
+    const double total = seconds_since(t0);
+    for (GenerateResult* r : {&out, &g_.reply_}) r->prefill_seconds += total;
+    return false;
+  }
+
+  // A pass of the pending token and the drafter's guesses. True when the
+  // call stops here (a pause, or the reply ended before the pass).
+  Result<bool> decode_step() {
+    if (o_.call_max_tokens > 0 && static_cast<int>(out.tokens.size()) >= o_.call_max_tokens)
+      return pause(StopReason::CallLimit), true;
+    if (cancelled()) return end(StopReason::Cancelled), true;
+    const int room = kv_.capacity() - kv_.size() - 1;  // positions left after the pending token's
+    if (room < 0) return end(StopReason::ContextFull), true;
+    if (!fits(g_.decode_step_seconds_)) return pause(StopReason::TimeBudget), true;
+    int k = 0;
+    double draft_seconds = 0;
+    draft_.clear();
+    if (o_.drafter != nullptr) {
+      const int call_left =
+          o_.call_max_tokens > 0 ? o_.call_max_tokens - static_cast<int>(out.tokens.size()) : kMaxDraft + 1;
+      k = o_.adaptive_draft ? g_.length_.next(o_.drafter->cost_per_token()) : std::min(o_.draft_max, kMaxDraft);
+      k = std::max(0, std::min({k, room, o_.max_new_tokens - static_cast<int>(g_.reply_.tokens.size()) - 1,
+                                call_left - 1, kv_.max_step() - 1}));
+      const auto d0 = Clock::now();
+      if (k > 0) draft_ = o_.drafter->draft(history_, k);
+      draft_seconds = seconds_since(d0);
+      if (draft_.size() > static_cast<size_t>(k)) draft_.resize(static_cast<size_t>(k));
+    }
+    auto step = speculative_step(model_, kv_, history_, sampler_, draft_, fwd_, [this](int32_t id) { return take(id); });
+    if (!step) return Error{step.message()};
+    ++steps_;
+    g_.decode_step_seconds_ = step->pass_seconds + draft_seconds;
+    for (GenerateResult* r : {&out, &g_.reply_}) {
+      ++r->target_passes;
+      r->drafted += step->drafted;
+      r->accepted += step->accepted;
+    }
+    g_.length_.observe(k, step->drafted, step->accepted, step->pass_seconds, draft_seconds);
+    return false;
+  }
+
+  void count_decode_time(Clock::time_point t1) {
+    out.decode_seconds = seconds_since(t1);
+    g_.reply_.decode_seconds += out.decode_seconds;
+  }
+
+ private:
+  static constexpr bool kSession = !std::is_same_v<SessionT, std::nullptr_t>;
+
+  // Whether a step expected to take `estimate` seconds fits the call's
+  // budget; the call's first step always does.
+  bool fits(double estimate) const {
+    return steps_ == 0 || o_.time_budget_ms <= 0 || (seconds_since(start_) + estimate) * 1e3 <= o_.time_budget_ms;
+  }
+  void pause(StopReason why) { out.stop = g_.reply_.stop = why; }
+  bool cancelled() const { return o_.cancel != nullptr && o_.cancel->load(std::memory_order_relaxed); }
+
+  // Text a token makes final, after the stop-string filter, to the callback.
+  void emit(int32_t id, const std::string& text) {
+    out.text += text;
+    g_.reply_.text += text;
+    if (on_token_ && !g_.stopped_by_callback_ && !on_token_(id, text)) g_.stopped_by_callback_ = true;
+  }
+
+  void end(StopReason why) {
+    g_.done_ = true;
+    out.stop = g_.reply_.stop = why;
+    if (g_.decoder_ && !g_.filter_.hit() && !g_.stopped_by_callback_) {
+      const std::string rest = g_.filter_.add(g_.decoder_->finish(), o_.stop_strings) + g_.filter_.flush();
+      if (!rest.empty()) emit(-1, rest);
+    }
+  }
+
+  // A sampled token: false when it ends the call's pass.
+  bool take(int32_t id) {
+    out.tokens.push_back(id);
+    g_.reply_.tokens.push_back(id);
+    const bool stop_token = std::find(o_.stop_tokens.begin(), o_.stop_tokens.end(), id) != o_.stop_tokens.end();
+    emit(id, !stop_token && g_.decoder_ ? g_.filter_.add(g_.decoder_->push(id), o_.stop_strings) : std::string());
+    if (stop_token) end(StopReason::StopToken);
+    else if (g_.filter_.hit()) end(StopReason::StopString);
+    else if (g_.stopped_by_callback_) end(StopReason::Callback);
+    else if (detail::sampler_finished(sampler_)) end(StopReason::Complete);
+    else if (static_cast<int>(g_.reply_.tokens.size()) >= o_.max_new_tokens) end(StopReason::MaxTokens);
+    else return o_.call_max_tokens == 0 || static_cast<int>(out.tokens.size()) < o_.call_max_tokens;
+    return false;
+  }
+
+  Status sample_first(std::vector<float> row) {
+    auto id = detail::sample_checked(sampler_, row, history_, model_.config().vocab_size, "generate");
+    if (!id) {
+      g_.ready_ = std::move(row);  // a later call samples again from these logits
+      return Error{id.message()};
+    }
+    g_.ready_.clear();
+    g_.started_ = true;
+    history_.push_back(*id);
+    ++out.target_passes;
+    ++g_.reply_.target_passes;
+    take(*id);
+    return {};
+  }
+
+  Generation& g_;
+  const GenerateOptions& o_;
+  const Model& model_;
+  Cache& kv_;
+  TokenHistory& history_;
+  SamplerFn& sampler_;
+  const TokenCallback& on_token_;
+  SessionT* session_;
+  const Clock::time_point start_;
+  const size_t history_before_;
+  ForwardOptions fwd_;
+  std::vector<int32_t> draft_;
+  int steps_ = 0;  // steps this call has run: the first always may
 };
 
 // Runs `input` after the tokens already in `history`, then generates: one

@@ -1,4 +1,4 @@
-// Errors are values at the public boundary (DESIGN.md, property 5): every
+// Errors are values at the public boundary (docs/ARCHITECTURE.md, "Errors"): every
 // fallible call returns a Status or a Result<T> carrying a readable message.
 // Nothing reachable from bad input throws through the API or aborts.
 #pragma once
