@@ -358,7 +358,8 @@ class Generation::Call {
       draft_seconds = seconds_since(d0);
       if (draft_.size() > static_cast<size_t>(k)) draft_.resize(static_cast<size_t>(k));
     }
-    auto step = speculative_step(model_, kv_, history_, sampler_, draft_, fwd_, [this](int32_t id) { return take(id); });
+    auto step = detail::speculative_step_for("generate", model_, kv_, history_, sampler_, draft_, fwd_,
+                                             [this](int32_t id) { return take(id); });
     if (!step) return Error{step.message()};
     ++steps_;
     g_.decode_step_seconds_ = step->pass_seconds + draft_seconds;

@@ -187,29 +187,18 @@ Result<int32_t> sample_checked(SamplerFn& sampler, std::vector<float>& row, cons
   return err(who, ": the sampler returned token ", id, ", outside the vocabulary");
 }
 
-}  // namespace detail
-
-// One step of speculative decoding. The history's last token is pending
-// (the cache holds every token before it). Runs it and `draft` through the
-// target in one pass, then samples row by row: a sampled token that equals
-// the guess there is accepted and the next row sampled; the first that
-// differs (or the token after the last guess) ends the step. `on_token(id)`
-// is called for each sampled token after it is appended to `history`;
-// returning false ends the step there (a stop token, say). Afterwards the
-// cache again holds every token but the last, whatever was accepted. With an
-// empty draft this is one plain decoding step; guesses past kMaxDraft are
-// not checked.
+// speculative_step with its errors named after `who`: the caller the user
+// sees (generate() runs its decoding through it).
 template <class Model, class Cache, class SamplerFn, class OnToken>
-Result<SpeculativeStep> speculative_step(const Model& model, Cache& kv, TokenHistory& history, SamplerFn& sampler,
-                                         const std::vector<int32_t>& draft, const ForwardOptions& options,
-                                         OnToken&& on_token) {
-  using detail::err;
+Result<SpeculativeStep> speculative_step_for(const char* who, const Model& model, Cache& kv, TokenHistory& history,
+                                             SamplerFn& sampler, const std::vector<int32_t>& draft,
+                                             const ForwardOptions& options, OnToken&& on_token) {
   const int vocab = model.config().vocab_size;
   if (history.empty() || static_cast<size_t>(kv.size()) + 1 != history.size())
-    return err("speculative step: the cache must hold every token of the history but the last (history ",
-               history.size(), ", cache ", kv.size(), ")");
+    return err(who, ": the cache must hold every token of the history but the last (history ", history.size(),
+               ", cache ", kv.size(), ")");
   for (int32_t t : draft)
-    if (t < 0 || t >= vocab) return err("speculative step: the drafter proposed token id ", t, ", outside the vocabulary");
+    if (t < 0 || t >= vocab) return err(who, ": the drafter proposed token id ", t, ", outside the vocabulary");
   const size_t guesses = std::min(draft.size(), static_cast<size_t>(kMaxDraft));
   std::vector<int32_t> ids;
   ids.reserve(guesses + 1);
@@ -228,9 +217,9 @@ Result<SpeculativeStep> speculative_step(const Model& model, Cache& kv, TokenHis
   std::vector<float> row;
   for (Eigen::Index i = 0; i < rows->rows(); ++i) {
     row.assign(rows->row(i).data(), rows->row(i).data() + rows->cols());
-    auto id = detail::sample_checked(sampler, row, history, vocab, "generate");
+    auto id = sample_checked(sampler, row, history, vocab, who);
     if (!id) {
-      (void)detail::truncate_cache(model, kv, history, static_cast<int>(history.size()) - 1, options);
+      (void)truncate_cache(model, kv, history, static_cast<int>(history.size()) - 1, options);
       return Error{id.message()};
     }
     history.push_back(*id);
@@ -239,9 +228,28 @@ Result<SpeculativeStep> speculative_step(const Model& model, Cache& kv, TokenHis
     step.accepted += hit;
     if (!on_token(*id) || !hit) break;
   }
-  if (Status s = detail::truncate_cache(model, kv, history, static_cast<int>(history.size()) - 1, options); !s)
+  if (Status s = truncate_cache(model, kv, history, static_cast<int>(history.size()) - 1, options); !s)
     return Error{s.message()};
   return step;
+}
+}  // namespace detail
+
+// One step of speculative decoding. The history's last token is pending
+// (the cache holds every token before it). Runs it and `draft` through the
+// target in one pass, then samples row by row: a sampled token that equals
+// the guess there is accepted and the next row sampled; the first that
+// differs (or the token after the last guess) ends the step. `on_token(id)`
+// is called for each sampled token after it is appended to `history`;
+// returning false ends the step there (a stop token, say). Afterwards the
+// cache again holds every token but the last, whatever was accepted. With an
+// empty draft this is one plain decoding step; guesses past kMaxDraft are
+// not checked.
+template <class Model, class Cache, class SamplerFn, class OnToken>
+Result<SpeculativeStep> speculative_step(const Model& model, Cache& kv, TokenHistory& history, SamplerFn& sampler,
+                                         const std::vector<int32_t>& draft, const ForwardOptions& options,
+                                         OnToken&& on_token) {
+  return detail::speculative_step_for("speculative step", model, kv, history, sampler, draft, options,
+                                      std::forward<OnToken>(on_token));
 }
 
 // Chooses how many tokens to draft, from what recent steps measured: the

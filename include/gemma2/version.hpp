@@ -1,8 +1,11 @@
 // Library version and the versioned inline namespace.
 //
-// Every public name lives in gemma2::v0 (inline), so two copies of the library
-// built at different versions can sit in one process without clashing at link
-// time, while users still write plain `gemma2::Name`.
+// Every public name lives in an inline namespace named after the major and
+// minor version (gemma2::v0_1 for 0.1.x), so two copies of the library at
+// different versions can sit in one process (say, a host and a plug-in that
+// each compiled their own) without clashing at link time, while users still
+// write plain `gemma2::Name`. Patch releases keep the namespace: they are
+// meant to be interchangeable.
 #pragma once
 
 #define GEMMA2_VERSION_MAJOR 0
@@ -10,9 +13,13 @@
 #define GEMMA2_VERSION_PATCH 0
 #define GEMMA2_VERSION_STRING "0.1.0"
 
+#define GEMMA2_DETAIL_ABI_NAME(major, minor) v##major##_##minor
+#define GEMMA2_DETAIL_ABI(major, minor) GEMMA2_DETAIL_ABI_NAME(major, minor)
+#define GEMMA2_ABI_NAMESPACE GEMMA2_DETAIL_ABI(GEMMA2_VERSION_MAJOR, GEMMA2_VERSION_MINOR)
+
 #define GEMMA2_BEGIN_NAMESPACE \
   namespace gemma2 {           \
-  inline namespace v0 {
+  inline namespace GEMMA2_ABI_NAMESPACE {
 #define GEMMA2_END_NAMESPACE \
   }                          \
   }
