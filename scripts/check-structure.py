@@ -7,8 +7,9 @@
   document's layer table, and every file the document names exists.
 - Includes between the library's headers run one way: no header includes one
   of a higher layer, and there is no circle of includes.
-- No header is longer than --max-header lines (450), and no function outside
-  tests/ is longer than --max-function lines (80).
+- No header is longer than --max-header lines (450), no function outside
+  tests/ is longer than --max-function lines (80), and no test case longer
+  than --max-test-case lines (60).
 - No file cites a design document other than docs/ARCHITECTURE.md.
 
 --graph prints the include graph (one edge a line, with layers) instead.
@@ -163,6 +164,24 @@ def functions(text):
     return found
 
 
+def test_cases(text):
+    """(first line, last line, name) of every doctest TEST_CASE."""
+    code = strip_code(text)
+    out = []
+    for m in re.finditer(r"\bTEST_CASE(?:_TEMPLATE)?\s*\(", code):
+        line = code.count("\n", 0, m.start()) + 1
+        name = re.match(r'\s*"((?:[^"\\]|\\.)*)"', text[m.end():])
+        brace = code.find("{", m.end())
+        depth, i = 0, brace
+        while i < len(code):
+            depth += {"{": 1, "}": -1}.get(code[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        out.append((line, code.count("\n", 0, i) + 1, name.group(1) if name else "?"))
+    return out
+
+
 def check(root, args):
     faults = []
     doc = root / "docs" / "ARCHITECTURE.md"
@@ -208,6 +227,10 @@ def check(root, args):
             for first, last, head in functions(p.read_text(encoding="utf-8", errors="replace")):
                 if last - first + 1 > args.max_function:
                     faults.append(f"{p.relative_to(root)}:{first}: a function of {last - first + 1} lines (at most {args.max_function}): {head}")
+    for p in sorted((root / "tests").rglob("*.cpp")):
+        for first, last, name in test_cases(p.read_text(encoding="utf-8", errors="replace")):
+            if last - first + 1 > args.max_test_case:
+                faults.append(f"{p.relative_to(root)}:{first}: a test case of {last - first + 1} lines (at most {args.max_test_case}): {name}")
     # One design document.
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.suffix in SOURCE_SUFFIXES + (".md", ".txt", ".cmake") and "build" not in p.parts and ".git" not in p.parts:
@@ -221,6 +244,7 @@ def main():
     ap.add_argument("--root", default=pathlib.Path(__file__).resolve().parent.parent, type=pathlib.Path)
     ap.add_argument("--max-header", type=int, default=450)
     ap.add_argument("--max-function", type=int, default=80)
+    ap.add_argument("--max-test-case", type=int, default=60)
     ap.add_argument("--graph", action="store_true")
     args = ap.parse_args()
     root = args.root.resolve()
