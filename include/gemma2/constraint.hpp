@@ -20,8 +20,11 @@
 #include <vector>
 
 #include "gemma2/grammar.hpp"
-#include "gemma2/sampling.hpp"
-#include "gemma2/tokenizer.hpp"
+#include "gemma2/grammar/compiled.hpp"
+#include "gemma2/grammar/matcher.hpp"
+#include "gemma2/sampling.hpp"  // a constraint is a Sampler stage: SamplerConstraint, Sampler::constrain, LogitProcessor
+#include "gemma2/status.hpp"
+#include "gemma2/tokenizer.hpp"  // TokenTrie::build reads the pieces
 
 GEMMA2_BEGIN_NAMESPACE
 

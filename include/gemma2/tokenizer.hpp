@@ -11,30 +11,11 @@
 #include <sentencepiece_processor.h>
 
 #include "gemma2/io/file.hpp"
+#include "gemma2/utf8.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 
 namespace detail {
-// Length of the valid UTF-8 character at s[0..n) (1-4), 0 if the bytes so far
-// could still become one (needs more input), or -1 if s[0] cannot start a
-// valid character. Follows RFC 3629: no overlongs, surrogates or > U+10FFFF.
-inline int utf8_char_length(const unsigned char* s, size_t n) {
-  const unsigned char c = s[0];
-  int len;
-  unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the second byte
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) len = 2;
-  else if (c >= 0xe0 && c <= 0xef) len = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-  else if (c >= 0xf0 && c <= 0xf4) len = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-  else return -1;
-  for (int i = 1; i < len; ++i) {
-    if (static_cast<size_t>(i) >= n) return 0;
-    const unsigned char lo_i = i == 1 ? lo : 0x80, hi_i = i == 1 ? hi : 0xbf;
-    if (s[i] < lo_i || s[i] > hi_i) return -1;
-  }
-  return len;
-}
-
 // How a sentencepiece model treats spaces when it decodes: with
 // add_dummy_prefix or remove_extra_whitespaces in its NormalizerSpec, the
 // leading U+2581 of the text is dropped (Gemma's tokenizer has neither).
@@ -94,16 +75,6 @@ inline int byte_piece_value(const std::string& piece) {
   return piece.size() == 6 ? hex(piece[3]) * 16 + hex(piece[4]) : 0;
 }
 
-// Index of the first byte that is not part of valid UTF-8, or npos.
-inline size_t find_invalid_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  for (size_t i = 0; i < s.size();) {
-    const int len = utf8_char_length(p + i, s.size() - i);
-    if (len <= 0) return i;
-    i += static_cast<size_t>(len);
-  }
-  return std::string_view::npos;
-}
 }  // namespace detail
 
 // Gemma's sentencepiece tokenizer. Immutable after load; copies share it.
