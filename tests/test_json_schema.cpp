@@ -1,19 +1,30 @@
-// JSON Schema keywords beyond the basic subset (number ranges, patterns,
-// formats, allOf, tuples, additionalProperties keys) and the whitespace
-// options, each checked against something independent of the converter:
-// exact arithmetic over every integer or decimal of a range, std::regex,
-// hand-written format validators, a schema validator written from the
-// specification here, and sampled output of the demo model.
+// JSON Schema conversion (gemma2/json_schema.hpp): the subset, number
+// ranges, patterns, formats, allOf, tuples, additionalProperties keys and
+// the whitespace options, each checked against something independent of
+// the converter: exact arithmetic over every integer or decimal of a
+// range, std::regex, hand-written format validators, the schema validator
+// of json_check.hpp written from the specification, nlohmann's parser,
+// and sampled output of the demo model.
 #include <cmath>
 #include <functional>
 #include <random>
 #include <regex>
 
-#include "support.hpp"
+#include "grammar_support.hpp"
+#include "json_check.hpp"
 
 namespace {
 
 using nlohmann::ordered_json;
+using test::grammar;
+using test::sample_completions;
+using test::samples_per_grammar;
+using test::schemas;
+using test::valid_date;
+using test::valid_ipv4;
+using test::valid_json;
+using test::valid_time;
+using test::valid_uuid;
 
 gemma2::Grammar schema_grammar(const std::string& schema, gemma2::JsonWhitespace ws = gemma2::JsonWhitespace::Compact) {
   gemma2::JsonGrammarOptions o;
@@ -36,176 +47,6 @@ std::string schema_error(const std::string& schema) {
   return gbnf.message();
 }
 
-// UTF-8 to code points, for std::wregex (a wchar_t holds one on Linux and
-// macOS; Windows builds check ASCII text only).
-std::wstring wide(const std::string& s) {
-  std::wstring out;
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    uint32_t cp = n == 1 ? c : c & (0xFFu >> (n + 1));
-    for (size_t k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3Fu);
-    out += static_cast<wchar_t>(cp);
-    i += n;
-  }
-  return out;
-}
-
-// ---- Formats, by hand ----
-
-bool digits(const std::string& s, size_t at, size_t n) {
-  if (at + n > s.size()) return false;
-  for (size_t i = at; i < at + n; ++i)
-    if (s[i] < '0' || s[i] > '9') return false;
-  return true;
-}
-int number_at(const std::string& s, size_t at, size_t n) { return std::stoi(s.substr(at, n)); }
-
-bool valid_date(const std::string& s) {
-  if (s.size() != 10 || !digits(s, 0, 4) || s[4] != '-' || !digits(s, 5, 2) || s[7] != '-' || !digits(s, 8, 2)) return false;
-  const int y = number_at(s, 0, 4), m = number_at(s, 5, 2), d = number_at(s, 8, 2);
-  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  const int days[] = {31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1];
-}
-
-// RFC 3339 full-time; `strict`: the converter's documented subset too
-// (seconds to 59, at most nine decimals, upper-case Z).
-bool valid_time(const std::string& s, bool strict) {
-  if (!digits(s, 0, 2) || s.size() < 9 || s[2] != ':' || !digits(s, 3, 2) || s[5] != ':' || !digits(s, 6, 2)) return false;
-  if (number_at(s, 0, 2) > 23 || number_at(s, 3, 2) > 59 || number_at(s, 6, 2) > (strict ? 59 : 60)) return false;
-  size_t i = 8;
-  if (s[i] == '.') {
-    const size_t start = ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    if (i == start || (strict && i - start > 9)) return false;
-  }
-  const std::string zone = s.substr(i);
-  if (zone == "Z" || (!strict && zone == "z")) return true;
-  return zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && digits(zone, 1, 2) && zone[3] == ':' && digits(zone, 4, 2) &&
-         number_at(zone, 1, 2) <= 23 && number_at(zone, 4, 2) <= 59;
-}
-
-bool valid_date_time(const std::string& s, bool strict) {
-  return s.size() > 11 && (s[10] == 'T' || (!strict && s[10] == 't')) && valid_date(s.substr(0, 10)) && valid_time(s.substr(11), strict);
-}
-
-bool valid_uuid(const std::string& s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash != (s[i] == '-')) return false;
-    if (!dash && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
-}
-
-bool valid_ipv4(const std::string& s) {
-  int parts = 0;
-  for (size_t i = 0; i <= s.size(); ++parts) {
-    const size_t end = std::min(s.find('.', i), s.size());
-    const std::string part = s.substr(i, end - i);
-    if (part.empty() || part.size() > 3 || !digits(part, 0, part.size()) || (part.size() > 1 && part[0] == '0') || std::stoi(part) > 255)
-      return false;
-    i = end + 1;
-  }
-  return parts == 4;
-}
-
-bool valid_format(const std::string& format, const std::string& s) {
-  if (format == "date") return valid_date(s);
-  if (format == "time") return valid_time(s, false);
-  if (format == "date-time") return valid_date_time(s, false);
-  if (format == "uuid") return valid_uuid(s);
-  if (format == "ipv4") return valid_ipv4(s);
-  return true;  // an annotation
-}
-
-// ---- A schema validator, written from the specification ----
-
-bool below(const ordered_json& a, const ordered_json& b) {  // a < b, exactly for integers, else as doubles
-  if (a.is_number_integer() && b.is_number_integer()) return a.get<int64_t>() < b.get<int64_t>();
-  return a.get<double>() < b.get<double>();
-}
-
-bool conforms(const ordered_json& v, const ordered_json& schema, const ordered_json& root) {
-  if (schema.is_boolean()) return schema.get<bool>();
-  if (schema.contains("$ref")) {
-    const std::string ref = schema["$ref"];
-    return conforms(v, root.at(ordered_json::json_pointer(ref.substr(1))), root);
-  }
-  if (schema.contains("allOf"))
-    for (const auto& s : schema["allOf"])
-      if (!conforms(v, s, root)) return false;
-  if (schema.contains("anyOf")) {
-    bool any = false;
-    for (const auto& s : schema["anyOf"]) any = any || conforms(v, s, root);
-    if (!any) return false;
-  }
-  if (schema.contains("oneOf")) {
-    int n = 0;
-    for (const auto& s : schema["oneOf"]) n += conforms(v, s, root);
-    if (n != 1) return false;
-  }
-  if (schema.contains("const") && v != schema["const"]) return false;
-  if (schema.contains("enum") && std::find(schema["enum"].begin(), schema["enum"].end(), v) == schema["enum"].end()) return false;
-  if (schema.contains("type")) {
-    std::vector<std::string> types;
-    if (schema["type"].is_string()) types.push_back(schema["type"]);
-    else for (const auto& t : schema["type"]) types.push_back(t);
-    bool ok = false;
-    for (const auto& t : types)
-      ok = ok || (t == "object" && v.is_object()) || (t == "array" && v.is_array()) || (t == "string" && v.is_string()) ||
-           (t == "number" && v.is_number()) || (t == "boolean" && v.is_boolean()) || (t == "null" && v.is_null()) ||
-           (t == "integer" && (v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())));
-    if (!ok) return false;
-  }
-  if (v.is_number()) {
-    const bool draft4_min = schema.contains("exclusiveMinimum") && schema["exclusiveMinimum"] == true;
-    const bool draft4_max = schema.contains("exclusiveMaximum") && schema["exclusiveMaximum"] == true;
-    if (schema.contains("minimum") && (below(v, schema["minimum"]) || (draft4_min && v == schema["minimum"]))) return false;
-    if (schema.contains("maximum") && (below(schema["maximum"], v) || (draft4_max && v == schema["maximum"]))) return false;
-    if (schema.contains("exclusiveMinimum") && schema["exclusiveMinimum"].is_number() && !below(schema["exclusiveMinimum"], v)) return false;
-    if (schema.contains("exclusiveMaximum") && schema["exclusiveMaximum"].is_number() && !below(v, schema["exclusiveMaximum"])) return false;
-  }
-  if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    const size_t n = wide(s).size();
-    if (schema.contains("minLength") && n < schema["minLength"].get<size_t>()) return false;
-    if (schema.contains("maxLength") && n > schema["maxLength"].get<size_t>()) return false;
-    if (schema.contains("pattern") && !std::regex_search(wide(s), std::wregex(wide(schema["pattern"].get<std::string>())))) return false;
-    if (schema.contains("format") && !valid_format(schema["format"], s)) return false;
-  }
-  if (v.is_object()) {
-    if (schema.contains("required"))
-      for (const auto& k : schema["required"])
-        if (!v.contains(k.get<std::string>())) return false;
-    for (const auto& [k, x] : v.items()) {
-      if (schema.contains("properties") && schema["properties"].contains(k)) {
-        if (!conforms(x, schema["properties"][k], root)) return false;
-      } else if (schema.contains("additionalProperties") && !conforms(x, schema["additionalProperties"], root)) {
-        return false;
-      }
-    }
-  }
-  if (v.is_array()) {
-    if (schema.contains("minItems") && v.size() < schema["minItems"].get<size_t>()) return false;
-    if (schema.contains("maxItems") && v.size() > schema["maxItems"].get<size_t>()) return false;
-    // Draft 2020: prefixItems then items; drafts 4-7: items as an array then additionalItems.
-    const bool old_tuple = schema.contains("items") && schema["items"].is_array();
-    const ordered_json prefix = old_tuple ? schema["items"] : schema.value("prefixItems", ordered_json::array());
-    const ordered_json rest = old_tuple ? schema.value("additionalItems", ordered_json(true)) : schema.value("items", ordered_json(true));
-    for (size_t i = 0; i < v.size(); ++i)
-      if (!conforms(v[i], i < prefix.size() ? prefix[i] : rest, root)) return false;
-  }
-  return true;
-}
-
-bool valid_json(const std::string& text, const ordered_json& schema) {
-  const auto v = ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return !v.is_discarded() && conforms(v, schema, schema);
-}
-
 // Whitespace outside strings: count, and the longest run.
 std::pair<size_t, size_t> json_spaces(const std::string& text) {
   size_t n = 0, run = 0, longest = 0;
@@ -221,34 +62,16 @@ std::pair<size_t, size_t> json_spaces(const std::string& text) {
   return {n, longest};
 }
 
-// Completions of `g` sampled at temperature 1 from the demo model after a
-// few prompts, each within `budget` tokens.
+// Completions of `g` sampled from the demo model, each from a fresh
+// session after one of a few prompts, within `budget` tokens.
 std::vector<std::string> demo_samples(const gemma2::Grammar& g, int count, int budget) {
-  using Model = gemma2::Gemma2Model<>;
-  static auto model = Model::load(GEMMA2_DEMO_MODEL);
-  static auto tok = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
-  static auto vocab = gemma2::TokenTrie::build(*tok);
-  REQUIRE(model.ok());
   const char* prompts[] = {"ROMEO:\n", "{\"", "The report:\n"};
   std::vector<std::string> out;
   for (int i = 0; i < count; ++i) {
-    auto session = gemma2::Session<Model>::create(*model, 256);
+    auto session = gemma2::Session<test::DemoModel>::create(test::demo_model(), 256);
     REQUIRE(session.ok());
-    gemma2::SamplingParams params;
-    params.seed = static_cast<uint64_t>(i) * 104729 + 17;
-    gemma2::Sampler sampler(params);
-    auto c = gemma2::GrammarConstraint::create(g, vocab);
-    REQUIRE(c.ok());
-    REQUIRE(c->set_budget(budget).ok());
-    sampler.constrain(std::move(*c));
-    gemma2::GenerateOptions o;
-    o.max_new_tokens = budget;
-    o.stop_tokens = gemma2::default_stop_tokens(*tok);
-    auto r = gemma2::generate(*session, *tok->encode_prompt(prompts[i % 3]), sampler, o, &*tok);
-    REQUIRE(r.ok());
-    CHECK(sampler.constraint()->can_end());
-    CHECK(g.matches(r->text));
-    out.push_back(r->text);
+    const auto prompt = *test::demo_tokenizer().encode_prompt(prompts[i % 3]);
+    out.push_back(test::constrained_completion(*session, prompt, g, budget, static_cast<uint64_t>(i) * 104729 + 17).text);
   }
   return out;
 }
@@ -623,5 +446,137 @@ TEST_CASE("demo model: sampled JSON under ranges, patterns, formats, allOf and t
     INFO(out);
     CHECK(valid_json(out, ordered_json::parse(list[0])));
     CHECK(json_spaces(out).second <= 1);
+  }
+}
+
+TEST_CASE("JSON Schema: the subset converts to grammars that accept conforming JSON and only that") {
+  const auto list = schemas();
+  struct Doc {
+    size_t schema;
+    const char* text;
+  };
+  // Valid and invalid documents per schema; the grammar must agree with the
+  // schema check wherever the document is in the grammar's style (free
+  // whitespace here, properties in order).
+  const Doc docs[] = {
+      {0, R"({"name": "Hal", "level": 3, "alive": true})"},
+      {0, R"({"name": "Hal", "level": 3.5, "alive": true})"},
+      {0, R"({"name": "Hal", "level": 3})"},
+      {1, R"({"action": "flee"})"},
+      {1, R"({"action": "flee", "target": "the goblin king"})"},
+      {1, R"({"action": "dance"})"},
+      {1, R"({"action": "talk", "amount": -1.5e3})"},
+      {2, R"({"tags": ["a", "bb"], "note": null})"},
+      {2, R"({"tags": []})"},
+      {2, R"({"tags": [""]})"},
+      {2, R"({"tags": ["a", "b", "c", "d"]})"},
+      {3, R"({"player": {"x": 1, "y": -2}, "hp": 10})"},
+      {3, R"({"player": {"x": 1}})"},
+      {4, R"([{"id": 1, "kind": "troll"}, {"id": 2, "kind": "goblin"}])"},
+      {4, R"([])"},
+      {5, R"({"reply": null, "mood": "calm"})"},
+      {5, R"({"reply": "\u00e9t\u00e9", "mood": "angry"})"},
+      {5, R"({"reply": true, "mood": "calm"})"},
+      {6, R"({"kind": "move", "to": [1, 2]})"},
+      {6, R"({"kind": "say", "text": "hello"})"},
+      {6, R"({"kind": "say", "to": [1, 2]})"},
+      {7, R"({"from": {"x": 0, "y": 1.5}, "to": {"x": 2, "y": 3}})"},
+      {7, R"({"from": {"x": 0}, "to": {"x": 2, "y": 3}})"},
+      {8, R"({"name": "a", "children": [{"name": "b"}, {"name": "c", "children": []}]})"},
+      {8, R"({"name": "a", "children": [{"name": "toolongname"}]})"},
+      {9, R"({"world": {"rooms": [{"name": "hall", "exits": ["n", "e"], "loot": {"gold": 3}}]}, "turn": 1})"},
+      {9, R"({"world": {"rooms": [{"name": "hall", "exits": ["x"]}]}, "turn": 1})"},
+  };
+  std::vector<gemma2::Grammar> grammars;
+  for (const auto& s : list) {
+    auto gbnf = gemma2::json_schema_to_gbnf(s, {gemma2::JsonWhitespace::Free});
+    INFO(s.dump());
+    INFO(gbnf.message());
+    REQUIRE(gbnf.ok());
+    grammars.push_back(grammar(*gbnf));
+  }
+  for (const auto& d : docs) {
+    INFO(list[d.schema].dump());
+    INFO(d.text);
+    CHECK(grammars[d.schema].matches(d.text) == valid_json(d.text, list[d.schema]));
+  }
+  // Whitespace and completion: the grammar ends at the closing brace.
+  CHECK(grammars[0].matches("{\n  \"name\": \"x\",\n  \"level\": 0,\n  \"alive\": false\n}"));
+  CHECK_FALSE(grammars[0].matches(R"({"name": "x", "level": 0, "alive": false} )"));
+  CHECK_FALSE(grammars[0].matches(R"({"name": "x", "level": 00, "alive": false})"));
+
+}
+
+TEST_CASE("JSON Schema: the any-JSON grammar accepts what nlohmann's parser accepts and only that") {
+  // The any-JSON grammar against nlohmann's parser.
+  const auto any = grammar(gemma2::json_gbnf({gemma2::JsonWhitespace::Free}));
+  for (const char* text : {R"({})", R"([])", R"("")", R"(-0.5e-3)", R"({"a": [1, {"b": null}], "c": "\n\u00e9"})", R"(true)"}) {
+    INFO(text);
+    CHECK(any.matches(text));
+    CHECK_FALSE(nlohmann::json::parse(text, nullptr, false).is_discarded());
+  }
+  for (const char* text : {R"({)", R"({"a" 1})", R"([1,])", R"("\ud800")", R"(01)", R"("a
+b")", R"(nul)", "{\"a\":1}x"}) {
+    INFO(text);
+    CHECK_FALSE(any.matches(text));
+  }
+}
+
+TEST_CASE("JSON Schema: unsupported or malformed schemas are errors naming the keyword and where") {
+  struct Case {
+    const char* schema;
+    const char* message;
+  };
+  const Case cases[] = {
+      {R"({"type":"string","not":{"const":"a"}})", "at #: the keyword 'not' is not supported"},
+      {R"({"type":"object","properties":{"n":{"type":"integer","multipleOf":2}}})", "at #/properties/n: the keyword 'multipleOf'"},
+      {R"({"type":"array","uniqueItems":true})", "'uniqueItems' is not supported"},
+      {R"({"type":"strnig"})", "unknown type 'strnig'"},
+      {R"({"$ref":"#/$defs/missing"})", "points at nothing"},
+      {R"({"$ref":"http://example.com/s.json"})", "only references inside the schema"},
+      {R"({"type":"string","maxLength":-1})", "'maxLength' must be an integer"},
+      {R"({"type":"string","minLength":5,"maxLength":2})", "minLength 5 is above maxLength 2"},
+      {R"({"type":"array","minItems":3,"maxItems":1})", "minItems 3 is above maxItems 1"},
+      {R"({"enum":[]})", "'enum' must be a non-empty array"},
+      {R"(false)", "the schema false matches nothing"},
+      {R"({"properties": 3})", "'properties' must be an object"},
+      {R"({"type":"object",)", "not valid JSON"},
+      {R"({"$ref":"#"})", "a $ref reaches itself before any JSON text"},
+      {R"({"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/b"},{"type":"null"}]},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"})", "reaches itself"},
+  };
+  for (const auto& c : cases) {
+    auto r = gemma2::json_schema_to_gbnf(c.schema);
+    INFO(c.schema);
+    INFO(r.message());
+    CHECK_FALSE(r.ok());
+    CHECK(r.message().find(c.message) != std::string::npos);
+  }
+  // Hostile nesting and expansion are refused, not followed.
+  std::string deep;
+  for (int i = 0; i < 1000; ++i) deep += R"({"type":"array","items":)";
+  deep += "{}" + std::string(1000, '}');
+  CHECK(gemma2::json_schema_to_gbnf(deep).message().find("nested more than 128 deep") != std::string::npos);
+  std::string wide = R"({"type":"integer"})";
+  for (int i = 0; i < 40; ++i) wide = R"({"anyOf":[{}, {}],"properties":{"p":)" + wide + "}}";
+  CHECK(gemma2::json_schema_to_gbnf(wide).message().find("sub-schemas") != std::string::npos);
+  // Annotations are ignored; {} and true mean any value.
+  CHECK(gemma2::json_schema_to_gbnf(R"({"title":"t","description":"d","format":"email","type":"string"})").ok());
+  CHECK(grammar(*gemma2::json_schema_to_gbnf("{}")).matches("[1,\"x\"]"));
+  CHECK(grammar(*gemma2::json_schema_to_gbnf("true")).matches("null"));
+}
+
+TEST_CASE("demo model: sampled completions under JSON grammars parse and conform") {
+  const int n = samples_per_grammar();
+  SUBCASE("any JSON value") {
+    sample_completions(grammar(gemma2::json_gbnf()), n, 48, [](const std::string& text) {
+      CHECK_FALSE(nlohmann::json::parse(text, nullptr, false).is_discarded());
+    });
+  }
+  const auto list = schemas();
+  for (size_t i = 0; i < list.size(); ++i) {
+    INFO("schema " << i << ": " << list[i].dump());
+    auto gbnf = gemma2::json_schema_to_gbnf(list[i]);
+    REQUIRE(gbnf.ok());
+    sample_completions(grammar(*gbnf), n, 64, [&](const std::string& text) { CHECK(valid_json(text, list[i])); });
   }
 }
