@@ -22,8 +22,9 @@
 #include "gemma2/grammar.hpp"
 #include "gemma2/grammar/compiled.hpp"
 #include "gemma2/grammar/matcher.hpp"
-#include "gemma2/sampling.hpp"  // a constraint is a Sampler stage: SamplerConstraint, Sampler::constrain, LogitProcessor
+#include "gemma2/sampling.hpp"  // processors::grammar is a LogitProcessor
 #include "gemma2/status.hpp"
+#include "gemma2/token.hpp"
 #include "gemma2/tokenizer.hpp"  // TokenTrie::build reads the pieces
 
 GEMMA2_BEGIN_NAMESPACE
