@@ -311,7 +311,7 @@ TEST_CASE("grammar constraint: a budget shorter than the shortest completion is 
     }
 }
 
-TEST_CASE("grammar constraint: partial UTF-8 from byte pieces, end tokens, budget, copies and rollback") {
+TEST_CASE("grammar constraint: partial UTF-8 from byte pieces, end tokens, copies and rollback") {
   auto tok = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
   REQUIRE(tok.ok());
   const auto vocab = demo_vocab();
@@ -346,7 +346,13 @@ TEST_CASE("grammar constraint: partial UTF-8 from byte pieces, end tokens, budge
   CHECK(c.min_bytes_to_complete() == fork.min_bytes_to_complete());
   CHECK(c.min_bytes_to_complete() == 2);  // é
   CHECK_FALSE(c.rollback(9).ok());
+}
 
+TEST_CASE("grammar constraint: sync follows a history, and a budget refuses what cannot finish in time") {
+  auto tok = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
+  REQUIRE(tok.ok());
+  const auto vocab = demo_vocab();
+  auto byte = [&](int b) { return static_cast<int32_t>(6 + b); };  // the demo's byte pieces are ids 6..261
   // sync follows a history: longest common prefix, then the rest.
   auto s = *gemma2::GrammarConstraint::create(grammar("root ::= [a-z]+"), vocab);
   const auto ab = *tok->encode("ab"), ax = *tok->encode("ax");
