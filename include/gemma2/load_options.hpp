@@ -109,8 +109,8 @@ struct MemoryPlan {
   }
 };
 
-namespace detail {
-// "17.2 GB", "13.9 MB", "900 bytes" (decimal units, as memory is sold).
+// "17.2 GB", "13.9 MB", "900 bytes" (decimal units, as memory is sold), for
+// messages about the memory a model takes (MemoryPlan).
 inline std::string human_bytes(size_t bytes) {
   char buf[32];
   if (bytes >= 1000000000) std::snprintf(buf, sizeof buf, "%.1f GB", static_cast<double>(bytes) / 1e9);
@@ -118,6 +118,8 @@ inline std::string human_bytes(size_t bytes) {
   else std::snprintf(buf, sizeof buf, "%zu bytes", bytes);
   return buf;
 }
+namespace detail {
+using gemma2::human_bytes;  // the loader's messages name it so
 }  // namespace detail
 
 GEMMA2_END_NAMESPACE

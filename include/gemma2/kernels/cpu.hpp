@@ -165,13 +165,14 @@ inline std::vector<KernelSet> supported_kernel_sets() {
   return sets;
 }
 
-namespace detail {
-// "portable, avx2, avx512" for messages; every set by default.
+// "portable, avx2, avx512", for messages and help texts; every set by default.
 inline std::string kernel_set_list(const std::vector<KernelSet>& sets = {std::begin(kKernelSets), std::end(kKernelSets)}) {
   std::string s;
   for (KernelSet k : sets) s += (s.empty() ? "" : ", ") + std::string(kernel_set_name(k));
   return s;
 }
+namespace detail {
+using gemma2::kernel_set_list;  // the name the library's messages and tests use
 }  // namespace detail
 
 GEMMA2_END_NAMESPACE

@@ -118,4 +118,19 @@ inline const Kernels& default_kernels() {
 }
 
 }  // namespace detail
+
+// What a load with LoadOptions::kernels = `requested` would run, as
+// Gemma2Model::kernel_set() and kernel_features() then say (the CPU features
+// the table uses, e.g. "vnni bf16"), known before any model is loaded; or
+// why it cannot run here.
+struct KernelChoice {
+  KernelSet set;
+  const char* features;
+};
+inline Result<KernelChoice> choose_kernels(std::optional<KernelSet> requested) {
+  auto k = detail::select_kernels(requested);
+  if (!k) return Error{k.message()};
+  return KernelChoice{(*k)->set, (*k)->features};
+}
+
 GEMMA2_END_NAMESPACE
