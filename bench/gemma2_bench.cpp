@@ -58,11 +58,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -748,16 +750,35 @@ struct Shape {
 constexpr Shape kShapes[] = {
     {"q_proj", 2048, 2304}, {"gate_proj", 9216, 2304}, {"down_proj", 2304, 9216}, {"embed_out", 256000, 2304}};
 
-}  // namespace
+using Benchmark = benchmark::internal::Benchmark;
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::pair<const char*, DType> dtypes[] = {
-      {"f32", DType::F32}, {"bf16", DType::BF16}, {"q8", DType::Q8_0}, {"q4", DType::Q4_0}};
+// Wall-clock time (the pool's threads do the work) in milliseconds, for at
+// least `min_time` seconds, or exactly `iterations` times when given.
+Benchmark* wall_ms(Benchmark* b, double min_time, int iterations = 0) {
+  if (iterations > 0) b->Iterations(iterations);
+  else b->MinTime(min_time);
+  return b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
 
+// One argument, named, taking each of `values`.
+Benchmark* arg(Benchmark* b, const char* name, std::initializer_list<int64_t> values) {
+  b->ArgName(name);
+  for (int64_t v : values) b->Arg(v);
+  return b;
+}
+
+Benchmark* register_named(const std::string& name, void (*fn)(benchmark::State&)) {
+  return benchmark::RegisterBenchmark(name.c_str(), fn);
+}
+
+using NamedDType = std::pair<const char*, DType>;
+constexpr NamedDType kDTypes[] = {{"f32", DType::F32}, {"bf16", DType::BF16}, {"q8", DType::Q8_0}, {"q4", DType::Q4_0}};
+
+// matvec, matvec_hot, matmul, parallel_for and read_bandwidth: the kernels
+// and the machine.
+void register_kernel_benchmarks() {
   // The K-quants of llama.cpp's Q4_K_M and Q5_K_M files (matrix products only).
-  std::vector<std::pair<const char*, DType>> matvec_dtypes(std::begin(dtypes), std::end(dtypes));
+  std::vector<NamedDType> matvec_dtypes(std::begin(kDTypes), std::end(kDTypes));
   matvec_dtypes.insert(matvec_dtypes.end(), {{"q4_k", DType::Q4_K}, {"q5_k", DType::Q5_K}, {"q6_k", DType::Q6_K}});
   for (const Shape& s : kShapes)
     for (const auto& [dname, dt] : matvec_dtypes)
@@ -777,114 +798,76 @@ int main(int argc, char** argv) {
         ->ArgNames({"T", "threads"})
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("parallel_for", BM_ParallelFor)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+  arg(register_named("parallel_for", BM_ParallelFor), "threads", {1, 2})->UseRealTime();
+  arg(register_named("read_bandwidth", BM_ReadBandwidth), "threads", {1, 2})->Iterations(5)->UseRealTime();
+}
 
-  benchmark::RegisterBenchmark("read_bandwidth", BM_ReadBandwidth)
-      ->ArgName("threads")
-      ->Arg(1)
-      ->Arg(2)
-      ->Iterations(5)
-      ->UseRealTime();
-  for (const auto& [dname, dt] : dtypes) {
+// e2e/* and attention/*: a 2B-shaped model with random weights.
+void register_e2e_benchmarks() {
+  for (const auto& [dname, dt] : kDTypes) {
     if (dt == DType::F32) continue;  // 10 GB of weights; not a speed target
-    benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/prefill").c_str(), BM_E2EPrefill, dt)
+    const std::string e2e = std::string("e2e/") + dname;
+    wall_ms(benchmark::RegisterBenchmark((e2e + "/prefill").c_str(), BM_E2EPrefill, dt), 0, 2)
         ->ArgsProduct({{512}, {1, 2}})
-        ->ArgNames({"T", "threads"})
-        ->Iterations(2)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/prefill").c_str(), BM_E2EPrefill, dt)
+        ->ArgNames({"T", "threads"});
+    wall_ms(benchmark::RegisterBenchmark((e2e + "/prefill").c_str(), BM_E2EPrefill, dt), 0, 1)
         ->ArgsProduct({{4096}, {2}})
-        ->ArgNames({"T", "threads"})
-        ->Iterations(1)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
+        ->ArgNames({"T", "threads"});
     // Depth 8160: the deepest a 32-token decode reaches within the 8192 context.
-    benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/decode").c_str(), BM_E2EDecode<float>, dt)
+    wall_ms(benchmark::RegisterBenchmark((e2e + "/decode").c_str(), BM_E2EDecode<float>, dt), 3.0)
         ->ArgsProduct({{0, 2048, 8160}, {1, 2}})
-        ->ArgNames({"depth", "threads"})
-        ->MinTime(3.0)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
+        ->ArgNames({"depth", "threads"});
     for (auto [kv_name, decode] : {std::pair{"bf16", BM_E2EDecode<gemma2::bf16>}, std::pair{"int8", BM_E2EDecode<int8_t>}})
-      benchmark::RegisterBenchmark((std::string("e2e/") + dname + "/decode_kv_" + kv_name).c_str(), decode, dt)
+      wall_ms(benchmark::RegisterBenchmark((e2e + "/decode_kv_" + kv_name).c_str(), decode, dt), 3.0)
           ->ArgsProduct({{2048, 8160}, {2}})
-          ->ArgNames({"depth", "threads"})
-          ->MinTime(3.0)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
+          ->ArgNames({"depth", "threads"});
   }
-
   for (auto [kv_name, attention] : {std::pair{"f32", BM_Attention<float>}, std::pair{"bf16", BM_Attention<gemma2::bf16>},
                                     std::pair{"int8", BM_Attention<int8_t>}})
-    benchmark::RegisterBenchmark((std::string("attention/") + kv_name).c_str(), attention)
+    register_named(std::string("attention/") + kv_name, attention)
         ->ArgsProduct({{2048, 8160}, {1, 2}})
         ->ArgNames({"depth", "threads"})
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("grammar/mask", BM_GrammarMask)
-      ->ArgName("schema")
-      ->Arg(0)
-      ->Arg(1)
-      ->MinTime(2.0)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("grammar/decode_q4", BM_GrammarDecode)
-      ->ArgName("threads")
-      ->Arg(2)
-      ->MinTime(30.0)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+}
+
+// grammar/*, speculative/* and frame_loop/*: decoding beyond the forward pass.
+void register_decoding_benchmarks() {
+  wall_ms(arg(register_named("grammar/mask", BM_GrammarMask), "schema", {0, 1}), 2.0);
+  wall_ms(arg(register_named("grammar/decode_q4", BM_GrammarDecode), "threads", {2}), 30.0);
   for (const auto& [name, type, shape] : {std::tuple{"q4/2b", DType::Q4_0, "2b"}, std::tuple{"q8/2b", DType::Q8_0, "2b"},
                                           std::tuple{"bf16/2b", DType::BF16, "2b"}, std::tuple{"q4/9b-8", DType::Q4_0, "9b-8"},
                                           std::tuple{"q8/9b-8", DType::Q8_0, "9b-8"}})
-    benchmark::RegisterBenchmark((std::string("speculative/verify/") + name).c_str(), BM_Verify, type, std::string(shape))
+    wall_ms(benchmark::RegisterBenchmark((std::string("speculative/verify/") + name).c_str(), BM_Verify, type,
+                                         std::string(shape)),
+            3.0)
         ->ArgsProduct({{1, 2, 4, 6}, {2}})
-        ->ArgNames({"k", "threads"})
-        ->MinTime(3.0)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("speculative/demo", BM_Speculative)
-      ->ArgName("workload")
-      ->Arg(0)
-      ->Arg(1)
-      ->Arg(2)
-      ->MinTime(5.0)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("frame_loop/budget", BM_FrameBudget)
+        ->ArgNames({"k", "threads"});
+  wall_ms(arg(register_named("speculative/demo", BM_Speculative), "workload", {0, 1, 2}), 5.0);
+  wall_ms(register_named("frame_loop/budget", BM_FrameBudget), 0, 3)
       ->ArgsProduct({{0, 1}, {5, 16}})
-      ->ArgNames({"model", "budget_ms"})
-      ->Iterations(3)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("model/load", BM_Load)
-      ->ArgName("preload")
-      ->Arg(0)
-      ->Arg(1)
-      ->Iterations(1)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("model/decode", BM_Decode)
-      ->ArgName("threads")
-      ->Arg(1)
-      ->Arg(2)
-      ->MinTime(5.0)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("model/batch_decode", BM_BatchDecode)
-      ->ArgsProduct({{1, 4, 8, 16}, {2}})
-      ->ArgNames({"N", "threads"})
-      ->MinTime(5.0)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("model/prefill", BM_Prefill)
-      ->ArgsProduct({{64}, {1, 2}})
-      ->ArgNames({"T", "threads"})
-      ->MinTime(5.0)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+      ->ArgNames({"model", "budget_ms"});
+}
 
+// model/*: the checkpoint in $GEMMA2_BENCH_MODEL.
+void register_model_benchmarks() {
+  wall_ms(arg(register_named("model/load", BM_Load), "preload", {0, 1}), 0, 1);
+  wall_ms(arg(register_named("model/decode", BM_Decode), "threads", {1, 2}), 5.0);
+  wall_ms(register_named("model/batch_decode", BM_BatchDecode), 5.0)
+      ->ArgsProduct({{1, 4, 8, 16}, {2}})
+      ->ArgNames({"N", "threads"});
+  wall_ms(register_named("model/prefill", BM_Prefill), 5.0)->ArgsProduct({{64}, {1, 2}})->ArgNames({"T", "threads"});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  register_kernel_benchmarks();
+  register_e2e_benchmarks();
+  register_decoding_benchmarks();
+  register_model_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
