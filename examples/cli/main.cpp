@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gemma2/gemma2.hpp"
+#include "gemma2/testing/random_model.hpp"
 
 #if defined(_WIN32)
 #include <fcntl.h>
