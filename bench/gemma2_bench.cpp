@@ -70,6 +70,7 @@
 #include <benchmark/benchmark.h>
 
 #include "gemma2/gemma2.hpp"
+#include "gemma2/testing/random_model.hpp"
 
 namespace {
 

@@ -336,23 +336,17 @@ constexpr char kReplyMagic[8] = {'G', 'E', 'M', 'M', 'A', '2', 'C', 'R'};
 constexpr uint32_t kReplyVersion = 1;
 
 std::vector<uint8_t> save_with_reply(std::vector<uint8_t> session_blob, const Reply& reply) {
-  gemma2::detail::Writer w;
+  gemma2::detail::ByteWriter w;
   w.bytes(kReplyMagic, sizeof kReplyMagic);
   w.u32(kReplyVersion);
-  w.u64(session_blob.size());
-  w.bytes(session_blob.data(), session_blob.size());
+  w.string(session_blob.data(), session_blob.size());
   const ReplySpec& spec = reply.spec;
   for (int32_t v : {spec.max_tokens, spec.prefill_chunk, spec.lookup_ngram, spec.draft_max}) w.u32(static_cast<uint32_t>(v));
   w.u32(static_cast<uint32_t>(spec.stop_strings.size()));
-  for (const std::string& stop : spec.stop_strings) {
-    w.u64(stop.size());
-    w.bytes(stop.data(), stop.size());
-  }
+  for (const std::string& stop : spec.stop_strings) w.string(stop);
   const std::vector<uint8_t> state = reply.generation ? reply.generation->save() : reply.saved;
-  w.u64(state.size());
-  w.bytes(state.data(), state.size());
-  w.u64(gemma2::detail::fnv1a(w.out.data(), w.out.size()));
-  return std::move(w.out);
+  w.string(state.data(), state.size());
+  return std::move(w).checksummed();
 }
 
 // Splits a container into the session's blob and the reply (its Generation
@@ -363,27 +357,18 @@ gemma2::Result<std::pair<std::vector<uint8_t>, std::unique_ptr<Reply>>> split_re
     return std::make_pair(std::vector<uint8_t>(data, data + size), std::unique_ptr<Reply>());
   const std::string where = "session restore: ";
   if (size < sizeof kReplyMagic + 12) return err(where, "truncated");
-  uint64_t stored_hash;
-  std::memcpy(&stored_hash, data + size - 8, 8);
-  if (gemma2::detail::fnv1a(data, size - 8) != stored_hash) return err(where, "checksum mismatch (corrupt data)");
-  gemma2::detail::Reader r{data + sizeof kReplyMagic, data + size - 8};
-  if (const uint32_t v = r.u32(); v != kReplyVersion) return err(where, "reply version ", v, " is not supported");
-  auto bytes = [&](uint64_t n) {
-    const uint8_t* p = n <= r.left() ? r.take(static_cast<size_t>(n)) : (r.failed = true, nullptr);
-    return p ? std::vector<uint8_t>(p, p + n) : std::vector<uint8_t>();
-  };
-  std::vector<uint8_t> session_blob = bytes(r.u64());
+  if (!gemma2::detail::checksum_matches(data, size)) return err(where, "checksum mismatch (corrupt data)");
+  gemma2::detail::ByteReader r(data + sizeof kReplyMagic, size - sizeof kReplyMagic - 8);
+  if (const uint32_t v = r.u32("version"); v != kReplyVersion) return err(where, "reply version ", v, " is not supported");
+  std::vector<uint8_t> session_blob = r.byte_string("session");
   auto reply = std::make_unique<Reply>();
   ReplySpec& spec = reply->spec;
   for (int32_t* v : {&spec.max_tokens, &spec.prefill_chunk, &spec.lookup_ngram, &spec.draft_max})
-    *v = static_cast<int32_t>(r.u32());
-  const uint32_t stops = r.u32();
+    *v = static_cast<int32_t>(r.u32("reply option"));
+  const uint32_t stops = r.u32("stop string count");
   if (!r.ok() || stops > r.left() / 8) return err(where, "truncated");
-  for (uint32_t i = 0; i < stops; ++i) {
-    const std::vector<uint8_t> stop = bytes(r.u64());
-    spec.stop_strings.emplace_back(stop.begin(), stop.end());
-  }
-  reply->saved = bytes(r.u64());
+  for (uint32_t i = 0; i < stops; ++i) spec.stop_strings.push_back(r.string("stop string"));
+  reply->saved = r.byte_string("reply");
   if (!r.ok() || r.left() != 0) return err(where, r.ok() ? "unexpected bytes after the reply" : "truncated");
   if (spec.max_tokens < 0 || spec.prefill_chunk < 1 || spec.lookup_ngram < 0 || spec.draft_max < 1 ||
       spec.draft_max > gemma2::kMaxDraft || reply->saved.empty())

@@ -19,6 +19,8 @@
 #include <doctest/doctest.h>
 
 #include "gemma2/gemma2.hpp"
+#include "gemma2/io/gguf_writer.hpp"
+#include "gemma2/testing/random_model.hpp"
 
 #if defined(_WIN32)
 #include <process.h>

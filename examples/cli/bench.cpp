@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "gemma2/testing/random_model.hpp"
 #include "measure.hpp"
 
 namespace gemma2_cli {

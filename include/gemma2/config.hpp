@@ -1,17 +1,22 @@
-// Model configurations (DESIGN.md, property 4: configs are data).
+// Model configurations (docs/ARCHITECTURE.md: configs are data).
 //
 // A Config is any type with the fields below. The presets are empty structs of
 // `static constexpr` members, so the compiler sees fixed sizes; RuntimeConfig
-// has the same fields as ordinary members, filled from config.json, so any
-// valid Gemma 2 checkpoint loads. Model code reads `config.field` and never
-// branches on the model size: the local/global pattern comes from
-// `layer_type(i)`.
+// has the same fields as ordinary members, filled from config.json or GGUF
+// metadata, so any valid Gemma 2 checkpoint loads. Model code reads
+// `config.field` and never branches on the model size: the local/global
+// pattern comes from `layer_type(i)`. GEMMA2_CONFIG_FIELDS below is the one
+// list of the numeric fields; conversion, validation, comparison, the
+// config.json and GGUF readers and writers and a saved session's fingerprint
+// all walk it.
 #pragma once
 
 #include <cmath>
 #include <limits>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -24,6 +29,12 @@ GEMMA2_BEGIN_NAMESPACE
 enum class AttentionKind { Local, Global };
 
 namespace detail {
+// The reference's pattern (Hugging Face's layer_types, llama.cpp's GGUF
+// reading): layer 0 slides, then they alternate.
+constexpr AttentionKind alternating_layer_type(int layer) {
+  return layer % 2 == 0 ? AttentionKind::Local : AttentionKind::Global;
+}
+
 // Fields shared by every published Gemma 2 size (Gemma 2 paper, Table 1).
 struct PresetCommon {
   static constexpr int vocab_size = 256000;
@@ -33,10 +44,7 @@ struct PresetCommon {
   static constexpr float final_logit_softcapping = 30.0f;
   static constexpr float rope_theta = 10000.0f;
   static constexpr float rms_norm_eps = 1e-6f;
-  // Layer 0 is local, then they alternate (reference: layer_types / i % 2 == 0).
-  static constexpr AttentionKind layer_type(int layer) {
-    return layer % 2 == 0 ? AttentionKind::Local : AttentionKind::Global;
-  }
+  static constexpr AttentionKind layer_type(int layer) { return alternating_layer_type(layer); }
 };
 }  // namespace detail
 
@@ -101,74 +109,78 @@ struct RuntimeConfig {
   AttentionKind layer_type(int layer) const { return layer_types[static_cast<size_t>(layer)]; }
 };
 
+// The numeric fields of a config, one X(name, gguf_key, fingerprint_slot)
+// each, in RuntimeConfig's order. `name` is the member and its config.json
+// key; `gguf_key` the metadata key llama.cpp's converter writes (nullptr:
+// none; vocab_size comes from the embedding's shape); `fingerprint_slot` its
+// place in a saved session's model fingerprint (-1: the saved state does not
+// depend on it). Slots are part of the session format: never renumber them.
+#define GEMMA2_CONFIG_FIELDS(X)                                                \
+  X(vocab_size, nullptr, 0)                                                    \
+  X(hidden_size, "gemma2.embedding_length", 1)                                 \
+  X(num_hidden_layers, "gemma2.block_count", 2)                                \
+  X(num_attention_heads, "gemma2.attention.head_count", 3)                     \
+  X(num_key_value_heads, "gemma2.attention.head_count_kv", 4)                  \
+  X(head_dim, "gemma2.attention.key_length", 5)                                \
+  X(intermediate_size, "gemma2.feed_forward_length", 6)                        \
+  X(query_pre_attn_scalar, "gemma2.attention.query_pre_attn_scalar", 8)        \
+  X(sliding_window, "gemma2.attention.sliding_window", 7)                      \
+  X(max_position_embeddings, "gemma2.context_length", -1)                      \
+  X(attn_logit_softcapping, "gemma2.attn_logit_softcapping", 11)               \
+  X(final_logit_softcapping, "gemma2.final_logit_softcapping", -1)             \
+  X(rope_theta, "gemma2.rope.freq_base", 9)                                    \
+  X(rms_norm_eps, "gemma2.attention.layer_norm_rms_epsilon", 10)
+
 // The runtime view of any Config (a preset's constants, or a copy).
 template <class Config>
 RuntimeConfig to_runtime(const Config& c) {
   RuntimeConfig r;
   r.name = c.name;
-  r.vocab_size = c.vocab_size;
-  r.hidden_size = c.hidden_size;
-  r.num_hidden_layers = c.num_hidden_layers;
-  r.num_attention_heads = c.num_attention_heads;
-  r.num_key_value_heads = c.num_key_value_heads;
-  r.head_dim = c.head_dim;
-  r.intermediate_size = c.intermediate_size;
-  r.query_pre_attn_scalar = c.query_pre_attn_scalar;
-  r.sliding_window = c.sliding_window;
-  r.max_position_embeddings = c.max_position_embeddings;
-  r.attn_logit_softcapping = c.attn_logit_softcapping;
-  r.final_logit_softcapping = c.final_logit_softcapping;
-  r.rope_theta = c.rope_theta;
-  r.rms_norm_eps = c.rms_norm_eps;
+#define GEMMA2_COPY_FIELD(name, gguf_key, slot) r.name = c.name;
+  GEMMA2_CONFIG_FIELDS(GEMMA2_COPY_FIELD)
+#undef GEMMA2_COPY_FIELD
   r.layer_types.resize(static_cast<size_t>(c.num_hidden_layers));
   for (int i = 0; i < c.num_hidden_layers; ++i) r.layer_types[static_cast<size_t>(i)] = c.layer_type(i);
   return r;
 }
 
 namespace detail {
-// The numeric fields of a config, by their config.json keys: one list for
-// parsing, writing, validating and comparing configs.
-struct IntField {
+// One entry of GEMMA2_CONFIG_FIELDS as data: exactly one of the member
+// pointers is set.
+struct ConfigField {
   const char* key;
-  int RuntimeConfig::*member;
+  int RuntimeConfig::*int_member;
+  float RuntimeConfig::*float_member;
+  const char* gguf_key;
+  int fingerprint_slot;
 };
-struct FloatField {
-  const char* key;
-  float RuntimeConfig::*member;
-};
-inline constexpr IntField kIntFields[] = {
-    {"vocab_size", &RuntimeConfig::vocab_size},
-    {"hidden_size", &RuntimeConfig::hidden_size},
-    {"num_hidden_layers", &RuntimeConfig::num_hidden_layers},
-    {"num_attention_heads", &RuntimeConfig::num_attention_heads},
-    {"num_key_value_heads", &RuntimeConfig::num_key_value_heads},
-    {"head_dim", &RuntimeConfig::head_dim},
-    {"intermediate_size", &RuntimeConfig::intermediate_size},
-    {"sliding_window", &RuntimeConfig::sliding_window},
-    {"max_position_embeddings", &RuntimeConfig::max_position_embeddings},
-};
-inline constexpr FloatField kFloatFields[] = {
-    {"query_pre_attn_scalar", &RuntimeConfig::query_pre_attn_scalar},
-    {"attn_logit_softcapping", &RuntimeConfig::attn_logit_softcapping},
-    {"final_logit_softcapping", &RuntimeConfig::final_logit_softcapping},
-    {"rope_theta", &RuntimeConfig::rope_theta},
-    {"rms_norm_eps", &RuntimeConfig::rms_norm_eps},
-};
+constexpr ConfigField config_field(const char* key, int RuntimeConfig::*m, const char* gguf_key, int slot) {
+  return {key, m, nullptr, gguf_key, slot};
+}
+constexpr ConfigField config_field(const char* key, float RuntimeConfig::*m, const char* gguf_key, int slot) {
+  return {key, nullptr, m, gguf_key, slot};
+}
+#define GEMMA2_FIELD_ENTRY(name, gguf_key, slot) config_field(#name, &RuntimeConfig::name, gguf_key, slot),
+inline constexpr ConfigField kConfigFields[] = {GEMMA2_CONFIG_FIELDS(GEMMA2_FIELD_ENTRY)};
+#undef GEMMA2_FIELD_ENTRY
+// Slots 0..11 and the layer pattern in slot 12.
+inline constexpr int kFingerprintSlots = 13;
 
-// A double read from a file as float; false when it is finite but beyond
-// float's range (casting it would be undefined behaviour, not infinity).
-inline bool narrow_to_float(double d, float* out) {
-  if (std::isfinite(d) && std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max())) return false;
-  *out = static_cast<float>(d);
-  return true;
+// Calls f(field, value) for every field of `c` (a RuntimeConfig, const or
+// not), value being an int& or a float&.
+template <class Cfg, class F>
+void for_each_field(Cfg& c, F&& f) {
+  for (const ConfigField& field : kConfigFields) {
+    if (field.int_member) f(field, c.*field.int_member);
+    else f(field, c.*field.float_member);
+  }
 }
 
-// The reference's pattern where a config lists no layer types (older
-// config.json files, GGUF): layer 0 local, then alternating. Empty for an
-// absurd layer count, which validate() then reports.
+// The layer types where a config lists none (older config.json files,
+// GGUF). Empty for an absurd layer count, which validate() then reports.
 inline std::vector<AttentionKind> alternating_layer_types(int layers) {
   std::vector<AttentionKind> t;
-  for (int i = 0; i < layers && layers <= 1024; ++i) t.push_back(i % 2 == 0 ? AttentionKind::Local : AttentionKind::Global);
+  for (int i = 0; i < layers && layers <= 1024; ++i) t.push_back(alternating_layer_type(i));
   return t;
 }
 }  // namespace detail
@@ -179,12 +191,18 @@ inline std::vector<AttentionKind> alternating_layer_types(int layers) {
 inline Status validate(const RuntimeConfig& c) {
   using detail::err;
   constexpr int kMaxDim = 1 << 20;
-  for (const auto& [field, member] : detail::kIntFields) {
-    const int v = c.*member;
-    if (v <= 0) return err("config: ", field, " must be positive, got ", v);
-    if (v > kMaxDim && std::string(field) != "vocab_size")
-      return err("config: ", field, " = ", v, " is larger than the supported ", kMaxDim);
-  }
+  Status status;
+  detail::for_each_field(c, [&](const detail::ConfigField& field, auto v) {
+    if (!status) return;
+    if constexpr (std::is_same_v<decltype(v), int>) {
+      if (v <= 0) status = err("config: ", field.key, " must be positive, got ", v);
+      else if (v > kMaxDim && field.int_member != &RuntimeConfig::vocab_size)
+        status = err("config: ", field.key, " = ", v, " is larger than the supported ", kMaxDim);
+    } else if (!(std::isfinite(v) && v > 0)) {  // every float field is a positive scale
+      status = err("config: ", field.key, " must be a positive finite number, got ", v);
+    }
+  });
+  if (!status) return status;
   if (c.vocab_size > (1 << 24)) return err("config: vocab_size = ", c.vocab_size, " is larger than 16777216");
   if (c.num_hidden_layers > 1024) return err("config: num_hidden_layers = ", c.num_hidden_layers, " is larger than 1024");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
@@ -194,9 +212,6 @@ inline Status validate(const RuntimeConfig& c) {
   if (static_cast<int64_t>(c.num_attention_heads) * c.head_dim > kMaxDim)
     return err("config: num_attention_heads * head_dim = ",
                static_cast<int64_t>(c.num_attention_heads) * c.head_dim, " is too large");
-  for (const auto& [field, member] : detail::kFloatFields)  // all of them are positive scales
-    if (!(std::isfinite(c.*member) && c.*member > 0))
-      return err("config: ", field, " must be a positive finite number, got ", c.*member);
   if (c.layer_types.size() != static_cast<size_t>(c.num_hidden_layers))
     return err("config: layer_types has ", c.layer_types.size(), " entries but num_hidden_layers is ",
                c.num_hidden_layers);
@@ -209,15 +224,42 @@ template <class Config>
 Status check_matches(const Config& expected, const RuntimeConfig& actual) {
   using detail::err;
   const RuntimeConfig e = to_runtime(expected);
-  for (const auto& [field, member] : detail::kIntFields)
-    if (e.*member != actual.*member)
-      return err("config.json ", field, " = ", actual.*member, " but the model type ", e.name, " expects ", e.*member);
-  for (const auto& [field, member] : detail::kFloatFields)
-    if (e.*member != actual.*member)
-      return err("config.json ", field, " = ", actual.*member, " but the model type ", e.name, " expects ", e.*member);
+  for (const detail::ConfigField& f : detail::kConfigFields) {
+    if (f.int_member && e.*f.int_member != actual.*f.int_member)
+      return err("config.json ", f.key, " = ", actual.*f.int_member, " but the model type ", e.name, " expects ",
+                 e.*f.int_member);
+    if (f.float_member && e.*f.float_member != actual.*f.float_member)
+      return err("config.json ", f.key, " = ", actual.*f.float_member, " but the model type ", e.name, " expects ",
+                 e.*f.float_member);
+  }
   if (e.layer_types != actual.layer_types)
     return err("config.json layer_types does not match the local/global pattern of ", e.name);
   return {};
 }
+
+namespace detail {
+// The configuration a saved session's keys and values depend on, as the
+// u64 words Session::save writes: the fields with a fingerprint slot (ints as
+// they are, floats as their bits) and the layer pattern.
+inline std::vector<uint64_t> config_fingerprint(const RuntimeConfig& c) {
+  std::vector<uint64_t> words(kFingerprintSlots);
+  for_each_field(c, [&](const ConfigField& field, auto v) {
+    if (field.fingerprint_slot < 0) return;
+    uint64_t word = 0;
+    if constexpr (std::is_same_v<decltype(v), float>) {
+      uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      word = bits;
+    } else {
+      word = static_cast<uint64_t>(v);
+    }
+    words[static_cast<size_t>(field.fingerprint_slot)] = word;
+  });
+  uint64_t layers = 0;
+  for (AttentionKind kind : c.layer_types) layers = layers * 31 + (kind == AttentionKind::Local ? 1 : 2);
+  words[kFingerprintSlots - 1] = layers;
+  return words;
+}
+}  // namespace detail
 
 GEMMA2_END_NAMESPACE

@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gemma2/io/bytes.hpp"
 #include "gemma2/model.hpp"
 #include "gemma2/reply.hpp"
 #include "gemma2/session.hpp"
@@ -110,7 +111,7 @@ class Generation {
   // the stop reason and counters. Not the options, the tokenizer or the
   // sampler: restore() goes into a Generation made with the same ones.
   std::vector<uint8_t> save() const {
-    detail::Writer w;
+    detail::ByteWriter w;
     w.bytes(kMagic, sizeof kMagic);
     w.u32(kVersion);
     w.u32((started_ ? 1u : 0u) | (done_ ? 2u : 0u) | (stopped_by_callback_ ? 4u : 0u) | (filter_.hit() ? 8u : 0u) |
@@ -118,21 +119,16 @@ class Generation {
     w.u32(static_cast<uint32_t>(reply_.stop));
     w.u64(reply_.tokens.size());
     for (int32_t t : reply_.tokens) w.u32(static_cast<uint32_t>(t));
-    auto text = [&](const std::string& t) {
-      w.u64(t.size());
-      w.bytes(t.data(), t.size());
-    };
-    text(reply_.text);
-    text(filter_.held());
+    w.string(reply_.text);
+    w.string(filter_.held());
     const StreamDecoder::State d = decoder_ ? decoder_->state() : StreamDecoder::State{};
-    text(d.bytes);
+    w.string(d.bytes);
     w.u32((d.emitted ? 1u : 0u) | (d.at_start ? 2u : 0u) | (d.bos_space_dropped ? 4u : 0u));
     for (int v : {reply_.prefill_tokens, reply_.target_passes, reply_.drafted, reply_.accepted})
       w.u32(static_cast<uint32_t>(v));
     w.u64(ready_.size());
     w.bytes(ready_.data(), ready_.size() * sizeof(float));
-    w.u64(detail::fnv1a(w.out.data(), w.out.size()));
-    return std::move(w.out);
+    return std::move(w).checksummed();
   }
 
   // Continues a reply saved by save(); fails, changing nothing, with a
@@ -144,39 +140,31 @@ class Generation {
     const std::string where = "generation restore: ";
     if (data == nullptr || size < sizeof kMagic + 12 || std::memcmp(data, kMagic, sizeof kMagic) != 0)
       return err(where, "not a saved gemma2 reply (bad magic)");
-    uint64_t stored_hash;
-    std::memcpy(&stored_hash, data + size - 8, 8);
-    if (detail::fnv1a(data, size - 8) != stored_hash) return err(where, "checksum mismatch (corrupt data)");
-    detail::Reader r{data + sizeof kMagic, data + size - 8};
-    if (const uint32_t v = r.u32(); v != kVersion) return err(where, "version ", v, " is not supported");
-    const uint32_t flags = r.u32(), stop = r.u32();
+    if (!detail::checksum_matches(data, size)) return err(where, "checksum mismatch (corrupt data)");
+    detail::ByteReader r(data + sizeof kMagic, size - sizeof kMagic - 8);
+    if (const uint32_t v = r.u32("version"); v != kVersion) return err(where, "version ", v, " is not supported");
+    const uint32_t flags = r.u32("flags"), stop = r.u32("stop reason");
     if (flags >= 64 || stop > static_cast<uint32_t>(StopReason::TimeBudget)) return err(where, "bad flags");
     if (((flags & 16u) != 0) != decoder_.has_value())
       return err(where, "saved ", decoder_ ? "without" : "with", " a tokenizer; this reply has ", decoder_ ? "one" : "none");
-    const uint64_t ntokens = r.u64();
+    const uint64_t ntokens = r.u64("token count");
     if (!r.ok() || ntokens > r.left() / 4) return err(where, "truncated");
     GenerateResult reply;
     reply.stop = static_cast<StopReason>(stop);
     reply.tokens.resize(static_cast<size_t>(ntokens));
-    for (int32_t& t : reply.tokens) t = static_cast<int32_t>(r.u32());
-    auto text = [&](std::string& t) {
-      const uint64_t n = r.u64();
-      if (const uint8_t* p = n <= r.left() ? r.take(static_cast<size_t>(n)) : (r.failed = true, nullptr))
-        t.assign(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
-    };
-    std::string held;
+    for (int32_t& t : reply.tokens) t = static_cast<int32_t>(r.u32("token"));
+    reply.text = r.string("text");
+    std::string held = r.string("held stop-string text");
     StreamDecoder::State d;
-    text(reply.text);
-    text(held);
-    text(d.bytes);
-    const uint32_t dflags = r.u32();
+    d.bytes = r.string("decoder bytes");
+    const uint32_t dflags = r.u32("decoder flags");
     d.emitted = dflags & 1u, d.at_start = dflags & 2u, d.bos_space_dropped = dflags & 4u;
     for (int* v : {&reply.prefill_tokens, &reply.target_passes, &reply.drafted, &reply.accepted})
-      *v = static_cast<int>(r.u32());
-    const uint64_t nready = r.u64();
+      *v = static_cast<int>(r.u32("counter"));
+    const uint64_t nready = r.u64("logit count");
     if (!r.ok() || nready > r.left() / sizeof(float)) return err(where, "truncated");
     std::vector<float> ready(static_cast<size_t>(nready));
-    if (nready != 0) std::memcpy(ready.data(), r.take(ready.size() * sizeof(float)), ready.size() * sizeof(float));
+    if (nready != 0) std::memcpy(ready.data(), r.take(ready.size() * sizeof(float), "logits"), ready.size() * sizeof(float));
     if (!r.ok() || r.left() != 0) return err(where, r.ok() ? "unexpected bytes at the end" : "truncated");
     // A partial character is at most 3 bytes: more is not a saved decoder.
     if (d.bytes.size() > 3) return err(where, "the decoder holds ", d.bytes.size(), " bytes, not a partial character");

@@ -9,57 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "gemma2/io/bytes.hpp"
 #include "gemma2/model.hpp"
 #include "gemma2/token.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 
 namespace detail {
-inline uint64_t fnv1a(const uint8_t* p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
-
-// Serialization in the CPU's byte order (little-endian on every target:
-// x86-64, AArch64), reading with bounds checks.
-struct Writer {
-  std::vector<uint8_t> out;
-  void bytes(const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    out.insert(out.end(), b, b + n);
-  }
-  void u32(uint32_t v) { bytes(&v, 4); }
-  void u64(uint64_t v) { bytes(&v, 8); }
-};
-
-struct Reader {
-  const uint8_t* p;
-  const uint8_t* end;
-  bool failed = false;
-  size_t left() const { return failed ? 0 : static_cast<size_t>(end - p); }
-  bool ok() const { return !failed; }
-  const uint8_t* take(size_t n) {
-    if (failed || n > static_cast<size_t>(end - p)) {
-      failed = true;
-      return nullptr;
-    }
-    const uint8_t* at = p;
-    p += n;
-    return at;
-  }
-  uint32_t u32() {
-    uint32_t v = 0;
-    if (const uint8_t* at = take(4)) std::memcpy(&v, at, 4);
-    return v;
-  }
-  uint64_t u64() {
-    uint64_t v = 0;
-    if (const uint8_t* at = take(8)) std::memcpy(&v, at, 8);
-    return v;
-  }
-};
-
 // Forgets cache positions >= n; a sliding-window ring that has overwritten
 // what position n needs is rebuilt from the tokens (exact, at the cost of a
 // prefill). Session::rollback and speculative_step both go back this way.
@@ -164,12 +120,12 @@ class Session {
   // generator, its grammar position) are the caller's: Generation::save
   // keeps the former; the caller keeps the sampler object.
   std::vector<uint8_t> save() const {
-    detail::Writer w;
+    detail::ByteWriter w;
     w.bytes(kMagic, sizeof kMagic);
     w.u32(kVersion);
     w.u32(Cache::kind);
     w.u32(static_cast<uint32_t>(kStorage));
-    for (uint64_t v : fingerprint(*model_)) w.u64(v);
+    for (uint64_t v : detail::config_fingerprint(to_runtime(model_->config()))) w.u64(v);
     w.u32(static_cast<uint32_t>(cache_.capacity()));
     w.u32(static_cast<uint32_t>(cache_.size()));
     w.u64(tokens_.size());
@@ -187,8 +143,7 @@ class Session {
     const std::vector<float>* logits = next_logits();
     w.u32(logits ? static_cast<uint32_t>(logits->size()) : 0);
     if (logits) w.bytes(logits->data(), logits->size() * sizeof(float));
-    w.u64(detail::fnv1a(w.out.data(), w.out.size()));
-    return std::move(w.out);
+    return std::move(w).checksummed();
   }
 
   // Rebuilds a session saved by save(). Fails with a message naming the
@@ -201,20 +156,18 @@ class Session {
     if (size < sizeof kMagic + 12 || std::memcmp(data, kMagic, sizeof kMagic) != 0)
       return err(where, "not a gemma2 session (bad magic)");
     if (size < sizeof kMagic + 8 + 8) return err(where, "truncated");
-    uint64_t stored_hash;
-    std::memcpy(&stored_hash, data + size - 8, 8);
-    detail::Reader r{data + sizeof kMagic, data + size - 8};
-    const uint32_t version = r.u32();
+    detail::ByteReader r(data + sizeof kMagic, size - sizeof kMagic - 8);
+    const uint32_t version = r.u32("version");
     if (version != kVersion && version != 1)  // version 1 had no logits section
       return err(where, "version ", version, " is not supported (this library reads 1 and ", kVersion, ")");
-    if (detail::fnv1a(data, size - 8) != stored_hash) return err(where, "checksum mismatch (corrupt data)");
-    const uint32_t kind = r.u32(), dtype = r.u32();
+    if (!detail::checksum_matches(data, size)) return err(where, "checksum mismatch (corrupt data)");
+    const uint32_t kind = r.u32("cache kind"), dtype = r.u32("cache storage");
     if (kind != Cache::kind || dtype != static_cast<uint32_t>(kStorage))
       return err(where, "saved with another KV-cache type (kind ", kind, ", storage ", dtype, ")");
-    for (uint64_t v : fingerprint(model))
-      if (r.u64() != v) return err(where, "saved with a model of another configuration");
-    const uint32_t capacity = r.u32(), cached = r.u32();
-    const uint64_t ntokens = r.u64();
+    for (uint64_t v : detail::config_fingerprint(to_runtime(model.config())))
+      if (r.u64("model fingerprint") != v) return err(where, "saved with a model of another configuration");
+    const uint32_t capacity = r.u32("capacity"), cached = r.u32("cached positions");
+    const uint64_t ntokens = r.u64("token count");
     if (!r.ok()) return err(where, "truncated");
     if (capacity < 1 || capacity > static_cast<uint32_t>(model.config().max_position_embeddings) || cached > capacity ||
         ntokens < cached || ntokens > r.left() / 4)
@@ -223,7 +176,7 @@ class Session {
     if (!s) return err(where, s.message());
     s->tokens_.resize(ntokens);
     for (int32_t& t : s->tokens_) {
-      t = static_cast<int32_t>(r.u32());
+      t = static_cast<int32_t>(r.u32("token"));
       if (t < 0 || t >= model.config().vocab_size) return err(where, "token id ", t, " outside the vocabulary");
     }
     Cache& cache = s->cache_;
@@ -232,11 +185,11 @@ class Session {
     std::vector<float> k(static_cast<size_t>(kv_dim)), v(k.size());
     const size_t row_bytes = detail::kv_row_bytes(kStorage, kv_dim, head_dim);
     for (int l = 0; l < cache.shape().num_layers; ++l) {
-      const uint32_t from = r.u32();
+      const uint32_t from = r.u32("layer start");
       if (!r.ok() || from > cached) return err(where, "layer ", l, ": bad first position ", from);
       const size_t rows = cached - from;
-      const uint8_t* keys = r.take(rows * row_bytes);
-      const uint8_t* values = r.take(rows * row_bytes);
+      const uint8_t* keys = r.take(rows * row_bytes, "keys");
+      const uint8_t* values = r.take(rows * row_bytes, "values");
       if (!r.ok()) return err(where, "truncated in layer ", l);
       for (size_t i = 0; i < rows; ++i) {
         // Stored rows convert back exactly (Q8_0 requantizes to the same bytes).
@@ -249,12 +202,12 @@ class Session {
       oldest.push_back(static_cast<int>(from));
     }
     if (version >= 2) {
-      const uint32_t count = r.u32();
+      const uint32_t count = r.u32("logit count");
       if (!r.ok()) return err(where, "truncated before the logits");
       if (count != 0 && (count != static_cast<uint32_t>(model.config().vocab_size) || cached != ntokens))
         return err(where, count, " logits saved for a vocabulary of ", model.config().vocab_size, " with ",
                    ntokens - cached, " pending tokens");
-      const uint8_t* logits = r.take(size_t{count} * sizeof(float));
+      const uint8_t* logits = r.take(uint64_t{count} * sizeof(float), "logits");
       if (!r.ok()) return err(where, "truncated in the logits");
       s->logits_.resize(count);
       if (count != 0) std::memcpy(s->logits_.data(), logits, size_t{count} * sizeof(float));
@@ -273,9 +226,9 @@ class Session {
   // several cache types; restore() checks everything else.
   static bool saved_with_this_cache(const uint8_t* data, size_t size) {
     if (size < sizeof kMagic + 12 || std::memcmp(data, kMagic, sizeof kMagic) != 0) return false;
-    detail::Reader r{data + sizeof kMagic, data + size};
-    r.u32();  // the version
-    const uint32_t kind = r.u32(), dtype = r.u32();
+    detail::ByteReader r(data + sizeof kMagic, size - sizeof kMagic);
+    r.u32("version");
+    const uint32_t kind = r.u32("cache kind"), dtype = r.u32("cache storage");
     return kind == Cache::kind && dtype == static_cast<uint32_t>(kStorage);
   }
 
@@ -303,25 +256,6 @@ class Session {
   static constexpr DType kStorage = detail::storage_dtype<typename Cache::storage>();
 
   Session(const Model& model, Cache cache) : model_(&model), cache_(std::move(cache)) {}
-
-  // Everything about the model that the saved keys and values depend on.
-  static std::vector<uint64_t> fingerprint(const Model& model) {
-    const RuntimeConfig c = to_runtime(model.config());
-    auto bits = [](float f) {
-      uint32_t u;
-      std::memcpy(&u, &f, 4);
-      return static_cast<uint64_t>(u);
-    };
-    uint64_t layers = 0;
-    for (size_t i = 0; i < c.layer_types.size(); ++i)
-      layers = layers * 31 + (c.layer_types[i] == AttentionKind::Local ? 1 : 2);
-    return {static_cast<uint64_t>(c.vocab_size), static_cast<uint64_t>(c.hidden_size),
-            static_cast<uint64_t>(c.num_hidden_layers), static_cast<uint64_t>(c.num_attention_heads),
-            static_cast<uint64_t>(c.num_key_value_heads), static_cast<uint64_t>(c.head_dim),
-            static_cast<uint64_t>(c.intermediate_size), static_cast<uint64_t>(c.sliding_window),
-            bits(c.query_pre_attn_scalar), bits(c.rope_theta), bits(c.rms_norm_eps), bits(c.attn_logit_softcapping),
-            layers};
-  }
 
   const Model* model_;
   Cache cache_;

@@ -12,6 +12,8 @@
 #include <string>
 #include <type_traits>
 
+#include <gemma2/testing/random_model.hpp>
+
 #include "tiny.hpp"
 
 namespace {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <gemma2/io/gguf.hpp>
+#include <gemma2/testing/random_model.hpp>
 
 #include "tiny.hpp"
 

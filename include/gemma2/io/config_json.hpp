@@ -6,10 +6,12 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
 #include "gemma2/config.hpp"
+#include "gemma2/io/bytes.hpp"
 #include "gemma2/io/json.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
@@ -39,25 +41,21 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
 
     RuntimeConfig c;
     Status status;
-    auto read_int = [&](const char* key, int& out) {
-      const auto it = j.find(key);
+    detail::for_each_field(c, [&](const detail::ConfigField& field, auto& out) {
+      const auto it = j.find(field.key);
       if (it == j.end() || !status) return;
-      if (!it->is_number_integer() || it->get<int64_t>() < std::numeric_limits<int>::min() ||
-          it->get<int64_t>() > std::numeric_limits<int>::max())
-        status = err(source, ": ", key, " must be an integer, got ", it->dump());
-      else
-        out = static_cast<int>(it->get<int64_t>());
-    };
-    auto read_float = [&](const char* key, float& out) {
-      const auto it = j.find(key);
-      if (it == j.end() || !status) return;
-      if (!it->is_number())
-        status = err(source, ": ", key, " must be a number, got ", it->dump());
-      else if (!detail::narrow_to_float(it->get<double>(), &out))
-        status = err(source, ": ", key, " = ", it->dump(), " is out of the range of a 32-bit float");
-    };
-    for (const auto& [key, member] : detail::kIntFields) read_int(key, c.*member);
-    for (const auto& [key, member] : detail::kFloatFields) read_float(key, c.*member);
+      if constexpr (std::is_same_v<std::decay_t<decltype(out)>, int>) {
+        if (!it->is_number_integer() || it->get<int64_t>() < std::numeric_limits<int>::min() ||
+            it->get<int64_t>() > std::numeric_limits<int>::max())
+          status = err(source, ": ", field.key, " must be an integer, got ", it->dump());
+        else
+          out = static_cast<int>(it->get<int64_t>());
+      } else if (!it->is_number()) {
+        status = err(source, ": ", field.key, " must be a number, got ", it->dump());
+      } else if (!detail::narrow_to_float(it->get<double>(), &out)) {
+        status = err(source, ": ", field.key, " = ", it->dump(), " is out of the range of a 32-bit float");
+      }
+    });
     if (!status) return Error{status.message()};
 
     if (auto it = j.find("layer_types"); it != j.end()) {
@@ -107,8 +105,10 @@ inline nlohmann::json to_config_json(const RuntimeConfig& c, const std::string& 
                       {"cache_implementation", "hybrid"},
                       {"layer_types", types},
                       {"torch_dtype", torch_dtype}};
-  for (const auto& [key, member] : detail::kIntFields) j[key] = c.*member;
-  for (const auto& [key, member] : detail::kFloatFields) j[key] = dec(c.*member);
+  detail::for_each_field(c, [&](const detail::ConfigField& field, auto v) {
+    if constexpr (std::is_same_v<decltype(v), float>) j[field.key] = dec(v);
+    else j[field.key] = v;
+  });
   return j;
 }
 

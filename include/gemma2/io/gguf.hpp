@@ -5,11 +5,12 @@
 // the problem, never a read past the mapping or an allocation sized by it.
 // Layout reference: ggml's docs/gguf.md.
 //
-// Everything GGUF: reading files and opening them as checkpoints
-// (gguf_file.hpp), their tokenizers (gguf_tokenizer.hpp), writing them
-// (gguf_writer.hpp).
+// Everything GGUF: the format (gguf_format.hpp), its Gemma 2 mapping to a
+// checkpoint (gguf_gemma.hpp), the tokenizer a file carries
+// (gguf_tokenizer.hpp), writing files (gguf_writer.hpp).
 #pragma once
 
-#include "gemma2/io/gguf_file.hpp"
+#include "gemma2/io/gguf_format.hpp"
+#include "gemma2/io/gguf_gemma.hpp"
 #include "gemma2/io/gguf_tokenizer.hpp"
 #include "gemma2/io/gguf_writer.hpp"

@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gemma2/io/gguf_file.hpp"
+#include "gemma2/io/gguf_format.hpp"
+#include "gemma2/io/mmap.hpp"
+#include "gemma2/io/os.hpp"
 #include "gemma2/tokenizer.hpp"
 
 GEMMA2_BEGIN_NAMESPACE

@@ -1,5 +1,6 @@
-// Writing GGUF files (version 3), for the tests and tools that make them:
-// the config as gemma2.* metadata, and the file itself.
+// Writing GGUF files (version 3), for the tests and tools that make them
+// (a Gemma 2 config's metadata is gguf_config_metadata, gguf_gemma.hpp).
+// Not in the umbrella header: include it where a file is written.
 #pragma once
 
 #include <cerrno>
@@ -13,23 +14,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gemma2/io/gguf_file.hpp"
+#include "gemma2/io/bytes.hpp"
+#include "gemma2/io/file.hpp"
+#include "gemma2/io/gguf_format.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
-
-// The gemma2.* metadata llama.cpp's converter writes for a config, and with
-// `query_scalar` the gemma2.attention.query_pre_attn_scalar key it does not
-// write (see open_gguf_checkpoint); for write_gguf.
-inline std::map<std::string, GgufValue> gguf_config_metadata(const RuntimeConfig& c, bool query_scalar = true) {
-  std::map<std::string, GgufValue> md;
-  md["general.architecture"] = {GgufType::STRING, GgufType::U8, "gemma2"};
-  for (const auto& [key, member] : detail::kGgufIntKeys) md[key] = {GgufType::U32, GgufType::U8, c.*member};
-  md["gemma2.attention.value_length"] = {GgufType::U32, GgufType::U8, c.head_dim};
-  for (const auto& [key, member] : detail::kGgufFloatKeys) md[key] = {GgufType::F32, GgufType::U8, c.*member};
-  if (query_scalar)
-    md["gemma2.attention.query_pre_attn_scalar"] = {GgufType::F32, GgufType::U8, c.query_pre_attn_scalar};
-  return md;
-}
 
 // A tensor to write to GGUF: ggml type id, dims (ne: dims[0] is the row
 // length) and the bytes in ggml's layout.
@@ -45,12 +34,9 @@ struct GgufTensorToWrite {
 inline Status write_gguf(const std::string& path, const std::map<std::string, GgufValue>& metadata,
                          const std::vector<GgufTensorToWrite>& tensors) {
   return detail::guard("writing " + path, [&]() -> Status {
-    std::string out;
-    auto put = [&out](const auto& v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
-    auto put_string = [&](const std::string& s) {
-      put(static_cast<uint64_t>(s.size()));
-      out += s;
-    };
+    detail::ByteWriter w;
+    auto put = [&w](auto v) { w.put(v); };
+    auto put_string = [&w](const std::string& s) { w.string(s); };
     std::function<void(GgufType, const nlohmann::json&)> put_scalar = [&](GgufType t, const nlohmann::json& v) {
       switch (t) {
         case GgufType::U8: put(v.get<uint8_t>()); break;
@@ -94,14 +80,15 @@ inline Status write_gguf(const std::string& path, const std::map<std::string, Gg
       put(offset);
       offset = (offset + t.bytes.size() + alignment - 1) / alignment * alignment;
     }
-    out.append((alignment - out.size() % alignment) % alignment, '\0');
+    std::vector<uint8_t>& out = w.out;
+    out.resize(out.size() + (alignment - out.size() % alignment) % alignment);
     for (const auto& t : tensors) {
-      out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
-      out.append((alignment - t.bytes.size() % alignment) % alignment, '\0');
+      w.bytes(t.bytes.data(), t.bytes.size());
+      out.resize(out.size() + (alignment - t.bytes.size() % alignment) % alignment);
     }
     std::ofstream f;
     if (Status s = detail::open_for_writing(path, f); !s) return s;
-    f.write(out.data(), static_cast<std::streamsize>(out.size()));
+    f.write(reinterpret_cast<const char*>(out.data()), static_cast<std::streamsize>(out.size()));
     if (!f) return detail::err("cannot write ", path, ": ", std::strerror(errno));
     return {};
   });

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "gemma2/io/checkpoint.hpp"
-#include "gemma2/io/gguf_file.hpp"
+#include "gemma2/io/gguf_gemma.hpp"
 #include "gemma2/kernels/dispatch.hpp"
 #include "gemma2/load_options.hpp"
 

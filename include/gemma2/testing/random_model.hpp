@@ -1,5 +1,6 @@
 // Random-weight checkpoints of any config, made in memory: for benchmarks
-// of the real shapes without multi-gigabyte downloads, and for tests.
+// of the real shapes without multi-gigabyte downloads, and for tests. A
+// testing tool, not in the umbrella header.
 #pragma once
 
 #include <memory>
@@ -7,8 +8,8 @@
 #include <vector>
 
 #include "gemma2/io/checkpoint.hpp"
-#include "gemma2/sampling.hpp"
 #include "gemma2/thread_pool.hpp"
+#include "gemma2/token.hpp"
 
 GEMMA2_BEGIN_NAMESPACE
 
