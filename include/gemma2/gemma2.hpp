@@ -6,6 +6,7 @@
 #include "gemma2/config.hpp"
 #include "gemma2/constraint.hpp"
 #include "gemma2/generate.hpp"
+#include "gemma2/generation.hpp"
 #include "gemma2/grammar.hpp"
 #include "gemma2/io/checkpoint.hpp"
 #include "gemma2/io/config_json.hpp"
