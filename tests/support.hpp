@@ -1,4 +1,5 @@
-// Helpers shared by the tests: reading reference data, random tiny models.
+// Helpers shared by the tests: reading reference data, random tiny models,
+// the demo model loaded once, running the CLI.
 #pragma once
 
 #include <chrono>
@@ -6,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -251,5 +253,84 @@ struct TempDir {
   }
   std::string str() const { return path.string(); }
 };
+
+// The built-in demo model (models/tiny-shakespeare), its tokenizer and
+// token trie, loaded once for the whole test program.
+using DemoModel = gemma2::Gemma2Model<>;
+struct Demo {
+  DemoModel model;
+  gemma2::Tokenizer tok;
+  std::shared_ptr<const gemma2::TokenTrie> trie;
+};
+
+inline const Demo& demo() {
+  static const Demo d = [] {
+    auto m = DemoModel::load(GEMMA2_DEMO_MODEL);
+    REQUIRE_MESSAGE(m.ok(), m.message());
+    auto t = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
+    REQUIRE_MESSAGE(t.ok(), t.message());
+    auto trie = gemma2::TokenTrie::build(*t);
+    return Demo{std::move(*m), std::move(*t), std::move(trie)};
+  }();
+  return d;
+}
+
+inline const DemoModel& demo_model() { return demo().model; }
+
+// `text` as the demo model's prompt ids (BOS first).
+inline std::vector<int32_t> demo_prompt(const std::string& text) { return demo().tok.encode_prompt(text).value(); }
+
+// A deterministic token sequence of the demo model's vocabulary: BOS, then
+// n - 1 ids drawn from [16, 4016).
+inline std::vector<int32_t> demo_tokens(size_t n, uint32_t seed = 1) {
+  std::vector<int32_t> ids = {2};
+  std::mt19937 rng(seed);
+  while (ids.size() < n) ids.push_back(16 + static_cast<int32_t>(rng() % 4000));
+  return ids;
+}
+
+// Logits of `ids` fed to `cache` in the given chunk sizes (the last chunk repeats).
+template <class Model, class Cache>
+std::vector<gemma2::Activations> forward_in_chunks(const Model& m, Cache& cache, const std::vector<int32_t>& ids,
+                                                   std::vector<int> chunks, const gemma2::Executor* pool = nullptr) {
+  std::vector<gemma2::Activations> out;
+  for (size_t at = 0, c = 0; at < ids.size(); ++c) {
+    const size_t n = std::min(ids.size() - at, static_cast<size_t>(chunks[std::min(c, chunks.size() - 1)]));
+    auto l = m.forward(ids.data() + at, n, cache, {pool});
+    REQUIRE_MESSAGE(l.ok(), l.message());
+    out.push_back(*l);
+    at += n;
+  }
+  return out;
+}
+
+// The largest difference between two runs' logits, chunk by chunk.
+inline float worst_diff(const std::vector<gemma2::Activations>& a, const std::vector<gemma2::Activations>& b) {
+  REQUIRE(a.size() == b.size());
+  float w = 0;
+  for (size_t i = 0; i < a.size(); ++i) w = std::max(w, max_abs_diff(a[i].data(), b[i].data(), a[i].size()));
+  return w;
+}
+
+#ifdef GEMMA2_CLI
+// One run of the gemma2 CLI with `args` and `stdin_text` on its input.
+struct CliRun {
+  int rc;
+  std::string out, err;
+};
+inline CliRun cli(const std::string& args, const std::string& stdin_text = "") {
+  TempDir tmp;
+  const std::string in = tmp.str() + "/in", out = tmp.str() + "/out", err = tmp.str() + "/err";
+  std::ofstream(in) << stdin_text;
+  const int rc = run_command(std::string(GEMMA2_CLI) + " " + args + " < " + in + " > " + out + " 2> " + err);
+  return {rc, read_text(out), read_text(err)};
+}
+
+// The last line of `s`, without its line break.
+inline std::string last_line(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s.substr(s.rfind('\n') + 1);
+}
+#endif
 
 }  // namespace test

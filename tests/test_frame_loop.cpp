@@ -10,33 +10,16 @@
 #include <memory>
 #include <optional>
 
+#include "seeded_sampling.h"
 #include "support.hpp"
 
 namespace {
 
-using Model = gemma2::Gemma2Model<>;
+using Model = test::DemoModel;
 using Session = gemma2::Session<Model>;
 using Clock = std::chrono::steady_clock;
 
-struct Demo {
-  Model model;
-  gemma2::Tokenizer tok;
-  std::shared_ptr<const gemma2::TokenTrie> trie;
-};
-
-const Demo& demo() {
-  static const Demo d = [] {
-    auto m = Model::load(GEMMA2_DEMO_MODEL);
-    REQUIRE_MESSAGE(m.ok(), m.message());
-    auto t = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
-    REQUIRE_MESSAGE(t.ok(), t.message());
-    auto trie = gemma2::TokenTrie::build(*t);
-    return Demo{std::move(*m), std::move(*t), std::move(trie)};
-  }();
-  return d;
-}
-
-std::vector<int32_t> prompt_ids(const std::string& text) { return demo().tok.encode_prompt(text).value(); }
+using test::demo;
 
 gemma2::Sampler constrained(const gemma2::Result<gemma2::Grammar>& grammar, gemma2::SamplingParams p, int budget) {
   REQUIRE_MESSAGE(grammar.ok(), grammar.message());
@@ -50,13 +33,7 @@ gemma2::Sampler constrained(const gemma2::Result<gemma2::Grammar>& grammar, gemm
 
 gemma2::SamplingParams seeded(uint64_t seed) {
   gemma2::SamplingParams p;
-  p.temperature = 0.9f;
-  p.top_k = 40;
-  p.repetition_penalty = 1.2f;
-  p.presence_penalty = 0.3f;
-  p.frequency_penalty = 0.2f;
-  p.penalty_last_n = 32;
-  p.seed = seed;
+  GEMMA2_TEST_SEEDED_SAMPLING(p, seed);
   return p;
 }
 
@@ -163,19 +140,19 @@ std::string stop_across_tokens(const Scenario& sc) {
 }
 
 std::vector<Scenario> scenarios() {
-  const Demo& d = demo();
+  const test::Demo& d = demo();
   std::vector<Scenario> all;
   gemma2::GenerateOptions o;
   o.max_new_tokens = 40;
   o.stop_tokens = gemma2::default_stop_tokens(d.tok);
-  all.push_back({"sampling with penalties", prompt_ids("ROMEO:\n"), o, [] { return gemma2::Sampler(seeded(7)); }, {}});
-  all.push_back({"greedy", prompt_ids("JULIET:\n"), o, [] { return gemma2::Sampler(greedy()); }, {}});
+  all.push_back({"sampling with penalties", test::demo_prompt("ROMEO:\n"), o, [] { return gemma2::Sampler(seeded(7)); }, {}});
+  all.push_back({"greedy", test::demo_prompt("JULIET:\n"), o, [] { return gemma2::Sampler(greedy()); }, {}});
   // Characters the demo vocabulary spells byte by byte: a slice that ends
   // inside one must carry its bytes over (it used to print U+FFFD).
-  all.push_back({"grammar of byte-spelled characters", prompt_ids("KING:\n"), o,
+  all.push_back({"grammar of byte-spelled characters", test::demo_prompt("KING:\n"), o,
                  [] { return constrained(gemma2::Grammar::parse("root ::= \"Ünïcødé ✓ 日本\""), seeded(3), 0); },
                  {}});
-  all.push_back({"JSON Schema with a budget", prompt_ids("NURSE:\n"), o,
+  all.push_back({"JSON Schema with a budget", test::demo_prompt("NURSE:\n"), o,
                  [] {
                    return constrained(gemma2::json_schema_grammar(
                                           R"({"type":"object","properties":{"name":{"type":"string","maxLength":12},)"
@@ -183,15 +160,15 @@ std::vector<Scenario> scenarios() {
                                       seeded(11), 30);
                  },
                  {}});
-  Scenario stops{"stop string across slices", prompt_ids("ROMEO:\n"), o, [] { return gemma2::Sampler(seeded(5)); }, {}};
+  Scenario stops{"stop string across slices", test::demo_prompt("ROMEO:\n"), o, [] { return gemma2::Sampler(seeded(5)); }, {}};
   stops.options.stop_strings = {stop_across_tokens(stops)};
   all.push_back(stops);
   const std::string passage =
       "ROMEO:\nBut soft, what light through yonder window breaks? It is the east, and Juliet is the sun.\n";
-  all.push_back({"prompt lookup", prompt_ids(passage + passage + "ROMEO:\nBut soft,"), o,
+  all.push_back({"prompt lookup", test::demo_prompt(passage + passage + "ROMEO:\nBut soft,"), o,
                  [] { return gemma2::Sampler(greedy()); },
                  [] { return std::make_unique<gemma2::PromptLookupDrafter>(3); }});
-  all.push_back({"draft model", prompt_ids("MERCUTIO:\n"), o, [] { return gemma2::Sampler(seeded(13)); }, [] {
+  all.push_back({"draft model", test::demo_prompt("MERCUTIO:\n"), o, [] { return gemma2::Sampler(seeded(13)); }, [] {
                    auto m = gemma2::ModelDrafter<Model>::create(demo().model);
                    REQUIRE(m.ok());
                    return std::unique_ptr<gemma2::Drafter>(std::make_unique<gemma2::ModelDrafter<Model>>(std::move(*m)));
@@ -248,7 +225,7 @@ TEST_CASE("frame loop: a finished reply and a finished grammar are refused, inpu
   REQUIRE(session.ok());
   gemma2::Sampler sampler = constrained(gemma2::Grammar::parse("root ::= \"ab\""), greedy(), 0);
   gemma2::Generation g({}, &demo().tok);
-  auto r = g.run(*session, prompt_ids("ROMEO:\n"), sampler);
+  auto r = g.run(*session, test::demo_prompt("ROMEO:\n"), sampler);
   REQUIRE(r.ok());
   CHECK(g.done());
   CHECK(r->stop == gemma2::StopReason::Complete);
@@ -266,8 +243,8 @@ TEST_CASE("frame loop: a finished reply and a finished grammar are refused, inpu
   gemma2::GenerateOptions o;
   o.call_max_tokens = 1;
   gemma2::Generation sliced(o, &demo().tok);
-  REQUIRE(sliced.run(*session, prompt_ids("KING:\n"), free_sampler).ok());
-  const auto late = sliced.run(*session, prompt_ids("more"), free_sampler);
+  REQUIRE(sliced.run(*session, test::demo_prompt("KING:\n"), free_sampler).ok());
+  const auto late = sliced.run(*session, test::demo_prompt("more"), free_sampler);
   REQUIRE(!late.ok());
   CHECK(test::contains(late.message(), "input goes before its first token"));
   for (auto bad : {-1, demo().model.config().vocab_size}) {
@@ -281,11 +258,11 @@ TEST_CASE("frame loop: a finished reply and a finished grammar are refused, inpu
   gemma2::GenerateOptions bad_options;
   bad_options.time_budget_ms = -1;
   gemma2::Generation negative(bad_options, &demo().tok);
-  CHECK(test::contains(negative.run(*session, prompt_ids("x"), free_sampler).message(), "time_budget_ms"));
+  CHECK(test::contains(negative.run(*session, test::demo_prompt("x"), free_sampler).message(), "time_budget_ms"));
 }
 
 TEST_CASE("frame loop: a fed session, saved and restored, generates what the unsaved one does") {
-  const auto prompt = prompt_ids("ROMEO:\nWhat say you, friar?");
+  const auto prompt = test::demo_prompt("ROMEO:\nWhat say you, friar?");
   auto a = Session::create(demo().model, 512);
   REQUIRE(a.ok());
   REQUIRE(a->feed(prompt).ok());
@@ -314,7 +291,7 @@ TEST_CASE("frame loop: a fed session, saved and restored, generates what the uns
 }
 
 TEST_CASE("frame loop: a long prompt prefilled over many calls gives the logits of one call") {
-  std::vector<int32_t> prompt = prompt_ids("");
+  std::vector<int32_t> prompt = test::demo_prompt("");
   const std::string text = test::read_text(GEMMA2_QUALITY_TEXT);
   const auto ids = demo().tok.encode(text).value();
   REQUIRE(!ids.empty());

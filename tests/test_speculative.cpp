@@ -13,25 +13,11 @@
 
 namespace {
 
-using Model = gemma2::Gemma2Model<>;
+using Model = test::DemoModel;
 
-const Model& demo_model() {
-  static const Model m = [] {
-    auto r = Model::load(GEMMA2_DEMO_MODEL);
-    REQUIRE_MESSAGE(r.ok(), r.message());
-    return std::move(*r);
-  }();
-  return m;
-}
+using test::demo_model;
 
-const gemma2::Tokenizer& demo_tokenizer() {
-  static const gemma2::Tokenizer t = [] {
-    auto r = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
-    REQUIRE_MESSAGE(r.ok(), r.message());
-    return std::move(*r);
-  }();
-  return t;
-}
+const gemma2::Tokenizer& demo_tokenizer() { return test::demo().tok; }
 
 // A host's own drafter: a fixed script of guesses, or random tokens.
 struct ScriptDrafter : gemma2::Drafter {
@@ -48,6 +34,31 @@ gemma2::GenerateResult generate_with(const Model& m, Cache cache, const std::vec
   // The cache ends holding every token but the last, as after plain decoding.
   CHECK(static_cast<size_t>(cache.size()) + 1 == h.size());
   return *r;
+}
+
+// Random guesses (a fixed-seed generator): almost all rejected.
+ScriptDrafter noise_drafter() {
+  ScriptDrafter noise;
+  noise.f = [state = uint64_t{7}](const gemma2::TokenHistory&, int max) mutable {
+    std::vector<int32_t> out;
+    for (int i = 0; i < max; ++i) out.push_back(static_cast<int32_t>((state = state * 6364136223846793005ull + 1) >> 53) % 4096);
+    return out;
+  };
+  return noise;
+}
+
+// The right answer (`reply`, the continuation of a prompt of `prompt_size`
+// tokens), then wrong ones: both paths in every step.
+ScriptDrafter oracle_drafter(size_t prompt_size, std::vector<int32_t> reply) {
+  ScriptDrafter oracle;
+  oracle.f = [prompt_size, reply = std::move(reply)](const gemma2::TokenHistory& h, int max) {
+    std::vector<int32_t> out;
+    for (size_t i = h.size() - prompt_size; i < reply.size() && static_cast<int>(out.size()) < max; ++i)
+      out.push_back(reply[i]);
+    if (out.size() > 2) out.back() = (out.back() + 1) % 4096;
+    return out;
+  };
+  return oracle;
 }
 
 // Upper tail of the chi-squared distribution with k degrees of freedom:
@@ -160,13 +171,7 @@ TEST_CASE("speculative: greedy output is plain greedy decoding's, token for toke
       "KING RICHARD III:\nNow is the winter of our discontent\nNow is the winter of"};
   auto draft_model = gemma2::ModelDrafter<Model>::create(m);
   REQUIRE(draft_model.ok());
-  ScriptDrafter noise;  // random guesses: almost all rejected
-  uint64_t state = 7;
-  noise.f = [&](const gemma2::TokenHistory&, int max) {
-    std::vector<int32_t> out;
-    for (int i = 0; i < max; ++i) out.push_back(static_cast<int32_t>((state = state * 6364136223846793005ull + 1) >> 53) % 4096);
-    return out;
-  };
+  ScriptDrafter noise = noise_drafter();  // random guesses: almost all rejected
   for (const auto& text : prompts) {
     INFO(text);
     const auto prompt = tok.encode_prompt(text).value();
@@ -175,14 +180,7 @@ TEST_CASE("speculative: greedy output is plain greedy decoding's, token for toke
     const int capacity = static_cast<int>(prompt.size()) + o.max_new_tokens;
     const auto plain = generate_with(m, *m.make_cache(capacity), prompt, gemma2::Sampler(), o);
     REQUIRE(plain.tokens.size() == 72);  // the tests below need a long continuation
-    ScriptDrafter oracle;  // the right answer, then wrong ones: both paths in every step
-    oracle.f = [&](const gemma2::TokenHistory& h, int max) {
-      std::vector<int32_t> out;
-      for (size_t i = h.size() - prompt.size(); i < plain.tokens.size() && static_cast<int>(out.size()) < max; ++i)
-        out.push_back(plain.tokens[i]);
-      if (out.size() > 2) out.back() = (out.back() + 1) % 4096;
-      return out;
-    };
+    ScriptDrafter oracle = oracle_drafter(prompt.size(), plain.tokens);
     gemma2::PromptLookupDrafter lookup1(1), lookup3(3);
     for (gemma2::Drafter* d : std::initializer_list<gemma2::Drafter*>{&lookup1, &lookup3, &*draft_model, &noise, &oracle})
       for (int k : {2, 8})
@@ -242,23 +240,17 @@ TEST_CASE("speculative: golden models, greedy, guesses from the reference contin
   });
 }
 
-TEST_CASE("speculative: sampling keeps the target's distribution (chi-squared, every processor chain)") {
-  // Two tokens are drawn after a prompt, the first pass checking two guesses
-  // (the most likely token and its most likely successor), so accepted,
-  // rejected and partly accepted drafts all occur; the joint distribution
-  // of the two tokens is compared with the exact one.
-  const Model& m = demo_model();
-  const auto& tok = demo_tokenizer();
-  const auto prompt = tok.encode_prompt("ROMEO:\nI").value();
-  auto vocab = gemma2::TokenTrie::build(tok);
-  auto grammar = gemma2::Grammar::parse("root ::= [ a-z]+ [,.]?");
-  REQUIRE(grammar.ok());
+namespace {
 
-  struct Chain {
-    const char* name;
-    gemma2::SamplingParams params;
-    bool constrained;
-  };
+// A sampler's configuration: its parameters, with or without a grammar.
+struct Chain {
+  const char* name;
+  gemma2::SamplingParams params;
+  bool constrained;
+};
+
+// One chain per kind of logit processor (and the grammar restriction).
+std::vector<Chain> sampling_chains() {
   std::vector<Chain> chains;
   gemma2::SamplingParams p;
   p.temperature = 0.7f;
@@ -274,65 +266,90 @@ TEST_CASE("speculative: sampling keeps the target's distribution (chi-squared, e
   p.repetition_penalty = 1.0f;
   p.min_p = 0.05f;
   chains.push_back({"min-p 0.05 and a grammar", p, true});
+  return chains;
+}
 
-  // The prompt but its last token, cached once; each draw starts from a copy.
-  auto base = m.make_cache(static_cast<int>(prompt.size()) + 4).value();
-  REQUIRE(m.forward(prompt.data(), prompt.size() - 1, base).ok());
-  auto logits_after = [&](std::vector<int32_t> ids) {  // the target's row after prompt + ids
+// The chain's processors, as Sampler builds them (sampling.hpp).
+std::vector<gemma2::LogitProcessor> chain_processors(const gemma2::SamplingParams& q) {
+  std::vector<gemma2::LogitProcessor> processors;
+  if (q.repetition_penalty != 1.0f) processors.push_back(gemma2::processors::penalties(q.repetition_penalty, 0, 0));
+  if (q.temperature != 1.0f) processors.push_back(gemma2::processors::temperature(q.temperature));
+  if (q.top_k > 0) processors.push_back(gemma2::processors::top_k(q.top_k));
+  if (q.top_p < 1.0f) processors.push_back(gemma2::processors::top_p(q.top_p));
+  if (q.min_p > 0.0f) processors.push_back(gemma2::processors::min_p(q.min_p));
+  return processors;
+}
+
+// Two tokens drawn after a prompt: the demo model with the prompt but its
+// last token cached once (each draw starts from a copy), the grammar the
+// constrained chain uses.
+struct TwoTokenDraws {
+  const Model& m = demo_model();
+  gemma2::TokenHistory prompt = demo_tokenizer().encode_prompt("ROMEO:\nI").value();
+  std::shared_ptr<const gemma2::TokenTrie> vocab = test::demo().trie;
+  gemma2::Result<gemma2::Grammar> grammar = gemma2::Grammar::parse("root ::= [ a-z]+ [,.]?");
+  gemma2::KVCache base = m.make_cache(static_cast<int>(prompt.size()) + 4).value();
+  int n;  // draws per chain
+  static constexpr int32_t kRare = -1;  // the cell of every first token too rare to be seen
+
+  explicit TwoTokenDraws(int draws) : n(draws) {
+    REQUIRE(grammar.ok());
+    REQUIRE(m.forward(prompt.data(), prompt.size() - 1, base).ok());
+  }
+
+  std::vector<float> logits_after(std::vector<int32_t> ids) const {  // the target's row after prompt + ids
     auto c = base;
     ids.insert(ids.begin(), prompt.back());
     const auto l = m.forward(ids, c).value();
     return std::vector<float>(l.data(), l.data() + l.cols());
+  }
+
+  std::optional<gemma2::GrammarConstraint> constraint(const Chain& chain) const {
+    if (!chain.constrained) return std::nullopt;
+    auto c = gemma2::GrammarConstraint::create(*grammar, vocab).value();
+    REQUIRE(c.sync(prompt).ok());  // the constrained text starts after the prompt
+    return c;
+  }
+
+  // Exact joint distribution of the first two tokens: cells (a, b) for
+  // first tokens a likely enough to be seen, one cell for all the others;
+  // and the two guesses (the most likely token and its most likely successor).
+  struct Joint {
+    std::vector<double> p1;
+    std::map<std::pair<int32_t, int32_t>, double> cells;
+    int32_t guess1 = -1, guess2 = -1;
   };
-  const std::vector<float> row0 = logits_after({});
-  const char* env = std::getenv("GEMMA2_SPECULATIVE_SAMPLES");
-  const int n = env != nullptr ? std::atoi(env) : 1000;
-  for (const Chain& chain : chains) {
-    INFO(std::string(chain.name));
-    std::vector<gemma2::LogitProcessor> processors;
-    {
-      // The chain's processors, as Sampler builds them (sampling.hpp).
-      const auto& q = chain.params;
-      if (q.repetition_penalty != 1.0f) processors.push_back(gemma2::processors::penalties(q.repetition_penalty, 0, 0));
-      if (q.temperature != 1.0f) processors.push_back(gemma2::processors::temperature(q.temperature));
-      if (q.top_k > 0) processors.push_back(gemma2::processors::top_k(q.top_k));
-      if (q.top_p < 1.0f) processors.push_back(gemma2::processors::top_p(q.top_p));
-      if (q.min_p > 0.0f) processors.push_back(gemma2::processors::min_p(q.min_p));
-    }
-    auto constraint = [&]() -> std::optional<gemma2::GrammarConstraint> {
-      if (!chain.constrained) return std::nullopt;
-      auto c = gemma2::GrammarConstraint::create(*grammar, vocab).value();
-      REQUIRE(c.sync(prompt).ok());  // the constrained text starts after the prompt
-      return c;
-    };
-    // Exact joint distribution of the first two tokens: cells (a, b) for
-    // first tokens a likely enough to be seen, one cell for all the others.
-    constexpr int32_t kRare = -1;
-    auto g1 = constraint();
-    const std::vector<double> p1 = exact_distribution(row0, prompt, processors, g1 ? &*g1 : nullptr);
-    const int32_t guess1 = static_cast<int32_t>(std::max_element(p1.begin(), p1.end()) - p1.begin());
-    std::map<std::pair<int32_t, int32_t>, double> expected;
-    int32_t guess2 = -1;
-    for (size_t a = 0; a < p1.size(); ++a) {
-      if (p1[a] * n < 4) {
-        expected[{kRare, kRare}] += p1[a];
+  Joint exact(const Chain& chain) const {
+    const auto processors = chain_processors(chain.params);
+    Joint j;
+    auto g1 = constraint(chain);
+    j.p1 = exact_distribution(logits_after({}), prompt, processors, g1 ? &*g1 : nullptr);
+    j.guess1 = static_cast<int32_t>(std::max_element(j.p1.begin(), j.p1.end()) - j.p1.begin());
+    for (size_t a = 0; a < j.p1.size(); ++a) {
+      if (j.p1[a] * n < 4) {
+        j.cells[{kRare, kRare}] += j.p1[a];
         continue;
       }
       gemma2::TokenHistory ha = prompt;
       ha.push_back(static_cast<int32_t>(a));
-      auto ga = constraint();
+      auto ga = constraint(chain);
       const auto p2 = exact_distribution(logits_after({static_cast<int32_t>(a)}), ha, processors, ga ? &*ga : nullptr);
-      if (static_cast<int32_t>(a) == guess1)
-        guess2 = static_cast<int32_t>(std::max_element(p2.begin(), p2.end()) - p2.begin());
+      if (static_cast<int32_t>(a) == j.guess1)
+        j.guess2 = static_cast<int32_t>(std::max_element(p2.begin(), p2.end()) - p2.begin());
       for (size_t b = 0; b < p2.size(); ++b)
-        if (p1[a] * p2[b] > 0) expected[{static_cast<int32_t>(a), static_cast<int32_t>(b)}] = p1[a] * p2[b];
+        if (j.p1[a] * p2[b] > 0) j.cells[{static_cast<int32_t>(a), static_cast<int32_t>(b)}] = j.p1[a] * p2[b];
     }
-    REQUIRE(guess2 >= 0);
-    // Draws: the prompt's last token pending, the first pass checks two
-    // guesses (the most likely token and its most likely successor), so
-    // drafts are wholly accepted, partly, or not at all.
-    std::map<std::pair<int32_t, int32_t>, int> seen;
+    return j;
+  }
+
+  // n draws, the prompt's last token pending, the first pass checking the
+  // two guesses, so drafts are wholly accepted, partly, or not at all.
+  struct Seen {
+    std::map<std::pair<int32_t, int32_t>, int> cells;
     int accepted = 0, drafted = 0;
+  };
+  Seen draw(const Chain& chain, const Joint& joint) const {
+    Seen seen;
     for (int i = 0; i < n; ++i) {
       auto c = base;
       gemma2::TokenHistory hist = prompt;
@@ -342,46 +359,72 @@ TEST_CASE("speculative: sampling keeps the target's distribution (chi-squared, e
       if (chain.constrained) sampler.constrain(gemma2::GrammarConstraint::create(*grammar, vocab).value());
       std::vector<int32_t> got;
       while (got.size() < 2) {
-        const std::vector<int32_t> guesses = got.empty() ? std::vector<int32_t>{guess1, guess2} : std::vector<int32_t>{};
+        const std::vector<int32_t> guesses =
+            got.empty() ? std::vector<int32_t>{joint.guess1, joint.guess2} : std::vector<int32_t>{};
         auto step = gemma2::speculative_step(m, c, hist, sampler, guesses, {}, [&](int32_t id) {
           got.push_back(id);
           return got.size() < 2;
         });
         REQUIRE_MESSAGE(step.ok(), step.message());
-        accepted += step->accepted;
-        drafted += step->drafted;
+        seen.accepted += step->accepted;
+        seen.drafted += step->drafted;
         REQUIRE(static_cast<size_t>(c.size()) + 1 == hist.size());
       }
-      const bool rare = p1[static_cast<size_t>(got[0])] * n < 4;
-      ++seen[rare ? std::pair{kRare, kRare} : std::pair{got[0], got[1]}];
+      const bool rare = joint.p1[static_cast<size_t>(got[0])] * n < 4;
+      ++seen.cells[rare ? std::pair{kRare, kRare} : std::pair{got[0], got[1]}];
     }
-    // Cells expected at least 5 times, the rest pooled.
-    double chi2 = 0, pooled_expected = 0;
-    int pooled_seen = 0, cells = 0;
-    for (const auto& [cell, prob] : expected) {
-      const double e = prob * n;
-      const auto it = seen.find(cell);
-      const int o = it == seen.end() ? 0 : it->second;
-      if (e < 5) {
-        pooled_expected += e, pooled_seen += o;
-        continue;
-      }
-      chi2 += (o - e) * (o - e) / e;
-      ++cells;
+    return seen;
+  }
+};
+
+// Pearson's statistic over the cells expected at least 5 times, the rest
+// pooled into one: {chi2, cells}.
+std::pair<double, int> chi_squared(const std::map<std::pair<int32_t, int32_t>, double>& expected,
+                                   const std::map<std::pair<int32_t, int32_t>, int>& seen, int n) {
+  double chi2 = 0, pooled_expected = 0;
+  int pooled_seen = 0, cells = 0;
+  for (const auto& [cell, prob] : expected) {
+    const double e = prob * n;
+    const auto it = seen.find(cell);
+    const int o = it == seen.end() ? 0 : it->second;
+    if (e < 5) {
+      pooled_expected += e, pooled_seen += o;
+      continue;
     }
-    for (const auto& [cell, count] : seen)
-      CHECK_MESSAGE(expected.count(cell), "a pair the sampler cannot produce: ", cell.first, " ", cell.second);
-    if (pooled_expected > 0) {
-      chi2 += (pooled_seen - pooled_expected) * (pooled_seen - pooled_expected) / pooled_expected;
-      ++cells;
-    }
+    chi2 += (o - e) * (o - e) / e;
+    ++cells;
+  }
+  if (pooled_expected > 0) {
+    chi2 += (pooled_seen - pooled_expected) * (pooled_seen - pooled_expected) / pooled_expected;
+    ++cells;
+  }
+  return {chi2, cells};
+}
+
+}  // namespace
+
+TEST_CASE("speculative: sampling keeps the target's distribution (chi-squared, every processor chain)") {
+  // Two tokens are drawn after a prompt, the first pass checking two guesses
+  // (the most likely token and its most likely successor), so accepted,
+  // rejected and partly accepted drafts all occur; the joint distribution
+  // of the two tokens is compared with the exact one.
+  const char* env = std::getenv("GEMMA2_SPECULATIVE_SAMPLES");
+  const TwoTokenDraws draws(env != nullptr ? std::atoi(env) : 1000);
+  for (const Chain& chain : sampling_chains()) {
+    INFO(std::string(chain.name));
+    const auto joint = draws.exact(chain);
+    REQUIRE(joint.guess2 >= 0);
+    const auto seen = draws.draw(chain, joint);
+    for (const auto& [cell, count] : seen.cells)
+      CHECK_MESSAGE(joint.cells.count(cell), "a pair the sampler cannot produce: ", cell.first, " ", cell.second);
+    const auto [chi2, cells] = chi_squared(joint.cells, seen.cells, draws.n);
     const double pvalue = chi_squared_p(chi2, std::max(1, cells - 1));
-    MESSAGE(std::string(chain.name), ": chi2 ", chi2, " over ", cells, " cells, p = ", pvalue, "; guesses accepted ", accepted, " of ",
-            drafted);
+    MESSAGE(std::string(chain.name), ": chi2 ", chi2, " over ", cells, " cells, p = ", pvalue, "; guesses accepted ",
+            seen.accepted, " of ", seen.drafted);
     CHECK(cells >= 4);
     CHECK(pvalue > 0.01);
-    CHECK(accepted > 0);
-    CHECK(accepted < drafted);
+    CHECK(seen.accepted > 0);
+    CHECK(seen.accepted < seen.drafted);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../seeded_sampling.h"
 #include "check.h"
 
 enum { kMaxIds = 512, kMaxText = 8192 };
@@ -54,15 +55,8 @@ typedef struct {
 static gemma2_sampler* make_sampler(SamplerKind kind) {
   gemma2_sampling_params p = gemma2_sampling_params_default();
   if (kind == GREEDY) p.greedy = 1;
-  else {
-    p.temperature = 0.9f;
-    p.top_k = 40;
-    p.repetition_penalty = 1.2f;
-    p.presence_penalty = 0.3f;
-    p.frequency_penalty = 0.2f;
-    p.penalty_last_n = 32;
-    p.seed = 17;
-  }
+  else
+    GEMMA2_TEST_SEEDED_SAMPLING(p, 17);
   gemma2_sampler* s = NULL;
   REQUIRE(gemma2_sampler_new(&p, &s) == GEMMA2_OK);
   if (kind == GRAMMAR) REQUIRE(gemma2_sampler_set_grammar(s, tok, "root ::= \"\xC3\x9Cn\xC3\xAF\x63\xC3\xB8\x64\xC3\xA9 \xE2\x9C\x93 \xE6\x97\xA5\xE6\x9C\xAC\"", 0) == GEMMA2_OK);
