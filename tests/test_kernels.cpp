@@ -137,7 +137,7 @@ TEST_CASE("block formats: quantize, dequantize and the integer kernels against n
       // step for Q4_0's asymmetric range), with the step d per block.
       std::vector<float> deq(src.size());
       for (int r = 0; r < rows; ++r)
-        gemma2::detail::dequantize_row(dtype, W.row(r), &deq[static_cast<size_t>(r) * cols], cols);
+        gemma2::detail::dequantize_row(dtype, W.plain_rows().row(r), &deq[static_cast<size_t>(r) * cols], cols);
       for (size_t b = 0; b < src.size() / 32; ++b) {
         float m = 0;
         for (int i = 0; i < 32; ++i) m = std::max(m, std::abs(src[b * 32 + i]));
@@ -267,7 +267,7 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
       const gemma2::Matrix W{t, rows, cols, k.bytes.data()};
       std::vector<float> deq(static_cast<size_t>(cols));
       for (int r = 0; r < rows; ++r) {
-        gemma2::detail::dequantize_row(t, W.row(r), deq.data(), cols);
+        gemma2::detail::dequantize_row(t, W.plain_rows().row(r), deq.data(), cols);
         for (int c = 0; c < cols; ++c)
           CHECK(deq[static_cast<size_t>(c)] ==
                 doctest::Approx(k.weights[static_cast<size_t>(r) * cols + c]).epsilon(1e-6).scale(1e-6));
@@ -395,24 +395,24 @@ TEST_CASE("interleaved block formats: same bits per weight, every row recovered 
       std::vector<std::byte> scratch(rb);
       for (int r = 0; r < rows; ++r) {
         const std::byte* got = gemma2::detail::plain_row(I, r, scratch.data());
-        CHECK(std::equal(got, got + rb, W.row(r)));
+        CHECK(std::equal(got, got + rb, W.plain_rows().row(r)));
       }
       if (rows < 2) continue;
       // Block 0 of group 0 starts with the 8 rows' scales d (row 1's at 2).
       const size_t d_at = dtype == gemma2::DType::Q6_K ? 208 : k_quant ? 0 : (dtype == gemma2::DType::Q8_0 ? cols : cols / 2);
-      CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.row(1) + d_at));
+      CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.plain_rows().row(1) + d_at));
       if (k_quant) {
         // Unit 0 starts with the low 4 bits of row 0's weights 0-7, then row 1's.
         std::vector<float> w(static_cast<size_t>(cols));
         gemma2::detail::SuperBlockInts ints;
-        gemma2::detail::unpack_superblock(dtype, W.row(1), ints);
+        gemma2::detail::unpack_superblock(dtype, W.plain_rows().row(1), ints);
         const int offset = dtype == gemma2::DType::Q6_K ? 32 : 0;
         for (int i = 0; i < 8; ++i)
-          CHECK((static_cast<int>(storage[gemma2::kquant_header_bytes(dtype) + 8 + static_cast<size_t>(i)]) & 15) ==
+          CHECK((static_cast<int>(storage[gemma2::KQuantGroup{dtype}.header_bytes() + 8 + static_cast<size_t>(i)]) & 15) ==
                 ((ints.q[i] + offset) & 15));
       } else {  // then row 1's first 8 bytes at unit 0 (Q8_0 values stored q + 128)
         const auto flip = std::byte{dtype == gemma2::DType::Q8_0 ? uint8_t{0x80} : uint8_t{0}};
-        for (int i = 0; i < 8; ++i) CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.row(1)[i] ^ flip));
+        for (int i = 0; i < 8; ++i) CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.plain_rows().row(1)[i] ^ flip));
       }
     }
   }
@@ -460,7 +460,7 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
           // Bound per output: a few float roundings of Σ|w·x| (or the bf16 ones).
           std::vector<float> w(static_cast<size_t>(cols));
           for (int r = 0; r < rows; ++r) {
-            gemma2::detail::convert_to_float(dtype, W.row(r), w.data(), w.size());
+            gemma2::detail::convert_to_float(dtype, W.plain_rows().row(r), w.data(), w.size());
             for (int t = 0; t < T; ++t) {
               double scale = 0;
               for (int c = 0; c < cols; ++c) scale += std::abs(w[static_cast<size_t>(c)] * X[static_cast<size_t>(t) * cols + c]);

@@ -189,7 +189,7 @@ inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, c
       const int64_t r0 = p * kMmlaRows;
       const int n = static_cast<int>(std::min<int64_t>(kMmlaRows, rows - r0));
       for (int i = 0; i < n; ++i) {
-        const std::byte* src = W.row(static_cast<int>(r0 + i));
+        const std::byte* src = W.plain_rows().row(r0 + i);
         uint16_t* dst = weights.data() + i * cols;
         if (split) {
           std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(uint16_t));

@@ -174,7 +174,8 @@ template <QuantDot one, QuantDot four>
 void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   const int64_t blocks = W.cols / kQuantBlock;
   const bool k = is_kquant(W.dtype);
-  const size_t stride = row_bytes(W.dtype, W.cols);
+  const PlainRows rows = W.plain_rows();
+  const size_t stride = rows.stride;
   float y[4];
   for (int t = 0; t < T; ++t) {
     const int8_t* xq = X.q.data() + t * W.cols;
@@ -183,14 +184,14 @@ void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, i
     int64_t r = r0;
     if (wide_input(W.cols))
       for (; r + 4 <= r1; r += 4) {
-        four(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, y);
+        four(rows.row(r), stride, xq, xd, xs, W.cols, y);
         for (int i = 0; i < 4; ++i) Y[t * W.rows + r + i] = y[i];
       }
-    for (; r < r1; ++r) one(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, &Y[t * W.rows + r]);
+    for (; r < r1; ++r) one(rows.row(r), stride, xq, xd, xs, W.cols, &Y[t * W.rows + r]);
   }
 }
 
-// A set's product of one interleaved row group (weights.hpp) with the NT
+// A set's product of one interleaved row group (interleaved.hpp) with the NT
 // rows t0 <= t < t0 + NT of X a tile takes: y[t·ldy + j] for the group's
 // `valid` rows j.
 using GroupTile = void (*)(const std::byte* group, int blocks, const QuantizedRows& X, int64_t t0, float* y,
