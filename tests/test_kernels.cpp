@@ -418,6 +418,51 @@ TEST_CASE("interleaved block formats: same bits per weight, every row recovered 
   }
 }
 
+namespace {
+
+// The bytes of one field of an interleaved block equal the plain block's.
+void check_field(const std::byte* interleaved_at, const std::byte* plain_at, size_t n, std::byte flip = std::byte{0}) {
+  for (size_t i = 0; i < n; ++i) CHECK(interleaved_at[i] == (plain_at[i] ^ flip));
+}
+
+}  // namespace
+
+TEST_CASE("interleaved layouts: every row's fields, read through the layout types, are its plain block's fields") {
+  std::mt19937 rng(43);
+  for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
+    const bool k_quant = gemma2::is_kquant(dtype);
+    const int rows = 13, cols = 512;
+    INFO(gemma2::dtype_name(dtype));
+    std::vector<std::byte> bytes = random_matrix(dtype, rows, cols, rng), storage;
+    const gemma2::Matrix W{dtype, rows, cols, bytes.data()};
+    const gemma2::Matrix I = interleaved(W, storage);
+    CHECK(W.plain_rows().stride == gemma2::row_bytes(dtype, cols));
+    for (int r = 0; r < rows; ++r) {
+      const int j = r % gemma2::kInterleave;
+      const std::byte* group = I.data + static_cast<size_t>(r / gemma2::kInterleave) * I.group_bytes();
+      const std::byte* plain = W.plain_rows().row(r);
+      for (int b = 0; b < cols / gemma2::weights_per_block(dtype); ++b) {
+        const std::byte* gb = group + static_cast<size_t>(b) * gemma2::interleaved_block_bytes(dtype);
+        if (k_quant) {
+          const gemma2::KQuantGroup layout{dtype};
+          const std::byte* blk = plain + static_cast<size_t>(b) * gemma2::block_bytes(dtype);
+          const bool six = dtype == gemma2::DType::Q6_K;
+          check_field(gb + layout.half_at(0, j), blk + (six ? offsetof(gemma2::BlockQ6_K, d) : offsetof(gemma2::BlockQ4_K, d)), 2);
+          if (!six) check_field(gb + layout.half_at(1, j), blk + offsetof(gemma2::BlockQ4_K, dmin), 2);
+          const size_t scales = six ? offsetof(gemma2::BlockQ6_K, scales) : offsetof(gemma2::BlockQ4_K, scales);
+          for (int k = 0; k < (six ? 16 : 12); ++k) check_field(gb + layout.scale_at(k, j), blk + scales + k, 1);
+        } else {
+          const gemma2::Block32Group layout{dtype};
+          const auto split = gemma2::split_row(dtype, plain, cols);
+          check_field(gb + layout.scale_at(j), split.scale(b), 2);
+          for (int u = 0; u < layout.units(); ++u)
+            check_field(gb + layout.unit_at(u, j), split.values(b) + 8 * u, 8, static_cast<std::byte>(layout.flip()));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
   const auto* reference = gemma2::detail::kernels_for(gemma2::KernelSet::Portable);
   auto pool = gemma2::ThreadPool::create(2);

@@ -146,6 +146,22 @@ struct Kernels {
 
 using Gemm = void (*)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool);
 
+// The entries of a table every set fills the same way (the others it sets
+// itself where it has them).
+inline Kernels kernel_table(KernelSet set, decltype(Kernels::dense_rows) dense_rows, decltype(Kernels::quant_rows) quant_rows,
+                            decltype(Kernels::quantize) quantize, Gemm gemm, decltype(Kernels::kv_scores) kv_scores,
+                            decltype(Kernels::kv_mix) kv_mix) {
+  Kernels k;
+  k.set = set;
+  k.dense_rows = dense_rows;
+  k.quant_rows = quant_rows;
+  k.quantize = quantize;
+  k.gemm = gemm;
+  k.kv_scores = kv_scores;
+  k.kv_mix = kv_mix;
+  return k;
+}
+
 // The GEMM of a set with bf16 products: F32 and F16 weights keep full
 // precision on its float GEMM, BF16 and block formats go to the bf16 one.
 template <Gemm float_gemm, Gemm bf16_gemm>

@@ -147,17 +147,15 @@ inline void gemm(const Matrix& W, const float* X, int T, float* Y, const Executo
   });
 }
 
-inline Kernels kernels() {
-  Kernels k;
-  k.set = KernelSet::Portable;
-  k.dense_rows = dense_rows;
-  k.quant_rows = quant_rows;
-  k.quantize = quantize_activations;
-  k.gemm = gemm;
-  k.kv_scores = kv_scores;
-  k.kv_mix = kv_mix;
-  return k;
-}
+// The set's entry in dispatch.hpp's list: which set, whether this CPU runs
+// it (every CPU), and its table.
+struct Set {
+  static constexpr KernelSet id = KernelSet::Portable;
+  static bool supported(const CpuFeatures&) { return true; }
+  static Kernels table(const CpuFeatures&) {
+    return kernel_table(id, dense_rows, quant_rows, quantize_activations, gemm, kv_scores, kv_mix);
+  }
+};
 
 }  // namespace portable
 }  // namespace detail

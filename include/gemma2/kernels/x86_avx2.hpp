@@ -188,7 +188,7 @@ GEMMA2_FLATTEN inline QuantizedRows quantize(const float* X, int T, int cols, in
 }
 
 constexpr bool kVnni = false;
-#include "gemma2/kernels/x86_interleaved.inc"
+#include "gemma2/kernels/x86_avx2_interleaved.inc"
 
 GEMMA2_TARGET_END
 
@@ -196,7 +196,7 @@ GEMMA2_TARGET_END
 namespace vnni {
 GEMMA2_TARGET_BEGIN("avx2,fma,f16c,avxvnni")
 constexpr bool kVnni = true;
-#include "gemma2/kernels/x86_interleaved.inc"
+#include "gemma2/kernels/x86_avx2_interleaved.inc"
 GEMMA2_TARGET_END
 }  // namespace vnni
 
@@ -210,19 +210,16 @@ inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y,
   }
 }
 
-inline Kernels kernels(const CpuFeatures& cpu) {
-  Kernels k;
-  k.set = KernelSet::AVX2;
-  k.dense_rows = dense_rows;
-  k.quant_rows = quant_rows;
-  k.quantize = quantize;
-  k.interleaved_rows = cpu.avx_vnni ? vnni::interleaved_rows : interleaved_rows;
-  k.kv_scores = kv_scores;
-  k.kv_mix = kv_mix;
-  k.gemm = gemm_float;
-  k.features = cpu.avx_vnni ? "avx-vnni" : "";
-  return k;
-}
+struct Set {  // dispatch.hpp's entry for `avx2`
+  static constexpr KernelSet id = KernelSet::AVX2;
+  static bool supported(const CpuFeatures& cpu) { return cpu.avx2; }
+  static Kernels table(const CpuFeatures& cpu) {
+    Kernels k = kernel_table(id, dense_rows, quant_rows, quantize, gemm_float, kv_scores, kv_mix);
+    k.interleaved_rows = cpu.avx_vnni ? vnni::interleaved_rows : interleaved_rows;
+    k.features = cpu.avx_vnni ? "avx-vnni" : "";
+    return k;
+  }
+};
 
 }  // namespace avx2
 }  // namespace detail
