@@ -93,6 +93,13 @@ struct KQuantGroup {
 inline int32_t interleaved_offset(DType t) { return is_block32(t) ? Block32Group{t}.value_offset() : 0; }
 // Bytes of one block of an interleaved group (the 8 rows' blocks).
 inline size_t interleaved_block_bytes(DType t) { return kInterleave * block_bytes(t); }
+// The free functions the layout types replace, for one release.
+[[deprecated("use weights_per_block")]] inline int interleaved_block_cols(DType t) { return weights_per_block(t); }
+[[deprecated("use KQuantGroup::planes")]] inline int kquant_planes(DType t) { return KQuantGroup{t}.planes(); }
+[[deprecated("use KQuantGroup::header_bytes")]] inline size_t kquant_header_bytes(DType t) {
+  return KQuantGroup{t}.header_bytes();
+}
+[[deprecated("use KQuantGroup::unit_bytes")]] inline size_t kquant_unit_bytes(DType t) { return KQuantGroup{t}.unit_bytes(); }
 
 namespace detail {
 // A bit field of 8 consecutive bytes of a layout and 8 consecutive values,
