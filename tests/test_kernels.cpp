@@ -560,6 +560,25 @@ TEST_CASE("prefill precision bf16: BF16 weights' GEMM rounds activations to bf16
   }
 }
 
+namespace {
+
+// `count` random KV-cache rows of kv_dim values in heads of `dim`, stored as
+// `dtype`, and in `stored` what the cache holds, as it reads them back.
+std::vector<std::byte> random_kv_rows(gemma2::DType dtype, int kv_dim, int dim, int count, std::mt19937& rng,
+                                      std::vector<float>& stored) {
+  const size_t stride = gemma2::detail::kv_row_bytes(dtype, kv_dim, dim);
+  std::vector<std::byte> cache(stride * count);
+  stored.assign(static_cast<size_t>(count) * kv_dim, 0.0f);
+  for (int j = 0; j < count; ++j) {
+    const auto row = test::random_floats(static_cast<size_t>(kv_dim), rng());
+    gemma2::detail::kv_row_from_float(dtype, row.data(), cache.data() + j * stride, kv_dim, dim);
+    gemma2::detail::kv_row_to_float(dtype, cache.data() + j * stride, &stored[static_cast<size_t>(j) * kv_dim], kv_dim, dim);
+  }
+  return cache;
+}
+
+}  // namespace
+
 TEST_CASE("attention products (kv_scores, kv_mix) of every kernel set against a naive product, for each KV storage") {
   std::mt19937 rng(57);
   std::vector<const gemma2::detail::Kernels*> tables;
@@ -568,15 +587,8 @@ TEST_CASE("attention products (kv_scores, kv_mix) of every kernel set against a 
     for (int dim : {16, 24, 32, 40, 64, 256}) {
       const int kv_heads = 3, kv_dim = kv_heads * dim, count = 37;
       const size_t stride = gemma2::detail::kv_row_bytes(dtype, kv_dim, dim), head_bytes = gemma2::detail::kv_head_bytes(dtype, dim);
-      std::vector<std::byte> cache(stride * count);
-      for (int j = 0; j < count; ++j) {
-        const auto row = test::random_floats(static_cast<size_t>(kv_dim), rng());
-        gemma2::detail::kv_row_from_float(dtype, row.data(), cache.data() + j * stride, kv_dim, dim);
-      }
-      // What the cache holds, as the cache itself reads it back.
-      std::vector<float> stored(static_cast<size_t>(count) * kv_dim);
-      for (int j = 0; j < count; ++j)
-        gemma2::detail::kv_row_to_float(dtype, cache.data() + j * stride, &stored[static_cast<size_t>(j) * kv_dim], kv_dim, dim);
+      std::vector<float> stored;
+      const std::vector<std::byte> cache = random_kv_rows(dtype, kv_dim, dim, count, rng, stored);
       for (int rows : {1, 2, 3, 7, 8, 9}) {
         for (int n : {1, 5, 13, 37}) {
           // Heads g0 <= g < g0 + heads of the last n rows.
