@@ -123,7 +123,7 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
   if (dtype == DType::BF16) {
     auto* p = reinterpret_cast<gemma2::bf16*>(w.copies[0].data());
     for (size_t i = 0; i < n; ++i) p[i] = gemma2::to_bf16(random_weight(seed));
-  } else if (gemma2::is_quantized(dtype)) {
+  } else if (gemma2::is_block32(dtype)) {
     std::vector<float> row(static_cast<size_t>(cols));
     for (int r = 0; r < rows; ++r) {
       for (float& x : row) x = random_weight(seed);
@@ -135,7 +135,8 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
     for (auto& b : w.copies[0]) b = static_cast<std::byte>(seed.next() >> 56);
     const size_t block = gemma2::row_bytes(dtype, gemma2::kSuperBlock);
     for (size_t at = 0; at < bytes; at += block)
-      for (size_t scale : dtype == DType::Q6_K ? std::vector<size_t>{208} : std::vector<size_t>{0, 2}) {
+      for (size_t scale : dtype == DType::Q6_K ? std::vector<size_t>{offsetof(gemma2::BlockQ6_K, d)}
+                                               : std::vector<size_t>{offsetof(gemma2::BlockQ4_K, d), offsetof(gemma2::BlockQ4_K, dmin)}) {
         const gemma2::f16 h = gemma2::to_f16(std::fabs(random_weight(seed)) / 16.0f);
         std::memcpy(&w.copies[0][at + scale], &h, sizeof h);
       }
@@ -143,7 +144,7 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
     auto* p = reinterpret_cast<float*>(w.copies[0].data());
     for (size_t i = 0; i < n; ++i) p[i] = random_weight(seed);
   }
-  if (gemma2::is_quantized(dtype) && gemma2::detail::default_kernels().interleaved_rows != nullptr &&
+  if (gemma2::is_block32(dtype) && gemma2::detail::default_kernels().interleaved_rows != nullptr &&
       std::getenv("GEMMA2_BENCH_PLAIN_ROWS") == nullptr) {
     const gemma2::Matrix plain = w.matrix(0);
     std::vector<std::byte> out(static_cast<size_t>(gemma2::interleaved_groups(rows)) * plain.group_bytes());

@@ -160,7 +160,7 @@ inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, ge
     for (auto d = spec.shape.rbegin(); d != spec.shape.rend(); ++d) w.dims.push_back(static_cast<uint64_t>(*d));
     // Block formats need whole blocks per row; other rows keep their type.
     const gemma2::DType to = spec.shape.size() == 1                                ? gemma2::DType::F32
-                             : gemma2::is_quantized(as) && cols % 32 != 0 ? t.dtype
+                             : gemma2::is_block32(as) && cols % 32 != 0 ? t.dtype
                                                                                   : as;
     if (spec.shape.size() == 1)
       for (float& x : f) x += 1.0f;
@@ -170,7 +170,7 @@ inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, ge
     for (int64_t r = 0; r < rows; ++r) {
       const float* src = &f[static_cast<size_t>(r * cols)];
       std::byte* dst = &ours[static_cast<size_t>(r) * rb];
-      if (gemma2::is_quantized(to)) gemma2::detail::quantize_row(to, src, dst, static_cast<int>(cols));
+      if (gemma2::is_block32(to)) gemma2::detail::quantize_row(to, src, dst, static_cast<int>(cols));
       else if (to == gemma2::DType::F32) std::memcpy(dst, src, static_cast<size_t>(cols) * 4);
       else
         for (int64_t i = 0; i < cols; ++i) {
@@ -178,7 +178,7 @@ inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, ge
           std::memcpy(dst + 2 * i, &b, 2);
         }
     }
-    if (!gemma2::is_quantized(to)) {
+    if (!gemma2::is_block32(to)) {
       w.bytes = std::move(ours);
     } else {  // the library's rows keep values first, then scales; ggml interleaves them per block
       const int64_t blocks = cols / 32, qs = to == gemma2::DType::Q8_0 ? 32 : 16;

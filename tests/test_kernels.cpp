@@ -137,7 +137,7 @@ TEST_CASE("block formats: quantize, dequantize and the integer kernels against n
       // step for Q4_0's asymmetric range), with the step d per block.
       std::vector<float> deq(src.size());
       for (int r = 0; r < rows; ++r)
-        gemma2::detail::dequantize_row(dtype, W.row(r), &deq[static_cast<size_t>(r) * cols], cols);
+        gemma2::detail::dequantize_row(dtype, W.plain_rows().row(r), &deq[static_cast<size_t>(r) * cols], cols);
       for (size_t b = 0; b < src.size() / 32; ++b) {
         float m = 0;
         for (int i = 0; i < 32; ++i) m = std::max(m, std::abs(src[b * 32 + i]));
@@ -267,7 +267,7 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
       const gemma2::Matrix W{t, rows, cols, k.bytes.data()};
       std::vector<float> deq(static_cast<size_t>(cols));
       for (int r = 0; r < rows; ++r) {
-        gemma2::detail::dequantize_row(t, W.row(r), deq.data(), cols);
+        gemma2::detail::dequantize_row(t, W.plain_rows().row(r), deq.data(), cols);
         for (int c = 0; c < cols; ++c)
           CHECK(deq[static_cast<size_t>(c)] ==
                 doctest::Approx(k.weights[static_cast<size_t>(r) * cols + c]).epsilon(1e-6).scale(1e-6));
@@ -395,24 +395,69 @@ TEST_CASE("interleaved block formats: same bits per weight, every row recovered 
       std::vector<std::byte> scratch(rb);
       for (int r = 0; r < rows; ++r) {
         const std::byte* got = gemma2::detail::plain_row(I, r, scratch.data());
-        CHECK(std::equal(got, got + rb, W.row(r)));
+        CHECK(std::equal(got, got + rb, W.plain_rows().row(r)));
       }
       if (rows < 2) continue;
       // Block 0 of group 0 starts with the 8 rows' scales d (row 1's at 2).
       const size_t d_at = dtype == gemma2::DType::Q6_K ? 208 : k_quant ? 0 : (dtype == gemma2::DType::Q8_0 ? cols : cols / 2);
-      CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.row(1) + d_at));
+      CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.plain_rows().row(1) + d_at));
       if (k_quant) {
         // Unit 0 starts with the low 4 bits of row 0's weights 0-7, then row 1's.
         std::vector<float> w(static_cast<size_t>(cols));
         gemma2::detail::SuperBlockInts ints;
-        gemma2::detail::unpack_superblock(dtype, W.row(1), ints);
+        gemma2::detail::unpack_superblock(dtype, W.plain_rows().row(1), ints);
         const int offset = dtype == gemma2::DType::Q6_K ? 32 : 0;
         for (int i = 0; i < 8; ++i)
-          CHECK((static_cast<int>(storage[gemma2::kquant_header_bytes(dtype) + 8 + static_cast<size_t>(i)]) & 15) ==
+          CHECK((static_cast<int>(storage[gemma2::KQuantGroup{dtype}.header_bytes() + 8 + static_cast<size_t>(i)]) & 15) ==
                 ((ints.q[i] + offset) & 15));
       } else {  // then row 1's first 8 bytes at unit 0 (Q8_0 values stored q + 128)
         const auto flip = std::byte{dtype == gemma2::DType::Q8_0 ? uint8_t{0x80} : uint8_t{0}};
-        for (int i = 0; i < 8; ++i) CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.row(1)[i] ^ flip));
+        for (int i = 0; i < 8; ++i) CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.plain_rows().row(1)[i] ^ flip));
+      }
+    }
+  }
+}
+
+namespace {
+
+// The bytes of one field of an interleaved block equal the plain block's.
+void check_field(const std::byte* interleaved_at, const std::byte* plain_at, size_t n, std::byte flip = std::byte{0}) {
+  for (size_t i = 0; i < n; ++i) CHECK(interleaved_at[i] == (plain_at[i] ^ flip));
+}
+
+}  // namespace
+
+TEST_CASE("interleaved layouts: every row's fields, read through the layout types, are its plain block's fields") {
+  std::mt19937 rng(43);
+  for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
+    const bool k_quant = gemma2::is_kquant(dtype);
+    const int rows = 13, cols = 512;
+    INFO(gemma2::dtype_name(dtype));
+    std::vector<std::byte> bytes = random_matrix(dtype, rows, cols, rng), storage;
+    const gemma2::Matrix W{dtype, rows, cols, bytes.data()};
+    const gemma2::Matrix I = interleaved(W, storage);
+    CHECK(W.plain_rows().stride == gemma2::row_bytes(dtype, cols));
+    for (int r = 0; r < rows; ++r) {
+      const int j = r % gemma2::kInterleave;
+      const std::byte* group = I.data + static_cast<size_t>(r / gemma2::kInterleave) * I.group_bytes();
+      const std::byte* plain = W.plain_rows().row(r);
+      for (int b = 0; b < cols / gemma2::weights_per_block(dtype); ++b) {
+        const std::byte* gb = group + static_cast<size_t>(b) * gemma2::interleaved_block_bytes(dtype);
+        if (k_quant) {
+          const gemma2::KQuantGroup layout{dtype};
+          const std::byte* blk = plain + static_cast<size_t>(b) * gemma2::block_bytes(dtype);
+          const bool six = dtype == gemma2::DType::Q6_K;
+          check_field(gb + layout.half_at(0, j), blk + (six ? offsetof(gemma2::BlockQ6_K, d) : offsetof(gemma2::BlockQ4_K, d)), 2);
+          if (!six) check_field(gb + layout.half_at(1, j), blk + offsetof(gemma2::BlockQ4_K, dmin), 2);
+          const size_t scales = six ? offsetof(gemma2::BlockQ6_K, scales) : offsetof(gemma2::BlockQ4_K, scales);
+          for (int k = 0; k < (six ? 16 : 12); ++k) check_field(gb + layout.scale_at(k, j), blk + scales + k, 1);
+        } else {
+          const gemma2::Block32Group layout{dtype};
+          const auto split = gemma2::split_row(dtype, plain, cols);
+          check_field(gb + layout.scale_at(j), split.scale(b), 2);
+          for (int u = 0; u < layout.units(); ++u)
+            check_field(gb + layout.unit_at(u, j), split.values(b) + 8 * u, 8, static_cast<std::byte>(layout.flip()));
+        }
       }
     }
   }
@@ -460,7 +505,7 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
           // Bound per output: a few float roundings of Σ|w·x| (or the bf16 ones).
           std::vector<float> w(static_cast<size_t>(cols));
           for (int r = 0; r < rows; ++r) {
-            gemma2::detail::convert_to_float(dtype, W.row(r), w.data(), w.size());
+            gemma2::detail::convert_to_float(dtype, W.plain_rows().row(r), w.data(), w.size());
             for (int t = 0; t < T; ++t) {
               double scale = 0;
               for (int c = 0; c < cols; ++c) scale += std::abs(w[static_cast<size_t>(c)] * X[static_cast<size_t>(t) * cols + c]);
@@ -515,6 +560,25 @@ TEST_CASE("prefill precision bf16: BF16 weights' GEMM rounds activations to bf16
   }
 }
 
+namespace {
+
+// `count` random KV-cache rows of kv_dim values in heads of `dim`, stored as
+// `dtype`, and in `stored` what the cache holds, as it reads them back.
+std::vector<std::byte> random_kv_rows(gemma2::DType dtype, int kv_dim, int dim, int count, std::mt19937& rng,
+                                      std::vector<float>& stored) {
+  const size_t stride = gemma2::detail::kv_row_bytes(dtype, kv_dim, dim);
+  std::vector<std::byte> cache(stride * count);
+  stored.assign(static_cast<size_t>(count) * kv_dim, 0.0f);
+  for (int j = 0; j < count; ++j) {
+    const auto row = test::random_floats(static_cast<size_t>(kv_dim), rng());
+    gemma2::detail::kv_row_from_float(dtype, row.data(), cache.data() + j * stride, kv_dim, dim);
+    gemma2::detail::kv_row_to_float(dtype, cache.data() + j * stride, &stored[static_cast<size_t>(j) * kv_dim], kv_dim, dim);
+  }
+  return cache;
+}
+
+}  // namespace
+
 TEST_CASE("attention products (kv_scores, kv_mix) of every kernel set against a naive product, for each KV storage") {
   std::mt19937 rng(57);
   std::vector<const gemma2::detail::Kernels*> tables;
@@ -523,15 +587,8 @@ TEST_CASE("attention products (kv_scores, kv_mix) of every kernel set against a 
     for (int dim : {16, 24, 32, 40, 64, 256}) {
       const int kv_heads = 3, kv_dim = kv_heads * dim, count = 37;
       const size_t stride = gemma2::detail::kv_row_bytes(dtype, kv_dim, dim), head_bytes = gemma2::detail::kv_head_bytes(dtype, dim);
-      std::vector<std::byte> cache(stride * count);
-      for (int j = 0; j < count; ++j) {
-        const auto row = test::random_floats(static_cast<size_t>(kv_dim), rng());
-        gemma2::detail::kv_row_from_float(dtype, row.data(), cache.data() + j * stride, kv_dim, dim);
-      }
-      // What the cache holds, as the cache itself reads it back.
-      std::vector<float> stored(static_cast<size_t>(count) * kv_dim);
-      for (int j = 0; j < count; ++j)
-        gemma2::detail::kv_row_to_float(dtype, cache.data() + j * stride, &stored[static_cast<size_t>(j) * kv_dim], kv_dim, dim);
+      std::vector<float> stored;
+      const std::vector<std::byte> cache = random_kv_rows(dtype, kv_dim, dim, count, rng, stored);
       for (int rows : {1, 2, 3, 7, 8, 9}) {
         for (int n : {1, 5, 13, 37}) {
           // Heads g0 <= g < g0 + heads of the last n rows.

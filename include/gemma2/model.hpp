@@ -350,7 +350,7 @@ Status Gemma2Model<Config>::bind(const Checkpoint& ck, detail::WeightBinder& bin
   const int hidden = c.hidden_size, q_dim = c.num_attention_heads * c.head_dim;
   const int kv_dim = c.num_key_value_heads * c.head_dim, ffn = c.intermediate_size;
   if (options.weight_type && !(*options.weight_type == DType::F32 || *options.weight_type == DType::BF16 ||
-                               *options.weight_type == DType::F16 || is_quantized(*options.weight_type)))
+                               *options.weight_type == DType::F16 || is_block32(*options.weight_type)))
     return detail::err("load: unsupported weight type");
   embed_ = bind.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
   const bool hg = ck.norms_hold_gain;

@@ -165,7 +165,7 @@ inline Result<Checkpoint> gguf_checkpoint(const GgufFile& g) {
       }
       v.data = t.data;
       v.owner = g.file;
-      v.ggml_blocks = is_quantized(v.dtype);
+      v.ggml_blocks = is_block32(v.dtype);
       ck.tensors.emplace(detail::hf_name(t.name), std::move(v));
     }
     if (!has_embedding) return detail::err(path, ": no 2-D tensor token_embd.weight (the embedding)");

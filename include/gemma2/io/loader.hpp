@@ -143,7 +143,7 @@ class WeightBinder {
     const Matrix m{t.dtype, rows, cols, aligned(name, t), kernels_};
     matrix_bytes_ += m.bytes();
     const DType to = options_.weight_type.value_or(m.dtype);
-    const bool keep = to == m.dtype || (is_quantized(to) && cols % kQuantBlock != 0);
+    const bool keep = to == m.dtype || (is_block32(to) && cols % kQuantBlock != 0);
     if (keep && to != m.dtype && options_.log)
       options_.log(LogLevel::Info, name + ": width not a multiple of 32, kept as " + dtype_name(m.dtype));
     if (keep && interleaves(m.dtype)) return interleave(m);  // a regrouped copy of t, if any, is dropped here
@@ -220,9 +220,9 @@ class WeightBinder {
       std::vector<float> row(static_cast<size_t>(m.cols));
       std::vector<std::byte> scratch(out.interleaved ? row_bytes(to, m.cols) : 0);
       for (int64_t r = r0; r < r1; ++r) {
-        convert_to_float(m.dtype, m.row(static_cast<int>(r)), row.data(), row.size());
+        convert_to_float(m.dtype, m.plain_rows().row(r), row.data(), row.size());
         std::byte* dst = out.interleaved ? scratch.data() : buf + static_cast<size_t>(r) * row_bytes(to, m.cols);
-        if (is_quantized(to)) {
+        if (is_block32(to)) {
           quantize_row(to, row.data(), dst, m.cols);
           if (out.interleaved) interleaved_row_copy<true>(to, m.cols, static_cast<int>(r), dst, buf);
         } else {

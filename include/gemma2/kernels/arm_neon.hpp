@@ -76,17 +76,13 @@ inline QuantizedRows quantize(const float* X, int T, int cols, int32_t offset) {
   return quantize_with<QuantBlock>(X, T, cols, offset);
 }
 
-inline Kernels kernels() {
-  Kernels k;
-  k.set = KernelSet::NEON;
-  k.dense_rows = dense_rows;
-  k.quant_rows = quant_rows;
-  k.quantize = quantize;
-  k.gemm = gemm_float;
-  k.kv_scores = kv_scores;
-  k.kv_mix = kv_mix;
-  return k;
-}
+struct Set {  // dispatch.hpp's entry for `neon`
+  static constexpr KernelSet id = KernelSet::NEON;
+  static bool supported(const CpuFeatures& cpu) { return cpu.neon; }
+  static Kernels table(const CpuFeatures&) {
+    return kernel_table(id, dense_rows, quant_rows, quantize, gemm_float, kv_scores, kv_mix);
+  }
+};
 
 }  // namespace neon
 
@@ -189,7 +185,7 @@ inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, c
       const int64_t r0 = p * kMmlaRows;
       const int n = static_cast<int>(std::min<int64_t>(kMmlaRows, rows - r0));
       for (int i = 0; i < n; ++i) {
-        const std::byte* src = W.row(static_cast<int>(r0 + i));
+        const std::byte* src = W.plain_rows().row(r0 + i);
         uint16_t* dst = weights.data() + i * cols;
         if (split) {
           std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(uint16_t));
@@ -213,15 +209,19 @@ inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, c
 GEMMA2_TARGET_END
 #endif
 
-inline Kernels kernels([[maybe_unused]] const CpuFeatures& cpu) {
-  Kernels k = neon::kernels();
-  k.set = KernelSet::NEONDotProd;
-  k.quant_rows = quant_rows;
+struct Set {  // dispatch.hpp's entry for `neon-dotprod`
+  static constexpr KernelSet id = KernelSet::NEONDotProd;
+  static bool supported(const CpuFeatures& cpu) { return cpu.neon && cpu.dotprod; }
+  static Kernels table([[maybe_unused]] const CpuFeatures& cpu) {
+    Kernels k = neon::Set::table(cpu);
+    k.set = id;
+    k.quant_rows = quant_rows;
 #if GEMMA2_ARM_BF16_KERNELS
-  if (cpu.bf16) k.gemm = gemm_bf16_or_float<neon::gemm_float, matmul_bf16_mmla>, k.features = "bf16";
+    if (cpu.bf16) k.gemm = gemm_bf16_or_float<neon::gemm_float, matmul_bf16_mmla>, k.features = "bf16";
 #endif
-  return k;
-}
+    return k;
+  }
+};
 
 }  // namespace neon_dotprod
 #endif

@@ -146,6 +146,22 @@ struct Kernels {
 
 using Gemm = void (*)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool);
 
+// The entries of a table every set fills the same way (the others it sets
+// itself where it has them).
+inline Kernels kernel_table(KernelSet set, decltype(Kernels::dense_rows) dense_rows, decltype(Kernels::quant_rows) quant_rows,
+                            decltype(Kernels::quantize) quantize, Gemm gemm, decltype(Kernels::kv_scores) kv_scores,
+                            decltype(Kernels::kv_mix) kv_mix) {
+  Kernels k;
+  k.set = set;
+  k.dense_rows = dense_rows;
+  k.quant_rows = quant_rows;
+  k.quantize = quantize;
+  k.gemm = gemm;
+  k.kv_scores = kv_scores;
+  k.kv_mix = kv_mix;
+  return k;
+}
+
 // The GEMM of a set with bf16 products: F32 and F16 weights keep full
 // precision on its float GEMM, BF16 and block formats go to the bf16 one.
 template <Gemm float_gemm, Gemm bf16_gemm>
@@ -174,7 +190,8 @@ template <QuantDot one, QuantDot four>
 void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   const int64_t blocks = W.cols / kQuantBlock;
   const bool k = is_kquant(W.dtype);
-  const size_t stride = row_bytes(W.dtype, W.cols);
+  const PlainRows rows = W.plain_rows();
+  const size_t stride = rows.stride;
   float y[4];
   for (int t = 0; t < T; ++t) {
     const int8_t* xq = X.q.data() + t * W.cols;
@@ -183,14 +200,14 @@ void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, i
     int64_t r = r0;
     if (wide_input(W.cols))
       for (; r + 4 <= r1; r += 4) {
-        four(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, y);
+        four(rows.row(r), stride, xq, xd, xs, W.cols, y);
         for (int i = 0; i < 4; ++i) Y[t * W.rows + r + i] = y[i];
       }
-    for (; r < r1; ++r) one(W.row(static_cast<int>(r)), stride, xq, xd, xs, W.cols, &Y[t * W.rows + r]);
+    for (; r < r1; ++r) one(rows.row(r), stride, xq, xd, xs, W.cols, &Y[t * W.rows + r]);
   }
 }
 
-// A set's product of one interleaved row group (weights.hpp) with the NT
+// A set's product of one interleaved row group (interleaved.hpp) with the NT
 // rows t0 <= t < t0 + NT of X a tile takes: y[t·ldy + j] for the group's
 // `valid` rows j.
 using GroupTile = void (*)(const std::byte* group, int blocks, const QuantizedRows& X, int64_t t0, float* y,

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,7 +27,8 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
-// Kernel sets, from the least to the most capable of each architecture.
+// Kernel sets, from the least to the most capable of each architecture
+// (each is one file in kernels/ and one row in dispatch.hpp's list).
 //  portable      plain C++ (the reference every other set is tested against)
 //  avx2          AVX2 + FMA + F16C (x86-64-v3: Haswell, Zen 1 and later)
 //  avx512        AVX-512 F/BW/VL/DQ; with AVX-512 VNNI the integer dot products
@@ -136,34 +138,6 @@ inline const CpuFeatures& cpu_features() {
 }
 
 }  // namespace detail
-
-// Whether this CPU can run `s` with this build (which compiles the kernels
-// of the architecture it targets).
-inline bool kernel_set_supported(KernelSet s) {
-  [[maybe_unused]] const detail::CpuFeatures& f = detail::cpu_features();
-  switch (s) {
-    case KernelSet::Portable: return true;
-#if GEMMA2_X86_KERNELS
-    case KernelSet::AVX2: return f.avx2;
-    case KernelSet::AVX512: return f.avx512;
-#endif
-#if GEMMA2_ARM_KERNELS
-    case KernelSet::NEON: return f.neon;
-#if GEMMA2_ARM_DOTPROD_KERNELS
-    case KernelSet::NEONDotProd: return f.neon && f.dotprod;
-#endif
-#endif
-    default: return false;
-  }
-}
-
-// The sets this CPU can run, least capable first; the last is the default.
-inline std::vector<KernelSet> supported_kernel_sets() {
-  std::vector<KernelSet> sets;
-  for (KernelSet s : kKernelSets)
-    if (kernel_set_supported(s)) sets.push_back(s);
-  return sets;
-}
 
 // "portable, avx2, avx512", for messages and help texts; every set by default.
 inline std::string kernel_set_list(const std::vector<KernelSet>& sets = {std::begin(kKernelSets), std::end(kKernelSets)}) {

@@ -1,7 +1,17 @@
 // One table of kernels per set (common.hpp), and the choice among them: the
 // best set this CPU supports, unless the environment variable
 // GEMMA2_KERNELS or LoadOptions::kernels asks for another (for tests and bug
-// reports). Adding an instruction set is one file and one row below.
+// reports).
+//
+// Adding a kernel set: (1) a file in kernels/ whose namespace holds the
+// kernels, compiled inside its own GEMMA2_TARGET_BEGIN region and guarded by
+// its architecture's macro (target.hpp), and a `struct Set` with the set's
+// `id`, `supported(const CpuFeatures&)` (whether this CPU runs it) and
+// `table(const CpuFeatures&)`; (2) its enumerator and name in cpu.hpp
+// (KernelSet, kernel_set_name, kKernelSets: names are known to every build,
+// for messages); (3) its include and its row in CompiledSets below. A set
+// that needs a CPU extension no set used before also reads it in
+// detect_cpu (cpu.hpp).
 //
 // Compile time: every translation unit that includes the library compiles
 // every kernel set (about 10-20 s at -O2/-O3). A program with many such
@@ -13,10 +23,11 @@
 // src/gemma2.cpp, holds the kernel sets too.
 #pragma once
 
-#include <array>
 #include <cstdlib>
-#include <iterator>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "gemma2/kernels/common.hpp"
 #include "gemma2/status.hpp"
@@ -32,38 +43,48 @@ GEMMA2_BEGIN_NAMESPACE
 namespace detail {
 
 #if !defined(GEMMA2_KERNELS_EXTERN) || defined(GEMMA2_KERNELS_IMPLEMENTATION)
-// The table of `s` (compiled into this build) for a CPU with the extensions
-// in `cpu`: what the set fills in depends on them. Tests also build the
-// tables of CPUs with fewer extensions than this one.
-inline Kernels build_kernels(KernelSet s, [[maybe_unused]] const CpuFeatures& cpu) {
-  switch (s) {
+template <class... Sets>
+struct SetList {};
+
+// Every set this build compiles, one row each.
+using CompiledSets = SetList<portable::Set
 #if GEMMA2_X86_KERNELS
-    case KernelSet::AVX2: return avx2::kernels(cpu);
-    case KernelSet::AVX512: return avx512::kernels(cpu);
+                             , avx2::Set, avx512::Set
 #endif
 #if GEMMA2_ARM_KERNELS
-    case KernelSet::NEON: return neon::kernels();
+                             , neon::Set
 #endif
 #if GEMMA2_ARM_DOTPROD_KERNELS
-    case KernelSet::NEONDotProd: return neon_dotprod::kernels(cpu);
+                             , neon_dotprod::Set
 #endif
-    default: return portable::kernels();
-  }
+                             >;
+
+// The table of `s` (compiled into this build) for a CPU with the extensions
+// in `cpu`: what the set fills in depends on them. Tests also build the
+// tables of CPUs with fewer extensions than this one. A set this build does
+// not compile gets the portable table.
+template <class... Sets>
+Kernels build_kernels(SetList<Sets...>, KernelSet s, const CpuFeatures& cpu) {
+  Kernels k = portable::Set::table(cpu);
+  ((Sets::id == s ? (k = Sets::table(cpu), true) : false) || ...);
+  return k;
 }
 
-// The table of `s` for this CPU, or null when this CPU or build cannot run
-// it. Each is built once per process.
-inline const Kernels* build_kernels_for(KernelSet s) {
-  if (!kernel_set_supported(s)) return nullptr;
-  static const std::array<Kernels, std::size(kKernelSets)> tables = [] {
-    std::array<Kernels, std::size(kKernelSets)> t;
-    for (size_t i = 0; i < t.size(); ++i)
-      if (kernel_set_supported(kKernelSets[i])) t[i] = build_kernels(kKernelSets[i], cpu_features());
-    return t;
-  }();
-  for (size_t i = 0; i < tables.size(); ++i)
-    if (kKernelSets[i] == s) return &tables[i];
-  return nullptr;
+// The table of set S for this CPU, built once per process, or null when
+// this CPU cannot run it.
+template <class S>
+const Kernels* table_for_this_cpu() {
+  static const std::optional<Kernels> table =
+      S::supported(cpu_features()) ? std::optional<Kernels>(S::table(cpu_features())) : std::nullopt;
+  return table ? &*table : nullptr;
+}
+
+// The table of `s` for this CPU, or null when this CPU or build cannot run it.
+template <class... Sets>
+const Kernels* build_kernels_for(SetList<Sets...>, KernelSet s) {
+  const Kernels* k = nullptr;
+  ((Sets::id == s ? (k = table_for_this_cpu<Sets>(), true) : false) || ...);
+  return k;
 }
 #endif
 
@@ -72,14 +93,30 @@ inline const Kernels* build_kernels_for(KernelSet s) {
 const Kernels* compiled_kernels_for(KernelSet s);
 Kernels kernels_with(KernelSet s, const CpuFeatures& cpu);
 #if defined(GEMMA2_KERNELS_IMPLEMENTATION)
-const Kernels* compiled_kernels_for(KernelSet s) { return build_kernels_for(s); }
-Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(s, cpu); }
+const Kernels* compiled_kernels_for(KernelSet s) { return build_kernels_for(CompiledSets{}, s); }
+Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(CompiledSets{}, s, cpu); }
 #endif
 inline const Kernels* kernels_for(KernelSet s) { return compiled_kernels_for(s); }
 #else
-inline const Kernels* kernels_for(KernelSet s) { return build_kernels_for(s); }
-inline Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(s, cpu); }
+inline const Kernels* kernels_for(KernelSet s) { return build_kernels_for(CompiledSets{}, s); }
+inline Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(CompiledSets{}, s, cpu); }
 #endif
+
+}  // namespace detail
+
+// Whether this CPU can run `s` with this build (which compiles the kernels
+// of the architecture it targets).
+inline bool kernel_set_supported(KernelSet s) { return detail::kernels_for(s) != nullptr; }
+
+// The sets this CPU can run, least capable first; the last is the default.
+inline std::vector<KernelSet> supported_kernel_sets() {
+  std::vector<KernelSet> sets;
+  for (KernelSet s : kKernelSets)
+    if (kernel_set_supported(s)) sets.push_back(s);
+  return sets;
+}
+
+namespace detail {
 
 // `name` as a kernel set, or an error naming `what` and the sets there are.
 inline Result<KernelSet> kernel_set_named(std::string_view name, const std::string& what) {

@@ -20,13 +20,14 @@ using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Row
 
 // The 32 signed weights of block b of a Q8_0 or Q4_0 row (Q4_0 stores
 // q + 8, low nibbles first: byte j holds weights j and j + 16).
-inline void block_weights(DType t, const std::byte* row, int b, int8_t* w) {
-  if (t == DType::Q8_0) {
-    std::memcpy(w, row + b * kQuantBlock, kQuantBlock);
+inline void block_weights(const SplitRow<const std::byte*>& row, int b, int8_t* w) {
+  const std::byte* qs = row.values(b);
+  if (row.dtype == DType::Q8_0) {
+    std::memcpy(w, qs, kQuantBlock);
     return;
   }
   for (int j = 0; j < kQuantBlock / 2; ++j) {
-    const auto q = static_cast<uint8_t>(row[b * kQuantBlock / 2 + j]);
+    const auto q = static_cast<uint8_t>(qs[j]);
     w[j] = static_cast<int8_t>((q & 0x0f) - 8);
     w[j + kQuantBlock / 2] = static_cast<int8_t>((q >> 4) - 8);
   }
@@ -55,10 +56,9 @@ inline void dense_rows(const Matrix& W, const float* X, int T, float* Y, int64_t
 inline float dot_blocks(DType t, const std::byte* row, const int8_t* xq, const float* xd, const float* xsum16, int cols) {
   float sum = 0.0f;
   if (is_kquant(t)) {
-    const size_t bytes = row_bytes(t, kSuperBlock);
     SuperBlockInts s;
     for (int sb = 0; sb < cols / kSuperBlock; ++sb) {
-      unpack_superblock(t, row + sb * bytes, s);
+      unpack_superblock(t, row + sb * block_bytes(t), s);
       const int8_t* x = xq + sb * kSuperBlock;
       for (int g = 0; g < kSuperBlock / 16; ++g) {
         int32_t p = 0;
@@ -68,22 +68,23 @@ inline float dot_blocks(DType t, const std::byte* row, const int8_t* xq, const f
     }
     return sum;
   }
-  const std::byte* scales = row + (t == DType::Q8_0 ? cols : cols / 2);
+  const auto split = split_row(t, row, cols);
   int8_t w[kQuantBlock];
   for (int b = 0; b < cols / kQuantBlock; ++b) {
-    block_weights(t, row, b, w);
+    block_weights(split, b, w);
     int32_t p = 0;
     for (int i = 0; i < kQuantBlock; ++i) p += static_cast<int32_t>(w[i]) * xq[b * kQuantBlock + i];
-    sum += static_cast<float>(p) * half_at(scales + 2 * b) * xd[b];
+    sum += static_cast<float>(p) * half_at(split.scale(b)) * xd[b];
   }
   return sum;
 }
 
 inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   const int64_t blocks = W.cols / kQuantBlock;
+  const PlainRows rows = W.plain_rows();
   for (int64_t r = r0; r < r1; ++r)
     for (int t = 0; t < T; ++t)
-      Y[t * W.rows + r] = dot_blocks(W.dtype, W.row(static_cast<int>(r)), X.q.data() + t * W.cols,
+      Y[t * W.rows + r] = dot_blocks(W.dtype, rows.row(r), X.q.data() + t * W.cols,
                                      X.d.data() + t * blocks, X.sum16.data() + 2 * t * blocks, W.cols);
 }
 
@@ -132,10 +133,11 @@ inline void gemm(const Matrix& W, const float* X, int T, float* Y, const Executo
         wt = reinterpret_cast<const float*>(W.data) + r * cols;
       } else {
         buf.resize(static_cast<size_t>(n * cols));
+        const PlainRows plain = W.plain_rows();
         if (is_blocked(W.dtype))
-          for (int64_t i = 0; i < n; ++i) dequantize_row(W.dtype, W.row(static_cast<int>(r + i)), buf.data() + i * cols, W.cols);
+          for (int64_t i = 0; i < n; ++i) dequantize_row(W.dtype, plain.row(r + i), buf.data() + i * cols, W.cols);
         else
-          convert_to_float(W.dtype, W.row(static_cast<int>(r)), buf.data(), static_cast<size_t>(n * cols));
+          convert_to_float(W.dtype, plain.row(r), buf.data(), static_cast<size_t>(n * cols));
         wt = buf.data();
       }
       Eigen::Map<const RowMajor> wm(wt, n, cols);
@@ -145,17 +147,15 @@ inline void gemm(const Matrix& W, const float* X, int T, float* Y, const Executo
   });
 }
 
-inline Kernels kernels() {
-  Kernels k;
-  k.set = KernelSet::Portable;
-  k.dense_rows = dense_rows;
-  k.quant_rows = quant_rows;
-  k.quantize = quantize_activations;
-  k.gemm = gemm;
-  k.kv_scores = kv_scores;
-  k.kv_mix = kv_mix;
-  return k;
-}
+// The set's entry in dispatch.hpp's list: which set, whether this CPU runs
+// it (every CPU), and its table.
+struct Set {
+  static constexpr KernelSet id = KernelSet::Portable;
+  static bool supported(const CpuFeatures&) { return true; }
+  static Kernels table(const CpuFeatures&) {
+    return kernel_table(id, dense_rows, quant_rows, quantize_activations, gemm, kv_scores, kv_mix);
+  }
+};
 
 }  // namespace portable
 }  // namespace detail

@@ -57,21 +57,21 @@ inline float block_scale(const std::byte* p) {
 // sign of w moves onto x so that vpmaddubsw sees |w| as unsigned.
 template <DType Q>
 void dot_quantized(const std::byte* row, size_t, const int8_t* xq, const float* xd, const float*, int cols, float* out) {
-  const std::byte* scales = row + (Q == DType::Q8_0 ? cols : cols / 2);
+  const auto split = split_row(Q, row, cols);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int b = 0; b < cols / kQuantBlock; ++b) {
     __m256i w;
     if constexpr (Q == DType::Q8_0) {
-      w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * kQuantBlock));
+      w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(split.values(b)));
     } else {  // low nibbles are weights 0-15, high nibbles 16-31; stored as q + 8
-      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * kQuantBlock / 2));
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(split.values(b)));
       const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1);
       w = _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
     }
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * kQuantBlock));
     const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(block_scale(scales + 2 * b) * xd[b]), acc);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(block_scale(split.scale(b)) * xd[b]), acc);
   }
   *out = V::sum(acc);
 }
@@ -82,16 +82,17 @@ inline __m256i load(const std::byte* p) { return _mm256_loadu_si256(reinterpret_
 // (Q6_K keeps q + 32; its bias removes the 32), in the activations' order.
 template <DType Q>
 __m256i kquant_weights(const std::byte* blk, int k) {
+  using Block = BlockType<Q>;
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   if constexpr (Q == DType::Q6_K) {  // half k / 4; part k % 4: low or high nibbles of ql, 2 bits of qh
     const int half = k / 4, part = k % 4;
-    const __m256i ql = _mm256_srli_epi16(load(blk + 64 * half + 32 * (part & 1)), 4 * (part >> 1));
-    const __m256i qh = _mm256_slli_epi16(_mm256_srli_epi16(load(blk + 128 + 32 * half), 2 * part), 4);
+    const __m256i ql = _mm256_srli_epi16(load(blk + offsetof(Block, ql) + 64 * half + 32 * (part & 1)), 4 * (part >> 1));
+    const __m256i qh = _mm256_slli_epi16(_mm256_srli_epi16(load(blk + offsetof(Block, qh) + 32 * half), 2 * part), 4);
     return _mm256_or_si256(_mm256_and_si256(ql, nibble), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
   } else {  // sub-block k: low (k even) or high nibbles of 32 bytes; Q5_K's fifth bit is bit k of qh
-    __m256i w = _mm256_and_si256(_mm256_srli_epi16(load(blk + (Q == DType::Q5_K ? 48 : 16) + 32 * (k / 2)), 4 * (k % 2)), nibble);
+    __m256i w = _mm256_and_si256(_mm256_srli_epi16(load(blk + offsetof(Block, qs) + 32 * (k / 2)), 4 * (k % 2)), nibble);
     if constexpr (Q == DType::Q5_K)
-      w = _mm256_or_si256(w, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(load(blk + 16), k), 4), _mm256_set1_epi8(0x10)));
+      w = _mm256_or_si256(w, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(load(blk + offsetof(Block, qh)), k), 4), _mm256_set1_epi8(0x10)));
     return w;
   }
 }
@@ -106,8 +107,8 @@ __m256i kquant_weights(const std::byte* blk, int k) {
 template <DType Q>
 void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd, const float* xsum16, int cols,
                 float* out) {
+  using Block = BlockType<Q>;
   const int blocks = cols / kSuperBlock;
-  const size_t bytes = row_bytes(Q, kSuperBlock);
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i block_of_group = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);  // of groups 0-7: 32-block g / 2
   const __m256i group_of_lane = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
@@ -115,21 +116,21 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
   GEMMA2_UNROLL
   for (int i = 0; i < 4; ++i) acc[i] = _mm256_setzero_ps();
   for (int sb = 0; sb < blocks; ++sb) {
-    const std::byte* blk = row + sb * bytes;
+    const std::byte* blk = row + sb * sizeof(Block);
     const int8_t* x = xq + sb * kSuperBlock;
     for (int line = 0; line < 4; ++line)
       _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes + 64 * line, _MM_HINT_T0);
     const __m256 dx = _mm256_loadu_ps(xd + 8 * sb);
-    const float d = block_scale(blk + (Q == DType::Q6_K ? 208 : 0));
+    const float d = block_scale(blk + offsetof(Block, d));
     [[maybe_unused]] uint64_t sc = 0, m = 0;
-    if constexpr (Q != DType::Q6_K) kquant_scales_mins(blk + 4, &sc, &m);
+    if constexpr (Q != DType::Q6_K) kquant_scales_mins(blk + offsetof(Block, scales), &sc, &m);
     __m256 scale[2];
     GEMMA2_UNROLL
     for (int h = 0; h < 2; ++h) {  // groups 8·h .. 8·h + 7
       const __m256i blocks_h = _mm256_add_epi32(block_of_group, _mm256_set1_epi32(4 * h));
       __m256 ds, bias;
       if constexpr (Q == DType::Q6_K) {
-        const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 192 + 8 * h));
+        const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales) + 8 * h));
         ds = _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)));
         bias = _mm256_mul_ps(_mm256_set1_ps(32.0f), ds);
       } else {
@@ -138,7 +139,7 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
           return _mm256_mul_ps(_mm256_set1_ps(f), _mm256_permutevar8x32_ps(v8, blocks_h));
         };
         ds = spread(sc, d);
-        bias = spread(m, block_scale(blk + 2));
+        bias = spread(m, block_scale(blk + offsetof(Block, dmin)));
       }
       scale[h] = _mm256_mul_ps(ds, _mm256_permutevar8x32_ps(dx, blocks_h));
       offset = _mm256_fmadd_ps(bias, _mm256_loadu_ps(xsum16 + 16 * sb + 8 * h), offset);
@@ -187,7 +188,7 @@ GEMMA2_FLATTEN inline QuantizedRows quantize(const float* X, int T, int cols, in
 }
 
 constexpr bool kVnni = false;
-#include "gemma2/kernels/x86_interleaved.inc"
+#include "gemma2/kernels/x86_avx2_interleaved.inc"
 
 GEMMA2_TARGET_END
 
@@ -195,7 +196,7 @@ GEMMA2_TARGET_END
 namespace vnni {
 GEMMA2_TARGET_BEGIN("avx2,fma,f16c,avxvnni")
 constexpr bool kVnni = true;
-#include "gemma2/kernels/x86_interleaved.inc"
+#include "gemma2/kernels/x86_avx2_interleaved.inc"
 GEMMA2_TARGET_END
 }  // namespace vnni
 
@@ -209,19 +210,16 @@ inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y,
   }
 }
 
-inline Kernels kernels(const CpuFeatures& cpu) {
-  Kernels k;
-  k.set = KernelSet::AVX2;
-  k.dense_rows = dense_rows;
-  k.quant_rows = quant_rows;
-  k.quantize = quantize;
-  k.interleaved_rows = cpu.avx_vnni ? vnni::interleaved_rows : interleaved_rows;
-  k.kv_scores = kv_scores;
-  k.kv_mix = kv_mix;
-  k.gemm = gemm_float;
-  k.features = cpu.avx_vnni ? "avx-vnni" : "";
-  return k;
-}
+struct Set {  // dispatch.hpp's entry for `avx2`
+  static constexpr KernelSet id = KernelSet::AVX2;
+  static bool supported(const CpuFeatures& cpu) { return cpu.avx2; }
+  static Kernels table(const CpuFeatures& cpu) {
+    Kernels k = kernel_table(id, dense_rows, quant_rows, quantize, gemm_float, kv_scores, kv_mix);
+    k.interleaved_rows = cpu.avx_vnni ? vnni::interleaved_rows : interleaved_rows;
+    k.features = cpu.avx_vnni ? "avx-vnni" : "";
+    return k;
+  }
+};
 
 }  // namespace avx2
 }  // namespace detail

@@ -60,7 +60,7 @@ using avx2::block_scale;
 template <DType Q, int R>
 void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const float* xd, const float* xsum, int cols,
                    float* out) {
-  const size_t scales = Q == DType::Q8_0 ? static_cast<size_t>(cols) : static_cast<size_t>(cols) / 2;
+  const auto split = split_row(Q, row, cols);  // row r's fields are r·stride bytes further
   const int blocks = cols / kQuantBlock;
   int b = 0;
   float sum[R] = {};
@@ -84,7 +84,7 @@ void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const 
     __m512 d[R];
     GEMMA2_UNROLL
     for (int r = 0; r < R; ++r) {
-      const __m512 dw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + r * stride + scales + 2 * b));
+      const __m512 dw = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, split.scale(b) + r * stride));
       d[r] = _mm512_mul_ps(dw, dx);
       if constexpr (Q == DType::Q4_0) offset[r] = _mm512_fmadd_ps(dw, _mm512_maskz_loadu_ps(mask, xsum + b), offset[r]);
     }
@@ -94,18 +94,18 @@ void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const 
       if constexpr (Q == DType::Q4_0) x = _mm512_shuffle_i64x2(x, x, _MM_SHUFFLE(3, 1, 2, 0));
       GEMMA2_UNROLL
       for (int r = 0; r < R; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(row + r * stride) + b * (Q == DType::Q8_0 ? 32 : 16) + kPrefetchBytes,
+        _mm_prefetch(reinterpret_cast<const char*>(split.values(b) + r * stride) + kPrefetchBytes,
                      _MM_HINT_T0);
       GEMMA2_UNROLL
       for (int r = 0; r < R; ++r) {
         __m512i p;
         if constexpr (Q == DType::Q8_0) {
-          const __m512i w = _mm512_loadu_si512(row + r * stride + b * kQuantBlock);
+          const __m512i w = _mm512_loadu_si512(split.values(b) + r * stride);
           const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
           p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
         } else {
           const __m256i raw =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + r * stride + b * kQuantBlock / 2));
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(split.values(b) + r * stride));
           const __m256i nib = _mm256_set1_epi8(0x0f);
           const __m256i lo = _mm256_and_si256(raw, nib), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib);
           p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), x);
@@ -118,10 +118,10 @@ void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const 
   int8_t w[kQuantBlock];  // an odd last block
   for (; b < blocks; ++b)
     for (int r = 0; r < R; ++r) {
-      portable::block_weights(Q, row + r * stride, b, w);
+      portable::block_weights(split_row(Q, row + r * stride, cols), b, w);
       int32_t s = 0;
       for (int i = 0; i < kQuantBlock; ++i) s += static_cast<int32_t>(w[i]) * xq[b * kQuantBlock + i];
-      sum[r] += static_cast<float>(s) * half_at(row + r * stride + scales + 2 * b) * xd[b];
+      sum[r] += static_cast<float>(s) * half_at(split.scale(b) + r * stride) * xd[b];
     }
   for (int r = 0; r < R; ++r) out[r] = sum[r];
 }
@@ -135,8 +135,8 @@ void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const 
 template <DType Q>
 void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd, const float* xsum16, int cols,
                 float* out) {
+  using Block = BlockType<Q>;
   const int blocks = cols / kSuperBlock;
-  const size_t bytes = row_bytes(Q, kSuperBlock);
   // 64 weights per vpdpbusd, in the order of x: for Q4_K/Q5_K the low and
   // high nibbles of 32 bytes are two whole sub-blocks; for Q6_K the low (or
   // high) nibbles of 64 ql bytes are two whole 32-weight parts. Values stay
@@ -153,25 +153,25 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
   const __m512i group_of_lane = _mm512_srli_epi32(lane, 2);  // lane l of a step holds group 4·step + l / 4
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   for (int sb = 0; sb < blocks; ++sb) {
-    const std::byte* blk = row + sb * bytes;
+    const std::byte* blk = row + sb * sizeof(Block);
     const int8_t* x = xq + sb * kSuperBlock;
     for (int line = 0; line < 4; ++line)
       _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes + 64 * line, _MM_HINT_T0);
     __m512 ds, bias;
     if constexpr (Q == DType::Q6_K) {
-      ds = _mm512_mul_ps(_mm512_set1_ps(block_scale(blk + 208)),
-                         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))));
+      ds = _mm512_mul_ps(_mm512_set1_ps(block_scale(blk + offsetof(Block, d))),
+                         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales))))));
       bias = _mm512_mul_ps(_mm512_set1_ps(32.0f), ds);
     } else {
       uint64_t sc, m;
-      kquant_scales_mins(blk + 4, &sc, &m);
+      kquant_scales_mins(blk + offsetof(Block, scales), &sc, &m);
       auto spread = [&](uint64_t v, float f) {  // 8 bytes to 16 floats, each twice, times f
         const __m512 v8 = _mm512_castps256_ps512(
             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(v)))));
         return _mm512_mul_ps(_mm512_set1_ps(f), _mm512_permutexvar_ps(pair_of_group, v8));
       };
-      ds = spread(sc, block_scale(blk));
-      bias = spread(m, block_scale(blk + 2));
+      ds = spread(sc, block_scale(blk + offsetof(Block, d)));
+      bias = spread(m, block_scale(blk + offsetof(Block, dmin)));
     }
     const __m512 scale =
         _mm512_mul_ps(ds, _mm512_permutexvar_ps(pair_of_group, _mm512_castps256_ps512(_mm256_loadu_ps(xd + 8 * sb))));
@@ -181,18 +181,18 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
       __m512i wv;
       if constexpr (Q == DType::Q6_K) {
         const int half = step / 2, high = step % 2;  // parts 0, 1 in low nibbles; 2, 3 in high
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * half));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qh) + 32 * half));
         __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-        __m512i v = _mm512_loadu_si512(blk + 64 * half);
+        __m512i v = _mm512_loadu_si512(blk + offsetof(Block, ql) + 64 * half);
         if (high) h = _mm512_srli_epi16(h, 4), v = _mm512_srli_epi16(v, 4);
         wv = _mm512_or_si512(_mm512_and_si512(v, nibble), _mm512_and_si512(_mm512_slli_epi16(h, 4), _mm512_set1_epi8(0x30)));
       } else {
         const __m256i raw =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + (Q == DType::Q5_K ? 48 : 16) + 32 * step));
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qs) + 32 * step));
         __m256i lo = _mm256_and_si256(raw, _mm512_castsi512_si256(nibble));
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm512_castsi512_si256(nibble));
         if constexpr (Q == DType::Q5_K) {  // bits 2·step and 2·step + 1 of qh to bit 4
-          const __m256i qh = _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)), 2 * step);
+          const __m256i qh = _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qh))), 2 * step);
           const __m256i bit4 = _mm256_set1_epi8(0x10);
           lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4), bit4));
           hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4));
@@ -207,188 +207,7 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
   *out = _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])), offset));
 }
 
-// Interleaved Q8_0/Q4_0 products (weights.hpp), as avx2's group_tile with
-// 512-bit vectors: a 64-byte load is one unit of all 8 rows, so row j's
-// byte products land in int32 lanes 2j and 2j + 1 against one 8-byte
-// broadcast. The lane pairs are added once per row group, at the end.
-// The work per block and row of X is what bounds a pass of several rows
-// (speculative verification), so it is kept to the 4 vpdpbusd and 3 float
-// operations: the weights' offset times Σx_q starts the integer sums
-// (X.start), the activation loads are broadcasts from memory, and the
-// vpdpbusd go k by k over the rows of X, one chain per row.
-constexpr int kGroupTokens = 8;
-
-// 8 f16 values, one per row of a group, to lanes 2j and 2j + 1.
-inline __m512 group_halves(const std::byte* p) {
-  const __m512i row_of_lane = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-  return _mm512_permutexvar_ps(row_of_lane,
-                               _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
-}
-
-// Each row's two lanes added: y[t·ldy + j] for the group's `valid` rows j.
-template <int NT>
-void store_group_rows(const __m512 (&acc)[NT], float* y, int64_t ldy, int valid) {
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  GEMMA2_UNROLL
-  for (int t = 0; t < NT; ++t) {
-    float out[16];
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_permutexvar_ps(even, acc[t]), _mm512_permutexvar_ps(odd, acc[t])));
-    std::copy(out, out + valid, y + t * ldy);
-  }
-}
-
-template <DType Q, int NT>
-void group_tile(const std::byte* group, int blocks, const QuantizedRows& X, int64_t t0, float* y, int64_t ldy, int valid) {
-  constexpr int units = Q == DType::Q8_0 ? 4 : 2;
-  const size_t block_bytes = interleaved_block_bytes(Q);
-  const __m512i nibble = _mm512_set1_epi8(0x0f);
-  const int8_t* xq = X.q.data() + t0 * blocks * kQuantBlock;
-  const float* xd = X.d.data() + t0 * blocks;
-  const int32_t* start = X.start.data() + t0 * blocks;
-  __m512 acc[NT];
-  GEMMA2_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-  for (int b = 0; b < blocks; ++b) {
-    const std::byte* gb = group + b * block_bytes;
-    for (size_t line = 0; line < block_bytes; line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes + line, _MM_HINT_T0);
-    const __m512 dw = group_halves(gb);
-    __m512i w[4];  // against activation bytes 8k .. 8k + 7
-    GEMMA2_UNROLL
-    for (int u = 0; u < units; ++u) {
-      const __m512i raw = _mm512_loadu_si512(gb + 2 * kInterleave + 64 * u);
-      if constexpr (Q == DType::Q4_0) {  // low nibbles: weights 8u..8u+7, high: 16 + 8u..
-        w[u] = _mm512_and_si512(raw, nibble);
-        w[u + 2] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
-      } else {
-        w[u] = raw;
-      }
-    }
-    __m512i s[NT];
-    GEMMA2_UNROLL
-    for (int t = 0; t < NT; ++t) s[t] = _mm512_set1_epi32(start[t * blocks + b]);
-    GEMMA2_UNROLL
-    for (int k = 0; k < 4; ++k)
-      GEMMA2_UNROLL
-      for (int t = 0; t < NT; ++t) {
-        int64_t bytes;
-        std::memcpy(&bytes, xq + static_cast<size_t>(t * blocks + b) * kQuantBlock + 8 * k, 8);
-        s[t] = _mm512_dpbusd_epi32(s[t], w[k], _mm512_set1_epi64(bytes));
-      }
-    GEMMA2_UNROLL
-    for (int t = 0; t < NT; ++t)
-      acc[t] = _mm512_fmadd_ps(dw, _mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), _mm512_set1_ps(xd[t * blocks + b])), acc[t]);
-  }
-  store_group_rows<NT>(acc, y, ldy, valid);
-}
-
-// 8 bytes (one per row) to 16 int32 lanes, row j's value in lanes 2j, 2j + 1.
-template <bool Signed>
-__m512i row_pairs(uint64_t bytes) {
-  const __m128i v = _mm_cvtsi64_si128(static_cast<long long>(bytes));
-  const __m128i pairs = _mm_unpacklo_epi8(v, v);
-  return Signed ? _mm512_cvtepi8_epi32(pairs) : _mm512_cvtepu8_epi32(pairs);
-}
-
-// Interleaved K-quant products (weights.hpp), as group_tile per unit of 32
-// weights: the nibbles and bit planes (masked byte moves) make the stored
-// values, unsigned, in group_tile's lanes. Q4_K/Q5_K: a unit is one
-// sub-block, weighted by d·sc per row, and dmin·m·Σx is taken out per unit;
-// Q6_K: a unit is two groups of 16 (weights 0-15 are w[0], w[1]; 16-31 are
-// w[2], w[3]), each weighted by d·sc, with the offset 32·Σx of its group.
-template <DType Q, int NT>
-void kquant_group_tile(const std::byte* group, int blocks, const QuantizedRows& X, int64_t t0, float* y, int64_t ldy,
-                       int valid) {
-  constexpr bool six = Q == DType::Q6_K;
-  const int cols = blocks * kQuantBlock;
-  const int8_t* xq = X.q.data() + t0 * cols;
-  const float* xd = X.d.data() + t0 * blocks;
-  const float* xsum16 = X.sum16.data() + 2 * t0 * blocks;
-  const int planes = kquant_planes(Q);
-  const size_t block_bytes = interleaved_block_bytes(Q), header = kquant_header_bytes(Q), unit_bytes = kquant_unit_bytes(Q);
-  const __m512i nibble = _mm512_set1_epi8(0x0f);
-  __m512 acc[NT];
-  GEMMA2_UNROLL
-  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-  for (int sb = 0; sb < blocks / 8; ++sb) {
-    const std::byte* gb = group + sb * block_bytes;
-    for (size_t line = 0; line < block_bytes; line += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(gb) + kPrefetchBytes + line, _MM_HINT_T0);
-    const __m512 d = group_halves(gb);
-    [[maybe_unused]] __m512 half_dmin;
-    [[maybe_unused]] uint64_t sc[8], m[8];
-    if constexpr (!six) {
-      half_dmin = _mm512_mul_ps(group_halves(gb + 2 * kInterleave), _mm512_set1_ps(0.5f));  // each lane of a pair takes half
-      kquant_group_scales_mins(gb + 4 * kInterleave, sc, m);
-    }
-    for (int s = 0; s < 8; ++s) {
-      const std::byte* unit = gb + header + s * unit_bytes;
-      __m512i w[4];  // against activation bytes 8k .. 8k + 7 of the unit
-      GEMMA2_UNROLL
-      for (int u = 0; u < 2; ++u) {
-        const __m512i raw = _mm512_loadu_si512(unit + 64 * u);
-        w[u] = _mm512_and_si512(raw, nibble);
-        w[u + 2] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), nibble);
-      }
-      for (int p = 0; p < planes; ++p)
-        GEMMA2_UNROLL
-        for (int k = 0; k < 4; ++k) {
-          uint64_t bits;
-          std::memcpy(&bits, unit + 128 + 32 * p + 8 * k, 8);
-          w[k] = _mm512_or_si512(w[k], _mm512_maskz_mov_epi8(_cvtu64_mask64(bits), _mm512_set1_epi8(static_cast<char>(16 << p))));
-        }
-      __m512 scale[2];
-      [[maybe_unused]] __m512 bias;
-      if constexpr (six) {
-        for (int g = 0; g < 2; ++g) {
-          uint64_t bytes;
-          std::memcpy(&bytes, gb + 2 * kInterleave + kInterleave * (2 * s + g), 8);
-          scale[g] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(row_pairs<true>(bytes)));
-        }
-      } else {
-        scale[0] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(row_pairs<false>(sc[s])));
-        bias = _mm512_mul_ps(half_dmin, _mm512_cvtepi32_ps(row_pairs<false>(m[s])));
-      }
-      GEMMA2_UNROLL
-      for (int t = 0; t < NT; ++t) {
-        const int i = t * blocks + 8 * sb + s;
-        const int8_t* x = xq + t * cols + static_cast<size_t>(8 * sb + s) * kQuantBlock;
-        __m512i part[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        GEMMA2_UNROLL
-        for (int k = 0; k < 4; ++k) {
-          int64_t bytes;
-          std::memcpy(&bytes, x + 8 * k, 8);
-          part[six ? k / 2 : k % 2] = _mm512_dpbusd_epi32(part[six ? k / 2 : k % 2], w[k], _mm512_set1_epi64(bytes));
-        }
-        const __m512 dx = _mm512_set1_ps(xd[i]);
-        if constexpr (six) {  // each lane of a pair takes half of the offset 32·Σx
-          GEMMA2_UNROLL
-          for (int g = 0; g < 2; ++g)
-            acc[t] = _mm512_fmadd_ps(
-                scale[g], _mm512_fmsub_ps(_mm512_cvtepi32_ps(part[g]), dx, _mm512_set1_ps(16.0f * xsum16[2 * i + g])), acc[t]);
-        } else {
-          acc[t] = _mm512_fmadd_ps(scale[0], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(part[0], part[1])), dx), acc[t]);
-          acc[t] = _mm512_fnmadd_ps(bias, _mm512_set1_ps(xsum16[2 * i] + xsum16[2 * i + 1]), acc[t]);
-        }
-      }
-    }
-  }
-  store_group_rows<NT>(acc, y, ldy, valid);
-}
-
-template <DType Q, int... NT>
-constexpr std::array<GroupTile, sizeof...(NT)> group_tiles(std::integer_sequence<int, NT...>) {
-  if constexpr (is_kquant(Q)) return {kquant_group_tile<Q, NT + 1>...};
-  else return {group_tile<Q, NT + 1>...};
-}
-
-inline void interleaved_rows_vnni(const Matrix& W, const QuantizedRows& X, int t0, int t1, float* Y, int64_t g0, int64_t g1) {
-  visit_block_format(W.dtype, [&](auto q) {
-    static constexpr auto tiles = group_tiles<decltype(q)::value>(std::make_integer_sequence<int, kGroupTokens>{});
-    interleaved_rows_with(tiles, W, X, t0, t1, Y, g0, g1);
-  });
-}
+#include "gemma2/kernels/x86_avx512_interleaved.inc"
 
 GEMMA2_TARGET_END
 
@@ -499,7 +318,7 @@ inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const 
         for (int64_t i = 0; i < n; ++i) {
           bf16* dst = reinterpret_cast<bf16*>(expanded.data() + i * pairs);
           if (W.dtype == DType::BF16) {
-            std::memcpy(dst, W.row(static_cast<int>(r0 + i)), static_cast<size_t>(cols) * sizeof(bf16));
+            std::memcpy(dst, W.plain_rows().row(r0 + i), static_cast<size_t>(cols) * sizeof(bf16));
           } else {
             dequantize_row(W.dtype, plain_row(W, static_cast<int>(r0 + i), scratch.data()), row_f.data(), static_cast<int>(cols));
             floats_to_bf16(row_f.data(), dst, cols);
@@ -531,19 +350,18 @@ inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const 
 
 GEMMA2_TARGET_END
 
-inline Kernels kernels(const CpuFeatures& cpu) {
-  Kernels k;
-  k.set = KernelSet::AVX512;
-  k.dense_rows = dense_rows;
-  k.quant_rows = cpu.avx512_vnni ? quant_rows_vnni : avx2::quant_rows;
-  k.quantize = avx2::quantize;  // a small share of any product: the 8-float steps serve
-  k.interleaved_rows = cpu.avx512_vnni ? interleaved_rows_vnni : avx2::kernels(cpu).interleaved_rows;
-  k.kv_scores = kv_scores;
-  k.kv_mix = kv_mix;
-  k.gemm = cpu.avx512_bf16 ? gemm_bf16_or_float<gemm_float, matmul_bf16> : gemm_float;
-  k.features = cpu.avx512_vnni ? (cpu.avx512_bf16 ? "vnni bf16" : "vnni") : (cpu.avx512_bf16 ? "bf16" : "");
-  return k;
-}
+struct Set {  // dispatch.hpp's entry for `avx512`
+  static constexpr KernelSet id = KernelSet::AVX512;
+  static bool supported(const CpuFeatures& cpu) { return cpu.avx512; }
+  static Kernels table(const CpuFeatures& cpu) {
+    // quantize: a small share of any product, the 8-float steps serve.
+    Kernels k = kernel_table(id, dense_rows, cpu.avx512_vnni ? quant_rows_vnni : avx2::quant_rows, avx2::quantize,
+                             cpu.avx512_bf16 ? gemm_bf16_or_float<gemm_float, matmul_bf16> : gemm_float, kv_scores, kv_mix);
+    k.interleaved_rows = cpu.avx512_vnni ? interleaved_rows_vnni : avx2::Set::table(cpu).interleaved_rows;
+    k.features = cpu.avx512_vnni ? (cpu.avx512_bf16 ? "vnni bf16" : "vnni") : (cpu.avx512_bf16 ? "bf16" : "");
+    return k;
+  }
+};
 
 }  // namespace avx512
 }  // namespace detail
