@@ -396,81 +396,111 @@ TEST_CASE("CLI: info and --dry-run print the memory plan, and --max-memory refus
 }
 #endif
 
-TEST_CASE("Mapping::Copied: the model keeps working after its file is truncated or replaced") {
+namespace {
+// The first golden case of gqa_f32: its ids and reference logits.
+struct GoldenCase {
+  std::vector<int32_t> ids;
+  std::vector<float> want;
+};
+GoldenCase first_golden_case() {
   const auto golden = test::read_json(test::golden_dir("gqa_f32") + "/expected.json");
   const auto& seq = golden["cases"][0];
-  const std::vector<int32_t> ids = seq["tokens"].get<std::vector<int32_t>>();
-  const std::vector<float> want = test::read_f32(test::golden_dir("gqa_f32") + "/" + seq["logits_file"].get<std::string>());
-  auto logits_of = [&](const gemma2::Gemma2Model<>& m) {
-    auto cache = m.make_cache(static_cast<int>(ids.size())).value();
-    gemma2::ForwardOptions o;
-    o.all_logits = true;
-    return m.forward(ids, cache, o).value();
-  };
+  return {seq["tokens"].get<std::vector<int32_t>>(),
+          test::read_f32(test::golden_dir("gqa_f32") + "/" + seq["logits_file"].get<std::string>())};
+}
+
+gemma2::Activations all_logits(const gemma2::Gemma2Model<>& m, const std::vector<int32_t>& ids) {
+  auto cache = m.make_cache(static_cast<int>(ids.size())).value();
+  gemma2::ForwardOptions o;
+  o.all_logits = true;
+  return m.forward(ids, cache, o).value();
+}
+
+gemma2::LoadOptions copied_mapping() {
+  gemma2::LoadOptions o;
+  o.mapping = gemma2::Mapping::Copied;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("Mapping::Copied: the model keeps working after its file is truncated or replaced") {
+  const GoldenCase g = first_golden_case();
   TempDir tmp;
   fs::copy(test::golden_dir("gqa_f32"), tmp.path);
   const std::string weights = tmp.str() + "/model.safetensors";
-  gemma2::LoadOptions copied;
-  copied.mapping = gemma2::Mapping::Copied;
-  auto model = gemma2::Gemma2Model<>::load(tmp.str(), copied).value();
-  const gemma2::Activations before = logits_of(model);
-  CHECK(test::max_abs_diff(before.data(), want.data(), want.size()) < 4e-4f);
+  auto model = gemma2::Gemma2Model<>::load(tmp.str(), copied_mapping()).value();
+  const gemma2::Activations before = all_logits(model, g.ids);
+  CHECK(test::max_abs_diff(before.data(), g.want.data(), g.want.size()) < 4e-4f);
   fs::resize_file(weights, 0);
-  CHECK(logits_of(model).isApprox(before, 0.0f));
+  CHECK(all_logits(model, g.ids).isApprox(before, 0.0f));
   fs::remove(weights);  // replaced, as an updater does
   std::ofstream(weights) << "not the model any more";
-  CHECK(logits_of(model).isApprox(before, 0.0f));
+  CHECK(all_logits(model, g.ids).isApprox(before, 0.0f));
+}
 
-  SUBCASE("GGUF") {
-    const std::string gguf = tmp.str() + "/copy.gguf";
-    test::write_gguf(gemma2::open_checkpoint(test::golden_dir("gqa_f32")).value(), gguf, gemma2::DType::Q8_0);
-    auto q8 = gemma2::Gemma2Model<>::load(gguf, copied).value();
-    const gemma2::Activations q8_before = logits_of(q8);
-    fs::resize_file(gguf, 0);
-    CHECK(logits_of(q8).isApprox(q8_before, 0.0f));
-  }
+TEST_CASE("Mapping::Copied: a model from a GGUF file keeps working after the file is truncated") {
+  const GoldenCase g = first_golden_case();
+  TempDir tmp;
+  const std::string gguf = tmp.str() + "/copy.gguf";
+  test::write_gguf(gemma2::open_checkpoint(test::golden_dir("gqa_f32")).value(), gguf, gemma2::DType::Q8_0);
+  auto q8 = gemma2::Gemma2Model<>::load(gguf, copied_mapping()).value();
+  const gemma2::Activations q8_before = all_logits(q8, g.ids);
+  fs::resize_file(gguf, 0);
+  CHECK(all_logits(q8, g.ids).isApprox(q8_before, 0.0f));
+}
+
 #if defined(_WIN32)
-  SUBCASE("Windows refuses to truncate a file while a model maps it") {
-    TempDir mapped_dir;
-    fs::copy(test::golden_dir("gqa_f32"), mapped_dir.path);
-    auto mapped = gemma2::Gemma2Model<>::load(mapped_dir.str()).value();
-    std::error_code ec;
-    fs::resize_file(mapped_dir.str() + "/model.safetensors", 0, ec);
-    CHECK(ec);
-    CHECK(logits_of(mapped).isApprox(before, 0.0f));
-  }
+TEST_CASE("Mapping::Mapped: Windows refuses to truncate a file while a model maps it") {
+  const GoldenCase g = first_golden_case();
+  TempDir mapped_dir;
+  fs::copy(test::golden_dir("gqa_f32"), mapped_dir.path);
+  auto mapped = gemma2::Gemma2Model<>::load(mapped_dir.str()).value();
+  const gemma2::Activations before = all_logits(mapped, g.ids);
+  std::error_code ec;
+  fs::resize_file(mapped_dir.str() + "/model.safetensors", 0, ec);
+  CHECK(ec);
+  CHECK(all_logits(mapped, g.ids).isApprox(before, 0.0f));
+}
 #else
-  SUBCASE("the hazard it avoids: a mapped model whose file is truncated faults (SIGBUS)") {
-    // In a child process, so the fault ends only that process.
-    TempDir mapped_dir;
-    fs::copy(test::golden_dir("gqa_f32"), mapped_dir.path);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      const int null = ::open("/dev/null", O_WRONLY);  // a sanitizer's report of the fault is expected
-      ::dup2(null, STDERR_FILENO);
-      auto mapped = gemma2::Gemma2Model<>::load(mapped_dir.str());
-      if (!mapped) ::_exit(2);
-      fs::resize_file(mapped_dir.str() + "/model.safetensors", 0);
-      (void)logits_of(*mapped);
-      ::_exit(0);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+TEST_CASE("Mapping::Mapped: the hazard Copied avoids, a mapped model whose file is truncated faults (SIGBUS)") {
+  // In a child process, so the fault ends only that process.
+  const GoldenCase g = first_golden_case();
+  TempDir mapped_dir;
+  fs::copy(test::golden_dir("gqa_f32"), mapped_dir.path);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);  // a sanitizer's report of the fault is expected
+    ::dup2(null, STDERR_FILENO);
+    auto mapped = gemma2::Gemma2Model<>::load(mapped_dir.str());
+    if (!mapped) ::_exit(2);
+    fs::resize_file(mapped_dir.str() + "/model.safetensors", 0);
+    (void)all_logits(*mapped, g.ids);
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
 #if defined(__SANITIZE_ADDRESS__)  // AddressSanitizer catches the SIGBUS, reports it and exits with 1
-    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 1));
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 1));
 #else
-    CHECK(WIFSIGNALED(status));
-    if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGBUS);
-#endif
-  }
+  CHECK(WIFSIGNALED(status));
+  if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGBUS);
 #endif
 }
+#endif
+
+namespace {
+// Bytes of the demo model's norm gains, which the model always holds as floats.
+size_t demo_norm_bytes() {
+  const gemma2::RuntimeConfig c = gemma2::load_config_json(std::string(GEMMA2_DEMO_MODEL) + "/config.json").value();
+  return (4 * static_cast<size_t>(c.num_hidden_layers) + 1) * c.hidden_size * sizeof(float);
+}
+}  // namespace
 
 TEST_CASE("plan: the memory a model takes, from headers alone, equal to what load then holds") {
   const std::string demo = GEMMA2_DEMO_MODEL;
   const gemma2::RuntimeConfig c = gemma2::load_config_json(demo + "/config.json").value();
-  const size_t norms = (4 * static_cast<size_t>(c.num_hidden_layers) + 1) * c.hidden_size * sizeof(float);
+  const size_t norms = demo_norm_bytes();
   const size_t file = fs::file_size(demo + "/model.safetensors");
 
   auto mapped = gemma2::Gemma2Model<>::plan(demo).value();
@@ -485,56 +515,61 @@ TEST_CASE("plan: the memory a model takes, from headers alone, equal to what loa
           model.make_cache<gemma2::SlidingWindowKVCache<gemma2::bf16>>(context).value().bytes());
   }
 
-  gemma2::LoadOptions o;
-  o.mapping = gemma2::Mapping::Copied;
-  auto copied = gemma2::Gemma2Model<>::plan(demo, o).value();
+  auto copied = gemma2::Gemma2Model<>::plan(demo, copied_mapping()).value();
   CHECK(copied.mapped_bytes == 0);
   CHECK(copied.allocated_bytes == file + norms);
 
-  o = {};
+  gemma2::LoadOptions o;
   o.weight_type = gemma2::DType::Q8_0;  // every matrix converted: the file is not kept
   auto q8 = gemma2::Gemma2Model<>::plan(demo, o).value();
   CHECK(q8.mapped_bytes == 0);
   CHECK(q8.allocated_bytes == q8.weight_bytes + norms);
   CHECK(q8.weight_bytes == gemma2::Gemma2Model<>::load(demo, o).value().weight_bytes());
+}
 
-  SUBCASE("GGUF Q8_0 blocks are regrouped in memory, so the file is not kept") {
-    TempDir tmp;
-    const std::string gguf = tmp.str() + "/m.gguf";
-    test::write_gguf(gemma2::open_checkpoint(demo).value(), gguf, gemma2::DType::Q8_0);
-    auto p = gemma2::Gemma2Model<>::plan(gguf).value();
-    CHECK(p.mapped_bytes == 0);
-    CHECK(p.allocated_bytes == p.weight_bytes + norms);
-    test::write_gguf(gemma2::open_checkpoint(demo).value(), gguf, gemma2::DType::F32);  // used in place
-    p = gemma2::Gemma2Model<>::plan(gguf).value();
-    CHECK(p.mapped_bytes == fs::file_size(gguf));
-    CHECK(p.allocated_bytes == norms);
-  }
-  SUBCASE("plan reads no weight: NaN weights plan fine and are found by load") {
-    TempDir tmp;
-    test::TinyModel tiny;
-    float nan = std::nanf("");
-    std::memcpy(tiny.tensors["model.layers.1.mlp.up_proj.weight"].bytes.data(), &nan, 4);
-    tiny.write(tmp.str());
-    gemma2::LoadOptions check;
-    check.check_finite = true;
-    CHECK(gemma2::Gemma2Model<>::plan(tmp.str(), check).ok());
-    CHECK(contains(gemma2::Gemma2Model<>::load(tmp.str(), check).message(), "up_proj.weight holds NaN"));
-  }
-  SUBCASE("max_memory refuses before loading, naming both sizes") {
-    gemma2::LoadOptions limited;
-    limited.max_memory = mapped.total_bytes() - 1;
-    const std::string message = gemma2::Gemma2Model<>::load(demo, limited).message();
-    CHECK(contains(message, "needs 13.9 MB (13.9 MB mapped + 25600 bytes allocated), limit 13.9 MB"));
-    limited.max_memory = mapped.total_bytes();
-    CHECK(gemma2::Gemma2Model<>::load(demo, limited).ok());
-  }
-  SUBCASE("plan finds what load finds in the headers") {
-    TempDir tmp;
-    test::TinyModel tiny;
-    tiny.write(tmp.str(), {{"hidden_size", 32}});
-    CHECK(contains(gemma2::Gemma2Model<>::plan(tmp.str()).message(), "has shape [64, 24] but the config needs [64, 32]"));
-  }
+TEST_CASE("plan: GGUF Q8_0 blocks are regrouped in memory, so the file is not kept, and F32 is used in place") {
+  const std::string demo = GEMMA2_DEMO_MODEL;
+  const size_t norms = demo_norm_bytes();
+  TempDir tmp;
+  const std::string gguf = tmp.str() + "/m.gguf";
+  test::write_gguf(gemma2::open_checkpoint(demo).value(), gguf, gemma2::DType::Q8_0);
+  auto p = gemma2::Gemma2Model<>::plan(gguf).value();
+  CHECK(p.mapped_bytes == 0);
+  CHECK(p.allocated_bytes == p.weight_bytes + norms);
+  test::write_gguf(gemma2::open_checkpoint(demo).value(), gguf, gemma2::DType::F32);
+  p = gemma2::Gemma2Model<>::plan(gguf).value();
+  CHECK(p.mapped_bytes == fs::file_size(gguf));
+  CHECK(p.allocated_bytes == norms);
+}
+
+TEST_CASE("plan: reads no weight, so NaN weights plan fine and are found by load") {
+  TempDir tmp;
+  test::TinyModel tiny;
+  float nan = std::nanf("");
+  std::memcpy(tiny.tensors["model.layers.1.mlp.up_proj.weight"].bytes.data(), &nan, 4);
+  tiny.write(tmp.str());
+  gemma2::LoadOptions check;
+  check.check_finite = true;
+  CHECK(gemma2::Gemma2Model<>::plan(tmp.str(), check).ok());
+  CHECK(contains(gemma2::Gemma2Model<>::load(tmp.str(), check).message(), "up_proj.weight holds NaN"));
+}
+
+TEST_CASE("plan: max_memory refuses before loading, naming both sizes") {
+  const std::string demo = GEMMA2_DEMO_MODEL;
+  const auto mapped = gemma2::Gemma2Model<>::plan(demo).value();
+  gemma2::LoadOptions limited;
+  limited.max_memory = mapped.total_bytes() - 1;
+  const std::string message = gemma2::Gemma2Model<>::load(demo, limited).message();
+  CHECK(contains(message, "needs 13.9 MB (13.9 MB mapped + 25600 bytes allocated), limit 13.9 MB"));
+  limited.max_memory = mapped.total_bytes();
+  CHECK(gemma2::Gemma2Model<>::load(demo, limited).ok());
+}
+
+TEST_CASE("plan: finds what load finds in the headers") {
+  TempDir tmp;
+  test::TinyModel tiny;
+  tiny.write(tmp.str(), {{"hidden_size", 32}});
+  CHECK(contains(gemma2::Gemma2Model<>::plan(tmp.str()).message(), "has shape [64, 24] but the config needs [64, 32]"));
 }
 
 TEST_CASE("exceptions thrown inside dependencies come back as errors") {
