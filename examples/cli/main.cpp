@@ -27,12 +27,20 @@
 namespace gemma2_cli {
 namespace {
 
+// A command that decodes (generate, chat): the model, sampling, grammar and
+// speculative flags they share.
+template <class Args>
+CLI::App* add_decoding_command(CLI::App& app, const char* name, const char* description, Args& a) {
+  auto* command = app.add_subcommand(name, description);
+  a.model.add_to(command);
+  a.sampling.add_to(command);
+  a.grammar.add_to(command);
+  a.speculative.add_to(command);
+  return command;
+}
+
 CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
-  auto* generate = app.add_subcommand("generate", "continue a prompt (text or ids), streaming the text");
-  a.model.add_to(generate);
-  a.sampling.add_to(generate);
-  a.grammar.add_to(generate);
-  a.speculative.add_to(generate);
+  auto* generate = add_decoding_command(app, "generate", "continue a prompt (text or ids), streaming the text", a);
   generate->add_option("--prompt", a.prompt, "prompt text (BOS is prepended)");
   generate->add_option("--ids", a.ids, "prompt token ids, comma separated, used as given")
       ->delimiter(',')
@@ -45,11 +53,7 @@ CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
 }
 
 CLI::App* add_chat(CLI::App& app, ChatArgs& a) {
-  auto* chat = app.add_subcommand("chat", "interactive multi-turn chat (one user message per line)");
-  a.model.add_to(chat);
-  a.sampling.add_to(chat);
-  a.grammar.add_to(chat);
-  a.speculative.add_to(chat);
+  auto* chat = add_decoding_command(app, "chat", "interactive multi-turn chat (one user message per line)", a);
   chat->add_option("--system", a.system, "system instructions (folded into the first user turn)");
   chat->add_option("--max-new", a.max_new, "most tokens per reply")->check(at_least(1))->capture_default_str();
   chat->add_flag("--verbose,-v", a.verbose, "print token counts and speed per turn on stderr");
