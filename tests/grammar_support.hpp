@@ -29,27 +29,13 @@ inline std::string parse_error(const std::string& gbnf) {
   return g.message();
 }
 
-inline std::shared_ptr<const gemma2::TokenTrie> demo_vocab() {
-  static auto tok = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
-  static auto trie = gemma2::TokenTrie::build(*tok);
-  return trie;
-}
+inline std::shared_ptr<const gemma2::TokenTrie> demo_vocab() { return demo().trie; }
 inline const gemma2::Tokenizer& gemma_tokenizer() {
   static auto tok = gemma2::Tokenizer::load(test::data_dir() + "/tokenizer/gemma2_tokenizer.model");
   return *tok;
 }
 
-using DemoModel = gemma2::Gemma2Model<>;
-
-inline const DemoModel& demo_model() {
-  static auto model = DemoModel::load(GEMMA2_DEMO_MODEL);
-  REQUIRE(model.ok());
-  return *model;
-}
-inline const gemma2::Tokenizer& demo_tokenizer() {
-  static auto tok = gemma2::Tokenizer::from_model_dir(GEMMA2_DEMO_MODEL);
-  return *tok;
-}
+inline const gemma2::Tokenizer& demo_tokenizer() { return demo().tok; }
 
 // One completion of `g` at temperature 1 (seeded) from `session` after
 // `prompt`, within `budget` tokens; the text must be one the grammar can

@@ -279,16 +279,34 @@ TEST_CASE("JSON Schema: formats are the calendar's dates and RFC 3339's times, U
   CHECK(schema_grammar(R"({"type":"string","format":"email"})").matches("\"not an email\""));
 }
 
-TEST_CASE("JSON Schema: allOf, tuples and additionalProperties keys keep the documents the schema allows") {
-  struct Doc {
-    const char* text;
-    bool matches;
-  };
-  struct Case {
-    const char* schema;
-    std::vector<Doc> docs;
-  };
-  const Case cases[] = {
+namespace {
+struct SchemaDoc {
+  const char* text;
+  bool matches;
+};
+struct SchemaCase {
+  const char* schema;
+  std::vector<SchemaDoc> docs;
+};
+
+// Each schema's grammar accepts exactly the documents marked as matching,
+// and every document it accepts is valid under the schema.
+void check_schema_cases(const std::vector<SchemaCase>& cases) {
+  for (const auto& c : cases) {
+    const auto schema = ordered_json::parse(c.schema);
+    const auto g = schema_grammar(c.schema);
+    INFO(c.schema);
+    for (const auto& d : c.docs) {
+      INFO(d.text);
+      CHECK(g.matches(d.text) == d.matches);
+      if (d.matches) CHECK(valid_json(d.text, schema));  // what the grammar writes, the schema allows
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("JSON Schema: allOf and keywords beside anyOf keep the documents the schema allows") {
+  check_schema_cases({
       // allOf merges properties, required, bounds and types.
       {R"({"allOf":[{"type":"object","properties":{"a":{"type":"integer","minimum":3}},"required":["a"]},{"properties":{"a":{"maximum":5},"b":{"const":1}}}]})",
        {{R"({"a":3})", true}, {R"({"a":6})", false}, {R"({"a":4,"b":1})", true}, {R"({"a":4,"b":2})", false}, {R"({"b":1})", false}, {"{}", false}}},
@@ -305,6 +323,11 @@ TEST_CASE("JSON Schema: allOf, tuples and additionalProperties keys keep the doc
       {R"({"type":"object","properties":{"kind":{"enum":["a","b"]}},"required":["kind"],)"
        R"("anyOf":[{"properties":{"n":{"type":"integer","maximum":0}},"required":["n"]},{"properties":{"s":{"type":"string"}}}]})",
        {{R"({"kind":"a","n":0})", true}, {R"({"kind":"a","n":1})", false}, {R"({"kind":"b"})", true}, {R"({"kind":"b","s":"x"})", true}, {R"({"n":0})", false}}},
+  });
+}
+
+TEST_CASE("JSON Schema: tuples keep the documents the schema allows") {
+  check_schema_cases({
       // Tuples: 2020's prefixItems with items, and draft 7's items array with additionalItems.
       {R"({"type":"array","prefixItems":[{"type":"integer"},{"type":"string"}],"items":false})",
        {{"[]", true}, {"[1]", true}, {R"([1,"a"])", true}, {R"([1,"a",2])", false}, {R"(["a"])", false}}},
@@ -312,23 +335,18 @@ TEST_CASE("JSON Schema: allOf, tuples and additionalProperties keys keep the doc
        {{"[]", false}, {"[1]", true}, {R"([1,"a",true,false])", true}, {R"([1,"a",true,false,true])", false}, {R"([1,"a",1])", false}}},
       {R"({"type":"array","items":[{"const":"x"}],"additionalItems":{"type":"null"},"minItems":2})",
        {{R"(["x"])", false}, {R"(["x",null])", true}, {R"(["x",null,null])", true}, {R"(["x",1])", false}}},
+  });
+}
+
+TEST_CASE("JSON Schema: additionalProperties keys never repeat a named property") {
+  check_schema_cases({
       // Other keys never repeat a named property.
       {R"({"type":"object","properties":{"a":{"type":"integer"},"ab":{"type":"boolean"}},"additionalProperties":{"type":"string"}})",
        {{R"({"a":1,"x":"y"})", true}, {R"({"a":1,"a":"y"})", false}, {R"({"abc":"y"})", true}, {R"({"ab":true,"":"e"})", true},
         {R"({"ab":"no"})", false}, {R"({"b":1})", false}}},
       {R"({"type":"object","required":["must"],"additionalProperties":{"type":"integer"}})",
        {{R"({"must":1})", true}, {R"({"must":"x"})", false}, {"{}", false}}},
-  };
-  for (const auto& c : cases) {
-    const auto schema = ordered_json::parse(c.schema);
-    const auto g = schema_grammar(c.schema);
-    INFO(c.schema);
-    for (const auto& d : c.docs) {
-      INFO(d.text);
-      CHECK(g.matches(d.text) == d.matches);
-      if (d.matches) CHECK(valid_json(d.text, schema));  // what the grammar writes, the schema allows
-    }
-  }
+  });
   // The key grammar never spells a named key, by escapes either.
   const auto keys = schema_grammar(R"({"properties":{"a/b":{"type":"null"}},"additionalProperties":{"type":"integer"}})");
   CHECK(keys.matches(R"({"a/b":null})"));
