@@ -79,7 +79,9 @@ using Model = gemma2::Gemma2Model<gemma2::RuntimeConfig>;
 using Clock = std::chrono::steady_clock;
 
 // Uniform in [-0.0346, 0.0346): standard deviation 0.02.
-float random_weight(gemma2::Rng& rng) { return static_cast<float>(rng.next() >> 40) * (0.0692820f / 16777216.0f) - 0.0346410f; }
+float random_weight(gemma2::Rng& rng) {
+  return static_cast<float>(rng.next() >> 40) * (0.0692820f / 16777216.0f) - 0.0346410f;
+}
 
 std::vector<float> random_floats(size_t n, uint64_t seed) {
   gemma2::Rng rng(seed);
@@ -127,7 +129,8 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
     std::vector<float> row(static_cast<size_t>(cols));
     for (int r = 0; r < rows; ++r) {
       for (float& x : row) x = random_weight(seed);
-      gemma2::detail::quantize_row(dtype, row.data(), w.copies[0].data() + static_cast<size_t>(r) * gemma2::row_bytes(dtype, cols), cols);
+      gemma2::detail::quantize_row(dtype, row.data(),
+                                   w.copies[0].data() + static_cast<size_t>(r) * gemma2::row_bytes(dtype, cols), cols);
     }
   } else if (gemma2::is_kquant(dtype)) {
     // Random bits are valid K-quant values; only the f16 super-block scales
@@ -136,7 +139,8 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
     const size_t block = gemma2::row_bytes(dtype, gemma2::kSuperBlock);
     for (size_t at = 0; at < bytes; at += block)
       for (size_t scale : dtype == DType::Q6_K ? std::vector<size_t>{offsetof(gemma2::BlockQ6_K, d)}
-                                               : std::vector<size_t>{offsetof(gemma2::BlockQ4_K, d), offsetof(gemma2::BlockQ4_K, dmin)}) {
+                                               : std::vector<size_t>{offsetof(gemma2::BlockQ4_K, d),
+                                                                     offsetof(gemma2::BlockQ4_K, dmin)}) {
         const gemma2::f16 h = gemma2::to_f16(std::fabs(random_weight(seed)) / 16.0f);
         std::memcpy(&w.copies[0][at + scale], &h, sizeof h);
       }
@@ -184,15 +188,16 @@ void BM_Matmul(benchmark::State& state, int rows, int cols, DType dtype, bool ho
   }
   const double bytes = static_cast<double>(w.matrix(0).bytes());
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * T * rows * static_cast<double>(cols),
-                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * T * rows * static_cast<double>(cols), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["copies"] = static_cast<double>(w.copies.size());
 }
 
 // One dispatch of an empty body: the fixed cost every matmul pays.
 void BM_ParallelFor(benchmark::State& state) {
   const gemma2::ThreadPool& p = pool(static_cast<int>(state.range(0)));
-  for (auto _ : state) gemma2::detail::parallel_for(&p, 1024, 16, [](int64_t b, int64_t e) { benchmark::DoNotOptimize(b + e); });
+  for (auto _ : state)
+    gemma2::detail::parallel_for(&p, 1024, 16, [](int64_t b, int64_t e) { benchmark::DoNotOptimize(b + e); });
 }
 
 // ---- end to end, on $GEMMA2_BENCH_MODEL ----------------------------------
@@ -296,7 +301,8 @@ void BM_BatchDecode(benchmark::State& state) {
     auto kv = m->make_cache(std::min(512, m->config().max_position_embeddings));
     if (!kv) return state.SkipWithError(kv.message().c_str());
     caches.push_back(std::move(*kv));
-    if (auto r = m->forward(prompt_ids(*m, kPrompt), caches.back(), opts); !r) return state.SkipWithError(r.message().c_str());
+    if (auto r = m->forward(prompt_ids(*m, kPrompt), caches.back(), opts); !r)
+      return state.SkipWithError(r.message().c_str());
   }
   std::vector<int32_t> tokens(static_cast<size_t>(n), 100);
   std::vector<gemma2::BatchItem<gemma2::KVCache>> items;
@@ -650,7 +656,8 @@ void BM_Speculative(benchmark::State& state) {
   state.counters["plain_tok/s"] = static_cast<double>(tokens) / plain_s;
   state.counters["speculative_tok/s"] = static_cast<double>(tokens) / spec_s;
   state.counters["speedup"] = plain_s / spec_s;
-  state.counters["accepted_pct"] = 100.0 * static_cast<double>(accepted) / std::max<double>(1.0, static_cast<double>(drafted));
+  state.counters["accepted_pct"] =
+      100.0 * static_cast<double>(accepted) / std::max<double>(1.0, static_cast<double>(drafted));
   state.counters["tokens_per_pass"] = static_cast<double>(tokens) / static_cast<double>(passes);
 }
 
@@ -819,13 +826,15 @@ void register_e2e_benchmarks() {
     wall_ms(benchmark::RegisterBenchmark((e2e + "/decode").c_str(), BM_E2EDecode<float>, dt), 3.0)
         ->ArgsProduct({{0, 2048, 8160}, {1, 2}})
         ->ArgNames({"depth", "threads"});
-    for (auto [kv_name, decode] : {std::pair{"bf16", BM_E2EDecode<gemma2::bf16>}, std::pair{"int8", BM_E2EDecode<int8_t>}})
+    for (auto [kv_name, decode] :
+         {std::pair{"bf16", BM_E2EDecode<gemma2::bf16>}, std::pair{"int8", BM_E2EDecode<int8_t>}})
       wall_ms(benchmark::RegisterBenchmark((e2e + "/decode_kv_" + kv_name).c_str(), decode, dt), 3.0)
           ->ArgsProduct({{2048, 8160}, {2}})
           ->ArgNames({"depth", "threads"});
   }
-  for (auto [kv_name, attention] : {std::pair{"f32", BM_Attention<float>}, std::pair{"bf16", BM_Attention<gemma2::bf16>},
-                                    std::pair{"int8", BM_Attention<int8_t>}})
+  for (auto [kv_name, attention] :
+       {std::pair{"f32", BM_Attention<float>}, std::pair{"bf16", BM_Attention<gemma2::bf16>},
+        std::pair{"int8", BM_Attention<int8_t>}})
     register_named(std::string("attention/") + kv_name, attention)
         ->ArgsProduct({{2048, 8160}, {1, 2}})
         ->ArgNames({"depth", "threads"})
@@ -837,9 +846,10 @@ void register_e2e_benchmarks() {
 void register_decoding_benchmarks() {
   wall_ms(arg(register_named("grammar/mask", BM_GrammarMask), "schema", {0, 1}), 2.0);
   wall_ms(arg(register_named("grammar/decode_q4", BM_GrammarDecode), "threads", {2}), 30.0);
-  for (const auto& [name, type, shape] : {std::tuple{"q4/2b", DType::Q4_0, "2b"}, std::tuple{"q8/2b", DType::Q8_0, "2b"},
-                                          std::tuple{"bf16/2b", DType::BF16, "2b"}, std::tuple{"q4/9b-8", DType::Q4_0, "9b-8"},
-                                          std::tuple{"q8/9b-8", DType::Q8_0, "9b-8"}})
+  for (const auto& [name, type, shape] :
+       {std::tuple{"q4/2b", DType::Q4_0, "2b"}, std::tuple{"q8/2b", DType::Q8_0, "2b"},
+        std::tuple{"bf16/2b", DType::BF16, "2b"}, std::tuple{"q4/9b-8", DType::Q4_0, "9b-8"},
+        std::tuple{"q8/9b-8", DType::Q8_0, "9b-8"}})
     wall_ms(benchmark::RegisterBenchmark((std::string("speculative/verify/") + name).c_str(), BM_Verify, type,
                                          std::string(shape)),
             3.0)

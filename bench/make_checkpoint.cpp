@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "weight dtype")->required()->check(CLI::IsMember({"bf16", "f32"}));
   app.add_option("--out", out_dir, "output directory (created)")->required();
   app.add_option("--seed", seed, "random seed")->capture_default_str();
-  app.add_option("--shards", shards, "number of safetensors files (default: about 2 GB each)")->check(CLI::Range(1, 99999));
+  app.add_option("--shards", shards, "number of safetensors files (default: about 2 GB each)")
+      ->check(CLI::Range(1, 99999));
   CLI11_PARSE(app, argc, argv);
 
   const gemma2::RuntimeConfig config = preset(preset_name);
@@ -143,7 +144,8 @@ int main(int argc, char** argv) {
   for (const Tensor& t : tensors) total += t.count() * (bf16 ? 2 : 4);
   if (shards == 0) shards = static_cast<int>(std::max<uint64_t>(1, (total + (2ull << 30) - 1) / (2ull << 30)));
   if (static_cast<size_t>(shards) > tensors.size()) {
-    std::cerr << "gemma2_make_checkpoint: --shards " << shards << " is more than the " << tensors.size() << " tensors\n";
+    std::cerr << "gemma2_make_checkpoint: --shards " << shards << " is more than the " << tensors.size()
+              << " tensors\n";
     return 1;
   }
 
@@ -153,7 +155,8 @@ int main(int argc, char** argv) {
     std::cerr << "gemma2_make_checkpoint: cannot create " << out_dir << ": " << ec.message() << "\n";
     return 1;
   }
-  std::ofstream(out_dir + "/config.json") << gemma2::to_config_json(config, bf16 ? "bfloat16" : "float32").dump(2) << "\n";
+  std::ofstream(out_dir + "/config.json")
+      << gemma2::to_config_json(config, bf16 ? "bfloat16" : "float32").dump(2) << "\n";
 
   // Consecutive tensors fill shard k until it reaches k/K of the total bytes,
   // leaving at least one tensor for each later shard.

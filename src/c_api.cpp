@@ -32,8 +32,8 @@ template <class Storage>
 using Sliding = gemma2::Session<Model, gemma2::SlidingWindowKVCache<Storage>>;
 // A C session holds any cache the options can ask for; the alternatives are
 // in gemma2_session_options' order: storage f32, bf16, int8, full then sliding.
-using AnySession = std::variant<Full<float>, Full<gemma2::bf16>, Full<int8_t>, Sliding<float>, Sliding<gemma2::bf16>,
-                                Sliding<int8_t>>;
+using AnySession =
+    std::variant<Full<float>, Full<gemma2::bf16>, Full<int8_t>, Sliding<float>, Sliding<gemma2::bf16>, Sliding<int8_t>>;
 constexpr const char* kStorageNames[] = {"f32", "bf16", "int8"};
 
 thread_local std::string last_error;
@@ -103,8 +103,8 @@ gemma2_status check_output(const char* function, const char* buffer_name, const 
                            const char* length_name, const size_t* length) {
   if (length == nullptr) return reject(function, length_name, " is NULL");
   if (capacity > kMaxElements<T>)
-    return reject(function, "capacity is ", capacity, ", more than a buffer of ", sizeof(T), "-byte elements can hold (",
-                  kMaxElements<T>, ")");
+    return reject(function, "capacity is ", capacity, ", more than a buffer of ", sizeof(T),
+                  "-byte elements can hold (", kMaxElements<T>, ")");
   if (buffer == nullptr && capacity != 0)
     return reject(function, buffer_name, " is NULL but capacity is ", capacity, " (0 asks for the size)");
   return GEMMA2_OK;
@@ -125,7 +125,8 @@ gemma2_status check_flag(const char* function, const char* argument, int value) 
 }
 
 // A token id of `whose` ("the model's", "the tokenizer's") vocabulary.
-gemma2_status check_id(const char* function, const std::string& argument, int32_t id, int32_t vocab, const char* whose) {
+gemma2_status check_id(const char* function, const std::string& argument, int32_t id, int32_t vocab,
+                       const char* whose) {
   if (id >= 0 && id < vocab) return GEMMA2_OK;
   return reject(function, argument, " is ", id, ", outside ", whose, " vocabulary [0, ", vocab, ")");
 }
@@ -157,8 +158,8 @@ gemma2_status copy_out(const char* function, const T* src, size_t n, T* dst, siz
   return GEMMA2_OK;
 }
 
-#define GEMMA2_REQUIRE(p)                                             \
-  do {                                                                \
+#define GEMMA2_REQUIRE(p)                                               \
+  do {                                                                  \
     if ((p) == nullptr) return null_handle(__func__, #p, GEMMA2_ERROR); \
   } while (0)
 
@@ -216,9 +217,13 @@ struct gemma2_session {
   gemma2_stop_reason last_stop = GEMMA2_STOP_NONE;
 
   template <class F>
-  decltype(auto) visit(F&& f) { return std::visit(std::forward<F>(f), session); }
+  decltype(auto) visit(F&& f) {
+    return std::visit(std::forward<F>(f), session);
+  }
   template <class F>
-  decltype(auto) visit(F&& f) const { return std::visit(std::forward<F>(f), session); }
+  decltype(auto) visit(F&& f) const {
+    return std::visit(std::forward<F>(f), session);
+  }
 
   // What a feed or rollback is checked against.
   struct Extent {
@@ -235,8 +240,7 @@ namespace {
 
 // Tokens about to join a session (fed or appended): the array, the room
 // left for them, the model's vocabulary.
-gemma2_status check_new_tokens(const char* function, const gemma2_session& session, const int32_t* ids,
-                               size_t count) {
+gemma2_status check_new_tokens(const char* function, const gemma2_session& session, const int32_t* ids, size_t count) {
   GEMMA2_CHECK(check_input(function, "ids", ids, "count", count));
   const gemma2_session::Extent e = session.extent();
   if (count > e.capacity - e.tokens)
@@ -269,7 +273,8 @@ gemma2::Result<AnySession> create_any(size_t alternative, const Model& model, in
 // The blob restores into the alternative whose cache wrote it; one with none
 // goes to the first, whose restore names what is wrong.
 template <size_t... I>
-gemma2::Result<AnySession> restore_any(const Model& model, const uint8_t* data, size_t size, std::index_sequence<I...>) {
+gemma2::Result<AnySession> restore_any(const Model& model, const uint8_t* data, size_t size,
+                                       std::index_sequence<I...>) {
   using Restore = gemma2::Result<AnySession> (*)(const Model&, const uint8_t*, size_t);
   using Matches = bool (*)(const uint8_t*, size_t);
   static constexpr Restore restore[] = {&restore_as<std::variant_alternative_t<I, AnySession>>...};
@@ -296,16 +301,16 @@ struct gemma2_stream {
 namespace {
 
 // The C reasons in StopReason's order.
-constexpr gemma2_stop_reason kStopReasons[] = {
-    GEMMA2_STOP_MAX_TOKENS, GEMMA2_STOP_TOKEN,        GEMMA2_STOP_STRING,     GEMMA2_STOP_CALLBACK,
-    GEMMA2_STOP_CANCELLED,  GEMMA2_STOP_CONTEXT_FULL, GEMMA2_STOP_COMPLETE,   GEMMA2_STOP_CALL_LIMIT,
-    GEMMA2_STOP_TIME_BUDGET};
+constexpr gemma2_stop_reason kStopReasons[] = {GEMMA2_STOP_MAX_TOKENS, GEMMA2_STOP_TOKEN,      GEMMA2_STOP_STRING,
+                                               GEMMA2_STOP_CALLBACK,   GEMMA2_STOP_CANCELLED,  GEMMA2_STOP_CONTEXT_FULL,
+                                               GEMMA2_STOP_COMPLETE,   GEMMA2_STOP_CALL_LIMIT, GEMMA2_STOP_TIME_BUDGET};
 static_assert(sizeof kStopReasons / sizeof kStopReasons[0] == static_cast<size_t>(gemma2::StopReason::TimeBudget) + 1);
 
 // The reply's drafter, from its spec, drafting on `session`'s sequence.
 gemma2_status make_drafter(const gemma2_session& session, Reply& reply) {
   reply.drafter.reset();
-  if (reply.spec.lookup_ngram > 0) reply.drafter = std::make_unique<gemma2::PromptLookupDrafter>(reply.spec.lookup_ngram);
+  if (reply.spec.lookup_ngram > 0)
+    reply.drafter = std::make_unique<gemma2::PromptLookupDrafter>(reply.spec.lookup_ngram);
   if (const gemma2_model* draft = reply.spec.draft_model) {
     gemma2::ModelDrafter<Model>::Options o;
     o.capacity = static_cast<int>(session.extent().capacity);
@@ -341,7 +346,8 @@ std::vector<uint8_t> save_with_reply(std::vector<uint8_t> session_blob, const Re
   w.u32(kReplyVersion);
   w.string(session_blob.data(), session_blob.size());
   const ReplySpec& spec = reply.spec;
-  for (int32_t v : {spec.max_tokens, spec.prefill_chunk, spec.lookup_ngram, spec.draft_max}) w.u32(static_cast<uint32_t>(v));
+  for (int32_t v : {spec.max_tokens, spec.prefill_chunk, spec.lookup_ngram, spec.draft_max})
+    w.u32(static_cast<uint32_t>(v));
   w.u32(static_cast<uint32_t>(spec.stop_strings.size()));
   for (const std::string& stop : spec.stop_strings) w.string(stop);
   const std::vector<uint8_t> state = reply.generation ? reply.generation->save() : reply.saved;
@@ -359,7 +365,8 @@ gemma2::Result<std::pair<std::vector<uint8_t>, std::unique_ptr<Reply>>> split_re
   if (size < sizeof kReplyMagic + 12) return err(where, "truncated");
   if (!gemma2::detail::checksum_matches(data, size)) return err(where, "checksum mismatch (corrupt data)");
   gemma2::detail::ByteReader r(data + sizeof kReplyMagic, size - sizeof kReplyMagic - 8);
-  if (const uint32_t v = r.u32("version"); v != kReplyVersion) return err(where, "reply version ", v, " is not supported");
+  if (const uint32_t v = r.u32("version"); v != kReplyVersion)
+    return err(where, "reply version ", v, " is not supported");
   std::vector<uint8_t> session_blob = r.byte_string("session");
   auto reply = std::make_unique<Reply>();
   ReplySpec& spec = reply->spec;
@@ -410,7 +417,8 @@ gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* opt
       lo.weight_type = gemma2::parse_weight_type(o.weight_type);
       if (!lo.weight_type) {
         std::string names;
-        for (const auto& [name, type] : gemma2::kWeightTypeNames) names += (names.empty() ? "" : ", ") + std::string(name);
+        for (const auto& [name, type] : gemma2::kWeightTypeNames)
+          names += (names.empty() ? "" : ", ") + std::string(name);
         return reject(function, "options->weight_type is \"", o.weight_type, "\", not one of ", names);
       }
     }
@@ -649,7 +657,8 @@ gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count) {
   return guarded(__func__, [&] {
     if (count == length) return GEMMA2_OK;
     const gemma2::ForwardOptions options(session->owner->pool.get());
-    if (gemma2::Status s = session->visit([&](auto& x) { return x.rollback(count, options); }); !s) return fail(s.message());
+    if (gemma2::Status s = session->visit([&](auto& x) { return x.rollback(count, options); }); !s)
+      return fail(s.message());
     session->reply.reset();
     return GEMMA2_OK;
   });
@@ -771,8 +780,8 @@ gemma2_status set_json_schema(const char* function, gemma2_sampler* sampler, con
   if (tokenizer == nullptr) return null_handle(function, "tokenizer", GEMMA2_ERROR);
   GEMMA2_CHECK(check_budget(function, max_tokens));
   const gemma2_json_options opts = options ? *options : gemma2_json_options_default();
-  GEMMA2_CHECK(check_range(function, "options->whitespace", opts.whitespace, int{GEMMA2_JSON_COMPACT}, int{GEMMA2_JSON_FREE},
-                           " (0 compact, 1 spaces, 2 free)"));
+  GEMMA2_CHECK(check_range(function, "options->whitespace", opts.whitespace, int{GEMMA2_JSON_COMPACT},
+                           int{GEMMA2_JSON_FREE}, " (0 compact, 1 spaces, 2 free)"));
   gemma2::JsonGrammarOptions o;
   o.whitespace = opts.whitespace == GEMMA2_JSON_FREE     ? gemma2::JsonWhitespace::Free
                  : opts.whitespace == GEMMA2_JSON_SPACES ? gemma2::JsonWhitespace::Spaces
@@ -867,19 +876,22 @@ gemma2_status gemma2_session_generate_with(gemma2_session* session, gemma2_sampl
   GEMMA2_CHECK(check_range(f, "options->call_max_tokens", o.call_max_tokens, 0, std::numeric_limits<int32_t>::max()));
   if (!(o.time_budget_ms >= 0) || std::isinf(o.time_budget_ms))
     return reject(f, "options->time_budget_ms is ", o.time_budget_ms, ", not a finite number >= 0 (0: no budget)");
-  GEMMA2_CHECK(check_input(f, "options->stop_strings", o.stop_strings, "options->stop_string_count", o.stop_string_count));
+  GEMMA2_CHECK(
+      check_input(f, "options->stop_strings", o.stop_strings, "options->stop_string_count", o.stop_string_count));
   for (size_t i = 0; i < o.stop_string_count; ++i)
     if (o.stop_strings[i] == nullptr) return reject(f, "options->stop_strings[", i, "] is NULL");
   if (o.lookup_ngram > 0 && o.draft_model != nullptr)
     return reject(f, "options->lookup_ngram and options->draft_model are both set (one drafter per reply)");
-  if (o.draft_model != nullptr &&
-      o.draft_model->model.config().vocab_size != session->owner->model.config().vocab_size)
+  if (o.draft_model != nullptr && o.draft_model->model.config().vocab_size != session->owner->model.config().vocab_size)
     return reject(f, "options->draft_model has a vocabulary of ", o.draft_model->model.config().vocab_size,
                   " tokens, the session's model ", session->owner->model.config().vocab_size);
   return guarded(f, [&] {
     if (!session->reply || !session->reply->active()) {
       auto reply = std::make_unique<Reply>();
-      reply->spec = ReplySpec{o.max_tokens, o.prefill_chunk, o.lookup_ngram, o.draft_max,
+      reply->spec = ReplySpec{o.max_tokens,
+                              o.prefill_chunk,
+                              o.lookup_ngram,
+                              o.draft_max,
                               std::vector<std::string>(o.stop_strings, o.stop_strings + o.stop_string_count),
                               o.draft_model};
       reply->tokenizer = tokenizer;

@@ -40,8 +40,9 @@ inline const gemma2::Tokenizer& demo_tokenizer() { return demo().tok; }
 // One completion of `g` at temperature 1 (seeded) from `session` after
 // `prompt`, within `budget` tokens; the text must be one the grammar can
 // end with.
-inline gemma2::GenerateResult constrained_completion(gemma2::Session<DemoModel>& session, const std::vector<int32_t>& prompt,
-                                                     const gemma2::Grammar& g, int budget, uint64_t seed) {
+inline gemma2::GenerateResult constrained_completion(gemma2::Session<DemoModel>& session,
+                                                     const std::vector<int32_t>& prompt, const gemma2::Grammar& g,
+                                                     int budget, uint64_t seed) {
   const auto& tok = demo_tokenizer();
   gemma2::SamplingParams params;
   params.seed = seed;
@@ -63,7 +64,8 @@ inline gemma2::GenerateResult constrained_completion(gemma2::Session<DemoModel>&
 
 // Samples completions of `g` from the demo model after prompts prefilled
 // once, each within `budget` tokens, and hands each text to `check`.
-inline void sample_completions(const gemma2::Grammar& g, int count, int budget, const std::function<void(const std::string&)>& check) {
+inline void sample_completions(const gemma2::Grammar& g, int count, int budget,
+                               const std::function<void(const std::string&)>& check) {
   const char* prompts[] = {"ROMEO:\n", "KING HENRY:\nWhat say you?\n\nFIRST LORD:\n", "{\"", "The answer is "};
   std::vector<gemma2::Session<DemoModel>> prefilled;
   for (const char* p : prompts) {
@@ -93,16 +95,26 @@ inline int samples_per_grammar() {
 // Ten schemas of increasing nesting.
 inline std::vector<nlohmann::ordered_json> schemas() {
   return {
-      nlohmann::ordered_json::parse(R"({"type":"object","properties":{"name":{"type":"string"},"level":{"type":"integer"},"alive":{"type":"boolean"}},"required":["name","level","alive"]})"),
-      nlohmann::ordered_json::parse(R"({"type":"object","properties":{"action":{"enum":["attack","defend","flee","talk"]},"target":{"type":"string","maxLength":12},"amount":{"type":"number"}},"required":["action"],"additionalProperties":false})"),
-      nlohmann::ordered_json::parse(R"({"type":"object","properties":{"tags":{"type":"array","items":{"type":"string","minLength":1,"maxLength":8},"minItems":1,"maxItems":3},"note":{"type":["string","null"]}},"required":["tags"]})"),
-      nlohmann::ordered_json::parse(R"({"type":"object","properties":{"player":{"type":"object","properties":{"x":{"type":"integer"},"y":{"type":"integer"}},"required":["x","y"]},"hp":{"type":"integer"}},"required":["player"]})"),
-      nlohmann::ordered_json::parse(R"({"type":"array","items":{"type":"object","properties":{"id":{"type":"integer"},"kind":{"enum":["goblin","troll","merchant"]}},"required":["id","kind"]},"minItems":1,"maxItems":3})"),
-      nlohmann::ordered_json::parse(R"({"type":"object","properties":{"reply":{"anyOf":[{"type":"string","maxLength":10},{"type":"integer"},{"type":"null"}]},"mood":{"type":"string","enum":["calm","angry"]}},"required":["reply","mood"]})"),
-      nlohmann::ordered_json::parse(R"({"oneOf":[{"type":"object","properties":{"kind":{"const":"move"},"to":{"type":"array","items":{"type":"integer"},"minItems":2,"maxItems":2}},"required":["kind","to"],"additionalProperties":false},{"type":"object","properties":{"kind":{"const":"say"},"text":{"type":"string","maxLength":20}},"required":["kind","text"],"additionalProperties":false}]})"),
-      nlohmann::ordered_json::parse(R"({"$defs":{"point":{"type":"object","properties":{"x":{"type":"number"},"y":{"type":"number"}},"required":["x","y"],"additionalProperties":false}},"type":"object","properties":{"from":{"$ref":"#/$defs/point"},"to":{"$ref":"#/$defs/point"}},"required":["from","to"]})"),
-      nlohmann::ordered_json::parse(R"({"$defs":{"node":{"type":"object","properties":{"name":{"type":"string","maxLength":6},"children":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":2}},"required":["name"],"additionalProperties":false}},"$ref":"#/$defs/node"})"),
-      nlohmann::ordered_json::parse(R"({"type":"object","properties":{"world":{"type":"object","properties":{"rooms":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string","maxLength":10},"exits":{"type":"array","items":{"enum":["n","s","e","w"]},"maxItems":4},"loot":{"type":"object","additionalProperties":{"type":"integer"}}},"required":["name","exits"]},"maxItems":2}},"required":["rooms"]},"turn":{"type":"integer"}},"required":["world","turn"],"additionalProperties":false})"),
+      nlohmann::ordered_json::parse(
+          R"({"type":"object","properties":{"name":{"type":"string"},"level":{"type":"integer"},"alive":{"type":"boolean"}},"required":["name","level","alive"]})"),
+      nlohmann::ordered_json::parse(
+          R"({"type":"object","properties":{"action":{"enum":["attack","defend","flee","talk"]},"target":{"type":"string","maxLength":12},"amount":{"type":"number"}},"required":["action"],"additionalProperties":false})"),
+      nlohmann::ordered_json::parse(
+          R"({"type":"object","properties":{"tags":{"type":"array","items":{"type":"string","minLength":1,"maxLength":8},"minItems":1,"maxItems":3},"note":{"type":["string","null"]}},"required":["tags"]})"),
+      nlohmann::ordered_json::parse(
+          R"({"type":"object","properties":{"player":{"type":"object","properties":{"x":{"type":"integer"},"y":{"type":"integer"}},"required":["x","y"]},"hp":{"type":"integer"}},"required":["player"]})"),
+      nlohmann::ordered_json::parse(
+          R"({"type":"array","items":{"type":"object","properties":{"id":{"type":"integer"},"kind":{"enum":["goblin","troll","merchant"]}},"required":["id","kind"]},"minItems":1,"maxItems":3})"),
+      nlohmann::ordered_json::parse(
+          R"({"type":"object","properties":{"reply":{"anyOf":[{"type":"string","maxLength":10},{"type":"integer"},{"type":"null"}]},"mood":{"type":"string","enum":["calm","angry"]}},"required":["reply","mood"]})"),
+      nlohmann::ordered_json::parse(
+          R"({"oneOf":[{"type":"object","properties":{"kind":{"const":"move"},"to":{"type":"array","items":{"type":"integer"},"minItems":2,"maxItems":2}},"required":["kind","to"],"additionalProperties":false},{"type":"object","properties":{"kind":{"const":"say"},"text":{"type":"string","maxLength":20}},"required":["kind","text"],"additionalProperties":false}]})"),
+      nlohmann::ordered_json::parse(
+          R"({"$defs":{"point":{"type":"object","properties":{"x":{"type":"number"},"y":{"type":"number"}},"required":["x","y"],"additionalProperties":false}},"type":"object","properties":{"from":{"$ref":"#/$defs/point"},"to":{"$ref":"#/$defs/point"}},"required":["from","to"]})"),
+      nlohmann::ordered_json::parse(
+          R"({"$defs":{"node":{"type":"object","properties":{"name":{"type":"string","maxLength":6},"children":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":2}},"required":["name"],"additionalProperties":false}},"$ref":"#/$defs/node"})"),
+      nlohmann::ordered_json::parse(
+          R"({"type":"object","properties":{"world":{"type":"object","properties":{"rooms":{"type":"array","items":{"type":"object","properties":{"name":{"type":"string","maxLength":10},"exits":{"type":"array","items":{"enum":["n","s","e","w"]},"maxItems":4},"loot":{"type":"object","additionalProperties":{"type":"integer"}}},"required":["name","exits"]},"maxItems":2}},"required":["rooms"]},"turn":{"type":"integer"}},"required":["world","turn"],"additionalProperties":false})"),
   };
 }
 

@@ -38,7 +38,8 @@ inline bool digits(const std::string& s, size_t at, size_t n) {
 inline int number_at(const std::string& s, size_t at, size_t n) { return std::stoi(s.substr(at, n)); }
 
 inline bool valid_date(const std::string& s) {
-  if (s.size() != 10 || !digits(s, 0, 4) || s[4] != '-' || !digits(s, 5, 2) || s[7] != '-' || !digits(s, 8, 2)) return false;
+  if (s.size() != 10 || !digits(s, 0, 4) || s[4] != '-' || !digits(s, 5, 2) || s[7] != '-' || !digits(s, 8, 2))
+    return false;
   const int y = number_at(s, 0, 4), m = number_at(s, 5, 2), d = number_at(s, 8, 2);
   const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   const int days[] = {31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -48,7 +49,8 @@ inline bool valid_date(const std::string& s) {
 // RFC 3339 full-time; `strict`: the converter's documented subset too
 // (seconds to 59, at most nine decimals, upper-case Z).
 inline bool valid_time(const std::string& s, bool strict) {
-  if (!digits(s, 0, 2) || s.size() < 9 || s[2] != ':' || !digits(s, 3, 2) || s[5] != ':' || !digits(s, 6, 2)) return false;
+  if (!digits(s, 0, 2) || s.size() < 9 || s[2] != ':' || !digits(s, 3, 2) || s[5] != ':' || !digits(s, 6, 2))
+    return false;
   if (number_at(s, 0, 2) > 23 || number_at(s, 3, 2) > 59 || number_at(s, 6, 2) > (strict ? 59 : 60)) return false;
   size_t i = 8;
   if (s[i] == '.') {
@@ -58,12 +60,13 @@ inline bool valid_time(const std::string& s, bool strict) {
   }
   const std::string zone = s.substr(i);
   if (zone == "Z" || (!strict && zone == "z")) return true;
-  return zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && digits(zone, 1, 2) && zone[3] == ':' && digits(zone, 4, 2) &&
-         number_at(zone, 1, 2) <= 23 && number_at(zone, 4, 2) <= 59;
+  return zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && digits(zone, 1, 2) && zone[3] == ':' &&
+         digits(zone, 4, 2) && number_at(zone, 1, 2) <= 23 && number_at(zone, 4, 2) <= 59;
 }
 
 inline bool valid_date_time(const std::string& s, bool strict) {
-  return s.size() > 11 && (s[10] == 'T' || (!strict && s[10] == 't')) && valid_date(s.substr(0, 10)) && valid_time(s.substr(11), strict);
+  return s.size() > 11 && (s[10] == 'T' || (!strict && s[10] == 't')) && valid_date(s.substr(0, 10)) &&
+         valid_time(s.substr(11), strict);
 }
 
 inline bool valid_uuid(const std::string& s) {
@@ -81,7 +84,8 @@ inline bool valid_ipv4(const std::string& s) {
   for (size_t i = 0; i <= s.size(); ++parts) {
     const size_t end = std::min(s.find('.', i), s.size());
     const std::string part = s.substr(i, end - i);
-    if (part.empty() || part.size() > 3 || !digits(part, 0, part.size()) || (part.size() > 1 && part[0] == '0') || std::stoi(part) > 255)
+    if (part.empty() || part.size() > 3 || !digits(part, 0, part.size()) || (part.size() > 1 && part[0] == '0') ||
+        std::stoi(part) > 255)
       return false;
     i = end + 1;
   }
@@ -124,32 +128,44 @@ inline bool conforms(const ordered_json& v, const ordered_json& schema, const or
     if (n != 1) return false;
   }
   if (schema.contains("const") && v != schema["const"]) return false;
-  if (schema.contains("enum") && std::find(schema["enum"].begin(), schema["enum"].end(), v) == schema["enum"].end()) return false;
+  if (schema.contains("enum") && std::find(schema["enum"].begin(), schema["enum"].end(), v) == schema["enum"].end())
+    return false;
   if (schema.contains("type")) {
     std::vector<std::string> types;
     if (schema["type"].is_string()) types.push_back(schema["type"]);
-    else for (const auto& t : schema["type"]) types.push_back(t);
+    else
+      for (const auto& t : schema["type"]) types.push_back(t);
     bool ok = false;
     for (const auto& t : types)
-      ok = ok || (t == "object" && v.is_object()) || (t == "array" && v.is_array()) || (t == "string" && v.is_string()) ||
-           (t == "number" && v.is_number()) || (t == "boolean" && v.is_boolean()) || (t == "null" && v.is_null()) ||
-           (t == "integer" && (v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())));
+      ok = ok || (t == "object" && v.is_object()) || (t == "array" && v.is_array()) ||
+           (t == "string" && v.is_string()) || (t == "number" && v.is_number()) || (t == "boolean" && v.is_boolean()) ||
+           (t == "null" && v.is_null()) ||
+           (t == "integer" &&
+            (v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())));
     if (!ok) return false;
   }
   if (v.is_number()) {
     const bool draft4_min = schema.contains("exclusiveMinimum") && schema["exclusiveMinimum"] == true;
     const bool draft4_max = schema.contains("exclusiveMaximum") && schema["exclusiveMaximum"] == true;
-    if (schema.contains("minimum") && (below(v, schema["minimum"]) || (draft4_min && v == schema["minimum"]))) return false;
-    if (schema.contains("maximum") && (below(schema["maximum"], v) || (draft4_max && v == schema["maximum"]))) return false;
-    if (schema.contains("exclusiveMinimum") && schema["exclusiveMinimum"].is_number() && !below(schema["exclusiveMinimum"], v)) return false;
-    if (schema.contains("exclusiveMaximum") && schema["exclusiveMaximum"].is_number() && !below(v, schema["exclusiveMaximum"])) return false;
+    if (schema.contains("minimum") && (below(v, schema["minimum"]) || (draft4_min && v == schema["minimum"])))
+      return false;
+    if (schema.contains("maximum") && (below(schema["maximum"], v) || (draft4_max && v == schema["maximum"])))
+      return false;
+    if (schema.contains("exclusiveMinimum") && schema["exclusiveMinimum"].is_number() &&
+        !below(schema["exclusiveMinimum"], v))
+      return false;
+    if (schema.contains("exclusiveMaximum") && schema["exclusiveMaximum"].is_number() &&
+        !below(v, schema["exclusiveMaximum"]))
+      return false;
   }
   if (v.is_string()) {
     const std::string s = v.get<std::string>();
     const size_t n = wide(s).size();
     if (schema.contains("minLength") && n < schema["minLength"].get<size_t>()) return false;
     if (schema.contains("maxLength") && n > schema["maxLength"].get<size_t>()) return false;
-    if (schema.contains("pattern") && !std::regex_search(wide(s), std::wregex(wide(schema["pattern"].get<std::string>())))) return false;
+    if (schema.contains("pattern") &&
+        !std::regex_search(wide(s), std::wregex(wide(schema["pattern"].get<std::string>()))))
+      return false;
     if (schema.contains("format") && !valid_format(schema["format"], s)) return false;
   }
   if (v.is_object()) {
@@ -170,7 +186,8 @@ inline bool conforms(const ordered_json& v, const ordered_json& schema, const or
     // Draft 2020: prefixItems then items; drafts 4-7: items as an array then additionalItems.
     const bool old_tuple = schema.contains("items") && schema["items"].is_array();
     const ordered_json prefix = old_tuple ? schema["items"] : schema.value("prefixItems", ordered_json::array());
-    const ordered_json rest = old_tuple ? schema.value("additionalItems", ordered_json(true)) : schema.value("items", ordered_json(true));
+    const ordered_json rest =
+        old_tuple ? schema.value("additionalItems", ordered_json(true)) : schema.value("items", ordered_json(true));
     for (size_t i = 0; i < v.size(); ++i)
       if (!conforms(v[i], i < prefix.size() ? prefix[i] : rest, root)) return false;
   }
@@ -181,6 +198,5 @@ inline bool valid_json(const std::string& text, const ordered_json& schema) {
   const auto v = ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   return !v.is_discarded() && conforms(v, schema, schema);
 }
-
 
 }  // namespace test

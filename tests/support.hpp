@@ -146,8 +146,10 @@ struct TinyModel {
 inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, gemma2::DType as,
                        bool write_q_scalar = true) {
   const auto md = gemma2::gguf_config_metadata(ck.config, write_q_scalar);
-  const std::map<gemma2::DType, uint32_t> ids = {{gemma2::DType::F32, 0}, {gemma2::DType::F16, 1},
-                                                 {gemma2::DType::BF16, 30}, {gemma2::DType::Q8_0, 8},
+  const std::map<gemma2::DType, uint32_t> ids = {{gemma2::DType::F32, 0},
+                                                 {gemma2::DType::F16, 1},
+                                                 {gemma2::DType::BF16, 30},
+                                                 {gemma2::DType::Q8_0, 8},
                                                  {gemma2::DType::Q4_0, 2}};
   std::vector<gemma2::GgufTensorToWrite> tensors;
   for (const auto& spec : gemma2::gemma2_tensors(ck.config)) {
@@ -159,9 +161,9 @@ inline void write_gguf(const gemma2::Checkpoint& ck, const std::string& path, ge
     w.name = gemma2::detail::gguf_name(spec.name);
     for (auto d = spec.shape.rbegin(); d != spec.shape.rend(); ++d) w.dims.push_back(static_cast<uint64_t>(*d));
     // Block formats need whole blocks per row; other rows keep their type.
-    const gemma2::DType to = spec.shape.size() == 1                                ? gemma2::DType::F32
+    const gemma2::DType to = spec.shape.size() == 1                     ? gemma2::DType::F32
                              : gemma2::is_block32(as) && cols % 32 != 0 ? t.dtype
-                                                                                  : as;
+                                                                        : as;
     if (spec.shape.size() == 1)
       for (float& x : f) x += 1.0f;
     w.ggml_type = ids.at(to);

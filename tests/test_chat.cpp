@@ -23,9 +23,10 @@ TEST_CASE("chat keeps the cache between turns and matches a fresh run over the w
   CHECK(t2->prefill_tokens == static_cast<int>(turn2.size() + closing));
   CHECK(t2->prefill_tokens < after_first);
   // The first turn carries the system text.
-  const auto first = d.tok.encode_prompt(gemma2::format_chat({{gemma2::Role::System, "Speak as a king."},
-                                                               {gemma2::Role::User, "Who are you?"}})
-                                             .value())
+  const auto first = d.tok
+                         .encode_prompt(gemma2::format_chat({{gemma2::Role::System, "Speak as a king."},
+                                                             {gemma2::Role::User, "Who are you?"}})
+                                            .value())
                          .value();
   CHECK(std::vector<int32_t>(chat.history().begin(), chat.history().begin() + first.size()) == first);
   // Greedy over the whole history from an empty cache gives the same reply.
@@ -35,8 +36,8 @@ TEST_CASE("chat keeps the cache between turns and matches a fresh run over the w
   gemma2::TokenHistory fresh_history;
   gemma2::GenerateOptions f = o;
   f.stop_tokens = gemma2::default_stop_tokens(d.tok);
-  auto fresh = gemma2::generate(d.model, fresh_cache, fresh_history, std::vector<int32_t>(h.begin(), h.begin() + reply_start),
-                                gemma2::Sampler(), f, &d.tok);
+  auto fresh = gemma2::generate(d.model, fresh_cache, fresh_history,
+                                std::vector<int32_t>(h.begin(), h.begin() + reply_start), gemma2::Sampler(), f, &d.tok);
   REQUIRE(fresh.ok());
   CHECK(fresh->tokens == t2->tokens);
   CHECK(chat.messages().size() == 4);

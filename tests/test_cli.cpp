@@ -50,7 +50,9 @@ TEST_CASE("CLI contracts: tokenize prints the reference ids of every tokenizer c
     REQUIRE(r.rc == 0);
     CHECK(last_line(r.out) == joined(c["ids"].get<std::vector<int32_t>>()));
   }
-  CHECK(last_line(cli("tokenize --model " + std::string(GEMMA2_DEMO_MODEL) + " --text " + test::shell_quote("ROMEO:")).out) == "836 4055");
+  CHECK(last_line(
+            cli("tokenize --model " + std::string(GEMMA2_DEMO_MODEL) + " --text " + test::shell_quote("ROMEO:")).out) ==
+        "836 4055");
 }
 
 TEST_CASE("CLI contracts: generate --prompt prints the reference greedy ids, and seeded sampling is reproducible") {
@@ -68,8 +70,10 @@ TEST_CASE("CLI contracts: generate --prompt prints the reference greedy ids, and
   }
 
   // Without --model the demo model is used; seeded sampling is reproducible.
-  auto s1 = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --max-new 20 --seed 7 --temperature 1.2 --print-ids");
-  auto s2 = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --max-new 20 --seed 7 --temperature 1.2 --print-ids");
+  auto s1 =
+      cli("generate --prompt " + test::shell_quote("ROMEO:") + " --max-new 20 --seed 7 --temperature 1.2 --print-ids");
+  auto s2 =
+      cli("generate --prompt " + test::shell_quote("ROMEO:") + " --max-new 20 --seed 7 --temperature 1.2 --print-ids");
   REQUIRE(s1.rc == 0);
   CHECK(s1.out == s2.out);
 }
@@ -80,8 +84,9 @@ TEST_CASE("CLI contracts: speculative decoding changes the speed, never the ids"
   for (const std::string mode : {" --greedy", " --seed 11 --temperature 1.3"}) {
     auto plain = cli("generate --prompt " + rewrite + " --max-new 40 --print-ids" + mode);
     REQUIRE(plain.rc == 0);
-    for (const std::string& spec : std::vector<std::string>{
-             " --lookup 3", " --lookup 1 --draft-max 2", " --draft-model " + std::string(GEMMA2_DEMO_MODEL) + " --draft-max 4"}) {
+    for (const std::string& spec :
+         std::vector<std::string>{" --lookup 3", " --lookup 1 --draft-max 2",
+                                  " --draft-model " + std::string(GEMMA2_DEMO_MODEL) + " --draft-max 4"}) {
       INFO(mode, spec);
       auto fast = cli("generate --prompt " + rewrite + " --max-new 40 --print-ids" + mode + spec);
       REQUIRE(fast.rc == 0);
@@ -121,7 +126,8 @@ TEST_CASE("CLI contracts: perplexity prints the library's score, and one top-k r
   CHECK(last_line(f.out).find("tokens=" + std::to_string(rows)) == 0);
 }
 
-TEST_CASE("CLI contracts: perplexity --kl-reference measures a weight type and the int8 KV cache, bad values are errors") {
+TEST_CASE(
+    "CLI contracts: perplexity --kl-reference measures a weight type and the int8 KV cache, bad values are errors") {
   auto kl = cli("perplexity --text-file " + std::string(GEMMA2_QUALITY_TEXT) + " --dtype q4 --kl-reference f32");
   REQUIRE(kl.rc == 0);
   CHECK(last_line(kl.out).find(" kl=0.00") != std::string::npos);
@@ -154,8 +160,10 @@ TEST_CASE("CLI: chat holds a three-turn conversation and never re-reads earlier 
   // Turn 1: BOS + its own template. Later turns: their own template plus the
   // closing of the previous reply, never the earlier conversation.
   CHECK(prefill[0] == static_cast<int>(tok.encode_prompt("<start_of_turn>user\nGood morrow, sir.<end_of_turn>\n"
-                                                         "<start_of_turn>model\n")->size()));
-  const int turn2 = static_cast<int>(tok.encode("\n<start_of_turn>user\nWhat news?<end_of_turn>\n<start_of_turn>model\n")->size());
+                                                         "<start_of_turn>model\n")
+                                           ->size()));
+  const int turn2 =
+      static_cast<int>(tok.encode("\n<start_of_turn>user\nWhat news?<end_of_turn>\n<start_of_turn>model\n")->size());
   CHECK(prefill[1] >= turn2 + 1);
   CHECK(prefill[1] <= turn2 + 2);
   CHECK(r.err.find("cached") != std::string::npos);
@@ -263,15 +271,19 @@ TEST_CASE("CLI: generate --json-schema prints exactly the JSON, and --print-ids 
   CHECK_FALSE(nlohmann::json::parse(json_text, nullptr, false).is_discarded());
 }
 
-TEST_CASE("CLI: a --max-new too small for the schema is an error naming the budget and the shortest completion, before any text") {
+TEST_CASE(
+    "CLI: a --max-new too small for the schema is an error naming the budget and the shortest completion, before any "
+    "text") {
   test::TempDir tmp;
   const ConstraintFiles files(tmp.str());
   auto constraint = gemma2::GrammarConstraint::create(
       gemma2::json_schema_grammar(test::read_text(files.schema)).value(), gemma2::TokenTrie::build(demo().tok));
   REQUIRE(constraint.ok());
-  const std::string too_small = "--max-new: grammar: a budget of 5 tokens is too small: the shortest completion takes " +
-                                std::to_string(constraint->min_tokens_to_complete()) + " tokens";
-  auto tight = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --json-schema " + files.schema + " --max-new 5");
+  const std::string too_small =
+      "--max-new: grammar: a budget of 5 tokens is too small: the shortest completion takes " +
+      std::to_string(constraint->min_tokens_to_complete()) + " tokens";
+  auto tight =
+      cli("generate --prompt " + test::shell_quote("ROMEO:") + " --json-schema " + files.schema + " --max-new 5");
   CHECK(tight.rc == 1);
   CHECK(test::contains(tight.err, too_small));
   CHECK(tight.out.empty());
@@ -287,7 +299,8 @@ TEST_CASE("CLI: generate and chat with --grammar-file print exactly the constrai
   test::TempDir tmp;
   const ConstraintFiles files(tmp.str());
   const std::regex moves("[KQRBN]?[a-h][1-8]( [KQRBN]?[a-h][1-8]){0,3}");
-  auto g = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --grammar-file " + files.gbnf + " --max-new 8 --seed 3");
+  auto g = cli("generate --prompt " + test::shell_quote("ROMEO:") + " --grammar-file " + files.gbnf +
+               " --max-new 8 --seed 3");
   REQUIRE(g.rc == 0);
   CHECK(std::regex_match(g.out, moves));
   auto chat = cli("chat --grammar-file " + files.gbnf + " --max-new 12 --seed 2", "Your move?\nAnd now?\n");

@@ -170,7 +170,8 @@ std::vector<double> restricted_distribution(const gemma2::Grammar& g, const std:
   std::vector<double> p(l.size());
   {
     std::vector<float> t = logits;
-    if (params.temperature != 1.0f) for (float& x : t) x /= params.temperature;
+    if (params.temperature != 1.0f)
+      for (float& x : t) x /= params.temperature;
     if (params.top_k > 0) gemma2::processors::top_k(params.top_k)(t, history);
     p = gemma2::detail::probabilities(t);
   }
@@ -181,7 +182,8 @@ std::vector<double> restricted_distribution(const gemma2::Grammar& g, const std:
     return p;
   }
   c.apply(l);
-  if (params.temperature != 1.0f) for (float& x : l) x /= params.temperature;
+  if (params.temperature != 1.0f)
+    for (float& x : l) x /= params.temperature;
   if (params.top_k > 0) gemma2::processors::top_k(params.top_k)(l, history);
   return gemma2::detail::probabilities(l);
 }
@@ -227,7 +229,8 @@ TEST_CASE("grammar constraint: every piece's text is what the decoder prints") {
     if (vocab->is_byte_piece(id)) {
       REQUIRE(vocab->text(id).size() == 1);  // its byte; the decoder holds it until the character completes
     } else if (printed != vocab->text(id)) {
-      FAIL_CHECK("piece " << id << " prints \"" << printed << "\" but the trie has \"" << std::string(vocab->text(id)) << "\"");
+      FAIL_CHECK("piece " << id << " prints \"" << printed << "\" but the trie has \"" << std::string(vocab->text(id))
+                          << "\"");
     }
   }
   // Every text piece hangs in the trie once.
@@ -239,8 +242,9 @@ TEST_CASE("grammar constraint: every piece's text is what the decoder prints") {
 TEST_CASE("grammar constraint: the trie mask equals token-by-token checks along random walks") {
   std::vector<std::pair<const char*, std::shared_ptr<const gemma2::TokenTrie>>> vocabs = {
       {"gemma", gemma2::TokenTrie::build(gemma_tokenizer())}, {"demo", demo_vocab()}};
-  const std::vector<std::string> grammars = {gemma2::json_gbnf(), *gemma2::json_schema_to_gbnf(schemas()[9]), kChess,
-                                             kArithmetic, "root ::= \"\xC2\xAB\" [\\u00e0-\\u00ff\\u4e00-\\u9fff]{1,4} \"\xC2\xBB\" \" \"?"};
+  const std::vector<std::string> grammars = {
+      gemma2::json_gbnf(), *gemma2::json_schema_to_gbnf(schemas()[9]), kChess, kArithmetic,
+      "root ::= \"\xC2\xAB\" [\\u00e0-\\u00ff\\u4e00-\\u9fff]{1,4} \"\xC2\xBB\" \" \"?"};
   std::mt19937 rng(11);
   for (const auto& [name, vocab] : vocabs)
     for (const auto& text : grammars) {
@@ -250,7 +254,8 @@ TEST_CASE("grammar constraint: the trie mask equals token-by-token checks along 
       REQUIRE(c.ok());
       REQUIRE(c->set_budget(40).ok());
       for (int step = 0; step < 40 && !c->finished(); ++step) {
-        const std::vector<uint8_t> mask = c->allowed_mask(static_cast<size_t>(vocab->vocab_size()) + 3);  // 3 ids past the tokenizer
+        const std::vector<uint8_t> mask =
+            c->allowed_mask(static_cast<size_t>(vocab->vocab_size()) + 3);  // 3 ids past the tokenizer
         std::vector<int32_t> allowed;
         for (size_t i = 0; i < mask.size(); ++i) {
           const auto id = static_cast<int32_t>(i);
@@ -319,7 +324,7 @@ TEST_CASE("grammar constraint: partial UTF-8 from byte pieces, end tokens, copie
   auto byte = [&](int b) { return static_cast<int32_t>(6 + b); };  // the demo's byte pieces are ids 6..261
   REQUIRE(tok->piece(byte(0xC3)) == "<0xC3>");
   CHECK_FALSE(c.allows(tok->eos_id()));
-  CHECK_FALSE(c.allows(byte(0xC4)));  // a character the grammar cannot use
+  CHECK_FALSE(c.allows(byte(0xC4)));   // a character the grammar cannot use
   REQUIRE(c.accept(byte(0xC3)).ok());  // half of é: the text is not complete, only its continuation may follow
   CHECK_FALSE(c.allows(byte('t')));
   CHECK_FALSE(c.allows(tok->eos_id()));
@@ -530,8 +535,9 @@ TEST_CASE("demo model: sampled completions under GBNF grammars pass their own pa
   }
   // A grammar of characters the demo tokenizer has no pieces for: byte
   // pieces spell them, and no character is left half written.
-  sample_completions(grammar("root ::= \"\xC2\xAB\" [\\u00e0-\\u00ff]{2,4} \"\xC2\xBB\""), n, 24, [](const std::string& text) {
-    CHECK(gemma2::detail::find_invalid_utf8(text) == std::string::npos);
-    CHECK(code_points(text) >= 4);
-  });
+  sample_completions(grammar("root ::= \"\xC2\xAB\" [\\u00e0-\\u00ff]{2,4} \"\xC2\xBB\""), n, 24,
+                     [](const std::string& text) {
+                       CHECK(gemma2::detail::find_invalid_utf8(text) == std::string::npos);
+                       CHECK(code_points(text) >= 4);
+                     });
 }

@@ -42,28 +42,28 @@ void replace_with_symlink(const std::string& target, const std::string& path) {
 // unreadable files are a matter of ACLs).
 const std::vector<BadKind>& bad_kinds() {
   static const std::vector<BadKind> kinds = {
-      {"directory", "is a directory, not a file",
-       [](const std::string& p) {
-         fs::remove_all(p);
-         fs::create_directory(p);
-       }},
+    {"directory", "is a directory, not a file",
+     [](const std::string& p) {
+       fs::remove_all(p);
+       fs::create_directory(p);
+     }},
 #if !defined(_WIN32)
-      {"FIFO", "is a named pipe (FIFO), not a regular file",
-       [](const std::string& p) {
-         fs::remove_all(p);
-         REQUIRE(::mkfifo(p.c_str(), 0644) == 0);
-       }},
-      {"/dev/zero", "is a character device, not a regular file",
-       [](const std::string& p) { replace_with_symlink("/dev/zero", p); }},
-      {"/dev/urandom", "is a character device, not a regular file",
-       [](const std::string& p) { replace_with_symlink("/dev/urandom", p); }},
-      {"dangling symlink", "is a dangling symbolic link",
-       [](const std::string& p) { replace_with_symlink(p + ".missing", p); }},
-      {"symlink loop", "is a symbolic link loop", [](const std::string& p) { replace_with_symlink(p, p); }},
-      {"unreadable file", "cannot be read: permission denied",
-       [](const std::string& p) { fs::permissions(p, fs::perms::none); }},
+    {"FIFO", "is a named pipe (FIFO), not a regular file",
+     [](const std::string& p) {
+       fs::remove_all(p);
+       REQUIRE(::mkfifo(p.c_str(), 0644) == 0);
+     }},
+    {"/dev/zero", "is a character device, not a regular file",
+     [](const std::string& p) { replace_with_symlink("/dev/zero", p); }},
+    {"/dev/urandom", "is a character device, not a regular file",
+     [](const std::string& p) { replace_with_symlink("/dev/urandom", p); }},
+    {"dangling symlink", "is a dangling symbolic link",
+     [](const std::string& p) { replace_with_symlink(p + ".missing", p); }},
+    {"symlink loop", "is a symbolic link loop", [](const std::string& p) { replace_with_symlink(p, p); }},
+    {"unreadable file", "cannot be read: permission denied",
+     [](const std::string& p) { fs::permissions(p, fs::perms::none); }},
 #endif
-      {"empty file", "is empty", [](const std::string& p) { fs::resize_file(p, 0); }},
+    {"empty file", "is empty", [](const std::string& p) { fs::resize_file(p, 0); }},
   };
   return kinds;
 }
@@ -100,7 +100,8 @@ std::string as_unprivileged(const std::function<std::string()>& fn) {
 // Whether the unprivileged user can read `path` (temporary directories are
 // open to all; a build tree may not be).
 bool reachable_by_nobody(const std::string& path) {
-  return as_unprivileged([&] { return ::access(path.c_str(), R_OK) == 0 ? std::string("yes") : std::string("no"); }) == "yes";
+  return as_unprivileged([&] { return ::access(path.c_str(), R_OK) == 0 ? std::string("yes") : std::string("no"); }) ==
+         "yes";
 }
 #endif
 
@@ -125,7 +126,7 @@ std::string load_error(const std::string& path, gemma2::Mapping mapping = gemma2
 // library is asked to open it.
 struct Role {
   const char* name;
-  std::string file;                                    // relative to the model directory
+  std::string file;                                         // relative to the model directory
   std::function<std::string(const std::string& dir)> open;  // the error message, or "loaded"
 };
 
@@ -281,8 +282,8 @@ struct CliRun {
 
 CliRun cli(const std::string& args, const std::string& tmp, bool unprivileged = false) {
   const std::string err = tmp + "/cli.err";
-  std::string cmd = std::string(GEMMA2_CLI) + " " + args + " > " + test::kNullDevice + " 2> " + err + " < " +
-                    test::kNullDevice;
+  std::string cmd =
+      std::string(GEMMA2_CLI) + " " + args + " > " + test::kNullDevice + " 2> " + err + " < " + test::kNullDevice;
 #if !defined(_WIN32)
   if (unprivileged && ::geteuid() == 0) cmd = "setpriv --reuid=65534 --regid=65534 --clear-groups " + cmd;
 #else
@@ -301,9 +302,9 @@ TEST_CASE("CLI: paths that are not readable regular files give an error, never a
 #if defined(_WIN32)
   const bool can_drop_root = false;  // no unreadable-file row there
 #else
-  const bool can_drop_root = ::geteuid() != 0 || (std::system("command -v setpriv > /dev/null") == 0 &&
-                                                 reachable_by_nobody(GEMMA2_CLI) &&
-                                                 reachable_by_nobody(std::string(GEMMA2_DEMO_MODEL) + "/config.json"));
+  const bool can_drop_root =
+      ::geteuid() != 0 || (std::system("command -v setpriv > /dev/null") == 0 && reachable_by_nobody(GEMMA2_CLI) &&
+                           reachable_by_nobody(std::string(GEMMA2_DEMO_MODEL) + "/config.json"));
 #endif
   for (const BadKind& kind : bad_kinds()) {
     Fixture f;
@@ -362,7 +363,8 @@ TEST_CASE("CLI: commands that take ids never open a tokenizer") {
     CHECK(r.rc == 0);
     CHECK(!contains(r.err, "tokenizer"));
   }
-  CHECK(contains(cli("generate --model " + model + " --prompt hi --max-new 1", root).err, "is a directory, not a file"));
+  CHECK(
+      contains(cli("generate --model " + model + " --prompt hi --max-new 1", root).err, "is a directory, not a file"));
   // bench's JSON line names the KV storage and what it and the process took.
   const std::string json = root + "/bench.json";
   REQUIRE(test::run_command(std::string(GEMMA2_CLI) + " bench --model " + model +
@@ -383,16 +385,18 @@ TEST_CASE("CLI: info and --dry-run print the memory plan, and --max-memory refus
   const std::string out = tmp.str() + "/info.txt";
   REQUIRE(test::run_command(std::string(GEMMA2_CLI) + " info --model " + demo + " --context 100 > " + out) == 0);
   const std::string info = test::read_text(out);
-  CHECK(contains(info, "(" + std::to_string(plan.mapped_bytes) + " + " + std::to_string(plan.allocated_bytes) + " bytes"));
+  CHECK(contains(info,
+                 "(" + std::to_string(plan.mapped_bytes) + " + " + std::to_string(plan.allocated_bytes) + " bytes"));
   CHECK(contains(info, "KV cache for 100 positions"));
   REQUIRE(test::run_command(std::string(GEMMA2_CLI) + " generate --dry-run --prompt x > " + out) == 0);
   CHECK(contains(test::read_text(out), "mapped + "));
-  const CliRun refused = cli("logits --model " + demo + " --ids 2 --out " + tmp.str() + "/x --max-memory 1M", tmp.str());
+  const CliRun refused =
+      cli("logits --model " + demo + " --ids 2 --out " + tmp.str() + "/x --max-memory 1M", tmp.str());
   CHECK(refused.rc == 1);
   CHECK(contains(refused.err, "needs 13.9 MB"));
   CHECK(contains(refused.err, "limit 1.0 MB"));
-  CHECK(cli("logits --model " + demo + " --ids 2 --out " + tmp.str() + "/x --max-memory 1G --mapping copied", tmp.str()).rc ==
-        0);
+  CHECK(cli("logits --model " + demo + " --ids 2 --out " + tmp.str() + "/x --max-memory 1G --mapping copied", tmp.str())
+            .rc == 0);
 }
 #endif
 

@@ -129,9 +129,9 @@ std::string stop_across_tokens(const Scenario& sc) {
   gemma2::Generation g(sc.options, &demo().tok);
   std::vector<std::string> pieces;
   REQUIRE(g.run(*session, sc.prompt, sampler, [&](int32_t, std::string_view t) {
-              pieces.emplace_back(t);
-              return true;
-            }).ok());
+             pieces.emplace_back(t);
+             return true;
+           }).ok());
   for (size_t i = pieces.size() / 2; i + 1 < pieces.size(); ++i)
     if (pieces[i].size() >= 2 && !pieces[i + 1].empty())
       return pieces[i].substr(pieces[i].size() - 2) + pieces[i + 1].substr(0, 1);
@@ -145,14 +145,19 @@ std::vector<Scenario> scenarios() {
   gemma2::GenerateOptions o;
   o.max_new_tokens = 40;
   o.stop_tokens = gemma2::default_stop_tokens(d.tok);
-  all.push_back({"sampling with penalties", test::demo_prompt("ROMEO:\n"), o, [] { return gemma2::Sampler(seeded(7)); }, {}});
+  all.push_back(
+      {"sampling with penalties", test::demo_prompt("ROMEO:\n"), o, [] { return gemma2::Sampler(seeded(7)); }, {}});
   all.push_back({"greedy", test::demo_prompt("JULIET:\n"), o, [] { return gemma2::Sampler(greedy()); }, {}});
   // Characters the demo vocabulary spells byte by byte: a slice that ends
   // inside one must carry its bytes over (it used to print U+FFFD).
-  all.push_back({"grammar of byte-spelled characters", test::demo_prompt("KING:\n"), o,
+  all.push_back({"grammar of byte-spelled characters",
+                 test::demo_prompt("KING:\n"),
+                 o,
                  [] { return constrained(gemma2::Grammar::parse("root ::= \"Ünïcødé ✓ 日本\""), seeded(3), 0); },
                  {}});
-  all.push_back({"JSON Schema with a budget", test::demo_prompt("NURSE:\n"), o,
+  all.push_back({"JSON Schema with a budget",
+                 test::demo_prompt("NURSE:\n"),
+                 o,
                  [] {
                    return constrained(gemma2::json_schema_grammar(
                                           R"({"type":"object","properties":{"name":{"type":"string","maxLength":12},)"
@@ -160,7 +165,8 @@ std::vector<Scenario> scenarios() {
                                       seeded(11), 30);
                  },
                  {}});
-  Scenario stops{"stop string across slices", test::demo_prompt("ROMEO:\n"), o, [] { return gemma2::Sampler(seeded(5)); }, {}};
+  Scenario stops{
+      "stop string across slices", test::demo_prompt("ROMEO:\n"), o, [] { return gemma2::Sampler(seeded(5)); }, {}};
   stops.options.stop_strings = {stop_across_tokens(stops)};
   all.push_back(stops);
   const std::string passage =
@@ -168,10 +174,12 @@ std::vector<Scenario> scenarios() {
   all.push_back({"prompt lookup", test::demo_prompt(passage + passage + "ROMEO:\nBut soft,"), o,
                  [] { return gemma2::Sampler(greedy()); },
                  [] { return std::make_unique<gemma2::PromptLookupDrafter>(3); }});
-  all.push_back({"draft model", test::demo_prompt("MERCUTIO:\n"), o, [] { return gemma2::Sampler(seeded(13)); }, [] {
+  all.push_back({"draft model", test::demo_prompt("MERCUTIO:\n"), o, [] { return gemma2::Sampler(seeded(13)); },
+                 [] {
                    auto m = gemma2::ModelDrafter<Model>::create(demo().model);
                    REQUIRE(m.ok());
-                   return std::unique_ptr<gemma2::Drafter>(std::make_unique<gemma2::ModelDrafter<Model>>(std::move(*m)));
+                   return std::unique_ptr<gemma2::Drafter>(
+                       std::make_unique<gemma2::ModelDrafter<Model>>(std::move(*m)));
                  }});
   return all;
 }

@@ -6,9 +6,9 @@
 
 namespace {
 
+using test::contains;
 using test::TempDir;
 using test::TinyModel;
-using test::contains;
 
 // A valid GGUF file of the tiny model, as bytes.
 std::string tiny_gguf(const TempDir& dir, gemma2::DType as = gemma2::DType::F32) {
@@ -198,8 +198,8 @@ TEST_CASE("GGUF: metadata is validated, naming the key") {
                  "has shape [64, 24] but the config needs [64, 32]"));
   // Array sizes are bounded in all, not only by the file's length (each
   // element of a byte array costs one byte on disk but 16 in memory).
-  CHECK(contains(with("test.bytes", gemma2::GgufValue{GgufType::ARRAY, GgufType::U8,
-                                                      std::vector<uint8_t>((size_t{1} << 22) + 1, 0)}),
+  CHECK(contains(with("test.bytes",
+                      gemma2::GgufValue{GgufType::ARRAY, GgufType::U8, std::vector<uint8_t>((size_t{1} << 22) + 1, 0)}),
                  "metadata test.bytes array of 4194305 elements exceeds the 4194304 array elements a file may hold"));
   // Arrays of every element type parse (the tokenizer keys are arrays).
   CHECK(with("tokenizer.ggml.scores", gemma2::GgufValue{GgufType::ARRAY, GgufType::F32, {0.5f, -1.0f}}) == "");
@@ -225,9 +225,18 @@ std::vector<int> piece_types(const std::string& model) {
   while (i < model.size()) {
     const uint64_t key = varint(model, i);
     const uint64_t wire = key & 7;
-    if (wire == 0) { varint(model, i); continue; }
-    if (wire == 5) { i += 4; continue; }
-    if (wire == 1) { i += 8; continue; }
+    if (wire == 0) {
+      varint(model, i);
+      continue;
+    }
+    if (wire == 5) {
+      i += 4;
+      continue;
+    }
+    if (wire == 1) {
+      i += 8;
+      continue;
+    }
     const size_t n = varint(model, i);
     if ((key >> 3) == 1) {  // a SentencePiece message
       const std::string piece = model.substr(i, n);
@@ -295,8 +304,9 @@ TEST_CASE("GGUF: the tokenizer built from the metadata encodes and decodes like 
   for (const auto& c : cases["cases"]) texts.push_back(c["text"]);
   // Random mixes of the things tokenizers get wrong: leading and repeated
   // spaces, newlines and tabs, digits, chat markers, CJK, emoji (byte fallback).
-  const std::vector<std::string> parts = {" ", "  ", "\n", "\n\n", "\t", "hello", "World", "1234567", "3.14", "<start_of_turn>",
-                                          "<end_of_turn>", "user", "日本語", "😀", "é", "ﬁ", "  x", "<b>", "▁", "\r\n"};
+  const std::vector<std::string> parts = {
+      " ",    "  ",     "\n", "\n\n", "\t", "hello", "World", "1234567", "3.14", "<start_of_turn>", "<end_of_turn>",
+      "user", "日本語", "😀",  "é",    "ﬁ",  "  x",   "<b>",   "▁",       "\r\n"};
   std::mt19937 rng(3);
   for (int i = 0; i < 300; ++i) {
     std::string t;
@@ -377,7 +387,8 @@ TEST_CASE("grammar constraint: with a tokenizer that drops the leading space, th
   // That one piece completes the text: a budget of one token is enough.
   auto fresh = gemma2::GrammarConstraint::create(g, vocab).value();
   CHECK(fresh.min_tokens_to_complete() == 1);
-  CHECK(fresh.set_budget(0).message() == "grammar: a budget of 0 tokens is too small: the shortest completion takes 1 token");
+  CHECK(fresh.set_budget(0).message() ==
+        "grammar: a budget of 0 tokens is too small: the shortest completion takes 1 token");
   REQUIRE(fresh.set_budget(1).ok());
   CHECK(fresh.allows(hello));
   std::mt19937 rng(9);

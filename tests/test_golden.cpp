@@ -25,7 +25,11 @@ std::vector<GoldenSeq> golden_sequences() {
     const std::string dir = test::golden_dir(c["dir"].get<std::string>());
     const auto expected = test::read_json(dir + "/expected.json");
     for (const auto& s : expected["cases"]) {
-      GoldenSeq g{dir, s["name"], s["tokens"], s["prompt"], s["greedy"],
+      GoldenSeq g{dir,
+                  s["name"],
+                  s["tokens"],
+                  s["prompt"],
+                  s["greedy"],
                   test::read_f32(dir + "/" + s["logits_file"].get<std::string>()),
                   test::read_f32(dir + "/" + s["greedy_logits_file"].get<std::string>())};
       out.push_back(std::move(g));
@@ -72,7 +76,8 @@ TEST_CASE("golden: full logits and greedy continuations match the reference") {
     auto step = model->forward(g.prompt, *gkv, {&*pool});
     for (size_t k = 0; k < g.greedy.size(); ++k) {
       REQUIRE(step.ok());
-      worst_step = std::max(worst_step, test::max_abs_diff(step->data(), &g.greedy_logits[k * V], static_cast<size_t>(V)));
+      worst_step =
+          std::max(worst_step, test::max_abs_diff(step->data(), &g.greedy_logits[k * V], static_cast<size_t>(V)));
       Eigen::Index best;
       step->row(0).maxCoeff(&best);
       out.push_back(static_cast<int32_t>(best));
@@ -178,10 +183,12 @@ TEST_CASE("CLI: errors exit non-zero with a message") {
   const std::string model = test::golden_dir("gqa_f32");
   const auto r1 = run("generate --model " + model + " --ids 2,999999 --max-new 2 --greedy");
   CHECK(r1.first != 0);
-  CHECK_MESSAGE(r1.second.find("token id 999999") != std::string::npos, "exit code ", r1.first, ", stderr: ", r1.second);
+  CHECK_MESSAGE(r1.second.find("token id 999999") != std::string::npos, "exit code ", r1.first,
+                ", stderr: ", r1.second);
   const auto r2 = run("logits --model " + tmp.str() + "/nope --ids 2 --out " + tmp.str() + "/x");
   CHECK(r2.first != 0);
-  CHECK_MESSAGE(r2.second.find("/nope does not exist") != std::string::npos, "exit code ", r2.first, ", stderr: ", r2.second);
+  CHECK_MESSAGE(r2.second.find("/nope does not exist") != std::string::npos, "exit code ", r2.first,
+                ", stderr: ", r2.second);
   const auto r3 = run("generate --model " + model + " --ids 2 --threads 0 --greedy");
   CHECK(r3.first != 0);
   CHECK_MESSAGE(r3.second.find("--threads: must be from 1 to 512, got 0") != std::string::npos, "exit code ", r3.first,

@@ -106,7 +106,8 @@ TEST_CASE("grammar: malformed grammars are errors naming the line and column") {
   // over the rules would take n passes of n rules here).
   std::string chain = "root ::= r0\n";
   constexpr int kChain = 100000;
-  for (int i = 0; i < kChain; ++i) chain += "r" + std::to_string(i) + " ::= \"a\" " + (i + 1 < kChain ? "r" + std::to_string(i + 1) : "") + "\n";
+  for (int i = 0; i < kChain; ++i)
+    chain += "r" + std::to_string(i) + " ::= \"a\" " + (i + 1 < kChain ? "r" + std::to_string(i + 1) : "") + "\n";
   const auto long_chain = grammar(chain);
   CHECK(long_chain.matches(std::string(kChain, 'a')));
   CHECK_FALSE(long_chain.matches(std::string(kChain - 1, 'a')));

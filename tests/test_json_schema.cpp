@@ -71,7 +71,8 @@ std::vector<std::string> demo_samples(const gemma2::Grammar& g, int count, int b
     auto session = gemma2::Session<test::DemoModel>::create(test::demo_model(), 256);
     REQUIRE(session.ok());
     const auto prompt = *test::demo_tokenizer().encode_prompt(prompts[i % 3]);
-    out.push_back(test::constrained_completion(*session, prompt, g, budget, static_cast<uint64_t>(i) * 104729 + 17).text);
+    out.push_back(
+        test::constrained_completion(*session, prompt, g, budget, static_cast<uint64_t>(i) * 104729 + 17).text);
   }
   return out;
 }
@@ -102,7 +103,8 @@ TEST_CASE("JSON Schema: integer bounds hold exactly the integers within them, sm
     for (long long hi : ends) {
       if (lo > hi) continue;
       const std::string l = std::to_string(lo), h = std::to_string(hi);
-      check_all(R"({"type":"integer","minimum":)" + l + R"(,"maximum":)" + h + "}", [&](long long x) { return x >= lo && x <= hi; });
+      check_all(R"({"type":"integer","minimum":)" + l + R"(,"maximum":)" + h + "}",
+                [&](long long x) { return x >= lo && x <= hi; });
       if (lo + 1 < hi)
         check_all(R"({"type":"integer","exclusiveMinimum":)" + l + R"(,"exclusiveMaximum":)" + h + "}",
                   [&](long long x) { return x > lo && x < hi; });
@@ -150,7 +152,8 @@ TEST_CASE("JSON Schema: random integer bounds up to 16 digits, probed at and aro
   CHECK(big.matches("-9999999999999999"));
   CHECK(big.matches("9999999999999999"));
   CHECK(schema_grammar(R"({"type":"integer","maximum":1e300})").matches("123"));
-  CHECK(schema_error(R"({"type":"integer","minimum":1e17})").find("beyond the numbers this grammar writes") != std::string::npos);
+  CHECK(schema_error(R"({"type":"integer","minimum":1e17})").find("beyond the numbers this grammar writes") !=
+        std::string::npos);
 }
 
 TEST_CASE("JSON Schema: number bounds hold exactly the decimals within them") {
@@ -175,11 +178,13 @@ TEST_CASE("JSON Schema: number bounds hold exactly the decimals within them") {
     const auto g = schema_grammar(schema);
     INFO(schema);
     for (int k = -400; k <= 400; ++k) {
-      const bool in = (c.lo == -kNone || k > c.lo || (k == c.lo && !c.lo_strict)) && (c.hi == kNone || k < c.hi || (k == c.hi && !c.hi_strict));
+      const bool in = (c.lo == -kNone || k > c.lo || (k == c.lo && !c.lo_strict)) &&
+                      (c.hi == kNone || k < c.hi || (k == c.hi && !c.hi_strict));
       const int a = std::abs(k);
       const std::string sign = k < 0 ? "-" : "";
       // The same value written as "x.yz", and shorter where it can be.
-      std::vector<std::string> forms = {sign + std::to_string(a / 100) + "." + std::to_string(a % 100 / 10) + std::to_string(a % 10)};
+      std::vector<std::string> forms = {sign + std::to_string(a / 100) + "." + std::to_string(a % 100 / 10) +
+                                        std::to_string(a % 10)};
       if (a % 10 == 0) forms.push_back(sign + std::to_string(a / 100) + "." + std::to_string(a % 100 / 10));
       if (a % 100 == 0) forms.push_back(sign + std::to_string(a / 100));
       for (const auto& f : forms) {
@@ -197,15 +202,36 @@ TEST_CASE("JSON Schema: number bounds hold exactly the decimals within them") {
   const auto unit = schema_grammar(R"({"type":"number","minimum":0,"exclusiveMaximum":1})");
   CHECK(unit.matches("0.99999999999999"));
   CHECK_FALSE(unit.matches("0.999999999999999999"));
-  CHECK(schema_error(R"({"type":"number","minimum":3,"maximum":2})").find("no number is between the minimum 3 and the maximum 2") != std::string::npos);
+  CHECK(schema_error(R"({"type":"number","minimum":3,"maximum":2})")
+            .find("no number is between the minimum 3 and the maximum 2") != std::string::npos);
   CHECK(schema_error(R"({"type":"integer","minimum":1.2,"maximum":1.8})").find("no integer") != std::string::npos);
 }
 
 TEST_CASE("JSON Schema: patterns match exactly the strings ECMAScript regular expressions find in them") {
   const char* patterns[] = {
-      "^a+$", "^(ab|b)*1?$", "a", "b$", "^a|b$", "^[^a\"]{1,3}$", "\\d", "^\\w+-\\d{2,}$", "^.{2}$",
-      "^[\\\\\"]+$", "^\\s?b$", "^(?:a|\\n)[-b]*$", "^[a-]{2}$", "^\\x61\\u0062$", "^[^\\d\\s]?$", "^(a{2}|b{0,1})+$",
-      "^[\\W]*$", "^a*?b+?$", "^(a)(b|)$", "^[\\]-]+$", "^\\.\\*\\?$", "^[\\b]$", "^\\u0000?a$",
+      "^a+$",
+      "^(ab|b)*1?$",
+      "a",
+      "b$",
+      "^a|b$",
+      "^[^a\"]{1,3}$",
+      "\\d",
+      "^\\w+-\\d{2,}$",
+      "^.{2}$",
+      "^[\\\\\"]+$",
+      "^\\s?b$",
+      "^(?:a|\\n)[-b]*$",
+      "^[a-]{2}$",
+      "^\\x61\\u0062$",
+      "^[^\\d\\s]?$",
+      "^(a{2}|b{0,1})+$",
+      "^[\\W]*$",
+      "^a*?b+?$",
+      "^(a)(b|)$",
+      "^[\\]-]+$",
+      "^\\.\\*\\?$",
+      "^[\\b]$",
+      "^\\u0000?a$",
   };
   const std::string alphabet = std::string("ab1\"\\\n-") + '\0';
   std::vector<std::string> strings{""};
@@ -266,12 +292,14 @@ TEST_CASE("JSON Schema: formats are the calendar's dates and RFC 3339's times, U
           }
   const auto uuid = schema_grammar(R"({"type":"string","format":"uuid"})");
   const auto ipv4 = schema_grammar(R"({"type":"string","format":"ipv4"})");
-  for (const char* u : {"123e4567-e89b-12d3-a456-426614174000", "123E4567-E89B-12D3-A456-426614174000", "123e4567e89b12d3a456426614174000",
-                        "123e4567-e89b-12d3-a456-42661417400", "g23e4567-e89b-12d3-a456-426614174000"}) {
+  for (const char* u : {"123e4567-e89b-12d3-a456-426614174000", "123E4567-E89B-12D3-A456-426614174000",
+                        "123e4567e89b12d3a456426614174000", "123e4567-e89b-12d3-a456-42661417400",
+                        "g23e4567-e89b-12d3-a456-426614174000"}) {
     INFO(u);
     CHECK(uuid.matches("\"" + std::string(u) + "\"") == valid_uuid(u));
   }
-  for (const char* a : {"0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3", "01.2.3.4", "192.168.1.10", "1.2.3.4.5", "10.0.0.249"}) {
+  for (const char* a :
+       {"0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3", "01.2.3.4", "192.168.1.10", "1.2.3.4.5", "10.0.0.249"}) {
     INFO(a);
     CHECK(ipv4.matches("\"" + std::string(a) + "\"") == valid_ipv4(a));
   }
@@ -309,11 +337,19 @@ TEST_CASE("JSON Schema: allOf and keywords beside anyOf keep the documents the s
   check_schema_cases({
       // allOf merges properties, required, bounds and types.
       {R"({"allOf":[{"type":"object","properties":{"a":{"type":"integer","minimum":3}},"required":["a"]},{"properties":{"a":{"maximum":5},"b":{"const":1}}}]})",
-       {{R"({"a":3})", true}, {R"({"a":6})", false}, {R"({"a":4,"b":1})", true}, {R"({"a":4,"b":2})", false}, {R"({"b":1})", false}, {"{}", false}}},
+       {{R"({"a":3})", true},
+        {R"({"a":6})", false},
+        {R"({"a":4,"b":1})", true},
+        {R"({"a":4,"b":2})", false},
+        {R"({"b":1})", false},
+        {"{}", false}}},
       // A side's additionalProperties covers what the other side names.
       {R"({"$defs":{"base":{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"],"additionalProperties":{"type":"string"}}},)"
        R"("allOf":[{"$ref":"#/$defs/base"},{"properties":{"name":{"type":["string","integer"]}},"required":["name"]}]})",
-       {{R"({"id":1,"name":"x"})", true}, {R"({"id":1,"name":2})", false}, {R"({"id":1})", false}, {R"({"name":"x"})", false}}},
+       {{R"({"id":1,"name":"x"})", true},
+        {R"({"id":1,"name":2})", false},
+        {R"({"id":1})", false},
+        {R"({"name":"x"})", false}}},
       // allOf over enums keeps their intersection; with anyOf, each branch.
       {R"({"allOf":[{"enum":["a","b","c"]},{"enum":["b","c","d"]},{"anyOf":[{"const":"b"},{"const":"d"}]}]})",
        {{R"("a")", false}, {R"("b")", true}, {R"("c")", false}, {R"("d")", false}}},
@@ -322,7 +358,11 @@ TEST_CASE("JSON Schema: allOf and keywords beside anyOf keep the documents the s
       // Keywords beside anyOf hold in every branch, merged rather than replaced.
       {R"({"type":"object","properties":{"kind":{"enum":["a","b"]}},"required":["kind"],)"
        R"("anyOf":[{"properties":{"n":{"type":"integer","maximum":0}},"required":["n"]},{"properties":{"s":{"type":"string"}}}]})",
-       {{R"({"kind":"a","n":0})", true}, {R"({"kind":"a","n":1})", false}, {R"({"kind":"b"})", true}, {R"({"kind":"b","s":"x"})", true}, {R"({"n":0})", false}}},
+       {{R"({"kind":"a","n":0})", true},
+        {R"({"kind":"a","n":1})", false},
+        {R"({"kind":"b"})", true},
+        {R"({"kind":"b","s":"x"})", true},
+        {R"({"n":0})", false}}},
   });
 }
 
@@ -332,7 +372,11 @@ TEST_CASE("JSON Schema: tuples keep the documents the schema allows") {
       {R"({"type":"array","prefixItems":[{"type":"integer"},{"type":"string"}],"items":false})",
        {{"[]", true}, {"[1]", true}, {R"([1,"a"])", true}, {R"([1,"a",2])", false}, {R"(["a"])", false}}},
       {R"({"type":"array","prefixItems":[{"type":"integer"},{"type":"string"}],"items":{"type":"boolean"},"minItems":1,"maxItems":4})",
-       {{"[]", false}, {"[1]", true}, {R"([1,"a",true,false])", true}, {R"([1,"a",true,false,true])", false}, {R"([1,"a",1])", false}}},
+       {{"[]", false},
+        {"[1]", true},
+        {R"([1,"a",true,false])", true},
+        {R"([1,"a",true,false,true])", false},
+        {R"([1,"a",1])", false}}},
       {R"({"type":"array","items":[{"const":"x"}],"additionalItems":{"type":"null"},"minItems":2})",
        {{R"(["x"])", false}, {R"(["x",null])", true}, {R"(["x",null,null])", true}, {R"(["x",1])", false}}},
   });
@@ -342,13 +386,18 @@ TEST_CASE("JSON Schema: additionalProperties keys never repeat a named property"
   check_schema_cases({
       // Other keys never repeat a named property.
       {R"({"type":"object","properties":{"a":{"type":"integer"},"ab":{"type":"boolean"}},"additionalProperties":{"type":"string"}})",
-       {{R"({"a":1,"x":"y"})", true}, {R"({"a":1,"a":"y"})", false}, {R"({"abc":"y"})", true}, {R"({"ab":true,"":"e"})", true},
-        {R"({"ab":"no"})", false}, {R"({"b":1})", false}}},
+       {{R"({"a":1,"x":"y"})", true},
+        {R"({"a":1,"a":"y"})", false},
+        {R"({"abc":"y"})", true},
+        {R"({"ab":true,"":"e"})", true},
+        {R"({"ab":"no"})", false},
+        {R"({"b":1})", false}}},
       {R"({"type":"object","required":["must"],"additionalProperties":{"type":"integer"}})",
        {{R"({"must":1})", true}, {R"({"must":"x"})", false}, {"{}", false}}},
   });
   // The key grammar never spells a named key, by escapes either.
-  const auto keys = schema_grammar(R"({"properties":{"a/b":{"type":"null"}},"additionalProperties":{"type":"integer"}})");
+  const auto keys =
+      schema_grammar(R"({"properties":{"a/b":{"type":"null"}},"additionalProperties":{"type":"integer"}})");
   CHECK(keys.matches(R"({"a/b":null})"));
   CHECK_FALSE(keys.matches(R"({"a\/b":1})"));
   CHECK_FALSE(keys.matches(R"({"\u0061/b":1})"));
@@ -357,7 +406,8 @@ TEST_CASE("JSON Schema: additionalProperties keys never repeat a named property"
 
 TEST_CASE("JSON Schema: whitespace is none, single spaces or free, as asked, in schema and any-JSON grammars") {
   using WS = gemma2::JsonWhitespace;
-  const std::string schema = R"({"type":"object","properties":{"a":{"type":"array","items":{"type":"integer"}},"b":{}},"required":["a","b"]})";
+  const std::string schema =
+      R"({"type":"object","properties":{"a":{"type":"array","items":{"type":"integer"}},"b":{}},"required":["a","b"]})";
   struct Case {
     const char* text;
     bool compact, spaces, free;
@@ -395,7 +445,8 @@ TEST_CASE("JSON Schema: what the converter cannot guarantee is an error naming t
   };
   const Case cases[] = {
       {R"({"type":"number","multipleOf":2})", "at #: the keyword 'multipleOf' is not supported"},
-      {R"({"properties":{"p":{"type":"string","pattern":"(a)\\1"}}})", "at #/properties/p: 'pattern' \"(a)\\\\1\": at character 4 of the pattern: backreferences"},
+      {R"({"properties":{"p":{"type":"string","pattern":"(a)\\1"}}})",
+       "at #/properties/p: 'pattern' \"(a)\\\\1\": at character 4 of the pattern: backreferences"},
       {R"J({"type":"string","pattern":"a(?=b)"})J", "lookahead and lookbehind"},
       {R"({"type":"string","pattern":"\\bword"})", "word boundaries"},
       {R"({"type":"string","pattern":"a^b"})", "'^' and '$' are supported only at the start and end"},
@@ -411,19 +462,22 @@ TEST_CASE("JSON Schema: what the converter cannot guarantee is an error naming t
       {R"({"type":"string","pattern":"[^\\s\\S]"})", "matches no character"},
       {R"({"type":"string","pattern":"\\uD800"})", "lone surrogate"},
       {R"({"type":"string","pattern":"a{100001}"})", "repetition count over 100000"},
-      {R"({"type":"string","pattern":"^a+$","maxLength":3})", "minLength/maxLength together with 'pattern' are supported only when every match"},
+      {R"({"type":"string","pattern":"^a+$","maxLength":3})",
+       "minLength/maxLength together with 'pattern' are supported only when every match"},
       {R"({"type":"string","format":"date","minLength":11})", "its matches have 10 to 10 characters"},
       {R"({"type":"string","pattern":"^a","format":"date"})", "'pattern' together with 'format'"},
       {R"({"enum":["a","b"],"pattern":"^a"})", "'enum' together with 'pattern' is not supported"},
       {R"({"type":"string","enum":[1,2]})", "no value of 'enum' is allowed by the keywords beside it"},
       {R"({"allOf":[{"pattern":"^a"},{"pattern":"^b"}]})", "'allOf': two different 'pattern' values"},
-      {R"({"allOf":[{"type":"string"},{"type":"integer"}]})", "no value satisfies every branch of 'allOf' (no type is allowed by every branch)"},
+      {R"({"allOf":[{"type":"string"},{"type":"integer"}]})",
+       "no value satisfies every branch of 'allOf' (no type is allowed by every branch)"},
       {R"({"allOf":[{"enum":[1]},{"enum":[2]}]})", "(no value is in every 'enum')"},
       {R"({"allOf":[]})", "'allOf' must be a non-empty array"},
       {R"({"allOf":[{"type":"integer"},false]})", "(a branch is false)"},
       {R"({"type":"integer","minimum":"3"})", "'minimum' must be a finite number"},
       {R"({"type":"array","prefixItems":[{},{}],"items":false,"minItems":3})", "minItems 3 is above the 2 items"},
-      {R"({"type":"object","required":["x"],"additionalProperties":false})", "the required property 'x' is not allowed"},
+      {R"({"type":"object","required":["x"],"additionalProperties":false})",
+       "the required property 'x' is not allowed"},
       {R"({"allOf":[{"properties":{"name":{"type":"string"}},"required":["name"]}],"additionalProperties":false})",
        "at #/properties/name: the required property 'name' can have no value"},
       {R"({"$defs":{"a":{"allOf":[{"$ref":"#/$defs/b"},{"type":"object"}]},"b":{"allOf":[{"$ref":"#/$defs/a"},{"type":"object"}]}},"$ref":"#/$defs/a"})",
@@ -436,7 +490,8 @@ TEST_CASE("JSON Schema: what the converter cannot guarantee is an error naming t
   }
 }
 
-TEST_CASE("demo model: sampled JSON under ranges, patterns, formats, allOf and tuples parses, conforms and is compact") {
+TEST_CASE(
+    "demo model: sampled JSON under ranges, patterns, formats, allOf and tuples parses, conforms and is compact") {
   const std::vector<std::string> list = {
       R"({"type":"object","properties":{"urgency":{"type":"integer","minimum":0,"maximum":9},"line":{"type":"integer","minimum":1},)"
       R"("score":{"type":"number","minimum":-1,"maximum":1},"note":{"type":"string","maxLength":24}},"required":["urgency","line","score","note"],"additionalProperties":false})",
@@ -522,19 +577,20 @@ TEST_CASE("JSON Schema: the subset converts to grammars that accept conforming J
   CHECK(grammars[0].matches("{\n  \"name\": \"x\",\n  \"level\": 0,\n  \"alive\": false\n}"));
   CHECK_FALSE(grammars[0].matches(R"({"name": "x", "level": 0, "alive": false} )"));
   CHECK_FALSE(grammars[0].matches(R"({"name": "x", "level": 00, "alive": false})"));
-
 }
 
 TEST_CASE("JSON Schema: the any-JSON grammar accepts what nlohmann's parser accepts and only that") {
   // The any-JSON grammar against nlohmann's parser.
   const auto any = grammar(gemma2::json_gbnf({gemma2::JsonWhitespace::Free}));
-  for (const char* text : {R"({})", R"([])", R"("")", R"(-0.5e-3)", R"({"a": [1, {"b": null}], "c": "\n\u00e9"})", R"(true)"}) {
+  for (const char* text :
+       {R"({})", R"([])", R"("")", R"(-0.5e-3)", R"({"a": [1, {"b": null}], "c": "\n\u00e9"})", R"(true)"}) {
     INFO(text);
     CHECK(any.matches(text));
     CHECK_FALSE(nlohmann::json::parse(text, nullptr, false).is_discarded());
   }
   for (const char* text : {R"({)", R"({"a" 1})", R"([1,])", R"("\ud800")", R"(01)", R"("a
-b")", R"(nul)", "{\"a\":1}x"}) {
+b")",
+                           R"(nul)", "{\"a\":1}x"}) {
     INFO(text);
     CHECK_FALSE(any.matches(text));
   }
@@ -547,7 +603,8 @@ TEST_CASE("JSON Schema: unsupported or malformed schemas are errors naming the k
   };
   const Case cases[] = {
       {R"({"type":"string","not":{"const":"a"}})", "at #: the keyword 'not' is not supported"},
-      {R"({"type":"object","properties":{"n":{"type":"integer","multipleOf":2}}})", "at #/properties/n: the keyword 'multipleOf'"},
+      {R"({"type":"object","properties":{"n":{"type":"integer","multipleOf":2}}})",
+       "at #/properties/n: the keyword 'multipleOf'"},
       {R"({"type":"array","uniqueItems":true})", "'uniqueItems' is not supported"},
       {R"({"type":"strnig"})", "unknown type 'strnig'"},
       {R"({"$ref":"#/$defs/missing"})", "points at nothing"},
@@ -560,7 +617,8 @@ TEST_CASE("JSON Schema: unsupported or malformed schemas are errors naming the k
       {R"({"properties": 3})", "'properties' must be an object"},
       {R"({"type":"object",)", "not valid JSON"},
       {R"({"$ref":"#"})", "a $ref reaches itself before any JSON text"},
-      {R"({"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/b"},{"type":"null"}]},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"})", "reaches itself"},
+      {R"({"$defs":{"a":{"anyOf":[{"$ref":"#/$defs/b"},{"type":"null"}]},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"})",
+       "reaches itself"},
   };
   for (const auto& c : cases) {
     auto r = gemma2::json_schema_to_gbnf(c.schema);

@@ -29,7 +29,8 @@ TEST_CASE("matmul matches a naive product for every dtype, ragged shape, row cou
   REQUIRE(pool2.ok());
   REQUIRE(pool3.ok());
   const gemma2::ThreadPool* pools[] = {nullptr, &*pool2, &*pool3};
-  const std::pair<int, int> shapes[] = {{1, 1}, {7, 5}, {33, 17}, {64, 64}, {129, 100}, {300, 257}, {17, 1031}, {9, 4099}};
+  const std::pair<int, int> shapes[] = {{1, 1},     {7, 5},     {33, 17},   {64, 64},
+                                        {129, 100}, {300, 257}, {17, 1031}, {9, 4099}};
   uint32_t seed = 100;
   for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::F16}) {
     for (auto [rows, cols] : shapes) {
@@ -45,8 +46,7 @@ TEST_CASE("matmul matches a naive product for every dtype, ragged shape, row cou
           gemma2::detail::matmul(W, X.data(), T, Y.data(), pool);
           double worst = 0.0;
           for (size_t i = 0; i < Y.size(); ++i) worst = std::max(worst, std::abs(Y[i] - ref[i]));
-          INFO(gemma2::dtype_name(dtype), " ", rows, "x", cols, " T=", T,
-               " threads=", pool ? pool->num_threads() : 1);
+          INFO(gemma2::dtype_name(dtype), " ", rows, "x", cols, " T=", T, " threads=", pool ? pool->num_threads() : 1);
           CHECK(worst <= 1e-5 * std::sqrt(static_cast<double>(cols)) * (1.0 + norm));
         }
       }
@@ -108,13 +108,15 @@ TEST_CASE("kernel sets: the best is chosen, forcing a set the CPU lacks is an er
     CHECK((std::string(kernels().features).find("vnni") != std::string::npos) == cpu.avx512_vnni);
     CHECK((std::string(kernels().features).find("bf16") != std::string::npos) == cpu.avx512_bf16);
   }
-  for (auto s : {gemma2::KernelSet::Portable, gemma2::KernelSet::AVX2, gemma2::KernelSet::AVX512, gemma2::KernelSet::NEON,
-                 gemma2::KernelSet::NEONDotProd}) {
+  for (auto s : {gemma2::KernelSet::Portable, gemma2::KernelSet::AVX2, gemma2::KernelSet::AVX512,
+                 gemma2::KernelSet::NEON, gemma2::KernelSet::NEONDotProd}) {
     CHECK(gemma2::parse_kernel_set(gemma2::kernel_set_name(s)) == s);
     auto k = gemma2::detail::select_kernels(s);
     CHECK(k.ok() == gemma2::kernel_set_supported(s));
     if (k) CHECK((*k)->set == s);
-    else CHECK(k.message().find(std::string("cannot run the ") + gemma2::kernel_set_name(s) + " kernels") != std::string::npos);
+    else
+      CHECK(k.message().find(std::string("cannot run the ") + gemma2::kernel_set_name(s) + " kernels") !=
+            std::string::npos);
   }
   CHECK_FALSE(gemma2::parse_kernel_set("AVX2").has_value());
   CHECK_FALSE(gemma2::parse_kernel_set("").has_value());
@@ -130,7 +132,8 @@ TEST_CASE("block formats: quantize, dequantize and the integer kernels against n
       const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
       std::vector<std::byte> q(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));
       for (int r = 0; r < rows; ++r)
-        gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &q[r * gemma2::row_bytes(dtype, cols)], cols);
+        gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &q[r * gemma2::row_bytes(dtype, cols)],
+                                     cols);
       const gemma2::Matrix W{dtype, rows, cols, q.data()};
       CHECK(W.bytes() * 8.0 / (static_cast<double>(rows) * cols) == (dtype == gemma2::DType::Q8_0 ? 8.5 : 4.5));
       // Dequantized weights are within half a step of the originals (a full
@@ -152,7 +155,8 @@ TEST_CASE("block formats: quantize, dequantize and the integer kernels against n
         // multiplies the dequantized weights with float X, both rounded to
         // bf16 where the CPU has the BF16 GEMM.
         const auto xq = gemma2::detail::quantize_activations(X.data(), T, cols);
-        for (const gemma2::Executor* p : {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
+        for (const gemma2::Executor* p :
+             {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
           std::vector<float> Y(static_cast<size_t>(T) * rows);
           gemma2::detail::matmul(W, X.data(), T, Y.data(), p);
           for (int t = 0; t < T; ++t)
@@ -217,12 +221,14 @@ KBlocks random_kquant_rows(gemma2::DType t, int rows, int cols, std::mt19937& rn
           for (int part = 0; part < 4; ++part) {
             q[part] = u(64);  // stored value; the weight is q - 32
             const int i = 128 * n + 32 * part + l;
-            w[static_cast<size_t>(i)] = gemma2::to_float(d) * static_cast<int8_t>(b[192 + 8 * n + (32 * part + l) / 16]) *
+            w[static_cast<size_t>(i)] = gemma2::to_float(d) *
+                                        static_cast<int8_t>(b[192 + 8 * n + (32 * part + l) / 16]) *
                                         static_cast<float>(q[part] - 32);
           }
           b[64 * n + l] = static_cast<uint8_t>((q[0] & 15) | ((q[2] & 15) << 4));
           b[64 * n + 32 + l] = static_cast<uint8_t>((q[1] & 15) | ((q[3] & 15) << 4));
-          b[128 + 32 * n + l] = static_cast<uint8_t>((q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6));
+          b[128 + 32 * n + l] =
+              static_cast<uint8_t>((q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6));
         }
     } else {
       const bool five = t == gemma2::DType::Q5_K;
@@ -276,7 +282,8 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
         const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
         // Below 8 rows X is quantized per block of 32, as for Q8_0/Q4_0.
         const auto xq = gemma2::detail::quantize_activations(X.data(), T, cols);
-        for (const gemma2::Executor* p : {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
+        for (const gemma2::Executor* p :
+             {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
           std::vector<float> Y(static_cast<size_t>(T) * rows);
           gemma2::detail::matmul(W, X.data(), T, Y.data(), p);
           for (int i = 0; i < T; ++i)
@@ -340,7 +347,8 @@ std::vector<std::byte> random_matrix(gemma2::DType dtype, int rows, int cols, st
   const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
   std::vector<std::byte> bytes(static_cast<size_t>(rows) * gemma2::row_bytes(dtype, cols));
   for (int r = 0; r < rows; ++r)
-    gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * gemma2::row_bytes(dtype, cols)], cols);
+    gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * gemma2::row_bytes(dtype, cols)],
+                                 cols);
   return bytes;
 }
 
@@ -376,9 +384,11 @@ TEST_CASE("kernel sets: activation quantization gives the reference's integers a
 
 TEST_CASE("interleaved block formats: same bits per weight, every row recovered exactly") {
   std::mt19937 rng(41);
-  for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
+  for (auto dtype :
+       {gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
     const bool k_quant = gemma2::is_kquant(dtype);
-    for (auto [rows, cols] : {std::pair<int, int>{1, 32}, {8, 64}, {13, 96}, {24, 2304}, {70, 160}, {3, 256}, {17, 512}}) {
+    for (auto [rows, cols] :
+         {std::pair<int, int>{1, 32}, {8, 64}, {13, 96}, {24, 2304}, {70, 160}, {3, 256}, {17, 512}}) {
       if (k_quant && cols % 256 != 0) continue;
       INFO(gemma2::dtype_name(dtype), " ", rows, "x", cols);
       const size_t rb = gemma2::row_bytes(dtype, cols);
@@ -387,7 +397,8 @@ TEST_CASE("interleaved block formats: same bits per weight, every row recovered 
         bytes = random_kquant_rows(dtype, rows, cols, rng).bytes;
       } else {
         const auto src = test::random_floats(static_cast<size_t>(rows) * cols, rng(), 0.5f);
-        for (int r = 0; r < rows; ++r) gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * rb], cols);
+        for (int r = 0; r < rows; ++r)
+          gemma2::detail::quantize_row(dtype, &src[static_cast<size_t>(r) * cols], &bytes[r * rb], cols);
       }
       const gemma2::Matrix W{dtype, rows, cols, bytes.data()};
       const gemma2::Matrix I = interleaved(W, storage);
@@ -399,7 +410,9 @@ TEST_CASE("interleaved block formats: same bits per weight, every row recovered 
       }
       if (rows < 2) continue;
       // Block 0 of group 0 starts with the 8 rows' scales d (row 1's at 2).
-      const size_t d_at = dtype == gemma2::DType::Q6_K ? 208 : k_quant ? 0 : (dtype == gemma2::DType::Q8_0 ? cols : cols / 2);
+      const size_t d_at = dtype == gemma2::DType::Q6_K ? 208
+                          : k_quant                    ? 0
+                                                       : (dtype == gemma2::DType::Q8_0 ? cols : cols / 2);
       CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.plain_rows().row(1) + d_at));
       if (k_quant) {
         // Unit 0 starts with the low 4 bits of row 0's weights 0-7, then row 1's.
@@ -408,11 +421,12 @@ TEST_CASE("interleaved block formats: same bits per weight, every row recovered 
         gemma2::detail::unpack_superblock(dtype, W.plain_rows().row(1), ints);
         const int offset = dtype == gemma2::DType::Q6_K ? 32 : 0;
         for (int i = 0; i < 8; ++i)
-          CHECK((static_cast<int>(storage[gemma2::KQuantGroup{dtype}.header_bytes() + 8 + static_cast<size_t>(i)]) & 15) ==
-                ((ints.q[i] + offset) & 15));
+          CHECK((static_cast<int>(storage[gemma2::KQuantGroup{dtype}.header_bytes() + 8 + static_cast<size_t>(i)]) &
+                 15) == ((ints.q[i] + offset) & 15));
       } else {  // then row 1's first 8 bytes at unit 0 (Q8_0 values stored q + 128)
         const auto flip = std::byte{dtype == gemma2::DType::Q8_0 ? uint8_t{0x80} : uint8_t{0}};
-        for (int i = 0; i < 8; ++i) CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.plain_rows().row(1)[i] ^ flip));
+        for (int i = 0; i < 8; ++i)
+          CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.plain_rows().row(1)[i] ^ flip));
       }
     }
   }
@@ -429,7 +443,8 @@ void check_field(const std::byte* interleaved_at, const std::byte* plain_at, siz
 
 TEST_CASE("interleaved layouts: every row's fields, read through the layout types, are its plain block's fields") {
   std::mt19937 rng(43);
-  for (auto dtype : {gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
+  for (auto dtype :
+       {gemma2::DType::Q8_0, gemma2::DType::Q4_0, gemma2::DType::Q4_K, gemma2::DType::Q5_K, gemma2::DType::Q6_K}) {
     const bool k_quant = gemma2::is_kquant(dtype);
     const int rows = 13, cols = 512;
     INFO(gemma2::dtype_name(dtype));
@@ -447,7 +462,8 @@ TEST_CASE("interleaved layouts: every row's fields, read through the layout type
           const gemma2::KQuantGroup layout{dtype};
           const std::byte* blk = plain + static_cast<size_t>(b) * gemma2::block_bytes(dtype);
           const bool six = dtype == gemma2::DType::Q6_K;
-          check_field(gb + layout.half_at(0, j), blk + (six ? offsetof(gemma2::BlockQ6_K, d) : offsetof(gemma2::BlockQ4_K, d)), 2);
+          check_field(gb + layout.half_at(0, j),
+                      blk + (six ? offsetof(gemma2::BlockQ6_K, d) : offsetof(gemma2::BlockQ4_K, d)), 2);
           if (!six) check_field(gb + layout.half_at(1, j), blk + offsetof(gemma2::BlockQ4_K, dmin), 2);
           const size_t scales = six ? offsetof(gemma2::BlockQ6_K, scales) : offsetof(gemma2::BlockQ4_K, scales);
           for (int k = 0; k < (six ? 16 : 12); ++k) check_field(gb + layout.scale_at(k, j), blk + scales + k, 1);
@@ -490,12 +506,12 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
           // Interleaved matrices take the integer kernels at every T.
           const bool gemm = T >= gemma2::detail::kGemmMinRows && !interleave;
           const double rel = gemm && bf16_gemm ? (dtype == gemma2::DType::BF16 ? 3e-5 : 5e-3) : 1e-5;
-          INFO((std::string(gemma2::kernel_set_name(set)) + " (" + k->features + ") " + gemma2::dtype_name(dtype)), " ", rows, "x", cols, " T=", T);
+          INFO((std::string(gemma2::kernel_set_name(set)) + " (" + k->features + ") " + gemma2::dtype_name(dtype)), " ",
+               rows, "x", cols, " T=", T);
           const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
           std::vector<float> want(static_cast<size_t>(T) * rows), got(want.size(), NAN);
           W.kernels = reference;
-          if (gemm || !gemma2::is_blocked(dtype))
-            gemma2::detail::matmul(W, X.data(), T, want.data(), nullptr);
+          if (gemm || !gemma2::is_blocked(dtype)) gemma2::detail::matmul(W, X.data(), T, want.data(), nullptr);
           else  // the portable integer kernel, also from 8 rows on
             reference->quant_rows(W, gemma2::detail::quantize_activations(X.data(), T, cols), T, want.data(), 0, rows);
           gemma2::Matrix with = mine;
@@ -508,7 +524,8 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
             gemma2::detail::convert_to_float(dtype, W.plain_rows().row(r), w.data(), w.size());
             for (int t = 0; t < T; ++t) {
               double scale = 0;
-              for (int c = 0; c < cols; ++c) scale += std::abs(w[static_cast<size_t>(c)] * X[static_cast<size_t>(t) * cols + c]);
+              for (int c = 0; c < cols; ++c)
+                scale += std::abs(w[static_cast<size_t>(c)] * X[static_cast<size_t>(t) * cols + c]);
               const size_t i = static_cast<size_t>(t) * rows + r;
               CHECK(std::abs(got[i] - want[i]) <= rel * scale + 1e-6);
             }
@@ -544,8 +561,9 @@ TEST_CASE("prefill precision bf16: BF16 weights' GEMM rounds activations to bf16
           for (int r = 0; r < rows; ++r) {
             double ref = 0, scale = 0;
             for (int c = 0; c < cols; ++c) {
-              const double wx = w[static_cast<size_t>(r) * cols + c] *
-                                static_cast<double>(gemma2::to_float(gemma2::to_bf16(X[static_cast<size_t>(t) * cols + c])));
+              const double wx =
+                  w[static_cast<size_t>(r) * cols + c] *
+                  static_cast<double>(gemma2::to_float(gemma2::to_bf16(X[static_cast<size_t>(t) * cols + c])));
               ref += wx;
               scale += std::abs(wx);
             }
@@ -572,7 +590,8 @@ std::vector<std::byte> random_kv_rows(gemma2::DType dtype, int kv_dim, int dim, 
   for (int j = 0; j < count; ++j) {
     const auto row = test::random_floats(static_cast<size_t>(kv_dim), rng());
     gemma2::detail::kv_row_from_float(dtype, row.data(), cache.data() + j * stride, kv_dim, dim);
-    gemma2::detail::kv_row_to_float(dtype, cache.data() + j * stride, &stored[static_cast<size_t>(j) * kv_dim], kv_dim, dim);
+    gemma2::detail::kv_row_to_float(dtype, cache.data() + j * stride, &stored[static_cast<size_t>(j) * kv_dim], kv_dim,
+                                    dim);
   }
   return cache;
 }
@@ -586,14 +605,16 @@ TEST_CASE("attention products (kv_scores, kv_mix) of every kernel set against a 
   for (auto dtype : {gemma2::DType::F32, gemma2::DType::BF16, gemma2::DType::Q8_0}) {
     for (int dim : {16, 24, 32, 40, 64, 256}) {
       const int kv_heads = 3, kv_dim = kv_heads * dim, count = 37;
-      const size_t stride = gemma2::detail::kv_row_bytes(dtype, kv_dim, dim), head_bytes = gemma2::detail::kv_head_bytes(dtype, dim);
+      const size_t stride = gemma2::detail::kv_row_bytes(dtype, kv_dim, dim),
+                   head_bytes = gemma2::detail::kv_head_bytes(dtype, dim);
       std::vector<float> stored;
       const std::vector<std::byte> cache = random_kv_rows(dtype, kv_dim, dim, count, rng, stored);
       for (int rows : {1, 2, 3, 7, 8, 9}) {
         for (int n : {1, 5, 13, 37}) {
           // Heads g0 <= g < g0 + heads of the last n rows.
           const int heads = n % 2 == 0 ? kv_heads : 2, g0 = kv_heads - heads, first = count - n;
-          const gemma2::detail::KVRows view{cache.data() + first * stride + g0 * head_bytes, stride, n, dim, dtype, heads, head_bytes};
+          const gemma2::detail::KVRows view{
+              cache.data() + first * stride + g0 * head_bytes, stride, n, dim, dtype, heads, head_bytes};
           const int qrows = heads * rows;
           const auto Q = test::random_floats(static_cast<size_t>(qrows) * dim, rng());
           const auto P = test::random_floats(static_cast<size_t>(qrows) * (n + 3), rng());  // ldp = n + 3
@@ -602,8 +623,8 @@ TEST_CASE("attention products (kv_scores, kv_mix) of every kernel set against a 
             return static_cast<double>(stored[static_cast<size_t>(first + j) * kv_dim + (g0 + r / rows) * dim + d]);
           };
           for (const auto* k : tables) {
-            INFO(gemma2::kernel_set_name(k->set), " ", gemma2::dtype_name(dtype), " dim=", dim, " rows=", rows, " n=", n,
-                 " heads=", heads);
+            INFO(gemma2::kernel_set_name(k->set), " ", gemma2::dtype_name(dtype), " dim=", dim, " rows=", rows,
+                 " n=", n, " heads=", heads);
             std::vector<float> S(static_cast<size_t>(qrows) * (n + 2), NAN);  // lds = n + 2
             k->kv_scores(view, Q.data(), rows, S.data(), n + 2);
             std::vector<float> O = O0;
@@ -652,11 +673,12 @@ TEST_CASE("kernels: each activation row's products are the same bits whatever th
         const auto X = test::random_floats(static_cast<size_t>(kMost) * cols, rng());
         std::vector<float> one(static_cast<size_t>(kMost) * rows);
         for (int t = 0; t < kMost; ++t)
-          gemma2::detail::matmul(W, X.data() + static_cast<size_t>(t) * cols, 1, one.data() + static_cast<size_t>(t) * rows, nullptr);
+          gemma2::detail::matmul(W, X.data() + static_cast<size_t>(t) * cols, 1,
+                                 one.data() + static_cast<size_t>(t) * rows, nullptr);
         for (int T = 2; T <= kMost; ++T) {
           INFO((std::string(gemma2::kernel_set_name(table.set)) + " (" + table.features + ") " +
-                gemma2::dtype_name(dtype) + " " + std::to_string(rows) + "x" + std::to_string(cols) + " T=" +
-                std::to_string(T)));
+                gemma2::dtype_name(dtype) + " " + std::to_string(rows) + "x" + std::to_string(cols) +
+                " T=" + std::to_string(T)));
           std::vector<float> many(static_cast<size_t>(T) * rows);
           gemma2::detail::matmul(W, X.data(), T, many.data(), nullptr);
           CHECK(std::memcmp(many.data(), one.data(), many.size() * sizeof(float)) == 0);

@@ -71,7 +71,8 @@ TEST_CASE("golden cases through every cache policy") {
     INFO(name);
     CHECK(greedy(model.make_cache<Full>().value()) == want);
     CHECK(greedy(model.make_cache<Sliding>().value()) == want);
-    CHECK(greedy(gemma2::SlidingWindowKVCache<float>::create(gemma2::cache_shape(model.config(), 64), 1).value()) == want);
+    CHECK(greedy(gemma2::SlidingWindowKVCache<float>::create(gemma2::cache_shape(model.config(), 64), 1).value()) ==
+          want);
   }
 }
 
@@ -141,7 +142,8 @@ TEST_CASE("int8 cache storage: attention over it equals attention over the same 
     auto rounded = model.make_cache<Q8RoundTrip>(64).value();
     auto int8 = model.make_cache<gemma2::SlidingWindowKVCache<int8_t>>(64).value();
     INFO(std::string(name));
-    CHECK(test::worst_diff(test::forward_in_chunks(model, rounded, prompt, {30, 1}), test::forward_in_chunks(model, int8, prompt, {30, 1})) <= 1e-4f);
+    CHECK(test::worst_diff(test::forward_in_chunks(model, rounded, prompt, {30, 1}),
+                           test::forward_in_chunks(model, int8, prompt, {30, 1})) <= 1e-4f);
   }
 }
 

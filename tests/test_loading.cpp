@@ -8,9 +8,9 @@
 
 namespace {
 
+using test::contains;
 using test::TempDir;
 using test::TinyModel;
-using test::contains;
 
 // Loads dir and returns the error message ("" if it loaded).
 std::string load_error(const std::string& dir) {
@@ -42,7 +42,9 @@ nlohmann::json header_of(const TinyModel& tiny) {
   nlohmann::json h;
   uint64_t offset = 0;
   for (const auto& [name, t] : tiny.tensors) {
-    h[name] = {{"dtype", gemma2::dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+    h[name] = {{"dtype", gemma2::dtype_name(t.dtype)},
+               {"shape", t.shape},
+               {"data_offsets", {offset, offset + t.bytes.size()}}};
     offset += t.bytes.size();
   }
   return h;
@@ -186,7 +188,8 @@ TEST_CASE("NaN or infinity in weights: found on request, naming the tensor and e
     CHECK(load_error(dir.str()) == "");  // not looked for unless asked
     auto pool = gemma2::ThreadPool::create(2);
     REQUIRE(pool.ok());
-    for (const gemma2::Executor* p : {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
+    for (const gemma2::Executor* p :
+         {static_cast<const gemma2::Executor*>(nullptr), static_cast<const gemma2::Executor*>(&*pool)}) {
       gemma2::LoadOptions o;
       o.check_finite = true;
       o.pool = p;
@@ -195,9 +198,9 @@ TEST_CASE("NaN or infinity in weights: found on request, naming the tensor and e
     }
 #ifdef GEMMA2_CLI
     const std::string err = dir.str() + "/err.txt";
-    const std::string cmd = std::string(GEMMA2_CLI) + " logits --check-weights --model " + dir.str() +
-                            " --tokenizer " + GEMMA2_DEMO_MODEL + "/tokenizer.model --ids 2 --out " + dir.str() +
-                            "/l.bin > " + test::kNullDevice + " 2> " + err;
+    const std::string cmd = std::string(GEMMA2_CLI) + " logits --check-weights --model " + dir.str() + " --tokenizer " +
+                            GEMMA2_DEMO_MODEL + "/tokenizer.model --ids 2 --out " + dir.str() + "/l.bin > " +
+                            test::kNullDevice + " 2> " + err;
     CHECK(test::run_command(cmd) != 0);
     std::ifstream in(err);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -235,8 +238,9 @@ TEST_CASE("checkpoint: tensors must match the config") {
   }
   SUBCASE("config with more layers than the checkpoint") {
     TinyModel tiny;
-    tiny.write(dir.str(), {{"num_hidden_layers", 4}, {"layer_types", nlohmann::json::array({"sliding_attention",
-                                                      "full_attention", "sliding_attention", "full_attention"})}});
+    tiny.write(dir.str(), {{"num_hidden_layers", 4},
+                           {"layer_types", nlohmann::json::array({"sliding_attention", "full_attention",
+                                                                  "sliding_attention", "full_attention"})}});
     CHECK(contains(load_error(dir.str()), "no tensor model.layers.3."));
   }
   SUBCASE("mixed dtypes load") {
@@ -370,7 +374,8 @@ TEST_CASE("checkpoint files held in memory parse as they do from disk") {
     tensors.clear();
     const gemma2::Status s =
         gemma2::detail::add_sharded("mem", "mem/index.json", nlohmann::json{{"weight_map", map}}.dump(), open, tensors);
-    CHECK(contains(s.message(), "mem/index.json names shard other.safetensors but mem/other.safetensors is not in memory"));
+    CHECK(contains(s.message(),
+                   "mem/index.json names shard other.safetensors but mem/other.safetensors is not in memory"));
   }
 }
 

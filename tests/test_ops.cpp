@@ -16,8 +16,8 @@ TEST_CASE("rms_norm multiplies by (1 + w)") {
   for (float& g : gain) g += 1.0f;
   gemma2::detail::rms_norm(a, gain, 1e-6f);
   for (int t = 0; t < 3; ++t) {
-    const naive::Vec ref = naive::rms_norm(naive::Vec(x.begin() + t * n, x.begin() + (t + 1) * n),
-                                           naive::Vec(w.begin(), w.end()), 1e-6);
+    const naive::Vec ref =
+        naive::rms_norm(naive::Vec(x.begin() + t * n, x.begin() + (t + 1) * n), naive::Vec(w.begin(), w.end()), 1e-6);
     for (int i = 0; i < n; ++i) CHECK(a(t, i) == doctest::Approx(ref[static_cast<size_t>(i)]).epsilon(1e-5));
   }
 }
@@ -61,7 +61,8 @@ TEST_CASE("RoPE rotates the half-split pairs") {
       // The reference rounds angles to float32, as we do: at position p the
       // angle itself carries up to p * 2^-24 radians of rounding.
       const double tol = 1e-5 + pos * 1e-7;
-      for (int d = 0; d < D; ++d) CHECK(std::abs(y[static_cast<size_t>(h * D + d)] - ref[static_cast<size_t>(d)]) <= tol);
+      for (int d = 0; d < D; ++d)
+        CHECK(std::abs(y[static_cast<size_t>(h * D + d)] - ref[static_cast<size_t>(d)]) <= tol);
     }
   }
 }
@@ -162,7 +163,8 @@ TEST_CASE("prefill then decode, chunked prefill and threads all equal one full f
   REQUIRE(pool.ok());
   for (int prompt : {1, 6}) {
     for (int chunk : {1, 3, 512}) {
-      for (const gemma2::ThreadPool* p : {static_cast<const gemma2::ThreadPool*>(nullptr), static_cast<const gemma2::ThreadPool*>(&*pool)}) {
+      for (const gemma2::ThreadPool* p :
+           {static_cast<const gemma2::ThreadPool*>(nullptr), static_cast<const gemma2::ThreadPool*>(&*pool)}) {
         auto kv = model.make_cache();
         REQUIRE(kv.ok());
         auto first = model.forward(ids.data(), static_cast<size_t>(prompt), *kv, {p, true, chunk});
@@ -171,8 +173,8 @@ TEST_CASE("prefill then decode, chunked prefill and threads all equal one full f
         for (size_t t = static_cast<size_t>(prompt); t < ids.size(); ++t) {
           auto step = model.forward(&ids[t], 1, *kv, {p});
           REQUIRE(step.ok());
-          CHECK(test::max_abs_diff(step->data(), full->row(static_cast<Eigen::Index>(t)).data(),
-                                   step->size()) <= 1e-4f);
+          CHECK(test::max_abs_diff(step->data(), full->row(static_cast<Eigen::Index>(t)).data(), step->size()) <=
+                1e-4f);
         }
         CHECK(kv->size() == static_cast<int>(ids.size()));
       }

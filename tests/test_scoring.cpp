@@ -14,7 +14,8 @@ using test::demo;
 using Model = test::DemoModel;
 
 const std::vector<int32_t>& scored_text() {
-  static const auto ids = test::demo_prompt("KING HENRY VI:\nWhat, will the aspiring blood of Lancaster\nSink in the ground?");
+  static const auto ids =
+      test::demo_prompt("KING HENRY VI:\nWhat, will the aspiring blood of Lancaster\nSink in the ground?");
   return ids;
 }
 
@@ -48,7 +49,8 @@ TEST_CASE("scoring: log-probabilities and top-k agree with recomputation") {
   CHECK(one->forward_passes == 1);
   double nll = 0;
   for (size_t t = 1; t < ids.size(); ++t) {
-    CHECK(one->logprobs[t - 1] == doctest::Approx(manual_logprob(logits, static_cast<Eigen::Index>(t - 1), ids[t])).epsilon(1e-4));
+    CHECK(one->logprobs[t - 1] ==
+          doctest::Approx(manual_logprob(logits, static_cast<Eigen::Index>(t - 1), ids[t])).epsilon(1e-4));
     nll -= one->logprobs[t - 1];
     const auto& p = preds[t - 1];
     CHECK(p.index == static_cast<int64_t>(t));

@@ -49,7 +49,8 @@ TEST_CASE("batched decode equals stepping each session alone") {
   }
   // Mixed lengths in one batch (a prefill beside decodes).
   const auto long_ids = test::demo_tokens(30, 99);
-  std::vector<gemma2::BatchItem<Full>> mixed = {{&batch[0], long_ids.data(), long_ids.size()}, {&batch[1], &next[1], 1}};
+  std::vector<gemma2::BatchItem<Full>> mixed = {{&batch[0], long_ids.data(), long_ids.size()},
+                                                {&batch[1], &next[1], 1}};
   auto copy0 = alone[0], copy1 = alone[1];
   const auto lm = m.forward_batch(mixed).value();
   CHECK(test::max_abs_diff(lm.row(0).data(), m.forward(long_ids, copy0).value().data(), lm.cols()) <= 1e-4f);

@@ -41,7 +41,8 @@ ScriptDrafter noise_drafter() {
   ScriptDrafter noise;
   noise.f = [state = uint64_t{7}](const gemma2::TokenHistory&, int max) mutable {
     std::vector<int32_t> out;
-    for (int i = 0; i < max; ++i) out.push_back(static_cast<int32_t>((state = state * 6364136223846793005ull + 1) >> 53) % 4096);
+    for (int i = 0; i < max; ++i)
+      out.push_back(static_cast<int32_t>((state = state * 6364136223846793005ull + 1) >> 53) % 4096);
     return out;
   };
   return noise;
@@ -132,9 +133,12 @@ TEST_CASE("speculative: a pass of up to 7 tokens gives each token's logits exact
     for (int i = 0; i < 40; ++i) prompt.push_back((i * 7 + 2) % vocab);
     check_pass_equals_steps(m, m.make_cache(64).value(), prompt, vocab);
   });
-  const auto prompt = demo_tokenizer().encode_prompt("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
-                                                     "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved "
-                                                     "rather to die than to famish?\n\n").value();
+  const auto prompt = demo_tokenizer()
+                          .encode_prompt(
+                              "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+                              "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved "
+                              "rather to die than to famish?\n\n")
+                          .value();
   REQUIRE(prompt.size() > 40);
   for (const char* type : {"", "q8", "q4"}) {
     INFO(type);
@@ -182,7 +186,8 @@ TEST_CASE("speculative: greedy output is plain greedy decoding's, token for toke
     REQUIRE(plain.tokens.size() == 72);  // the tests below need a long continuation
     ScriptDrafter oracle = oracle_drafter(prompt.size(), plain.tokens);
     gemma2::PromptLookupDrafter lookup1(1), lookup3(3);
-    for (gemma2::Drafter* d : std::initializer_list<gemma2::Drafter*>{&lookup1, &lookup3, &*draft_model, &noise, &oracle})
+    for (gemma2::Drafter* d :
+         std::initializer_list<gemma2::Drafter*>{&lookup1, &lookup3, &*draft_model, &noise, &oracle})
       for (int k : {2, 8})
         for (bool adaptive : {false, true}) {
           CAPTURE(k);
@@ -289,7 +294,7 @@ struct TwoTokenDraws {
   std::shared_ptr<const gemma2::TokenTrie> vocab = test::demo().trie;
   gemma2::Result<gemma2::Grammar> grammar = gemma2::Grammar::parse("root ::= [ a-z]+ [,.]?");
   gemma2::KVCache base = m.make_cache(static_cast<int>(prompt.size()) + 4).value();
-  int n;  // draws per chain
+  int n;                                // draws per chain
   static constexpr int32_t kRare = -1;  // the cell of every first token too rare to be seen
 
   explicit TwoTokenDraws(int draws) : n(draws) {
@@ -493,5 +498,5 @@ TEST_CASE("speculative: the adaptive draft length follows the acceptance and the
   const auto half = simulate(0.05, 0.0, [](int) { return 2; });
   CHECK(sum(half) >= 32);
   CHECK(sum(simulate(0.05, 0.4, [](int) { return 2; })) < sum(half));  // guesses at 0.4 of a step each
-  CHECK(sum(simulate(1.0, 0.0, [](int) { return 2; })) <= 2);  // rows as dear as steps: guessing cannot pay
+  CHECK(sum(simulate(1.0, 0.0, [](int) { return 2; })) <= 2);          // rows as dear as steps: guessing cannot pay
 }

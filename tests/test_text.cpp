@@ -77,11 +77,11 @@ TEST_CASE("stream decoding of random byte, control and text pieces equals senten
     const int n = 1 + static_cast<int>(rng() % 12);
     for (int i = 0; i < n; ++i) {
       switch (rng() % 5) {
-        case 0: ids.push_back(217 + static_cast<int32_t>(rng() % 256)); break;       // any byte piece
+        case 0: ids.push_back(217 + static_cast<int32_t>(rng() % 256)); break;        // any byte piece
         case 1: ids.push_back(217 + 0xe4 + static_cast<int32_t>(rng() % 12)); break;  // lead bytes of 3-byte chars
         case 2: ids.push_back(217 + 0x80 + static_cast<int32_t>(rng() % 64)); break;  // continuation bytes
         case 3: ids.push_back(static_cast<int32_t>(rng() % 3)); break;                // <pad>, <eos>, <bos>
-        default: ids.push_back(473 + static_cast<int32_t>(rng() % 100000)); break;     // text pieces
+        default: ids.push_back(473 + static_cast<int32_t>(rng() % 100000)); break;    // text pieces
       }
     }
     INFO("round ", round);

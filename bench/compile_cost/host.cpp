@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   if (!model || !tok) return std::fprintf(stderr, "%s%s\n", model.message().c_str(), tok.message().c_str()), 1;
   auto session = gemma2::Session<Model, gemma2::SlidingWindowKVCache<>>::create(*model, 256);
   auto prompt = tok->encode_prompt("ROMEO:\n");
-  if (!session || !prompt) return std::fprintf(stderr, "%s%s\n", session.message().c_str(), prompt.message().c_str()), 1;
+  if (!session || !prompt)
+    return std::fprintf(stderr, "%s%s\n", session.message().c_str(), prompt.message().c_str()), 1;
   gemma2::SamplingParams params;
   params.temperature = 0.8f;
   params.top_k = 40;

@@ -58,7 +58,8 @@ gemma2::Result<Timings> time_model(const Model& model, Cache& kv, const std::vec
   Timings t;
   reset_peak_rss();
   auto t0 = Clock::now();
-  if (auto r = model.forward(ids.data(), static_cast<size_t>(a.prompt), kv, opts); !r) return gemma2::Error{r.message()};
+  if (auto r = model.forward(ids.data(), static_cast<size_t>(a.prompt), kv, opts); !r)
+    return gemma2::Error{r.message()};
   t.prefill_s = seconds_since(t0);
   if (a.depth > a.prompt) {
     if (auto r = model.forward(ids.data() + a.prompt, static_cast<size_t>(a.depth - a.prompt), kv, opts); !r)

@@ -22,7 +22,9 @@ void SamplingFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--temperature", p.temperature, "softmax temperature (0 = greedy)")
       ->check(checked(">= 0", [](double v) { return v >= 0 && std::isfinite(v); }))
       ->capture_default_str();
-  cmd->add_option("--top-k", p.top_k, "keep the k most likely tokens (0 = off)")->check(at_least(0))->capture_default_str();
+  cmd->add_option("--top-k", p.top_k, "keep the k most likely tokens (0 = off)")
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--top-p", p.top_p, "nucleus sampling threshold (1 = off)")
       ->check(checked("in (0, 1]", [](double v) { return v > 0 && v <= 1; }))
       ->capture_default_str();
@@ -80,11 +82,13 @@ std::optional<std::string> SamplingFlags::bias_outside(int vocab) const {
 }
 
 void GrammarFlags::add_to(CLI::App* cmd) {
-  auto* g = cmd->add_option("--grammar-file", grammar_file, "constrain the output to a GBNF grammar (llama.cpp's format)");
+  auto* g =
+      cmd->add_option("--grammar-file", grammar_file, "constrain the output to a GBNF grammar (llama.cpp's format)");
   auto* j = cmd->add_option("--json-schema", json_schema, "constrain the output to JSON matching a JSON Schema file");
   g->excludes(j);
-  cmd->add_option("--json-whitespace", json_whitespace,
-                  "whitespace between JSON tokens: compact (none), spaces (at most one), free (line breaks, indentation)")
+  cmd->add_option(
+         "--json-whitespace", json_whitespace,
+         "whitespace between JSON tokens: compact (none), spaces (at most one), free (line breaks, indentation)")
       ->check(CLI::IsMember({"compact", "spaces", "free"}))
       ->needs(j)
       ->capture_default_str();
@@ -171,8 +175,8 @@ void print_speed(const gemma2::GenerateResult& r, bool speculative) {
   std::cerr << std::fixed << std::setprecision(2) << "prefill: " << r.prefill_tokens << " tokens in "
             << r.prefill_seconds << " s (" << r.prefill_tokens / std::max(r.prefill_seconds, 1e-9)
             << " tok/s); decode: " << decoded << " tokens in " << r.decode_seconds << " s ("
-            << (decoded ? decoded / std::max(r.decode_seconds, 1e-9) : 0.0) << " tok/s); stop: "
-            << gemma2::stop_reason_name(r.stop);
+            << (decoded ? decoded / std::max(r.decode_seconds, 1e-9) : 0.0)
+            << " tok/s); stop: " << gemma2::stop_reason_name(r.stop);
   if (speculative)
     std::cerr << "; drafted " << r.drafted << ", accepted " << r.accepted << " ("
               << 100.0 * r.accepted / std::max(r.drafted, 1) << " %), "

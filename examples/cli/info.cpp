@@ -42,8 +42,8 @@ int run_info(const std::string& model, const gemma2::LoadOptions& lo, int contex
             << "config: " << config_line(c) << "\n"
             << "weights: " << human_bytes(plan->mapped_bytes) << " mapped + " << human_bytes(plan->allocated_bytes)
             << " allocated = " << human_bytes(plan->total_bytes()) << " (" << plan->mapped_bytes << " + "
-            << plan->allocated_bytes << " bytes; mapping " << (lo.mapping == gemma2::Mapping::Copied ? "copied" : "mapped")
-            << ")\n"
+            << plan->allocated_bytes << " bytes; mapping "
+            << (lo.mapping == gemma2::Mapping::Copied ? "copied" : "mapped") << ")\n"
             << "read per decoded token: " << human_bytes(plan->weight_bytes) << "\n"
             << "KV cache for " << context << " positions: full f32 " << human_bytes(full) << ", full bf16 "
             << human_bytes(full_bf16) << ", full int8 " << human_bytes(full_int8) << ", sliding-window f32 "

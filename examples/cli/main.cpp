@@ -81,10 +81,12 @@ CLI::App* add_perplexity(CLI::App& app, PerplexityArgs& a) {
       ->check(at_least(0));
   perplexity->add_option("--stride", a.stride, "new tokens scored per window after the first (0 = half a window)")
       ->check(at_least(0));
-  perplexity->add_option("--top-k-out", a.top_k_out, "write the top-k next-token distribution per position (JSON lines)");
+  perplexity->add_option("--top-k-out", a.top_k_out,
+                         "write the top-k next-token distribution per position (JSON lines)");
   perplexity->add_option("--top-k", a.top_k, "k for --top-k-out")->check(at_least(1))->capture_default_str();
-  perplexity->add_option("--kl-reference", a.kl_reference,
-                         "also load the model with this --dtype and report KL(reference || model) and top-1 agreement")
+  perplexity
+      ->add_option("--kl-reference", a.kl_reference,
+                   "also load the model with this --dtype and report KL(reference || model) and top-1 agreement")
       ->check(CLI::IsMember({"f32", "bf16", "f16", "q8", "q4"}));
   return perplexity;
 }
@@ -98,8 +100,11 @@ CLI::App* add_logits(CLI::App& app, LogitsArgs& a) {
 }
 
 CLI::App* add_bench(CLI::App& app, BenchArgs& a) {
-  auto* bench = app.add_subcommand("bench", "speed of a preset's shape with random weights (no file needed); one JSON line");
-  bench->add_option("--preset", a.preset, "2b, 9b or 27b")->check(CLI::IsMember({"2b", "9b", "27b"}))->capture_default_str();
+  auto* bench =
+      app.add_subcommand("bench", "speed of a preset's shape with random weights (no file needed); one JSON line");
+  bench->add_option("--preset", a.preset, "2b, 9b or 27b")
+      ->check(CLI::IsMember({"2b", "9b", "27b"}))
+      ->capture_default_str();
   bench->add_option("--model", a.model, "time this model (directory or .gguf) instead of random weights");
   add_dtype(bench, a.dtype);
   bench->add_option("--threads", a.threads, "threads")

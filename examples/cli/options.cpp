@@ -35,8 +35,9 @@ CLI::Validator between(int lo, int hi) {
 }
 
 void add_dtype(CLI::App* cmd, std::string& dtype) {
-  cmd->add_option("--dtype", dtype, "weight storage: f32, bf16, f16, q8 (8.5 bits) or q4 (4.5 bits); "
-                                    "default: as in the checkpoint")
+  cmd->add_option("--dtype", dtype,
+                  "weight storage: f32, bf16, f16, q8 (8.5 bits) or q4 (4.5 bits); "
+                  "default: as in the checkpoint")
       ->check(CLI::IsMember({"f32", "bf16", "f16", "q8", "q4"}));
 }
 
@@ -51,15 +52,17 @@ void add_memory_options(CLI::App* cmd, std::string& mapping, uint64_t& max_memor
       // A transform runs before those added earlier: this one before the
       // conversion, which would wrap a negative size around.
       ->transform(CLI::Validator(
-          [](std::string& size) { return size.find('-') == std::string::npos ? "" : "must be >= 0, got " + size; }, ""));
+          [](std::string& size) { return size.find('-') == std::string::npos ? "" : "must be >= 0, got " + size; },
+          ""));
 }
 
 // --kernels: a kernel set (default: GEMMA2_KERNELS, else the best this CPU runs).
 void add_kernels(CLI::App* cmd, std::string& kernels) {
   std::vector<std::string> names;
   for (gemma2::KernelSet s : gemma2::kKernelSets) names.push_back(gemma2::kernel_set_name(s));
-  cmd->add_option("--kernels", kernels,
-                  "kernel set: " + gemma2::kernel_set_list() + " (default: $GEMMA2_KERNELS, else the best this CPU runs)")
+  cmd->add_option(
+         "--kernels", kernels,
+         "kernel set: " + gemma2::kernel_set_list() + " (default: $GEMMA2_KERNELS, else the best this CPU runs)")
       ->check(CLI::IsMember(names));
 }
 
@@ -92,7 +95,8 @@ gemma2::PrefillPrecision prefill_precision_option(const std::string& precision) 
 ModelOptions::ModelOptions() : dir(default_model_dir()) {}
 
 void ModelOptions::add_to(CLI::App* cmd) {
-  cmd->add_option("--model", dir, "Hugging Face model directory (config.json, safetensors, tokenizer.model) or a .gguf file")
+  cmd->add_option("--model", dir,
+                  "Hugging Face model directory (config.json, safetensors, tokenizer.model) or a .gguf file")
       ->capture_default_str();
   cmd->add_option("--tokenizer", tokenizer,
                   "sentencepiece tokenizer.model (default: the model directory's, or the one beside a .gguf file)");

@@ -80,7 +80,8 @@ std::string default_model_dir() {
   }
   const std::string installed = dir + "/" + relative;
   std::error_code error;  // none there (or unreadable): not installed
-  return std::filesystem::is_directory(std::filesystem::u8path(installed), error) ? installed : GEMMA2_DEFAULT_MODEL_DIR;
+  return std::filesystem::is_directory(std::filesystem::u8path(installed), error) ? installed
+                                                                                  : GEMMA2_DEFAULT_MODEL_DIR;
 }
 
 #if defined(_WIN32)

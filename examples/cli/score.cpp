@@ -38,7 +38,8 @@ std::optional<std::string> open_output(const std::string& path, std::ofstream& o
 // One JSON object per predicted token: the distillation teacher signal.
 void write_top_k(std::ostream& out, const gemma2::TokenPrediction& p) {
   out << "{\"index\":" << p.index << ",\"target\":" << p.target << ",\"logprob\":" << p.logprob << ",\"top\":[";
-  for (size_t i = 0; i < p.top.size(); ++i) out << (i ? "," : "") << "[" << p.top[i].first << "," << p.top[i].second << "]";
+  for (size_t i = 0; i < p.top.size(); ++i)
+    out << (i ? "," : "") << "[" << p.top[i].first << "," << p.top[i].second << "]";
   out << "]}\n";
 }
 
@@ -114,7 +115,8 @@ int run_logits(const LogitsArgs& a) {
     fo.all_logits = true;
     auto logits = l->model->forward(a.ids, *kv, fo);
     if (!logits) return fail(logits.message());
-    if (auto s = gemma2::write_file(a.out, logits->data(), logits->size() * sizeof(float)); !s) return fail(s.message());
+    if (auto s = gemma2::write_file(a.out, logits->data(), logits->size() * sizeof(float)); !s)
+      return fail(s.message());
     std::cerr << "wrote " << logits->rows() << " x " << logits->cols() << " float32 logits to " << a.out << "\n";
     return 0;
   });

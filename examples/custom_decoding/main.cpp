@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   auto sample = [&](const float* logits, int n) {
     const float best = *std::max_element(logits, logits + n);
     std::vector<double> weight(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) weight[static_cast<size_t>(i)] = logits[i] >= best - 2.0f ? std::exp(logits[i] - best) : 0.0;
+    for (int i = 0; i < n; ++i)
+      weight[static_cast<size_t>(i)] = logits[i] >= best - 2.0f ? std::exp(logits[i] - best) : 0.0;
     return static_cast<int32_t>(std::discrete_distribution<int>(weight.begin(), weight.end())(rng));
   };
 

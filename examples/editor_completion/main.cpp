@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   if (!model || !tok) return 1;
   auto session = Session::create(*model, 1024).value();
 
-  std::string doc = "KING RICHARD III:\nNow is the winter of our discontent\nMade glorious summer by this sun of York;\n";
+  std::string doc =
+      "KING RICHARD III:\nNow is the winter of our discontent\nMade glorious summer by this sun of York;\n";
   std::printf("[1] ...%s\n", complete(session, *tok, doc + "And all the clouds").c_str());
   std::printf("[2] ...%s\n", complete(session, *tok, doc + "And all the clouds that lour'd").c_str());
   std::printf("[3] ...%s\n", complete(session, *tok, doc + "But I").c_str());

@@ -48,10 +48,10 @@ int main(int argc, char** argv) {
 
   std::printf("%s%s\n", kOpening, fast.text.c_str());
   std::printf("same text as plain decoding: %s\n", fast.tokens == plain.tokens ? "yes" : "NO");
-  std::printf("%zu tokens: %d passes of the model with prompt lookup (%.2f tokens per model pass, %d of %d guesses "
-              "accepted), %d without; %.1f ms against %.1f ms\n",
-              fast.tokens.size(), fast.target_passes,
-              static_cast<double>(fast.tokens.size()) / std::max(fast.target_passes, 1), fast.accepted, fast.drafted,
-              plain.target_passes, 1e3 * lookup_s, 1e3 * plain_s);
+  std::printf(
+      "%zu tokens: %d passes of the model with prompt lookup (%.2f tokens per model pass, %d of %d guesses "
+      "accepted), %d without; %.1f ms against %.1f ms\n",
+      fast.tokens.size(), fast.target_passes, static_cast<double>(fast.tokens.size()) / std::max(fast.target_passes, 1),
+      fast.accepted, fast.drafted, plain.target_passes, 1e3 * lookup_s, 1e3 * plain_s);
   return fast.tokens == plain.tokens && !fast.tokens.empty() ? 0 : 1;
 }

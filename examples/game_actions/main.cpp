@@ -22,15 +22,14 @@ struct Npc {
 std::string action_schema(const std::map<std::string, Npc>& npcs) {
   nlohmann::ordered_json names = nlohmann::ordered_json::array();
   for (const auto& [name, npc] : npcs) names.push_back(name);
-  nlohmann::ordered_json schema = {
-      {"type", "object"},
-      {"properties",
-       {{"action", {{"enum", {"attack", "heal", "talk", "wait"}}}},
-        {"target", {{"enum", names}}},
-        {"amount", {{"type", "integer"}}},
-        {"say", {{"type", "string"}, {"maxLength", 40}}}}},
-      {"required", {"action", "target"}},
-      {"additionalProperties", false}};
+  nlohmann::ordered_json schema = {{"type", "object"},
+                                   {"properties",
+                                    {{"action", {{"enum", {"attack", "heal", "talk", "wait"}}}},
+                                     {"target", {{"enum", names}}},
+                                     {"amount", {{"type", "integer"}}},
+                                     {"say", {{"type", "string"}, {"maxLength", 40}}}}},
+                                   {"required", {"action", "target"}},
+                                   {"additionalProperties", false}};
   return schema.dump();
 }
 
@@ -41,7 +40,8 @@ int main(int argc, char** argv) {
   if (!model || !tok) return std::fprintf(stderr, "%s%s\n", model.message().c_str(), tok.message().c_str()), 1;
   const auto vocab = gemma2::TokenTrie::build(*tok);  // once per tokenizer
 
-  std::map<std::string, Npc> npcs = {{"goblin", {"goblin", 12}}, {"troll", {"troll", 30}}, {"merchant", {"merchant", 8}}};
+  std::map<std::string, Npc> npcs = {
+      {"goblin", {"goblin", 12}}, {"troll", {"troll", 30}}, {"merchant", {"merchant", 8}}};
   gemma2::SamplingParams params;
   params.temperature = 0.9f;
   params.seed = 42;
@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
     Npc& npc = npcs.at(target);  // the schema allows only names that exist
     if (verb == "attack") npc.hp -= std::abs(amount);
     if (verb == "heal") npc.hp += std::abs(amount);
-    std::printf("turn %d: %s\n  -> %s %s (hp %d)%s%s\n", turn, reply->text.c_str(), verb.c_str(), target.c_str(), npc.hp,
-                action.contains("say") ? ", saying " : "", action.contains("say") ? action["say"].dump().c_str() : "");
+    std::printf("turn %d: %s\n  -> %s %s (hp %d)%s%s\n", turn, reply->text.c_str(), verb.c_str(), target.c_str(),
+                npc.hp, action.contains("say") ? ", saying " : "",
+                action.contains("say") ? action["say"].dump().c_str() : "");
     if (npc.hp <= 0) {
       std::printf("  %s is defeated\n", target.c_str());
       npcs.erase(target);

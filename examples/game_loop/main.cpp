@@ -42,8 +42,12 @@ std::unique_ptr<Npc> make_npc(const Model& model, const gemma2::Tokenizer& tok, 
                               const std::string& prompt, gemma2::Sampler sampler, double budget_ms) {
   auto session = Session::create(model, 512);
   if (!session) return nullptr;
-  return std::make_unique<Npc>(Npc{name, tok.encode_prompt(prompt).value(), std::move(*session), std::move(sampler),
-                                   gemma2::Generation(reply_options(tok, budget_ms), &tok), {}});
+  return std::make_unique<Npc>(Npc{name,
+                                   tok.encode_prompt(prompt).value(),
+                                   std::move(*session),
+                                   std::move(sampler),
+                                   gemma2::Generation(reply_options(tok, budget_ms), &tok),
+                                   {}});
 }
 
 std::vector<std::unique_ptr<Npc>> make_npcs(const Model& model, const gemma2::Tokenizer& tok, double budget_ms) {
@@ -61,7 +65,8 @@ std::vector<std::unique_ptr<Npc>> make_npcs(const Model& model, const gemma2::To
   std::vector<std::unique_ptr<Npc>> npcs;
   npcs.push_back(make_npc(model, tok, "FIRST CITIZEN", "FIRST CITIZEN:\nWhat say you of the king?\n\nSECOND CITIZEN:\n",
                           gemma2::Sampler(warm), budget_ms));
-  npcs.push_back(make_npc(model, tok, "NURSE", "JULIET:\nWhere is my lord?\n\nNURSE:\n", gemma2::Sampler(warm), budget_ms));
+  npcs.push_back(
+      make_npc(model, tok, "NURSE", "JULIET:\nWhere is my lord?\n\nNURSE:\n", gemma2::Sampler(warm), budget_ms));
   npcs.push_back(make_npc(model, tok, "GUARD", "GUARD:\n", std::move(action), budget_ms));
   return npcs;
 }
@@ -76,8 +81,8 @@ std::vector<std::unique_ptr<Npc>> save_and_load(std::vector<std::unique_ptr<Npc>
     auto session = Session::restore(model, session_bytes);
     gemma2::Generation reply(reply_options(tok, budget_ms), &tok);
     if (!session || !reply.restore(reply_bytes)) return {};
-    loaded.push_back(std::make_unique<Npc>(Npc{npc->name, npc->prompt, std::move(*session), std::move(npc->sampler),
-                                               std::move(reply), npc->shown}));
+    loaded.push_back(std::make_unique<Npc>(
+        Npc{npc->name, npc->prompt, std::move(*session), std::move(npc->sampler), std::move(reply), npc->shown}));
   }
   return loaded;
 }

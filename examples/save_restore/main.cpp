@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   // Save the session (cache + tokens) to a file ...
   const std::vector<uint8_t> blob = chat.session().save();
   const std::string path = "conversation.gemma2session";
-  if (auto s = gemma2::write_file(path, blob.data(), blob.size()); !s) return std::fprintf(stderr, "%s\n", s.message().c_str()), 1;
+  if (auto s = gemma2::write_file(path, blob.data(), blob.size()); !s)
+    return std::fprintf(stderr, "%s\n", s.message().c_str()), 1;
   std::printf("saved %zu bytes to %s\n", blob.size(), path.c_str());
 
   // ... and later read it back into a new chat, which continues the conversation.

@@ -96,12 +96,18 @@ class Attention {
 
   // KV heads g0 <= g < g0 + heads of rows a..b of a segment's keys or values
   // (`base`), for the kernels.
-  static detail::KVRows rows_in(const KVSegment& seg, const void* base, int a, int b, int g0, int heads, const Config& c) {
+  static detail::KVRows rows_in(const KVSegment& seg, const void* base, int a, int b, int g0, int heads,
+                                const Config& c) {
     const int D = c.head_dim;
     const size_t stride = detail::kv_row_bytes(seg.dtype, c.num_key_value_heads * D, D),
                  head = detail::kv_head_bytes(seg.dtype, D);
     return {static_cast<const std::byte*>(base) + static_cast<size_t>(a - seg.first) * stride + g0 * head,
-            stride, b - a + 1, D, seg.dtype, heads, head};
+            stride,
+            b - a + 1,
+            D,
+            seg.dtype,
+            heads,
+            head};
   }
 
   // Sequences of a few tokens (decode, batched decode, verifications). Scores and the weighted sum run over spans of
@@ -183,8 +189,7 @@ class Attention {
     for (size_t i = 0; i < spans.size(); ++i) {
       const Sequence& w = work[spans[i].seq];
       for (int t = 0; t < w.s->count; ++t)
-        for (int h = 0; h < H; ++h)
-          out.row(w.s->row + t).segment(h * D, D) += partial[i].row(w.row(t, h, G));
+        for (int h = 0; h < H; ++h) out.row(w.s->row + t).segment(h * D, D) += partial[i].row(w.row(t, h, G));
     }
   }
 
@@ -260,7 +265,8 @@ class Attention {
     if (seg.dtype == DType::F32)
       return {reinterpret_cast<const float*>(h.data), h.count, h.dim, Eigen::OuterStride<>(h.stride / sizeof(float))};
     buf.resize(h.count, h.dim);
-    for (int r = 0; r < h.count; ++r) detail::kv_head_to_float(h.dtype, h.data + r * h.stride, buf.row(r).data(), h.dim);
+    for (int r = 0; r < h.count; ++r)
+      detail::kv_head_to_float(h.dtype, h.data + r * h.stride, buf.row(r).data(), h.dim);
     return {buf.data(), h.count, h.dim, Eigen::OuterStride<>(h.dim)};
   }
 

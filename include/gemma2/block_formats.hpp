@@ -20,8 +20,8 @@ GEMMA2_BEGIN_NAMESPACE
 // sizes it asserts. The K-quants are stored in the library as in the file;
 // Q8_0/Q4_0 keep a block's bytes but split each row (SplitRow below).
 struct BlockQ8_0 {
-  f16 d;                     // scale
-  int8_t qs[kQuantBlock];    // weight i = d·qs[i]
+  f16 d;                   // scale
+  int8_t qs[kQuantBlock];  // weight i = d·qs[i]
 };
 struct BlockQ4_0 {
   f16 d;
@@ -39,9 +39,9 @@ struct BlockQ5_K {
   uint8_t qs[kSuperBlock / 2];
 };
 struct BlockQ6_K {
-  uint8_t ql[kSuperBlock / 2];       // low 4 bits
-  uint8_t qh[kSuperBlock / 4];       // high 2 bits
-  int8_t scales[kSuperBlock / 16];   // one per group of 16
+  uint8_t ql[kSuperBlock / 2];      // low 4 bits
+  uint8_t qh[kSuperBlock / 4];      // high 2 bits
+  int8_t scales[kSuperBlock / 16];  // one per group of 16
   f16 d;
 };
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18, "ggml's 32-weight blocks");
@@ -51,12 +51,28 @@ static_assert(offsetof(BlockQ6_K, scales) == 192 && offsetof(BlockQ6_K, d) == 20
               "no padding between fields");
 
 // The block struct of a block-format DType.
-template <DType> struct BlockOf;
-template <> struct BlockOf<DType::Q8_0> { using type = BlockQ8_0; };
-template <> struct BlockOf<DType::Q4_0> { using type = BlockQ4_0; };
-template <> struct BlockOf<DType::Q4_K> { using type = BlockQ4_K; };
-template <> struct BlockOf<DType::Q5_K> { using type = BlockQ5_K; };
-template <> struct BlockOf<DType::Q6_K> { using type = BlockQ6_K; };
+template <DType>
+struct BlockOf;
+template <>
+struct BlockOf<DType::Q8_0> {
+  using type = BlockQ8_0;
+};
+template <>
+struct BlockOf<DType::Q4_0> {
+  using type = BlockQ4_0;
+};
+template <>
+struct BlockOf<DType::Q4_K> {
+  using type = BlockQ4_K;
+};
+template <>
+struct BlockOf<DType::Q5_K> {
+  using type = BlockQ5_K;
+};
+template <>
+struct BlockOf<DType::Q6_K> {
+  using type = BlockQ6_K;
+};
 template <DType Q>
 using BlockType = typename BlockOf<Q>::type;
 
@@ -223,7 +239,8 @@ inline void dequantize_superblock(DType t, const std::byte* block, float* y) {
 // One row of a block format to float.
 inline void dequantize_row(DType t, const std::byte* row, float* dst, int cols) {
   if (is_kquant(t)) {
-    for (int b = 0; b < cols / kSuperBlock; ++b) dequantize_superblock(t, row + b * block_bytes(t), dst + b * kSuperBlock);
+    for (int b = 0; b < cols / kSuperBlock; ++b)
+      dequantize_superblock(t, row + b * block_bytes(t), dst + b * kSuperBlock);
     return;
   }
   const auto split = split_row(t, row, cols);
@@ -264,7 +281,9 @@ inline void quantize_row(DType t, const float* x, std::byte* row, int cols) {
         qs[i] = static_cast<std::byte>(static_cast<int8_t>(std::nearbyint(v[i] * id)));
     } else {
       for (int j = 0; j < kQuantBlock / 2; ++j) {
-        auto q = [&](float f) { return static_cast<uint8_t>(std::min(15.0f, std::max(0.0f, std::nearbyint(f * id) + 8.0f))); };
+        auto q = [&](float f) {
+          return static_cast<uint8_t>(std::min(15.0f, std::max(0.0f, std::nearbyint(f * id) + 8.0f)));
+        };
         qs[j] = static_cast<std::byte>(q(v[j]) | (q(v[j + kQuantBlock / 2]) << 4));
       }
     }

@@ -55,9 +55,9 @@ extern "C" {
 
 typedef enum gemma2_status {
   GEMMA2_OK = 0,
-  GEMMA2_ERROR = 1,                /* see gemma2_last_error() */
-  GEMMA2_BUFFER_TOO_SMALL = 2,     /* the length needed was stored; nothing written */
-  GEMMA2_CANCELLED = 3             /* a callback asked to stop */
+  GEMMA2_ERROR = 1,            /* see gemma2_last_error() */
+  GEMMA2_BUFFER_TOO_SMALL = 2, /* the length needed was stored; nothing written */
+  GEMMA2_CANCELLED = 3         /* a callback asked to stop */
 } gemma2_status;
 
 typedef struct gemma2_model gemma2_model;
@@ -76,10 +76,11 @@ GEMMA2_C_API const char* gemma2_version(void);
 typedef struct gemma2_load_options {
   int threads;             /* threads for the matrix products, 1 to 512 (default 1) */
   const char* weight_type; /* NULL: as stored; "f32", "bf16", "f16", "q8", "q4" */
-  const char* kernels;     /* NULL: $GEMMA2_KERNELS, else the best set; "portable", "avx2", "avx512", "neon", "neon-dotprod" */
-  int copied;              /* 0: map the weight files; 1: read them into memory */
-  uint64_t max_memory;     /* refuse to load a model needing more bytes; 0: no limit */
-  int check_finite;        /* 1: reject weights holding NaN or infinity */
+  const char*
+      kernels; /* NULL: $GEMMA2_KERNELS, else the best set; "portable", "avx2", "avx512", "neon", "neon-dotprod" */
+  int copied;  /* 0: map the weight files; 1: read them into memory */
+  uint64_t max_memory; /* refuse to load a model needing more bytes; 0: no limit */
+  int check_finite;    /* 1: reject weights holding NaN or infinity */
   /* NULL or "exact": the prefill of BF16 weights reproduces float32;
    * "bf16": its activations are rounded to bf16, about twice as fast on
    * CPUs with bf16 products (llama.cpp's precision). */
@@ -90,7 +91,8 @@ typedef struct gemma2_load_options {
 GEMMA2_C_API gemma2_load_options gemma2_load_options_default(void);
 
 /* A Hugging Face model directory or a .gguf file; options may be NULL. */
-GEMMA2_C_API gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* options, gemma2_model** model);
+GEMMA2_C_API gemma2_status gemma2_model_load(const char* path, const gemma2_load_options* options,
+                                             gemma2_model** model);
 GEMMA2_C_API void gemma2_model_free(gemma2_model* model);
 /* 0 for a NULL model, as is the next one. */
 GEMMA2_C_API int32_t gemma2_model_vocab_size(const gemma2_model* model);
@@ -160,7 +162,8 @@ GEMMA2_C_API void gemma2_session_free(gemma2_session* session);
  * at most the positions left (capacity - length); count 0 runs only the
  * pending tokens (the one a rollback keeps, the last one generated), and
  * is an error when there are none. A rejected feed changes nothing. */
-GEMMA2_C_API gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, size_t count, float* logits);
+GEMMA2_C_API gemma2_status gemma2_session_feed(gemma2_session* session, const int32_t* ids, size_t count,
+                                               float* logits);
 /* An independent copy of the session (shared prefix computed once). */
 GEMMA2_C_API gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session** copy);
 /* Keeps the first `count` tokens (count <= gemma2_session_length). */
@@ -193,7 +196,7 @@ typedef struct gemma2_sampling_params {
   float repetition_penalty; /* 1: off */
   float frequency_penalty;
   float presence_penalty;
-  int32_t penalty_last_n;   /* 0: the whole sequence */
+  int32_t penalty_last_n; /* 0: the whole sequence */
   uint64_t seed;
 } gemma2_sampling_params;
 
@@ -214,9 +217,9 @@ GEMMA2_C_API gemma2_status gemma2_session_sample(gemma2_session* session, gemma2
  * the sampler is then unchanged. A new grammar replaces the old one (one
  * per reply); NULL text removes it. */
 GEMMA2_C_API gemma2_status gemma2_sampler_set_grammar(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
-                                                     const char* gbnf, int32_t max_tokens);
+                                                      const char* gbnf, int32_t max_tokens);
 GEMMA2_C_API gemma2_status gemma2_sampler_set_json_schema(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
-                                                         const char* schema, int32_t max_tokens);
+                                                          const char* schema, int32_t max_tokens);
 
 /* Whitespace between the tokens of JSON output (never inside strings). */
 typedef enum gemma2_json_whitespace {
@@ -235,9 +238,9 @@ GEMMA2_C_API gemma2_json_options gemma2_json_options_default(void);
 /* gemma2_sampler_set_json_schema with options; NULL options are the
  * defaults, which gemma2_sampler_set_json_schema uses. An unknown
  * whitespace value is an error. */
-GEMMA2_C_API gemma2_status gemma2_sampler_set_json_schema_with(gemma2_sampler* sampler, const gemma2_tokenizer* tokenizer,
-                                                              const char* schema, const gemma2_json_options* options,
-                                                              int32_t max_tokens);
+GEMMA2_C_API gemma2_status gemma2_sampler_set_json_schema_with(gemma2_sampler* sampler,
+                                                               const gemma2_tokenizer* tokenizer, const char* schema,
+                                                               const gemma2_json_options* options, int32_t max_tokens);
 
 /* 1 when the constrained text is complete and nothing may follow it; 0 for
  * NULL. */
@@ -267,8 +270,8 @@ typedef enum gemma2_stop_reason {
   GEMMA2_STOP_CONTEXT_FULL = 6, /* the session has no room for another position */
   GEMMA2_STOP_COMPLETE = 7,     /* the sampler's grammar text is complete */
   /* Pauses: the reply goes on with the next generate call. */
-  GEMMA2_STOP_CALL_LIMIT = 8,   /* this call generated call_max_tokens */
-  GEMMA2_STOP_TIME_BUDGET = 9   /* the next step would not fit this call's time budget */
+  GEMMA2_STOP_CALL_LIMIT = 8, /* this call generated call_max_tokens */
+  GEMMA2_STOP_TIME_BUDGET = 9 /* the next step would not fit this call's time budget */
 } gemma2_stop_reason;
 
 typedef struct gemma2_generate_options {
@@ -281,9 +284,9 @@ typedef struct gemma2_generate_options {
   const gemma2_model* draft_model; /* speculative decoding by a smaller model of the same vocabulary; NULL: off */
   int32_t draft_max;               /* guesses checked per pass, 1-6 (default 6) */
   /* Read by every call: */
-  int32_t call_max_tokens;         /* this call returns after this many tokens; 0: no limit */
-  double time_budget_ms;           /* this call returns before a step (a prompt chunk or a decoding pass)
-                                    * that would end past this many ms; it runs at least one step; 0: none */
+  int32_t call_max_tokens; /* this call returns after this many tokens; 0: no limit */
+  double time_budget_ms;   /* this call returns before a step (a prompt chunk or a decoding pass)
+                            * that would end past this many ms; it runs at least one step; 0: none */
 } gemma2_generate_options;
 
 /* What a generate call did. */
@@ -319,18 +322,18 @@ GEMMA2_C_API gemma2_status gemma2_session_append(gemma2_session* session, const 
  * NULL (the defaults); `result` may be NULL. A stop token is passed to the
  * callback and kept pending: the next feed or reply runs it first. */
 GEMMA2_C_API gemma2_status gemma2_session_generate_with(gemma2_session* session, gemma2_sampler* sampler,
-                                                       const gemma2_tokenizer* tokenizer,
-                                                       const gemma2_generate_options* options,
-                                                       gemma2_token_callback callback, void* user,
-                                                       gemma2_generate_result* result);
+                                                        const gemma2_tokenizer* tokenizer,
+                                                        const gemma2_generate_options* options,
+                                                        gemma2_token_callback callback, void* user,
+                                                        gemma2_generate_result* result);
 
 /* gemma2_session_generate_with with the default options and at most
  * max_new tokens in this call (call_max_tokens; 0 returns at once):
  * consecutive calls continue one reply. `generated` (may be NULL) counts
  * the tokens this call sampled. */
 GEMMA2_C_API gemma2_status gemma2_session_generate(gemma2_session* session, gemma2_sampler* sampler,
-                                                  const gemma2_tokenizer* tokenizer, int32_t max_new,
-                                                  gemma2_token_callback callback, void* user, size_t* generated);
+                                                   const gemma2_tokenizer* tokenizer, int32_t max_new,
+                                                   gemma2_token_callback callback, void* user, size_t* generated);
 
 /* Why the session's last generate call returned (GEMMA2_STOP_NONE before
  * any; NULL session: GEMMA2_STOP_NONE and the last error is set). */

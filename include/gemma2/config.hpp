@@ -115,20 +115,20 @@ struct RuntimeConfig {
 // none; vocab_size comes from the embedding's shape); `fingerprint_slot` its
 // place in a saved session's model fingerprint (-1: the saved state does not
 // depend on it). Slots are part of the session format: never renumber them.
-#define GEMMA2_CONFIG_FIELDS(X)                                                \
-  X(vocab_size, nullptr, 0)                                                    \
-  X(hidden_size, "gemma2.embedding_length", 1)                                 \
-  X(num_hidden_layers, "gemma2.block_count", 2)                                \
-  X(num_attention_heads, "gemma2.attention.head_count", 3)                     \
-  X(num_key_value_heads, "gemma2.attention.head_count_kv", 4)                  \
-  X(head_dim, "gemma2.attention.key_length", 5)                                \
-  X(intermediate_size, "gemma2.feed_forward_length", 6)                        \
-  X(query_pre_attn_scalar, "gemma2.attention.query_pre_attn_scalar", 8)        \
-  X(sliding_window, "gemma2.attention.sliding_window", 7)                      \
-  X(max_position_embeddings, "gemma2.context_length", -1)                      \
-  X(attn_logit_softcapping, "gemma2.attn_logit_softcapping", 11)               \
-  X(final_logit_softcapping, "gemma2.final_logit_softcapping", -1)             \
-  X(rope_theta, "gemma2.rope.freq_base", 9)                                    \
+#define GEMMA2_CONFIG_FIELDS(X)                                         \
+  X(vocab_size, nullptr, 0)                                             \
+  X(hidden_size, "gemma2.embedding_length", 1)                          \
+  X(num_hidden_layers, "gemma2.block_count", 2)                         \
+  X(num_attention_heads, "gemma2.attention.head_count", 3)              \
+  X(num_key_value_heads, "gemma2.attention.head_count_kv", 4)           \
+  X(head_dim, "gemma2.attention.key_length", 5)                         \
+  X(intermediate_size, "gemma2.feed_forward_length", 6)                 \
+  X(query_pre_attn_scalar, "gemma2.attention.query_pre_attn_scalar", 8) \
+  X(sliding_window, "gemma2.attention.sliding_window", 7)               \
+  X(max_position_embeddings, "gemma2.context_length", -1)               \
+  X(attn_logit_softcapping, "gemma2.attn_logit_softcapping", 11)        \
+  X(final_logit_softcapping, "gemma2.final_logit_softcapping", -1)      \
+  X(rope_theta, "gemma2.rope.freq_base", 9)                             \
   X(rms_norm_eps, "gemma2.attention.layer_norm_rms_epsilon", 10)
 
 // The runtime view of any Config (a preset's constants, or a copy).
@@ -204,14 +204,15 @@ inline Status validate(const RuntimeConfig& c) {
   });
   if (!status) return status;
   if (c.vocab_size > (1 << 24)) return err("config: vocab_size = ", c.vocab_size, " is larger than 16777216");
-  if (c.num_hidden_layers > 1024) return err("config: num_hidden_layers = ", c.num_hidden_layers, " is larger than 1024");
+  if (c.num_hidden_layers > 1024)
+    return err("config: num_hidden_layers = ", c.num_hidden_layers, " is larger than 1024");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     return err("config: num_attention_heads (", c.num_attention_heads, ") is not a multiple of num_key_value_heads (",
                c.num_key_value_heads, ")");
   if (c.head_dim % 2 != 0) return err("config: head_dim must be even for rotary embeddings, got ", c.head_dim);
   if (static_cast<int64_t>(c.num_attention_heads) * c.head_dim > kMaxDim)
-    return err("config: num_attention_heads * head_dim = ",
-               static_cast<int64_t>(c.num_attention_heads) * c.head_dim, " is too large");
+    return err("config: num_attention_heads * head_dim = ", static_cast<int64_t>(c.num_attention_heads) * c.head_dim,
+               " is too large");
   if (c.layer_types.size() != static_cast<size_t>(c.num_hidden_layers))
     return err("config: layer_types has ", c.layer_types.size(), " entries but num_hidden_layers is ",
                c.num_hidden_layers);

@@ -76,9 +76,7 @@ class TokenTrie {
   }
 
   int vocab_size() const { return static_cast<int>(kind_.size()); }
-  Kind kind(int32_t id) const {
-    return id >= 0 && id < vocab_size() ? kind_[static_cast<size_t>(id)] : Kind::Never;
-  }
+  Kind kind(int32_t id) const { return id >= 0 && id < vocab_size() ? kind_[static_cast<size_t>(id)] : Kind::Never; }
   std::string_view text(int32_t id) const {
     if (kind(id) != Kind::Text) return {};
     const auto i = static_cast<size_t>(id);
@@ -107,7 +105,8 @@ class TokenTrie {
     std::vector<int32_t> order;
     for (int32_t id = 0; id < vocab_size(); ++id)
       if (kind_[static_cast<size_t>(id)] == Kind::Text) order.push_back(id);
-    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return text(a) < text(b) || (text(a) == text(b) && a < b); });
+    std::sort(order.begin(), order.end(),
+              [&](int32_t a, int32_t b) { return text(a) < text(b) || (text(a) == text(b) && a < b); });
     nodes_.assign(1, Node{});
     std::vector<int32_t> path{0};  // nodes of the previous text's bytes, root first
     std::vector<int32_t> last_child{-1};
@@ -224,7 +223,8 @@ class GrammarConstraint {
   std::string error() const {
     if (!automaton_.exceeded()) return {};
     return detail::err("grammar: too ambiguous to follow: matching the next token took more than ",
-                       detail::ByteAutomaton::kMaxSteps, " parse-stack steps").message;
+                       detail::ByteAutomaton::kMaxSteps, " parse-stack steps")
+        .message;
   }
 
   // Advances past `token`; refused tokens change nothing.
@@ -266,7 +266,8 @@ class GrammarConstraint {
   const std::vector<int32_t>& tokens() const { return tokens_; }
   size_t size() const { return tokens_.size(); }
   Status rollback(size_t n) {
-    if (n > tokens_.size()) return detail::err("grammar: rollback to ", n, " tokens, but only ", tokens_.size(), " were accepted");
+    if (n > tokens_.size())
+      return detail::err("grammar: rollback to ", n, " tokens, but only ", tokens_.size(), " were accepted");
     tokens_.resize(n);
     states_.resize(n + 1);
     at_start_.resize(n + 1);
@@ -383,8 +384,8 @@ class GrammarConstraint {
 
   detail::ByteAutomaton automaton_;
   std::shared_ptr<const TokenTrie> vocab_;
-  std::vector<int32_t> states_;     // states_[k]: the automaton's state after the first k accepted tokens
-  std::vector<uint8_t> at_start_;   // per state: the decoder would still drop a leading space
+  std::vector<int32_t> states_;    // states_[k]: the automaton's state after the first k accepted tokens
+  std::vector<uint8_t> at_start_;  // per state: the decoder would still drop a leading space
   std::vector<int32_t> tokens_;
   size_t budget_end_ = kNoBudget;
   size_t start_ = kNoBudget;  // where the constrained text starts in sync()'s history

@@ -42,9 +42,9 @@ inline std::function<bool(int32_t, std::string_view)> text_callback(
 // null (no text). `on_text` receives each piece of text as it becomes
 // final; returning false stops generation.
 template <class Model, class Cache, class SamplerFn>
-Result<GenerateResult> generate(const Model& model, Cache& kv, TokenHistory& history,
-                                const std::vector<int32_t>& input, SamplerFn&& sampler,
-                                const GenerateOptions& options = {}, const Tokenizer* tok = nullptr,
+Result<GenerateResult> generate(const Model& model, Cache& kv, TokenHistory& history, const std::vector<int32_t>& input,
+                                SamplerFn&& sampler, const GenerateOptions& options = {},
+                                const Tokenizer* tok = nullptr,
                                 const std::function<bool(std::string_view)>& on_text = {}) {
   Generation g(options, tok);
   auto r = g.run(model, kv, history, input, sampler, detail::text_callback(on_text));

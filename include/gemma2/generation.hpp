@@ -127,7 +127,8 @@ class Generation {
     const uint32_t flags = r.u32("flags"), stop = r.u32("stop reason");
     if (flags >= 64 || stop > static_cast<uint32_t>(StopReason::TimeBudget)) return err(where, "bad flags");
     if (((flags & 16u) != 0) != decoder_.has_value())
-      return err(where, "saved ", decoder_ ? "without" : "with", " a tokenizer; this reply has ", decoder_ ? "one" : "none");
+      return err(where, "saved ", decoder_ ? "without" : "with", " a tokenizer; this reply has ",
+                 decoder_ ? "one" : "none");
     const uint64_t ntokens = r.u64("token count");
     if (!r.ok() || ntokens > r.left() / 4) return err(where, "truncated");
     GenerateResult reply;
@@ -145,12 +146,12 @@ class Generation {
     const uint64_t nready = r.u64("logit count");
     if (!r.ok() || nready > r.left() / sizeof(float)) return err(where, "truncated");
     std::vector<float> ready(static_cast<size_t>(nready));
-    if (nready != 0) std::memcpy(ready.data(), r.take(ready.size() * sizeof(float), "logits"), ready.size() * sizeof(float));
+    if (nready != 0)
+      std::memcpy(ready.data(), r.take(ready.size() * sizeof(float), "logits"), ready.size() * sizeof(float));
     if (!r.ok() || r.left() != 0) return err(where, r.ok() ? "unexpected bytes at the end" : "truncated");
     // A partial character is at most 3 bytes: more is not a saved decoder.
     if (d.bytes.size() > 3) return err(where, "the decoder holds ", d.bytes.size(), " bytes, not a partial character");
-    if (dflags >= 8 || (!decoder_ && (!d.bytes.empty() || dflags != 2)))
-      return err(where, "bad decoder state");
+    if (dflags >= 8 || (!decoder_ && (!d.bytes.empty() || dflags != 2))) return err(where, "bad decoder state");
     started_ = flags & 1u, done_ = flags & 2u, stopped_by_callback_ = flags & 4u, synced_ = flags & 32u;
     filter_.set(std::move(held), (flags & 8u) != 0);
     if (decoder_) decoder_->set_state(std::move(d));
@@ -172,8 +173,8 @@ class Generation {
 
   template <class Model, class Cache, class SamplerFn, class SessionT>
   Result<GenerateResult> run_steps(const Model& model, Cache& kv, TokenHistory& history,
-                                   const std::vector<int32_t>& input, SamplerFn& sampler,
-                                   const TokenCallback& on_token, SessionT* session) {
+                                   const std::vector<int32_t>& input, SamplerFn& sampler, const TokenCallback& on_token,
+                                   SessionT* session) {
     const auto call_start = Clock::now();
     if (Status s = check(model, kv, history, input, sampler); !s) return Error{s.message()};
     if (!started_ && input.empty() && history.size() == static_cast<size_t>(kv.size()) && ready_.empty()) {
@@ -209,7 +210,8 @@ class Generation {
     const GenerateOptions& o = options_;
     if (done_) return err("generate: this reply is over (", stop_reason_name(reply_.stop), "); start a new Generation");
     if (o.max_new_tokens < 0) return err("generate: max_new_tokens must be >= 0, got ", o.max_new_tokens);
-    if (o.call_max_tokens < 0) return err("generate: call_max_tokens must be >= 0 (0: no limit), got ", o.call_max_tokens);
+    if (o.call_max_tokens < 0)
+      return err("generate: call_max_tokens must be >= 0 (0: no limit), got ", o.call_max_tokens);
     if (!(o.time_budget_ms >= 0) || std::isinf(o.time_budget_ms))
       return err("generate: time_budget_ms must be a finite number >= 0 (0: no budget), got ", o.time_budget_ms);
     if (o.prefill_chunk < 1) return err("generate: prefill_chunk must be at least 1, got ", o.prefill_chunk);
@@ -218,8 +220,9 @@ class Generation {
     if (started_ && !input.empty())
       return err("generate: the reply has begun; input goes before its first token (start a new Generation)");
     if (o.max_new_tokens > static_cast<int>(reply_.tokens.size()) && detail::sampler_finished(sampler))
-      return err("generate: the sampler has finished (its grammar's text is complete): constrain it anew or "
-                 "unconstrain it first");
+      return err(
+          "generate: the sampler has finished (its grammar's text is complete): constrain it anew or "
+          "unconstrain it first");
     const int vocab = model.config().vocab_size;
     if (!ready_.empty() && ready_.size() != static_cast<size_t>(vocab))  // a restored reply of another model
       return err("generate: the reply holds logits for a vocabulary of ", ready_.size(), ", the model has ", vocab);
@@ -229,8 +232,8 @@ class Generation {
                    vocab, ")");
     const size_t pending = history.size() + input.size() - static_cast<size_t>(kv.size());
     if (pending > static_cast<size_t>(kv.capacity() - kv.size()))
-      return err("generate: context overflow: ", kv.size(), " cached + ", pending, " new positions exceed the capacity of ",
-                 kv.capacity());
+      return err("generate: context overflow: ", kv.size(), " cached + ", pending,
+                 " new positions exceed the capacity of ", kv.capacity());
     return {};
   }
 
@@ -255,8 +258,16 @@ class Generation::Call {
  public:
   Call(Generation& g, const Model& model, Cache& kv, TokenHistory& history, SamplerFn& sampler,
        const TokenCallback& on_token, SessionT* session, Clock::time_point start)
-      : g_(g), o_(g.options_), model_(model), kv_(kv), history_(history), sampler_(sampler), on_token_(on_token),
-        session_(session), start_(start), history_before_(history.size()) {
+      : g_(g),
+        o_(g.options_),
+        model_(model),
+        kv_(kv),
+        history_(history),
+        sampler_(sampler),
+        on_token_(on_token),
+        session_(session),
+        start_(start),
+        history_before_(history.size()) {
     fwd_.pool = o_.pool;
     fwd_.cancel = o_.cancel;
   }
@@ -290,7 +301,8 @@ class Generation::Call {
     g_.prefill_step_seconds_ = seconds_since(t0) / static_cast<double>(n);
     for (GenerateResult* r : {&out, &g_.reply_}) r->prefill_tokens += static_cast<int>(n);
     if (n == pending) {
-      if (o_.drafter != nullptr && !g_.synced_) o_.drafter->sync(history_);  // the drafter's prefill is the prompt's too
+      if (o_.drafter != nullptr && !g_.synced_)
+        o_.drafter->sync(history_);  // the drafter's prefill is the prompt's too
       g_.synced_ = true;
       if (o_.max_new_tokens == 0) {
         if constexpr (kSession) session_->set_next_logits(logits->data(), static_cast<size_t>(logits->cols()));

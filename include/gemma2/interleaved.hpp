@@ -82,7 +82,9 @@ struct KQuantGroup {
   constexpr size_t unit_at(int s) const { return header_bytes() + static_cast<size_t>(s) * unit_bytes(); }
   // In a unit: the 8 bytes of row `row` in half u (weights 8u + i in the low
   // nibbles, 16 + 8u + i in the high), and mask byte k of plane p.
-  static constexpr size_t nibbles_at(int u, int row) { return 64 * static_cast<size_t>(u) + 8 * static_cast<size_t>(row); }
+  static constexpr size_t nibbles_at(int u, int row) {
+    return 64 * static_cast<size_t>(u) + 8 * static_cast<size_t>(row);
+  }
   static constexpr size_t mask_at(int p, int k, int row) {
     return 128 + 32 * static_cast<size_t>(p) + 8 * static_cast<size_t>(k) + static_cast<size_t>(row);
   }
@@ -99,7 +101,9 @@ inline size_t interleaved_block_bytes(DType t) { return kInterleave * block_byte
 [[deprecated("use KQuantGroup::header_bytes")]] inline size_t kquant_header_bytes(DType t) {
   return KQuantGroup{t}.header_bytes();
 }
-[[deprecated("use KQuantGroup::unit_bytes")]] inline size_t kquant_unit_bytes(DType t) { return KQuantGroup{t}.unit_bytes(); }
+[[deprecated("use KQuantGroup::unit_bytes")]] inline size_t kquant_unit_bytes(DType t) {
+  return KQuantGroup{t}.unit_bytes();
+}
 
 namespace detail {
 // A bit field of 8 consecutive bytes of a layout and 8 consecutive values,
@@ -189,8 +193,10 @@ void kquant_superblock_copy(DType t, int row, uint8_t* plain, uint8_t* group) {
   const size_t scales_at = six ? offsetof(BlockQ6_K, scales) : offsetof(BlockQ4_K, scales);
   const size_t scale_bytes = six ? sizeof(BlockQ6_K::scales) : sizeof(BlockQ4_K::scales);
   auto copy = [](uint8_t* p, uint8_t* g, size_t n) { ToGroup ? std::memcpy(g, p, n) : std::memcpy(p, g, n); };
-  for (int h = 0; h < layout.halves(); ++h) copy(plain + halves_at + sizeof(f16) * static_cast<size_t>(h), group + KQuantGroup::half_at(h, row), 2);
-  for (size_t k = 0; k < scale_bytes; ++k) copy(plain + scales_at + k, group + layout.scale_at(static_cast<int>(k), row), 1);
+  for (int h = 0; h < layout.halves(); ++h)
+    copy(plain + halves_at + sizeof(f16) * static_cast<size_t>(h), group + KQuantGroup::half_at(h, row), 2);
+  for (size_t k = 0; k < scale_bytes; ++k)
+    copy(plain + scales_at + k, group + layout.scale_at(static_cast<int>(k), row), 1);
   uint8_t v[kSuperBlock] = {};
   if constexpr (ToGroup) {
     kquant_plain_values<true>(t, plain, v);

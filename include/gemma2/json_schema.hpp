@@ -58,10 +58,10 @@ GEMMA2_BEGIN_NAMESPACE
 
 // GBNF text for a JSON Schema given as a document (properties keep their
 // order; see the subset at the top of this file).
-inline Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema, const JsonGrammarOptions& options = {}) {
-  return detail::guard("converting a JSON Schema", [&]() -> Result<std::string> {
-    return detail::SchemaConverter(schema, options).run();
-  });
+inline Result<std::string> json_schema_to_gbnf(const nlohmann::ordered_json& schema,
+                                               const JsonGrammarOptions& options = {}) {
+  return detail::guard("converting a JSON Schema",
+                       [&]() -> Result<std::string> { return detail::SchemaConverter(schema, options).run(); });
 }
 
 // The same from JSON text.

@@ -51,7 +51,8 @@ struct CacheShape {
 template <class Config>
 CacheShape cache_shape(const Config& c, int capacity) {
   const RuntimeConfig r = to_runtime(c);
-  return {r.num_hidden_layers, r.num_key_value_heads * r.head_dim, capacity, r.sliding_window, r.layer_types, r.head_dim};
+  return {r.num_hidden_layers, r.num_key_value_heads * r.head_dim, capacity, r.sliding_window, r.layer_types,
+          r.head_dim};
 }
 
 // Whether a cache of shape `s` fits the model whose cache_shape is `model`
@@ -81,8 +82,10 @@ class LayerRings {
 
   LayerRings() = default;
   LayerRings(const CacheShape& shape, std::vector<int> slots)
-      : shape_(shape), row_bytes_(kv_row_bytes(dtype, shape.kv_dim, shape.head_dim)),
-        slots_(std::move(slots)), floors_(slots_.size(), 0) {
+      : shape_(shape),
+        row_bytes_(kv_row_bytes(dtype, shape.kv_dim, shape.head_dim)),
+        slots_(std::move(slots)),
+        floors_(slots_.size(), 0) {
     offsets_.push_back(0);
     for (int s : slots_) offsets_.push_back(offsets_.back() + static_cast<size_t>(s) * row_bytes_);
     keys_.resize(offsets_.back());
@@ -178,7 +181,8 @@ class FullKVCache : public detail::LayerRings<Storage> {
 
   int max_step() const { return this->capacity(); }
   Status truncate(int n) {
-    if (n < 0 || n > this->size()) return detail::err("cannot truncate a KV cache of ", this->size(), " positions to ", n);
+    if (n < 0 || n > this->size())
+      return detail::err("cannot truncate a KV cache of ", this->size(), " positions to ", n);
     this->drop_from(n);
     return {};
   }
@@ -215,7 +219,8 @@ class SlidingWindowKVCache : public detail::LayerRings<Storage> {
 
   int max_step() const { return max_step_; }
   Status truncate(int n) {
-    if (n < 0 || n > this->size()) return detail::err("cannot truncate a KV cache of ", this->size(), " positions to ", n);
+    if (n < 0 || n > this->size())
+      return detail::err("cannot truncate a KV cache of ", this->size(), " positions to ", n);
     for (int l = 0; l < this->shape().num_layers; ++l)
       if (this->needed_from(l, n) < this->oldest(l))
         return detail::err("cannot roll back to position ", n, ": layer ", l,
@@ -243,8 +248,9 @@ using KVCache = FullKVCache<float>;
 
 // Calls X(cache type) for each built-in cache: the ones whose forward pass
 // the compiled unit holds (GEMMA2_COMPILED, see version.hpp).
-#define GEMMA2_STANDARD_CACHES(X)                                                                     \
-  X(FullKVCache<float>) X(FullKVCache<bf16>) X(FullKVCache<int8_t>) X(SlidingWindowKVCache<float>) \
-  X(SlidingWindowKVCache<bf16>) X(SlidingWindowKVCache<int8_t>)
+#define GEMMA2_STANDARD_CACHES(X)                                                                          \
+  X(FullKVCache<float>)                                                                                    \
+  X(FullKVCache<bf16>) X(FullKVCache<int8_t>) X(SlidingWindowKVCache<float>) X(SlidingWindowKVCache<bf16>) \
+      X(SlidingWindowKVCache<int8_t>)
 
 GEMMA2_END_NAMESPACE

@@ -130,7 +130,8 @@ class Gemma2Model {
   // [items][vocab]: row i holds the logits after item i's last token. The
   // results equal running the items one by one.
   template <class Cache>
-  Result<Activations> forward_batch(const std::vector<BatchItem<Cache>>& items, const ForwardOptions& options = {}) const {
+  Result<Activations> forward_batch(const std::vector<BatchItem<Cache>>& items,
+                                    const ForwardOptions& options = {}) const {
     if (options.all_logits) return detail::err("forward_batch: all_logits is only for a single sequence");
     return run(items, options);
   }
@@ -213,7 +214,8 @@ class Gemma2Model {
 
 template <class Config>
 template <class Cache>
-Result<Activations> Gemma2Model<Config>::run(const std::vector<BatchItem<Cache>>& items, const ForwardOptions& options) const {
+Result<Activations> Gemma2Model<Config>::run(const std::vector<BatchItem<Cache>>& items,
+                                             const ForwardOptions& options) const {
   if (Status s = check(items, options); !s) return Error{s.message()};
   const Config& c = config_;
   int step = options.chunk;
@@ -239,7 +241,8 @@ Result<Activations> Gemma2Model<Config>::run(const std::vector<BatchItem<Cache>>
       seqs.push_back({items[b].cache, items[b].cache->size(), static_cast<int>(ids.size()), static_cast<int>(n)});
       ids.insert(ids.end(), items[b].ids + done[b], items[b].ids + done[b] + n);
       done[b] += n;
-      if (done[b] == items[b].n) last_rows.push_back(static_cast<Eigen::Index>(ids.size()) - 1), last_items.push_back(b);
+      if (done[b] == items[b].n)
+        last_rows.push_back(static_cast<Eigen::Index>(ids.size()) - 1), last_items.push_back(b);
     }
     if (seqs.empty()) break;
     if (options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed))
@@ -308,7 +311,8 @@ Result<Gemma2Model<Config>> Gemma2Model<Config>::from_checkpoint(Checkpoint ck, 
   if (options.log) {
     size_t bytes = 0;
     std::set<std::string> files, dtypes;
-    for (const auto& [name, t] : ck.tensors) bytes += t.nbytes, files.insert(t.source), dtypes.insert(dtype_name(t.dtype));
+    for (const auto& [name, t] : ck.tensors)
+      bytes += t.nbytes, files.insert(t.source), dtypes.insert(dtype_name(t.dtype));
     std::string types;
     for (const auto& d : dtypes) types += (types.empty() ? "" : ", ") + d;
     options.log(LogLevel::Info, "checkpoint: " + std::to_string(ck.tensors.size()) + " tensors (" + types + ") in " +

@@ -50,9 +50,9 @@ inline bool is_pause(StopReason r) { return r == StopReason::CallLimit || r == S
 
 // Limits and stop conditions of a reply, and of each call that runs it.
 struct GenerateOptions {
-  int max_new_tokens = 256;               // tokens of the whole reply
-  std::vector<int32_t> stop_tokens;       // e.g. {tokenizer.eos_id(), tokenizer.end_of_turn_id()}
-  std::vector<std::string> stop_strings;  // generation ends where the text first contains one
+  int max_new_tokens = 256;                   // tokens of the whole reply
+  std::vector<int32_t> stop_tokens;           // e.g. {tokenizer.eos_id(), tokenizer.end_of_turn_id()}
+  std::vector<std::string> stop_strings;      // generation ends where the text first contains one
   const std::atomic<bool>* cancel = nullptr;  // checked between decode steps and prefill chunks
   const Executor* pool = nullptr;
   // The prompt runs in chunks of this many tokens, each one step of a call.

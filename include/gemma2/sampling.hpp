@@ -156,7 +156,6 @@ inline LogitProcessor top_k(int k) {
   };
 }
 
-
 // Keeps the smallest set of most likely tokens whose probability reaches p.
 inline LogitProcessor top_p(float p) {
   return [p](std::vector<float>& logits, const TokenHistory&) {
@@ -164,7 +163,8 @@ inline LogitProcessor top_p(float p) {
     const auto prob = detail::probabilities(logits);
     std::vector<int32_t> order(logits.size());
     std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return prob[a] > prob[b] || (prob[a] == prob[b] && a < b); });
+    std::sort(order.begin(), order.end(),
+              [&](int32_t a, int32_t b) { return prob[a] > prob[b] || (prob[a] == prob[b] && a < b); });
     double cum = 0.0;
     size_t keep = 0;
     while (keep < order.size() && (keep == 0 || cum < p)) cum += prob[static_cast<size_t>(order[keep++])];
@@ -188,22 +188,23 @@ inline LogitProcessor min_p(float min_p) {
 // Settings of the ready-made Sampler; the defaults are plain sampling at
 // temperature 1 with every processor off.
 struct SamplingParams {
-  bool greedy = false;         // argmax after the processors (ignores temperature and sampling)
-  float temperature = 1.0f;    // 0 also means greedy
-  int top_k = 0;               // 0: off
-  float top_p = 1.0f;          // 1: off
-  float min_p = 0.0f;          // 0: off
+  bool greedy = false;       // argmax after the processors (ignores temperature and sampling)
+  float temperature = 1.0f;  // 0 also means greedy
+  int top_k = 0;             // 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off
   float repetition_penalty = 1.0f;
   float frequency_penalty = 0.0f;
   float presence_penalty = 0.0f;
-  int penalty_last_n = 0;      // penalties look at this many recent tokens (0: all)
+  int penalty_last_n = 0;  // penalties look at this many recent tokens (0: all)
   std::unordered_map<int32_t, float> logit_bias;
   uint64_t seed = 0;
 };
 
 inline Status validate(const SamplingParams& p) {
   using detail::err;
-  if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) return err("temperature must be >= 0, got ", p.temperature);
+  if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature))
+    return err("temperature must be >= 0, got ", p.temperature);
   if (p.top_k < 0) return err("top-k must be >= 0, got ", p.top_k);
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return err("top-p must be in (0, 1], got ", p.top_p);
   if (!(p.min_p >= 0.0f && p.min_p < 1.0f)) return err("min-p must be in [0, 1), got ", p.min_p);
@@ -227,8 +228,7 @@ class Sampler {
   // The usual chain, in Hugging Face's order: logit bias, penalties,
   // temperature, top-k, top-p, min-p, then the draw. Check params with
   // validate() first; invalid values are clamped to "off".
-  explicit Sampler(const SamplingParams& p)
-      : greedy_(p.greedy || !(p.temperature > 0.0f)), rng_(p.seed) {
+  explicit Sampler(const SamplingParams& p) : greedy_(p.greedy || !(p.temperature > 0.0f)), rng_(p.seed) {
     if (!p.logit_bias.empty()) add(processors::logit_bias(p.logit_bias));
     if (p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f)
       add(processors::penalties(p.repetition_penalty > 0 ? p.repetition_penalty : 1.0f, p.frequency_penalty,

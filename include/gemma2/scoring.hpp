@@ -17,9 +17,9 @@ GEMMA2_BEGIN_NAMESPACE
 
 // What the model predicted for one token of the scored text.
 struct TokenPrediction {
-  int64_t index = 0;       // index in the ids of the predicted token
-  int32_t target = 0;      // ids[index]
-  float logprob = 0.0f;    // log p(target | ids[0..index))
+  int64_t index = 0;                           // index in the ids of the predicted token
+  int32_t target = 0;                          // ids[index]
+  float logprob = 0.0f;                        // log p(target | ids[0..index))
   std::vector<std::pair<int32_t, float>> top;  // top-k (id, log p), most likely first
 };
 
@@ -59,7 +59,8 @@ inline float log_softmax_at(const float* logits, int vocab, int32_t target, int 
     std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
                       [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
     top->clear();
-    for (int i = 0; i < k; ++i) top->emplace_back(idx[static_cast<size_t>(i)], logits[idx[static_cast<size_t>(i)]] - log_z);
+    for (int i = 0; i < k; ++i)
+      top->emplace_back(idx[static_cast<size_t>(i)], logits[idx[static_cast<size_t>(i)]] - log_z);
   }
   return logits[target] - log_z;
 }
@@ -80,7 +81,7 @@ Result<ScoreResult> score(const Model& model, const std::vector<int32_t>& ids, c
   if (window < 2 || window > model.config().max_position_embeddings)
     return err("score: window must be between 2 and ", model.config().max_position_embeddings, ", got ", window);
   const int64_t n_text = static_cast<int64_t>(ids.size()) - 1;  // tokens after ids[0]
-  const int64_t span = window - 1;                               // text tokens per window
+  const int64_t span = window - 1;                              // text tokens per window
   const int64_t stride = options.stride == 0 ? std::max<int64_t>(1, span / 2) : options.stride;
   if (stride < 1 || stride > span) return err("score: stride must be between 1 and ", span, ", got ", stride);
   auto kv = model.template make_cache<Cache>(window);

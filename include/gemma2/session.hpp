@@ -72,7 +72,8 @@ class Session {
   // nothing to run, and save() keeps them, so a session fed and saved
   // continues after restore() exactly as it would have.
   const std::vector<float>* next_logits() const {
-    const bool valid = !logits_.empty() && logits_at_ == tokens_.size() && static_cast<size_t>(cache_.size()) == logits_at_;
+    const bool valid =
+        !logits_.empty() && logits_at_ == tokens_.size() && static_cast<size_t>(cache_.size()) == logits_at_;
     return valid ? &logits_ : nullptr;
   }
   // Records the logits after the last token (generate() does, after a
@@ -244,9 +245,9 @@ class Session {
     const uint64_t positions = static_cast<uint64_t>(c.max_position_embeddings);
     const uint64_t kv_row = detail::kv_row_bytes(kStorage, c.num_key_value_heads * c.head_dim, c.head_dim);
     return 2 * static_cast<uint64_t>(c.num_hidden_layers) * positions * kv_row  // keys and values
-           + 8 * positions                                                     // tokens (pending ones too)
-           + 4 * static_cast<uint64_t>(c.vocab_size)                           // the next-token logits
-           + 4 * static_cast<uint64_t>(c.num_hidden_layers) + 4096;            // per-layer starts, header
+           + 8 * positions                                                      // tokens (pending ones too)
+           + 4 * static_cast<uint64_t>(c.vocab_size)                            // the next-token logits
+           + 4 * static_cast<uint64_t>(c.num_hidden_layers) + 4096;             // per-layer starts, header
   }
 
  private:

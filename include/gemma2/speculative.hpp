@@ -106,8 +106,8 @@ class ModelDrafter : public Drafter {
     for (;;) {
       const int32_t best = argmax(row_);
       const double p = 1.0 / std::accumulate(row_.begin(), row_.end(), 0.0, [&](double s, float l) {
-        return s + std::exp(static_cast<double>(l) - row_[static_cast<size_t>(best)]);
-      });
+                         return s + std::exp(static_cast<double>(l) - row_[static_cast<size_t>(best)]);
+                       });
       if (!(p >= options_.min_confidence) && !out.empty()) break;
       out.push_back(best);
       if (static_cast<int>(out.size()) == max) break;
@@ -146,7 +146,7 @@ class ModelDrafter : public Drafter {
     return has_row_ = true;
   }
 
-  bool reset() {  // a failed pass: start over from the next history
+  bool reset() {                 // a failed pass: start over from the next history
     (void)session_.rollback(0);  // to nothing: cannot fail
     has_row_ = false;
     return false;
@@ -177,8 +177,8 @@ namespace detail {
 // A sampler's choice, checked: an id in the vocabulary, or the sampler's own
 // error (see sampling.hpp: samplers may have error()).
 template <class SamplerFn>
-Result<int32_t> sample_checked(SamplerFn& sampler, std::vector<float>& row, const TokenHistory& history,
-                               int vocab_size, const char* who) {
+Result<int32_t> sample_checked(SamplerFn& sampler, std::vector<float>& row, const TokenHistory& history, int vocab_size,
+                               const char* who) {
   const int32_t id = sampler(row, history);
   if (id >= 0 && id < vocab_size) return id;
   using S = std::remove_cv_t<std::remove_reference_t<SamplerFn>>;
@@ -267,8 +267,7 @@ Result<SpeculativeStep> speculative_step(const Model& model, Cache& kv, TokenHis
 // less often than a lookup).
 class DraftLength {
  public:
-  explicit DraftLength(int max, double row_cost = 0.1)
-      : max_(std::clamp(max, 0, kMaxDraft)), row_cost_(row_cost) {}
+  explicit DraftLength(int max, double row_cost = 0.1) : max_(std::clamp(max, 0, kMaxDraft)), row_cost_(row_cost) {}
 
   int next(double draft_cost_hint) {
     ++steps_;

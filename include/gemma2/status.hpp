@@ -41,7 +41,7 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error e) : error_(std::move(e.message)) {}  // NOLINT: implicit by design
 
   bool ok() const { return value_.has_value(); }

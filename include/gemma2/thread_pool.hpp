@@ -36,9 +36,8 @@ class ThreadPool final : public Executor {
     if (num_threads < 1 || num_threads > kMaxThreads)
       return detail::err("thread count must be between 1 and ", kMaxThreads, ", got ", num_threads);
     // Starting threads can fail (std::system_error) when the process is at its limit.
-    return detail::guard("starting " + std::to_string(num_threads) + " threads", [&]() -> Result<ThreadPool> {
-      return ThreadPool(num_threads);
-    });
+    return detail::guard("starting " + std::to_string(num_threads) + " threads",
+                         [&]() -> Result<ThreadPool> { return ThreadPool(num_threads); });
   }
 
   ThreadPool(ThreadPool&&) noexcept;

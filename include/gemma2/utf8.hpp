@@ -40,8 +40,12 @@ struct Utf8Pending {
 // one (a continuation byte, C0, C1 or F5-FF).
 inline bool utf8_begin(uint8_t b, Utf8Pending& out) {
   if (b >= 0xC2 && b <= 0xDF) out = {static_cast<uint32_t>(b & 0x1F), 1, 0x80, 0xBF};
-  else if (b >= 0xE0 && b <= 0xEF) out = {static_cast<uint32_t>(b & 0x0F), 2, static_cast<uint8_t>(b == 0xE0 ? 0xA0 : 0x80), static_cast<uint8_t>(b == 0xED ? 0x9F : 0xBF)};
-  else if (b >= 0xF0 && b <= 0xF4) out = {static_cast<uint32_t>(b & 0x07), 3, static_cast<uint8_t>(b == 0xF0 ? 0x90 : 0x80), static_cast<uint8_t>(b == 0xF4 ? 0x8F : 0xBF)};
+  else if (b >= 0xE0 && b <= 0xEF)
+    out = {static_cast<uint32_t>(b & 0x0F), 2, static_cast<uint8_t>(b == 0xE0 ? 0xA0 : 0x80),
+           static_cast<uint8_t>(b == 0xED ? 0x9F : 0xBF)};
+  else if (b >= 0xF0 && b <= 0xF4)
+    out = {static_cast<uint32_t>(b & 0x07), 3, static_cast<uint8_t>(b == 0xF0 ? 0x90 : 0x80),
+           static_cast<uint8_t>(b == 0xF4 ? 0x8F : 0xBF)};
   else return false;
   return true;
 }

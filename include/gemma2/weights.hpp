@@ -53,8 +53,10 @@ struct Matrix {
     }
     return {data, row_bytes(dtype, cols)};
   }
-  [[deprecated("use plain_rows().row(r), or detail::plain_row for a matrix that may be interleaved")]]
-  const std::byte* row(int r) const { return plain_rows().row(r); }
+  [[deprecated("use plain_rows().row(r), or detail::plain_row for a matrix that may be interleaved")]] const std::byte*
+  row(int r) const {
+    return plain_rows().row(r);
+  }
   // The bytes of one group of kInterleave rows of an interleaved matrix.
   size_t group_bytes() const { return kInterleave * row_bytes(dtype, cols); }
   size_t bytes() const {

@@ -19,8 +19,8 @@ static int check(int ok, const char* what, const char* file, int line) {
   return ok;
 }
 #define CHECK(cond) check((cond) != 0, #cond, __FILE__, __LINE__)
-#define REQUIRE(cond)                                              \
-  do {                                                             \
+#define REQUIRE(cond)                                            \
+  do {                                                           \
     if (!check((cond) != 0, #cond, __FILE__, __LINE__)) exit(1); \
   } while (0)
 

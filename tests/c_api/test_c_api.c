@@ -93,7 +93,8 @@ static int named_error(int ok, const char* function, size_t name_length, const c
 /* `cond` starts with the call, whose name the error must start with. */
 #define REJECTED(cond, mention) named_error((cond) != 0, #cond, strcspn(#cond, "("), mention, #cond, __LINE__)
 /* For the tables below, which name the function in a row. */
-#define ROW_REJECTED(cond, function, mention) named_error((cond) != 0, function, strlen(function), mention, #cond, __LINE__)
+#define ROW_REJECTED(cond, function, mention) \
+  named_error((cond) != 0, function, strlen(function), mention, #cond, __LINE__)
 
 typedef struct {
   const char* dir;
@@ -270,8 +271,8 @@ static void check_arguments(const Fixture* f) {
     if (row->input != NULL) {
       snprintf(want, sizeof want, "%s is NULL but %s is 3", row->pointer, row->size);
       ROW_REJECTED(row->input(f, NULL, 3) == GEMMA2_ERROR, row->function, want);
-      snprintf(want, sizeof want, "%s is %zu, more than an array of %zu-byte elements can hold", row->size, past_max(row),
-               row->element);
+      snprintf(want, sizeof want, "%s is %zu, more than an array of %zu-byte elements can hold", row->size,
+               past_max(row), row->element);
       ROW_REJECTED(row->input(f, words, past_max(row)) == GEMMA2_ERROR, row->function, want);
       ROW_REJECTED(row->input(f, words, SIZE_MAX) == GEMMA2_ERROR, row->function, "more than an array");
       continue;
@@ -302,7 +303,8 @@ static void check_arguments(const Fixture* f) {
     snprintf(want, sizeof want, "id is %" PRId32 ", outside the tokenizer's vocabulary [0, %" PRId32 ")", bad, vocab);
     REJECTED(gemma2_stream_push(stream, bad, &piece, &piece_len) == GEMMA2_ERROR, want);
     const int32_t pair[2] = {one, bad};
-    snprintf(want, sizeof want, "ids[1] is %" PRId32 ", outside the tokenizer's vocabulary [0, %" PRId32 ")", bad, vocab);
+    snprintf(want, sizeof want, "ids[1] is %" PRId32 ", outside the tokenizer's vocabulary [0, %" PRId32 ")", bad,
+             vocab);
     REJECTED(gemma2_detokenize(tok, pair, 2, text, sizeof text, &len) == GEMMA2_ERROR, want);
     const int32_t three[3] = {one, one, bad};
     snprintf(want, sizeof want, "ids[2] is %" PRId32 ", outside the model's vocabulary [0, %" PRId32 ")", bad, vocab);
@@ -481,7 +483,8 @@ int main(int argc, char** argv) {
   CHECK(strlen(gemma2_model_kernels(model)) > 0);
 
   gemma2_tokenizer* tok = NULL;
-  CHECK(gemma2_tokenizer_load("/nonexistent/tokenizer.model", &tok) == GEMMA2_ERROR && error_mentions("does not exist"));
+  CHECK(gemma2_tokenizer_load("/nonexistent/tokenizer.model", &tok) == GEMMA2_ERROR &&
+        error_mentions("does not exist"));
   REQUIRE(gemma2_tokenizer_load(dir, &tok) == GEMMA2_OK);
   CHECK(gemma2_tokenizer_bos_id(tok) == 2 && gemma2_tokenizer_eos_id(tok) == 1);
 
@@ -545,7 +548,7 @@ int main(int argc, char** argv) {
   REQUIRE(gemma2_session_feed(copy, detour, 3, NULL) == GEMMA2_OK);
   CHECK(gemma2_session_rollback(copy, n + 1000) == GEMMA2_ERROR);
   REQUIRE(gemma2_session_rollback(copy, n) == GEMMA2_OK);
-  CHECK(gemma2_session_sample(copy, greedy, &t) == GEMMA2_ERROR);  /* no logits until the next feed */
+  CHECK(gemma2_session_sample(copy, greedy, &t) == GEMMA2_ERROR); /* no logits until the next feed */
   REQUIRE(gemma2_session_feed(copy, &next, 1, other) == GEMMA2_OK);
   CHECK(close_floats(logits, other, (size_t)vocab));
   int32_t held[64];
@@ -632,7 +635,8 @@ int main(int argc, char** argv) {
       o.sliding_window = policy;
       gemma2_session *c = NULL, *back = NULL;
       REQUIRE(gemma2_session_new_with(model, &o, &c) == GEMMA2_OK);
-      REQUIRE(gemma2_session_feed(c, ids, n, NULL) == GEMMA2_OK && gemma2_session_feed(c, &next, 1, other) == GEMMA2_OK);
+      REQUIRE(gemma2_session_feed(c, ids, n, NULL) == GEMMA2_OK &&
+              gemma2_session_feed(c, &next, 1, other) == GEMMA2_OK);
       if (k == 0) CHECK(close_floats(logits, other, (size_t)vocab));
       else CHECK(argmax(logits, vocab) == argmax(other, vocab) && max_difference(logits, other, vocab) < 0.5f);
       size_t bytes = 0;
@@ -658,9 +662,11 @@ int main(int argc, char** argv) {
   {
     gemma2_sampler* js = NULL;
     REQUIRE(gemma2_sampler_new(&seeded, &js) == GEMMA2_OK);
-    CHECK(gemma2_sampler_set_json_schema(js, tok, "{\"type\":\"object\",\"properties\":{\"n\":{\"multipleOf\":2}}}", 32) ==
-              GEMMA2_ERROR && error_mentions("'multipleOf' is not supported"));
-    CHECK(gemma2_sampler_set_grammar(js, tok, "root ::= (\"a\"", 8) == GEMMA2_ERROR && error_mentions("line 1, column 10"));
+    CHECK(gemma2_sampler_set_json_schema(js, tok, "{\"type\":\"object\",\"properties\":{\"n\":{\"multipleOf\":2}}}",
+                                         32) == GEMMA2_ERROR &&
+          error_mentions("'multipleOf' is not supported"));
+    CHECK(gemma2_sampler_set_grammar(js, tok, "root ::= (\"a\"", 8) == GEMMA2_ERROR &&
+          error_mentions("line 1, column 10"));
     /* A budget shorter than the shortest completion is refused, naming
      * both; a budget of that completion's length is not. */
     const char* hamlet = "root ::= \"to be or not to be\"";
@@ -691,9 +697,10 @@ int main(int argc, char** argv) {
     /* JSON options: compact text has no whitespace between tokens, free
      * text may; an integer range holds either way; a bad value is named. */
     {
-      const char* ranged = "{\"type\":\"object\",\"properties\":{\"urgency\":{\"type\":\"integer\",\"minimum\":0,"
-                           "\"maximum\":9},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"maxItems\":3}},"
-                           "\"required\":[\"urgency\",\"tags\"],\"additionalProperties\":false}";
+      const char* ranged =
+          "{\"type\":\"object\",\"properties\":{\"urgency\":{\"type\":\"integer\",\"minimum\":0,"
+          "\"maximum\":9},\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"maxItems\":3}},"
+          "\"required\":[\"urgency\",\"tags\"],\"additionalProperties\":false}";
       gemma2_json_options opts = gemma2_json_options_default();
       CHECK(opts.whitespace == GEMMA2_JSON_COMPACT);
       opts.whitespace = 3;
@@ -719,7 +726,8 @@ int main(int argc, char** argv) {
           u += strlen("\"urgency\"");
           while (*u == ' ' || *u == '\n' || *u == '\t' || *u == ':') ++u;
           CHECK(*u >= '0' && *u <= '9' && !(u[1] >= '0' && u[1] <= '9'));
-          if (ws == GEMMA2_JSON_COMPACT) CHECK(json_spaces(out.text) == 0 && strncmp(out.text, "{\"urgency\":", 11) == 0);
+          if (ws == GEMMA2_JSON_COMPACT)
+            CHECK(json_spaces(out.text) == 0 && strncmp(out.text, "{\"urgency\":", 11) == 0);
           if (ws == GEMMA2_JSON_FREE) free_spaces += json_spaces(out.text);
           gemma2_session_free(j);
           gemma2_sampler_free(w);

@@ -55,11 +55,13 @@ typedef struct {
 static gemma2_sampler* make_sampler(SamplerKind kind) {
   gemma2_sampling_params p = gemma2_sampling_params_default();
   if (kind == GREEDY) p.greedy = 1;
-  else
-    GEMMA2_TEST_SEEDED_SAMPLING(p, 17);
+  else GEMMA2_TEST_SEEDED_SAMPLING(p, 17);
   gemma2_sampler* s = NULL;
   REQUIRE(gemma2_sampler_new(&p, &s) == GEMMA2_OK);
-  if (kind == GRAMMAR) REQUIRE(gemma2_sampler_set_grammar(s, tok, "root ::= \"\xC3\x9Cn\xC3\xAF\x63\xC3\xB8\x64\xC3\xA9 \xE2\x9C\x93 \xE6\x97\xA5\xE6\x9C\xAC\"", 0) == GEMMA2_OK);
+  if (kind == GRAMMAR)
+    REQUIRE(gemma2_sampler_set_grammar(
+                s, tok, "root ::= \"\xC3\x9Cn\xC3\xAF\x63\xC3\xB8\x64\xC3\xA9 \xE2\x9C\x93 \xE6\x97\xA5\xE6\x9C\xAC\"",
+                0) == GEMMA2_OK);
   if (kind == SCHEMA)
     REQUIRE(gemma2_sampler_set_json_schema(
                 s, tok,
@@ -319,7 +321,8 @@ static void bad_options(void) {
   rows[1].mention = "options->prefill_chunk", rows[1].o.prefill_chunk = 0;
   rows[2].mention = "options->draft_max", rows[2].o.draft_max = 7;
   rows[3].mention = "options->time_budget_ms", rows[3].o.time_budget_ms = -5;
-  rows[4].mention = "options->stop_strings[0] is NULL", rows[4].o.stop_strings = null_stop, rows[4].o.stop_string_count = 1;
+  rows[4].mention = "options->stop_strings[0] is NULL", rows[4].o.stop_strings = null_stop,
+  rows[4].o.stop_string_count = 1;
   rows[5].mention = "options->lookup_ngram", rows[5].o.lookup_ngram = 17;
   rows[6].mention = "both set", rows[6].o.lookup_ngram = 2, rows[6].o.draft_model = draft_model;
   for (int i = 0; i < 7; ++i) {

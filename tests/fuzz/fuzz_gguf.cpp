@@ -21,7 +21,8 @@ namespace {
 void load_model(const gemma2::GgufFile& g) {
   auto ck = gemma2::gguf_checkpoint(g);
   if (!ck) return;
-  if (gemma2::Status s = gemma2::validate(ck->config); !s) fail("gguf_checkpoint returned an invalid config:", s.message());
+  if (gemma2::Status s = gemma2::validate(ck->config); !s)
+    fail("gguf_checkpoint returned an invalid config:", s.message());
   auto model = gemma2::Gemma2Model<>::from_checkpoint(std::move(*ck));
   if (!model) return;
   // A context of one position is a valid model too.

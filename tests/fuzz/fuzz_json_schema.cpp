@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto g = gemma2::Grammar::parse(*gbnf);
   if (!g) {
-    std::fprintf(stderr, "fuzz_json_schema: the converted grammar does not parse: %s\n%s\n", g.message().c_str(), gbnf->c_str());
+    std::fprintf(stderr, "fuzz_json_schema: the converted grammar does not parse: %s\n%s\n", g.message().c_str(),
+                 gbnf->c_str());
     std::abort();
   }
   return 0;

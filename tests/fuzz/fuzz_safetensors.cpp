@@ -59,8 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return file_of(path, parts[served++]);
   };
   std::map<std::string, gemma2::TensorView> tensors;
-  const gemma2::Status s = gemma2::detail::add_sharded("fuzz", "fuzz/model.safetensors.index.json",
-                                                       std::string(parts[0]), open, tensors);
+  const gemma2::Status s =
+      gemma2::detail::add_sharded("fuzz", "fuzz/model.safetensors.index.json", std::string(parts[0]), open, tensors);
   if (s) bind(std::move(tensors));
   return 0;
 }

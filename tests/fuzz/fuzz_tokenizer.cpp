@@ -44,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto decoded = tok.decode(raw);
   (void)stream_decode(tok, raw);
   // And folded into the vocabulary, which decode must accept.
-  for (int32_t& id : raw) id = static_cast<int32_t>(static_cast<uint32_t>(id) % static_cast<uint32_t>(tok.vocab_size()));
+  for (int32_t& id : raw)
+    id = static_cast<int32_t>(static_cast<uint32_t>(id) % static_cast<uint32_t>(tok.vocab_size()));
   auto folded = tok.decode(raw);
   if (!folded) fail("decode refused ids inside the vocabulary:", folded.message());
   if (stream_decode(tok, raw) != *folded) fail("stream decoding differs from decode");

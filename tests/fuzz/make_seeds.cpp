@@ -34,7 +34,8 @@ void write(const fs::path& p, const std::string& bytes) {
 
 std::map<std::string, gemma2::TensorToWrite> to_write(const gemma2::Checkpoint& ck) {
   std::map<std::string, gemma2::TensorToWrite> out;
-  for (const auto& [name, t] : ck.tensors) out[name] = {t.dtype, t.shape, std::vector<std::byte>(t.data, t.data + t.nbytes)};
+  for (const auto& [name, t] : ck.tensors)
+    out[name] = {t.dtype, t.shape, std::vector<std::byte>(t.data, t.data + t.nbytes)};
   return out;
 }
 
@@ -147,13 +148,13 @@ int main(int argc, char** argv) {
   write(out / "gguf_tokenizer/with_text.bin", tokenizer_gguf + "\n#text#\nab ba\n\xE2\x96\x81 <start_of_turn>a");
   write(out / "gguf_tokenizer/with_bytes.bin", tokenizer_gguf + "\n#text#\n\xF0\x9F\x98\x80\xC3\xA9 99");
   std::vector<gemma2::GgufTensorToWrite> blocks = {
-      {"token_embd.weight", 8, {32, 4}, std::vector<std::byte>(4 * 34)},  // Q8_0
-      {"blk.0.attn_q.weight", 2, {32, 2}, std::vector<std::byte>(2 * 18)},  // Q4_0
-      {"blk.0.ffn_up.weight", 12, {256, 1}, std::vector<std::byte>(144)},   // Q4_K
-      {"blk.0.ffn_gate.weight", 13, {256, 1}, std::vector<std::byte>(176)}, // Q5_K
-      {"blk.0.ffn_down.weight", 14, {256, 1}, std::vector<std::byte>(210)}, // Q6_K
-      {"output_norm.weight", 1, {8}, std::vector<std::byte>(16)},          // F16
-      {"blk.0.attn_norm.weight", 30, {8}, std::vector<std::byte>(16)}};    // BF16
+      {"token_embd.weight", 8, {32, 4}, std::vector<std::byte>(4 * 34)},     // Q8_0
+      {"blk.0.attn_q.weight", 2, {32, 2}, std::vector<std::byte>(2 * 18)},   // Q4_0
+      {"blk.0.ffn_up.weight", 12, {256, 1}, std::vector<std::byte>(144)},    // Q4_K
+      {"blk.0.ffn_gate.weight", 13, {256, 1}, std::vector<std::byte>(176)},  // Q5_K
+      {"blk.0.ffn_down.weight", 14, {256, 1}, std::vector<std::byte>(210)},  // Q6_K
+      {"output_norm.weight", 1, {8}, std::vector<std::byte>(16)},            // F16
+      {"blk.0.attn_norm.weight", 30, {8}, std::vector<std::byte>(16)}};      // BF16
   write(out / "gguf/blocks.gguf", gguf_bytes(scratch, gemma2::gguf_config_metadata(tiny), blocks));
 
   // tokenizer: the texts of the tokenizer test cases.
@@ -170,7 +171,8 @@ int main(int argc, char** argv) {
   auto chat = [](const auto& literal) { return std::string(literal, sizeof literal - 1); };  // NUL bytes kept
   write(out / "chat/user.bin", chat("\x01\x01Hello there!"));
   write(out / "chat/system_user_model_user.bin",
-        chat("\x01\x00" "Answer in verse.\x1e\x01 Who art thou? \x1e\x02I am a player.\x1e\x01\xC3\xA9t\xC3\xA9?"));
+        chat("\x01\x00"
+             "Answer in verse.\x1e\x01 Who art thou? \x1e\x02I am a player.\x1e\x01\xC3\xA9t\xC3\xA9?"));
   write(out / "chat/no_generation_prompt.bin", chat("\x00\x01<start_of_turn>user\nhi<end_of_turn>"));
 
   // session: saved sessions of the tiny model, full float cache and bf16
@@ -200,7 +202,8 @@ int main(int argc, char** argv) {
     gemma2::Sampler sampler;
     (void)g.run(s, {2, 5, 9}, sampler).value();
     const std::vector<uint8_t> blob = g.save();
-    write(out / (max == 6 ? "session/reply_paused.bin" : "session/reply_done.bin"), std::string(blob.begin(), blob.end()));
+    write(out / (max == 6 ? "session/reply_paused.bin" : "session/reply_done.bin"),
+          std::string(blob.begin(), blob.end()));
   }
   return 0;
 }

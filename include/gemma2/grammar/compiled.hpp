@@ -31,7 +31,8 @@ struct CharSet {
     std::sort(in.begin(), in.end());
     std::vector<std::pair<uint32_t, uint32_t>> merged;
     for (const auto& r : in) {
-      if (!merged.empty() && r.first <= merged.back().second + 1) merged.back().second = std::max(merged.back().second, r.second);
+      if (!merged.empty() && r.first <= merged.back().second + 1)
+        merged.back().second = std::max(merged.back().second, r.second);
       else merged.push_back(r);
     }
     if (negate) {
@@ -54,7 +55,8 @@ struct CharSet {
       }
     }
     for (const auto& r : s.ranges)
-      for (uint32_t c = r.first; c <= std::min<uint32_t>(r.second, 127); ++c) s.ascii[c >> 6] |= uint64_t{1} << (c & 63);
+      for (uint32_t c = r.first; c <= std::min<uint32_t>(r.second, 127); ++c)
+        s.ascii[c >> 6] |= uint64_t{1} << (c & 63);
     return s;
   }
 
@@ -98,7 +100,8 @@ struct CompiledGrammar {
   uint32_t root = 0;
 
   uint32_t char_class(uint32_t cp) const {
-    return static_cast<uint32_t>(std::upper_bound(class_starts.begin(), class_starts.end(), cp) - class_starts.begin() - 1);
+    return static_cast<uint32_t>(std::upper_bound(class_starts.begin(), class_starts.end(), cp) - class_starts.begin() -
+                                 1);
   }
 };
 

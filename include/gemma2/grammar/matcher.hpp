@@ -33,7 +33,12 @@ class ParseStacks {
  public:
   explicit ParseStacks(std::shared_ptr<const CompiledGrammar> g) : g_(std::move(g)) {}
   ParseStacks(const ParseStacks& o)  // the cache is not copied
-      : g_(o.g_), frames_(o.frames_), index_(o.index_), steps_(o.steps_), step_limit_(o.step_limit_), exceeded_(o.exceeded_) {}
+      : g_(o.g_),
+        frames_(o.frames_),
+        index_(o.index_),
+        steps_(o.steps_),
+        step_limit_(o.step_limit_),
+        exceeded_(o.exceeded_) {}
   ParseStacks& operator=(const ParseStacks& o) {
     if (this != &o) *this = ParseStacks(o);
     return *this;
@@ -93,12 +98,14 @@ class ParseStacks {
         sort_unique(memo_tops_, m.begin);
         m.count = static_cast<uint32_t>(memo_tops_.size() - m.begin);
         m.accepting = acc;
-        if (memo_.size() > kMaxMemo) memo_.clear(), memo_tops_.erase(memo_tops_.begin(), memo_tops_.begin() + m.begin), m.begin = 0;
+        if (memo_.size() > kMaxMemo)
+          memo_.clear(), memo_tops_.erase(memo_tops_.begin(), memo_tops_.begin() + m.begin), m.begin = 0;
         it = memo_.emplace(key, m).first;
       }
       charge(it->second.count);  // copying and sorting the stacks is work too
       if (exceeded_) return false;
-      out.insert(out.end(), memo_tops_.begin() + it->second.begin, memo_tops_.begin() + it->second.begin + it->second.count);
+      out.insert(out.end(), memo_tops_.begin() + it->second.begin,
+                 memo_tops_.begin() + it->second.begin + it->second.count);
       accepting = accepting || it->second.accepting;
     }
     sort_unique(out, from);
@@ -137,7 +144,8 @@ class ParseStacks {
       const Frame& f = frames_[tops[i]];
       if (pending.need == 0) {
         best = std::min(best, f.rest);
-      } else if (charset(tops[i]).intersects(pending.first(), pending.last())) {  // finish the character, then the stack
+      } else if (charset(tops[i]).intersects(pending.first(),
+                                             pending.last())) {  // finish the character, then the stack
         const uint32_t parent_rest = f.parent < 0 ? 0 : frames_[f.parent].rest;
         best = std::min(best, saturating_add(pending.need, saturating_add(g_->rest_bytes[f.pos + 1], parent_rest)));
       }
@@ -253,7 +261,8 @@ class ByteAutomaton {
     start_ = stacks_.exceeded() ? intern({}, {}, false) : intern(std::move(tops), {}, accepting);
     end_ = intern({}, {}, true);
   }
-  ByteAutomaton(const ByteAutomaton& o) : stacks_(o.stacks_), states_(o.states_), index_(o.index_), start_(o.start_), end_(o.end_) {
+  ByteAutomaton(const ByteAutomaton& o)
+      : stacks_(o.stacks_), states_(o.states_), index_(o.index_), start_(o.start_), end_(o.end_) {
     for (State& st : states_) st.table = -1;
   }
   ByteAutomaton& operator=(const ByteAutomaton& o) {
@@ -341,8 +350,8 @@ class ByteAutomaton {
       const uint32_t c = g.char_class(pending.first());
       if (c == g.char_class(pending.last())) bits = static_cast<int32_t>(0x80000000u | c);
     }
-    key_.assign({bits,
-                 static_cast<int32_t>(pending.need | (pending.lo << 8) | (pending.hi << 16) | (accepting << 24))});
+    key_.assign(
+        {bits, static_cast<int32_t>(pending.need | (pending.lo << 8) | (pending.hi << 16) | (accepting << 24))});
     key_.insert(key_.end(), tops.begin(), tops.end());
     if (auto it = index_.find(key_); it != index_.end()) return it->second;
     State st;

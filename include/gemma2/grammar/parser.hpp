@@ -158,7 +158,10 @@ class GbnfParser {
     for (size_t i = 0; i < digits; ++i, ++pos_) {
       if (pos_ >= src_.size()) return set_error(pos_, "incomplete escape: expected ", digits, " hex digits");
       const char c = src_[pos_];
-      const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      const int v = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
       if (v < 0) return set_error(pos_, "expected a hex digit in an escape, found ", describe_here());
       out = out * 16 + static_cast<uint32_t>(v);
     }
@@ -178,16 +181,23 @@ class GbnfParser {
       case 'r': cp = '\r'; return true;
       case 't': cp = '\t'; return true;
       case '0': cp = 0; return true;
-      case '\\': case '"': case '\'': case '[': case ']': case '-': case '^': case '/': case '.':
-        cp = static_cast<unsigned char>(e);
-        return true;
-      case 'x': case 'u': case 'U':
+      case '\\':
+      case '"':
+      case '\'':
+      case '[':
+      case ']':
+      case '-':
+      case '^':
+      case '/':
+      case '.': cp = static_cast<unsigned char>(e); return true;
+      case 'x':
+      case 'u':
+      case 'U':
         if (!parse_hex(e == 'x' ? 2 : e == 'u' ? 4 : 8, cp)) return false;
         if (cp > kMaxCodePoint || (cp >= 0xD800 && cp <= 0xDFFF))
           return set_error(at, "escape \\", e, " names ", cp, ", which is not a Unicode character");
         return true;
-      default:
-        return set_error(at, "unknown escape '\\", std::string(1, e), "'");
+      default: return set_error(at, "unknown escape '\\", std::string(1, e), "'");
     }
   }
   uint32_t charset_id(const CharSet& s) {
@@ -217,7 +227,8 @@ class GbnfParser {
   }
   bool count_items(size_t n) {
     items_ += n;
-    if (items_ > kMaxItems) return set_error(pos_, "the grammar is too large (over ", kMaxItems, " items once repetitions are expanded)");
+    if (items_ > kMaxItems)
+      return set_error(pos_, "the grammar is too large (over ", kMaxItems, " items once repetitions are expanded)");
     return true;
   }
 
@@ -360,7 +371,8 @@ class GbnfParser {
     if (seq.size() - term_start == 1) {
       x = seq.back();
     } else {
-      std::vector<std::vector<GrammarItem>> alts(1, std::vector<GrammarItem>(seq.begin() + static_cast<long>(term_start), seq.end()));
+      std::vector<std::vector<GrammarItem>> alts(
+          1, std::vector<GrammarItem>(seq.begin() + static_cast<long>(term_start), seq.end()));
       x = {GrammarItem::Rule, new_rule(rule, "repeated literal", at, std::move(alts))};
     }
     seq.resize(term_start);
@@ -373,7 +385,8 @@ class GbnfParser {
       seq.push_back({GrammarItem::Rule, s});
     } else if (hi > lo) {  // C1 ::= x | (empty); Ck ::= x C(k-1) | (empty)
       uint32_t chain = new_rule(rule, "repetition", at, {{x}, {}});
-      for (int k = 2; k <= hi - lo; ++k) chain = new_rule(rule, "repetition", at, {{x, {GrammarItem::Rule, chain}}, {}});
+      for (int k = 2; k <= hi - lo; ++k)
+        chain = new_rule(rule, "repetition", at, {{x, {GrammarItem::Rule, chain}}, {}});
       seq.push_back({GrammarItem::Rule, chain});
     }
     return true;
@@ -396,7 +409,8 @@ class GbnfParser {
     if (Status s = check_left_recursion(g, rule_min); !s) return Error{s.message()};
     g.class_starts = char_class_starts(g.charsets);
     if (rule_min[root] >= kNoCompletion)
-      return err("grammar: rule '", display_name(root), "' matches no finite text (every alternative needs a "
+      return err("grammar: rule '", display_name(root),
+                 "' matches no finite text (every alternative needs a "
                  "character class that matches nothing or a rule that never ends)");
     return g;
   }

@@ -37,8 +37,8 @@ inline std::vector<TensorSpec> gemma2_tensors(const RuntimeConfig& c) {
     t.push_back({p + "mlp.gate_proj.weight", {f, h}});
     t.push_back({p + "mlp.up_proj.weight", {f, h}});
     t.push_back({p + "mlp.down_proj.weight", {h, f}});
-    for (const char* n : {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                          "post_feedforward_layernorm"})
+    for (const char* n :
+         {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"})
       t.push_back({p + n + ".weight", {h}});
   }
   t.push_back({"model.norm.weight", {h}});
@@ -60,7 +60,8 @@ inline Status add_shard(std::shared_ptr<const MappedFile> file, std::map<std::st
   auto parsed = parse_safetensors(std::move(file));
   if (!parsed) return Error{parsed.message()};
   for (auto& [name, t] : *parsed)
-    if (!tensors.emplace(name, std::move(t)).second) return err(path, ": tensor ", name, " also appears in another shard");
+    if (!tensors.emplace(name, std::move(t)).second)
+      return err(path, ": tensor ", name, " also appears in another shard");
   return {};
 }
 

@@ -37,7 +37,8 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
       }
     }
     if (auto it = j.find("tie_word_embeddings"); it != j.end() && !(it->is_boolean() && it->get<bool>()))
-      return err(source, ": tie_word_embeddings is ", it->dump(), "; Gemma 2 ties the output projection to the embedding");
+      return err(source, ": tie_word_embeddings is ", it->dump(),
+                 "; Gemma 2 ties the output projection to the embedding");
 
     RuntimeConfig c;
     Status status;
@@ -48,8 +49,7 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
         if (!it->is_number_integer() || it->get<int64_t>() < std::numeric_limits<int>::min() ||
             it->get<int64_t>() > std::numeric_limits<int>::max())
           status = err(source, ": ", field.key, " must be an integer, got ", it->dump());
-        else
-          out = static_cast<int>(it->get<int64_t>());
+        else out = static_cast<int>(it->get<int64_t>());
       } else if (!it->is_number()) {
         status = err(source, ": ", field.key, " must be a number, got ", it->dump());
       } else if (!detail::narrow_to_float(it->get<double>(), &out)) {
@@ -63,7 +63,9 @@ inline Result<RuntimeConfig> parse_config_json(const std::string& text, const st
       for (const auto& t : *it) {
         if (t == "sliding_attention") c.layer_types.push_back(AttentionKind::Local);
         else if (t == "full_attention") c.layer_types.push_back(AttentionKind::Global);
-        else return err(source, ": layer_types entry ", t.dump(), " is neither \"sliding_attention\" nor \"full_attention\"");
+        else
+          return err(source, ": layer_types entry ", t.dump(),
+                     " is neither \"sliding_attention\" nor \"full_attention\"");
       }
     } else {
       c.layer_types = detail::alternating_layer_types(c.num_hidden_layers);  // older configs list none
@@ -89,7 +91,8 @@ inline nlohmann::json to_config_json(const RuntimeConfig& c, const std::string& 
     }
   };
   nlohmann::json types = nlohmann::json::array();
-  for (AttentionKind k : c.layer_types) types.push_back(k == AttentionKind::Local ? "sliding_attention" : "full_attention");
+  for (AttentionKind k : c.layer_types)
+    types.push_back(k == AttentionKind::Local ? "sliding_attention" : "full_attention");
   nlohmann::json j = {{"architectures", {"Gemma2ForCausalLM"}},
                       {"model_type", "gemma2"},
                       {"hidden_activation", "gelu_pytorch_tanh"},

@@ -30,8 +30,19 @@ GEMMA2_BEGIN_NAMESPACE
 
 // Metadata value types, numbered as in the file.
 enum class GgufType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 };
 
 // One metadata value: scalars and strings as JSON scalars, arrays as JSON
@@ -73,9 +84,9 @@ struct GgmlType {
 };
 inline const GgmlType* ggml_type(uint32_t id) {
   static constexpr GgmlType kTypes[] = {
-      {0, "F32", 1, 4, DType::F32},        {1, "F16", 1, 2, DType::F16},   {30, "BF16", 1, 2, DType::BF16},
-      {8, "Q8_0", 32, 34, DType::Q8_0},    {2, "Q4_0", 32, 18, DType::Q4_0},
-      {12, "Q4_K", 256, 144, DType::Q4_K}, {13, "Q5_K", 256, 176, DType::Q5_K}, {14, "Q6_K", 256, 210, DType::Q6_K},
+      {0, "F32", 1, 4, DType::F32},        {1, "F16", 1, 2, DType::F16},        {30, "BF16", 1, 2, DType::BF16},
+      {8, "Q8_0", 32, 34, DType::Q8_0},    {2, "Q4_0", 32, 18, DType::Q4_0},    {12, "Q4_K", 256, 144, DType::Q4_K},
+      {13, "Q5_K", 256, 176, DType::Q5_K}, {14, "Q6_K", 256, 210, DType::Q6_K},
   };
   for (const auto& t : kTypes)
     if (t.id == id) return &t;
@@ -86,19 +97,26 @@ inline const GgmlType* ggml_type(uint32_t id) {
 inline std::string ggml_type_name(uint32_t id) {
   if (const GgmlType* t = ggml_type(id)) return t->name;
   static const std::map<uint32_t, const char*> kOthers = {
-      {3, "Q4_1"},  {6, "Q5_0"},  {7, "Q5_1"},  {9, "Q8_1"},  {10, "Q2_K"},  {11, "Q3_K"}, {15, "Q8_K"}, {16, "IQ2_XXS"}, {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"},
-      {20, "IQ4_NL"}, {21, "IQ3_S"}, {22, "IQ2_S"}, {23, "IQ4_XS"}, {24, "I8"}, {25, "I16"}, {26, "I32"},
-      {27, "I64"}, {28, "F64"}, {29, "IQ1_M"}};
+      {3, "Q4_1"},     {6, "Q5_0"},    {7, "Q5_1"},     {9, "Q8_1"},   {10, "Q2_K"},   {11, "Q3_K"},  {15, "Q8_K"},
+      {16, "IQ2_XXS"}, {17, "IQ2_XS"}, {18, "IQ3_XXS"}, {19, "IQ1_S"}, {20, "IQ4_NL"}, {21, "IQ3_S"}, {22, "IQ2_S"},
+      {23, "IQ4_XS"},  {24, "I8"},     {25, "I16"},     {26, "I32"},   {27, "I64"},    {28, "F64"},   {29, "IQ1_M"}};
   const auto it = kOthers.find(id);
   return it != kOthers.end() ? it->second : "unknown type " + std::to_string(id);
 }
 
 inline size_t gguf_scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL: return 1;
+    case GgufType::U16:
+    case GgufType::I16: return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32: return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64: return 8;
     default: return 0;
   }
 }
@@ -211,7 +229,8 @@ inline Status read_gguf_metadata(ByteReader& r, uint64_t n_kv, GgufFile& g) {
   if (!r.ok()) return r.status();
   if (const auto it = g.metadata.find("general.alignment"); it != g.metadata.end()) {
     const nlohmann::json& a = it->second.value;
-    if (it->second.type != GgufType::U32 || a.get<uint64_t>() == 0 || (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) != 0)
+    if (it->second.type != GgufType::U32 || a.get<uint64_t>() == 0 ||
+        (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) != 0)
       return err(g.file->path(), ": general.alignment must be a power of two (uint32), got ", gguf_dump(a));
     g.alignment = a.get<uint64_t>();
   }

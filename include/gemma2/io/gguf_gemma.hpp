@@ -50,8 +50,8 @@ inline Status gguf_config(const GgufFile& g, RuntimeConfig& c) {
   if (value_length != c.head_dim)
     return err(g.file->path(), ": attention.value_length ", value_length, " differs from key_length ", c.head_dim);
   if (g.metadata.count("gemma2.attention.query_pre_attn_scalar") == 0)
-    c.query_pre_attn_scalar = static_cast<float>(
-        c.num_hidden_layers == 46 ? c.hidden_size / std::max(1, c.num_attention_heads) : c.head_dim);
+    c.query_pre_attn_scalar =
+        static_cast<float>(c.num_hidden_layers == 46 ? c.hidden_size / std::max(1, c.num_attention_heads) : c.head_dim);
   return {};
 }
 

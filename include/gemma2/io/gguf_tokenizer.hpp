@@ -65,10 +65,11 @@ inline Result<std::string> gguf_sentencepiece_proto(const GgufFile& g) {
     const nlohmann::json* scores = detail::gguf_array(g, "tokenizer.ggml.scores", GgufType::F32);
     const nlohmann::json* types = detail::gguf_array(g, "tokenizer.ggml.token_type", GgufType::I32);
     if (tokens == nullptr || scores == nullptr || types == nullptr)
-      return detail::err(path, ": tokenizer.ggml.tokens (strings), .scores (float32) and .token_type (int32) are needed");
+      return detail::err(path,
+                         ": tokenizer.ggml.tokens (strings), .scores (float32) and .token_type (int32) are needed");
     if (tokens->empty() || scores->size() != tokens->size() || types->size() != tokens->size())
-      return detail::err(path, ": tokenizer arrays disagree: ", tokens->size(), " tokens, ", scores->size(), " scores, ",
-                         types->size(), " types");
+      return detail::err(path, ": tokenizer arrays disagree: ", tokens->size(), " tokens, ", scores->size(),
+                         " scores, ", types->size(), " types");
     int ids[4] = {-1, -1, -1, -1};  // unknown, bos, eos, padding
     const char* keys[4] = {"unknown", "bos", "eos", "padding"};
     for (int i = 0; i < 4; ++i) {
@@ -97,7 +98,7 @@ inline Result<std::string> gguf_sentencepiece_proto(const GgufFile& g) {
     detail::ProtoWriter trainer;
     trainer.int_field(3, 2);  // model_type: BPE
     trainer.int_field(4, static_cast<int64_t>(tokens->size()));
-    trainer.int_field(20, 16);  // max_sentencepiece_length
+    trainer.int_field(20, 16);                  // max_sentencepiece_length
     for (int field : {21, 22, 23, 25, 26, 35})  // split by script/number/whitespace, split digits,
       trainer.int_field(field, 1);              // whitespace-only pieces, byte fallback
     for (int i = 0; i < 4; ++i) trainer.int_field(40 + i, ids[i]);
@@ -133,7 +134,8 @@ inline Result<Tokenizer> load_model_tokenizer(const std::string& model) {
   auto from_metadata = load_gguf_tokenizer(model);
   if (from_metadata) return from_metadata;
   const size_t slash = model.rfind('/');
-  const std::string beside = (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.model";
+  const std::string beside =
+      (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.model";
   if (detail::path_exists(beside)) return Tokenizer::load(beside);
   return from_metadata;
 }

@@ -55,7 +55,8 @@ inline Status write_gguf(const std::string& path, const std::map<std::string, Gg
       }
     };
     uint64_t alignment = 32;
-    if (const auto it = metadata.find("general.alignment"); it != metadata.end()) alignment = it->second.value.get<uint64_t>();
+    if (const auto it = metadata.find("general.alignment"); it != metadata.end())
+      alignment = it->second.value.get<uint64_t>();
     put(uint32_t{0x46554747u});
     put(uint32_t{3});
     put(static_cast<uint64_t>(tensors.size()));

@@ -61,8 +61,7 @@ inline Status check_finite(const std::string& name, const TensorView& t, const E
       for (int64_t c = 0; c < cols; ++c) {
         if (std::isfinite(row[static_cast<size_t>(c)])) continue;
         int64_t seen = first.load();
-        while (r * cols + c < seen && !first.compare_exchange_weak(seen, r * cols + c)) {
-        }
+        while (r * cols + c < seen && !first.compare_exchange_weak(seen, r * cols + c)) {}
         break;
       }
     }
@@ -190,7 +189,9 @@ class WeightBinder {
   }
 
   // Whether this kernel set wants `t` interleaved (weights.hpp).
-  bool interleaves(DType t) const { return is_blocked(t) && kernels_ != nullptr && kernels_->interleaved_rows != nullptr; }
+  bool interleaves(DType t) const {
+    return is_blocked(t) && kernels_ != nullptr && kernels_->interleaved_rows != nullptr;
+  }
 
   // Storage for a matrix of `to`, interleaved where the kernels want it:
   // the Matrix (data null when planning) and its buffer.
@@ -198,7 +199,8 @@ class WeightBinder {
     Matrix out{to, m.rows, m.cols, nullptr, kernels_, interleaves(to)};
     allocated_ += out.bytes();
     if (plan_only_) return {out, nullptr};
-    auto buf = std::make_shared<std::vector<std::byte>>(out.bytes());  // zeroed: an interleaved group's padding rows are 0
+    auto buf =
+        std::make_shared<std::vector<std::byte>>(out.bytes());  // zeroed: an interleaved group's padding rows are 0
     storage_.push_back(buf);
     out.data = buf->data();
     return {out, buf->data()};
@@ -208,7 +210,8 @@ class WeightBinder {
   Matrix interleave(const Matrix& m) {
     auto [out, buf] = allocate(m, m.dtype);
     if (plan_only_) return out;
-    parallel_for(options_.pool, m.rows, 64, [&, buf = buf](int64_t r0, int64_t r1) { interleave_rows(m, buf, r0, r1); });
+    parallel_for(options_.pool, m.rows, 64,
+                 [&, buf = buf](int64_t r0, int64_t r1) { interleave_rows(m, buf, r0, r1); });
     return out;
   }
 
@@ -246,7 +249,8 @@ class WeightBinder {
     if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0) return t.data;
     allocated_ += t.nbytes;
     if (plan_only_) return nullptr;
-    if (options_.log) options_.log(LogLevel::Info, "tensor " + name + " is not aligned in " + t.source + "; using a copy");
+    if (options_.log)
+      options_.log(LogLevel::Info, "tensor " + name + " is not aligned in " + t.source + "; using a copy");
     auto copy = std::make_shared<std::vector<std::byte>>(t.data, t.data + t.nbytes);
     storage_.push_back(copy);
     return copy->data();

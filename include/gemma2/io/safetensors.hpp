@@ -31,7 +31,7 @@ struct TensorView {
   const std::byte* data = nullptr;
   size_t nbytes = 0;
   std::shared_ptr<const detail::MappedFile> owner;  // the file (mapped, copied or in memory) data points into
-  std::string source;                       // file it came from, for messages
+  std::string source;                               // file it came from, for messages
   // Q8_0/Q4_0 blocks in ggml's interleaved [d | qs] order (GGUF), which the
   // loader regroups into the library's (see detail::library_layout).
   bool ggml_blocks = false;
@@ -105,8 +105,7 @@ inline Result<std::map<std::string, TensorView>> parse_safetensors(std::shared_p
       const uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
       if (begin > end) return err(where, ": data_offsets [", begin, ", ", end, "] are reversed");
       if (end > data_size)
-        return err(where, ": data_offsets [", begin, ", ", end, "] run past the data section (", data_size,
-                   " bytes)");
+        return err(where, ": data_offsets [", begin, ", ", end, "] run past the data section (", data_size, " bytes)");
       if (end - begin != count * dtype_size(v.dtype))
         return err(where, ": ", dtype_name(v.dtype), " shape ", sh->dump(), " needs ", count * dtype_size(v.dtype),
                    " bytes but data_offsets span ", end - begin);
@@ -153,7 +152,8 @@ inline Status write_safetensors(const std::string& path, const std::map<std::str
     header["__metadata__"] = {{"format", "pt"}};
     uint64_t offset = 0;
     for (const auto& [name, t] : tensors) {
-      header[name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+      header[name] = {
+          {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
       offset += t.bytes.size();
     }
     std::string h = header.dump();

@@ -31,7 +31,8 @@ inline auto SchemaConverter::flat(const json& s, const std::string& path) -> jso
   const json list = out["allOf"];
   if (!list.is_array() || list.empty()) return fail(path, "'allOf' must be a non-empty array"), json(false);
   out.erase("allOf");
-  for (size_t i = 0; i < list.size() && error_.empty(); ++i) out = merge(out, list[i], path + "/allOf/" + std::to_string(i));
+  for (size_t i = 0; i < list.size() && error_.empty(); ++i)
+    out = merge(out, list[i], path + "/allOf/" + std::to_string(i));
   return out;
 }
 
@@ -82,20 +83,24 @@ inline auto SchemaConverter::merge_one(const json& a_in, const json& b_in, const
   // Tuples: element i is under both sides' schema for position i.
   if (a.contains("prefixItems") || b.contains("prefixItems")) {
     auto at = [](const json& s, size_t i) -> json {
-      if (s.contains("prefixItems") && s["prefixItems"].is_array() && i < s["prefixItems"].size()) return s["prefixItems"][i];
+      if (s.contains("prefixItems") && s["prefixItems"].is_array() && i < s["prefixItems"].size())
+        return s["prefixItems"][i];
       return s.contains("items") ? s["items"] : json(true);
     };
-    const size_t n = std::max(a.value("prefixItems", json::array()).size(), b.value("prefixItems", json::array()).size());
+    const size_t n =
+        std::max(a.value("prefixItems", json::array()).size(), b.value("prefixItems", json::array()).size());
     json prefix = json::array();
     for (size_t i = 0; i < n; ++i) prefix.push_back(both(at(a, i), at(b, i)));
     out["prefixItems"] = prefix;
   }
   auto chooses = [](const json& s) { return s.contains("anyOf") || s.contains("oneOf"); };
-  const std::vector<json> alts = choices(chooses(a) ? a : json::object(), path), more = choices(chooses(b) ? b : json::object(), path);
+  const std::vector<json> alts = choices(chooses(a) ? a : json::object(), path),
+                          more = choices(chooses(b) ? b : json::object(), path);
   out.erase("anyOf");
   out.erase("oneOf");
   if (chooses(a) || chooses(b)) {
-    if (alts.size() * more.size() > kMaxVisits) return fail(path, "the schema expands to more than ", kMaxVisits, " sub-schemas"), json(false);
+    if (alts.size() * more.size() > kMaxVisits)
+      return fail(path, "the schema expands to more than ", kMaxVisits, " sub-schemas"), json(false);
     json list = json::array();
     for (const auto& x : alts)
       for (const auto& y : more) list.push_back(both(x, y));
@@ -107,8 +112,8 @@ inline auto SchemaConverter::merge_one(const json& a_in, const json& b_in, const
 // Keyword `key` of both sides: `av` (a's value, in the merged schema)
 // becomes what holds when both do; false when nothing can (then the
 // error or the conflict is set).
-inline bool SchemaConverter::merge_keyword(json& av, const std::string& key, const json& bv, const json& a, const json& b,
-                                           const std::string& path) {
+inline bool SchemaConverter::merge_keyword(json& av, const std::string& key, const json& bv, const json& a,
+                                           const json& b, const std::string& path) {
   if (key == "type") {
     av = merge_types(type_list(av, path), type_list(bv, path));
     if (av.empty()) return conflict("no type is allowed by every branch"), false;

@@ -81,19 +81,56 @@ class SchemaConverter {
 
   // Keywords that constrain values and are not in the subset.
   static bool unsupported(const std::string& key) {
-    static const std::set<std::string> kUnsupported = {
-        "multipleOf", "not", "if", "then", "else", "patternProperties", "propertyNames", "minProperties",
-        "maxProperties", "uniqueItems", "contains", "minContains", "maxContains", "dependentRequired",
-        "dependentSchemas", "dependencies", "unevaluatedProperties", "unevaluatedItems", "contentEncoding",
-        "contentMediaType", "contentSchema", "$dynamicRef", "$recursiveRef"};
+    static const std::set<std::string> kUnsupported = {"multipleOf",
+                                                       "not",
+                                                       "if",
+                                                       "then",
+                                                       "else",
+                                                       "patternProperties",
+                                                       "propertyNames",
+                                                       "minProperties",
+                                                       "maxProperties",
+                                                       "uniqueItems",
+                                                       "contains",
+                                                       "minContains",
+                                                       "maxContains",
+                                                       "dependentRequired",
+                                                       "dependentSchemas",
+                                                       "dependencies",
+                                                       "unevaluatedProperties",
+                                                       "unevaluatedItems",
+                                                       "contentEncoding",
+                                                       "contentMediaType",
+                                                       "contentSchema",
+                                                       "$dynamicRef",
+                                                       "$recursiveRef"};
     return kUnsupported.count(key) > 0;
   }
   // Keywords that constrain values and are in the subset.
   static bool assertion(const std::string& key) {
-    static const std::set<std::string> kAssertions = {
-        "type", "enum", "const", "properties", "required", "additionalProperties", "items", "prefixItems",
-        "additionalItems", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "minimum",
-        "maximum", "exclusiveMinimum", "exclusiveMaximum", "anyOf", "oneOf", "allOf", "$ref"};
+    static const std::set<std::string> kAssertions = {"type",
+                                                      "enum",
+                                                      "const",
+                                                      "properties",
+                                                      "required",
+                                                      "additionalProperties",
+                                                      "items",
+                                                      "prefixItems",
+                                                      "additionalItems",
+                                                      "minItems",
+                                                      "maxItems",
+                                                      "minLength",
+                                                      "maxLength",
+                                                      "pattern",
+                                                      "format",
+                                                      "minimum",
+                                                      "maximum",
+                                                      "exclusiveMinimum",
+                                                      "exclusiveMaximum",
+                                                      "anyOf",
+                                                      "oneOf",
+                                                      "allOf",
+                                                      "$ref"};
     return kAssertions.count(key) > 0;
   }
   // Whether a schema (object) says anything beyond annotations.
@@ -140,7 +177,8 @@ class SchemaConverter {
       if (strict && out.contains(plain)) out[ex] = out[plain], out.erase(plain);
     }
     if (out.contains("items") && out["items"].is_array()) {
-      if (out.contains("prefixItems")) return fail(path, "'items' as an array and 'prefixItems' cannot both be given"), json(false);
+      if (out.contains("prefixItems"))
+        return fail(path, "'items' as an array and 'prefixItems' cannot both be given"), json(false);
       out["prefixItems"] = out["items"];
       out.erase("items");
       if (out.contains("additionalItems")) out["items"] = out["additionalItems"];
@@ -163,13 +201,15 @@ class SchemaConverter {
   static json both(const json& a, const json& b);
   json merge(const json& a, const json& b, const std::string& path);
   json merge_one(const json& a_in, const json& b_in, const std::string& path);
-  bool merge_keyword(json& av, const std::string& key, const json& bv, const json& a, const json& b, const std::string& path);
+  bool merge_keyword(json& av, const std::string& key, const json& bv, const json& a, const json& b,
+                     const std::string& path);
   json conflict(const std::string& why);
   static json merge_types(const std::vector<std::string>& x, const std::vector<std::string>& y);
 
   // Values, numbers and strings (json_schema/scalars.hpp).
   std::optional<Decimal> number_keyword(const json& s, const char* key, const std::string& path);
-  std::optional<NumberBound> bound(const json& s, const char* inclusive, const char* exclusive, bool lower, const std::string& path);
+  std::optional<NumberBound> bound(const json& s, const char* inclusive, const char* exclusive, bool lower,
+                                   const std::string& path);
   bool fits(const json& v, const json& s, const std::string& path);
   std::string literals(const json& s, const std::string& path);
   std::string number_schema(const json& s, bool integer, const std::string& hint, const std::string& path);
@@ -190,8 +230,8 @@ class SchemaConverter {
   const json& root_;
   JsonGrammarOptions options_;
   std::vector<std::pair<std::string, std::string>> rules_;
-  std::set<std::string> used_ = {"root",    "value", "object",  "array", "string", "char", "hex4",
-                                 "hex",     "number", "integer", "boolean", "null", "ws"};
+  std::set<std::string> used_ = {"root", "value",  "object",  "array",   "string", "char", "hex4",
+                                 "hex",  "number", "integer", "boolean", "null",   "ws"};
   std::map<std::string, std::string> refs_, patterns_;
   std::map<CodeRanges, std::string> char_sets_;
   std::string error_, conflict_;
@@ -199,7 +239,8 @@ class SchemaConverter {
   size_t visits_ = 0;
 };
 
-inline auto SchemaConverter::visit_one(const json& raw, const std::string& hint, const std::string& path) -> std::string {
+inline auto SchemaConverter::visit_one(const json& raw, const std::string& hint, const std::string& path)
+    -> std::string {
   if (raw.is_boolean()) return raw.get<bool>() ? "value" : fail(path, "the schema false matches nothing");
   if (!raw.is_object()) return fail(path, "a schema must be an object or a boolean");
   for (const auto& [key, v] : raw.items())
@@ -212,10 +253,12 @@ inline auto SchemaConverter::visit_one(const json& raw, const std::string& hint,
     if (!list.is_array() || list.empty()) return fail(path, "'allOf' must be a non-empty array");
     json merged = s;
     merged.erase("allOf");
-    for (size_t i = 0; i < list.size() && error_.empty(); ++i) merged = merge(merged, list[i], path + "/allOf/" + std::to_string(i));
+    for (size_t i = 0; i < list.size() && error_.empty(); ++i)
+      merged = merge(merged, list[i], path + "/allOf/" + std::to_string(i));
     if (!error_.empty()) return "value";
     if (merged.is_boolean() && !merged.get<bool>())
-      return fail(path, "no value satisfies every branch of 'allOf' (", conflict_.empty() ? "a branch is false" : conflict_, ")");
+      return fail(path, "no value satisfies every branch of 'allOf' (",
+                  conflict_.empty() ? "a branch is false" : conflict_, ")");
     return visit(merged, hint, path);
   }
   if (s.contains("anyOf") || s.contains("oneOf")) {
@@ -240,7 +283,8 @@ inline auto SchemaConverter::visit_one(const json& raw, const std::string& hint,
   if (s.contains("type")) {
     const std::vector<std::string> types = type_list(s["type"], path);
     std::string alts;
-    for (const auto& t : types) alts += (alts.empty() ? "" : " | ") + typed(s, t, types.size() == 1 ? hint : hint + "-" + t, path);
+    for (const auto& t : types)
+      alts += (alts.empty() ? "" : " | ") + typed(s, t, types.size() == 1 ? hint : hint + "-" + t, path);
     return types.size() == 1 ? alts : "(" + alts + ")";
   }
   // No type: the keywords present say which one is meant.
@@ -251,7 +295,8 @@ inline auto SchemaConverter::visit_one(const json& raw, const std::string& hint,
   };
   if (has({"properties", "required", "additionalProperties"})) return typed(s, "object", hint, path);
   if (has({"items", "prefixItems", "minItems", "maxItems"})) return typed(s, "array", hint, path);
-  if (has({"minLength", "maxLength", "pattern"}) || (s.contains("format") && s["format"].is_string() && format_pattern(s["format"])))
+  if (has({"minLength", "maxLength", "pattern"}) ||
+      (s.contains("format") && s["format"].is_string() && format_pattern(s["format"])))
     return typed(s, "string", hint, path);
   if (has({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})) return typed(s, "number", hint, path);
   return "value";
@@ -277,8 +322,10 @@ inline auto SchemaConverter::choices(const json& s, const std::string& path) -> 
   for (const char* key : {"anyOf", "oneOf"}) {
     if (!s.contains(key)) continue;
     const json& list = s[key];
-    if (!list.is_array() || list.empty()) return fail(path, "'", key, "' must be a non-empty array"), std::vector<json>{};
-    if (out.size() * list.size() > kMaxVisits) return fail(path, "the schema expands to more than ", kMaxVisits, " sub-schemas"), std::vector<json>{};
+    if (!list.is_array() || list.empty())
+      return fail(path, "'", key, "' must be a non-empty array"), std::vector<json>{};
+    if (out.size() * list.size() > kMaxVisits)
+      return fail(path, "the schema expands to more than ", kMaxVisits, " sub-schemas"), std::vector<json>{};
     std::vector<json> next;
     for (const auto& a : out)
       for (const auto& b : list) next.push_back(a.is_boolean() ? b : json{{"allOf", {a, b}}});
@@ -287,7 +334,8 @@ inline auto SchemaConverter::choices(const json& s, const std::string& path) -> 
   return out;
 }
 
-inline auto SchemaConverter::typed(const json& s, const std::string& type, const std::string& hint, const std::string& path) -> std::string {
+inline auto SchemaConverter::typed(const json& s, const std::string& type, const std::string& hint,
+                                   const std::string& path) -> std::string {
   if (type == "string") return string_schema(s, hint, path);
   if (type == "number" || type == "integer") return number_schema(s, type == "integer", hint, path);
   if (type == "boolean" || type == "null") return type;

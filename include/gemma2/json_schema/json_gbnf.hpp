@@ -43,11 +43,14 @@ number  ::= integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )?
 integer ::= "-"? ( "0" | [1-9] [0-9]{0,15} )
 boolean ::= "true" | "false"
 null    ::= "null"
-ws      ::= )") + ws + "\n";
+ws      ::= )") +
+         ws + "\n";
 }
 
 // A grammar for any JSON value.
-inline std::string json_gbnf(const JsonGrammarOptions& options = {}) { return "root ::= value\n" + json_value_rules(options); }
+inline std::string json_gbnf(const JsonGrammarOptions& options = {}) {
+  return "root ::= value\n" + json_value_rules(options);
+}
 
 namespace detail {
 

@@ -48,7 +48,8 @@ inline std::optional<Decimal> parse_decimal(std::string_view text) {
     if (++i < text.size() && (text[i] == '+' || text[i] == '-')) minus = text[i++] == '-';
     long e = 0;
     const size_t start = i;
-    for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) && e <= 400; ++i) e = e * 10 + (text[i] - '0');
+    for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) && e <= 400; ++i)
+      e = e * 10 + (text[i] - '0');
     if (i == start || e > 400) return std::nullopt;
     point += minus ? -e : e;
   }
@@ -130,7 +131,8 @@ inline DigitSet digits_between(std::optional<std::string_view> lo, bool lo_stric
   std::vector<std::string> alts;
   auto add = [&](int from, int to, const DigitSet& tail) {
     if (from > to || tail.none()) return;
-    std::string alt = from == to ? "[" + std::to_string(from) + "]" : "[" + std::to_string(from) + "-" + std::to_string(to) + "]";
+    std::string alt =
+        from == to ? "[" + std::to_string(from) + "]" : "[" + std::to_string(from) + "-" + std::to_string(to) + "]";
     if (!tail.nonempty.empty()) alt += " (" + tail.nonempty + ")" + (tail.empty ? "?" : "");
     alts.push_back(alt);
   };
@@ -185,7 +187,8 @@ inline std::string whole_range(const std::string& a, const std::string& b) {
     run = 0;
   };
   for (size_t k = a.size(); k <= b.size(); ++k) {
-    const std::string lo = k == a.size() ? a : "1" + std::string(k - 1, '0'), hi = k == b.size() ? b : std::string(k, '9');
+    const std::string lo = k == a.size() ? a : "1" + std::string(k - 1, '0'),
+                      hi = k == b.size() ? b : std::string(k, '9');
     if (k > 1 && lo[0] == '1' && all_of(std::string_view(lo).substr(1), '0') && all_of(hi, '9')) {
       if (run == 0) run = k;
       continue;
@@ -201,10 +204,11 @@ inline std::string whole_range(const std::string& a, const std::string& b) {
 
 // GBNF for the non-negative numbers between lo and hi (absent: 0 and
 // 10^digits), with at most `decimals` digits after the point; "" if none.
-inline std::string magnitude_range(const std::optional<NumberBound>& lo, const std::optional<NumberBound>& hi, int digits,
-                                   int decimals) {
+inline std::string magnitude_range(const std::optional<NumberBound>& lo, const std::optional<NumberBound>& hi,
+                                   int digits, int decimals) {
   using Bound = std::optional<std::string_view>;
-  const std::string lw = lo ? lo->value.whole : "0", hw = hi ? hi->value.whole : std::string(static_cast<size_t>(digits), '9');
+  const std::string lw = lo ? lo->value.whole : "0",
+                    hw = hi ? hi->value.whole : std::string(static_cast<size_t>(digits), '9');
   const Bound lf = lo ? Bound(lo->value.frac) : std::nullopt, hf = hi ? Bound(hi->value.frac) : std::nullopt;
   const bool ls = lo && lo->strict, hs = hi && hi->strict;
   std::vector<std::string> alts;
@@ -247,7 +251,8 @@ inline std::string number_range(const std::optional<NumberBound>& lo, const std:
     if (auto m = magnitude_range(ylo, yhi, digits, decimals); !m.empty()) alts.push_back("\"-\" (" + m + ")");
   }
   if (!hi || !hi->value.negative) {
-    if (auto m = magnitude_range(lo && !lo->value.negative ? lo : std::nullopt, hi, digits, decimals); !m.empty()) alts.push_back(m);
+    if (auto m = magnitude_range(lo && !lo->value.negative ? lo : std::nullopt, hi, digits, decimals); !m.empty())
+      alts.push_back(m);
   }
   std::string out;
   for (const auto& alt : alts) out += (out.empty() ? "" : " | ") + alt;

@@ -82,8 +82,7 @@ inline std::pair<long long, long long> regex_lengths(const RegexNode& n) {
   constexpr long long kHuge = 1LL << 40;
   auto cap = [&](long long v) { return v > kHuge ? -1 : v; };
   switch (n.kind) {
-    case RegexNode::Kind::Chars:
-      return {1, 1};
+    case RegexNode::Kind::Chars: return {1, 1};
     case RegexNode::Kind::Sequence: {
       long long lo = 0, hi = 0;
       for (const auto& p : n.parts) {
@@ -117,8 +116,7 @@ inline std::optional<RegexNode> without_empty(const RegexNode& n) {
   using Kind = RegexNode::Kind;
   const auto nullable = [](const RegexNode& x) { return regex_lengths(x).first == 0; };
   switch (n.kind) {
-    case Kind::Chars:
-      return n;
+    case Kind::Chars: return n;
     case Kind::Choice: {
       RegexNode out{Kind::Choice, {}, {}, 0, -1};
       for (const auto& p : n.parts)
@@ -130,7 +128,8 @@ inline std::optional<RegexNode> without_empty(const RegexNode& n) {
       if (n.parts.empty()) return std::nullopt;
       RegexNode rest{Kind::Sequence, {}, std::vector<RegexNode>(n.parts.begin() + 1, n.parts.end()), 0, -1};
       RegexNode out{Kind::Choice, {}, {}, 0, -1};
-      if (auto first = without_empty(n.parts[0])) out.parts.push_back(RegexNode{Kind::Sequence, {}, {std::move(*first), rest}, 0, -1});
+      if (auto first = without_empty(n.parts[0]))
+        out.parts.push_back(RegexNode{Kind::Sequence, {}, {std::move(*first), rest}, 0, -1});
       if (nullable(n.parts[0]))
         if (auto more = without_empty(rest)) out.parts.push_back(std::move(*more));
       if (out.parts.empty()) return std::nullopt;
@@ -173,7 +172,9 @@ class RegexParser {
       const bool end = eat('$');
       token_ = pos_;
       if (error_.empty() && pos_ < cps_.size() && cps_[pos_] != '|')
-        fail(peek() == ')' ? "unmatched ')'" : "'^' and '$' are supported only at the start and end of the pattern or of its top-level alternatives");
+        fail(peek() == ')' ? "unmatched ')'"
+                           : "'^' and '$' are supported only at the start and end of the pattern or of its top-level "
+                             "alternatives");
       if (!start) seq.parts.insert(seq.parts.begin(), any_text);
       if (!end) seq.parts.push_back(any_text);
       top.parts.push_back(std::move(seq));
@@ -190,8 +191,16 @@ class RegexParser {
   static CodeRanges digit() { return {{'0', '9'}}; }
   static CodeRanges word() { return {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}}; }
   static CodeRanges space() {  // ECMAScript's WhiteSpace and LineTerminator
-    return code_ranges({{9, 13}, {32, 32}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A}, {0x2028, 0x2029},
-                        {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000}, {0xFEFF, 0xFEFF}});
+    return code_ranges({{9, 13},
+                        {32, 32},
+                        {0xA0, 0xA0},
+                        {0x1680, 0x1680},
+                        {0x2000, 0x200A},
+                        {0x2028, 0x2029},
+                        {0x202F, 0x202F},
+                        {0x205F, 0x205F},
+                        {0x3000, 0x3000},
+                        {0xFEFF, 0xFEFF}});
   }
 
   template <class... Parts>
@@ -226,17 +235,19 @@ class RegexParser {
     const uint32_t c = cps_[pos_++];
     out.kind = RegexNode::Kind::Chars;
     switch (c) {
-      case '^': case '$':
-        return fail("'^' and '$' are supported only at the start and end of the pattern or of its top-level alternatives"), false;
-      case '*': case '+': case '?': case '{':
-        return fail("'", std::string(1, static_cast<char>(c)), "' has nothing before it to repeat"), false;
-      case '.':
-        out.chars = complement(code_ranges({{'\n', '\n'}, {'\r', '\r'}, {0x2028, 0x2029}}));
-        return true;
-      case '[':
-        return char_class(out.chars);
-      case '\\':
-        return escape(out.chars, false);
+      case '^':
+      case '$':
+        return fail(
+                   "'^' and '$' are supported only at the start and end of the pattern or of its top-level "
+                   "alternatives"),
+               false;
+      case '*':
+      case '+':
+      case '?':
+      case '{': return fail("'", std::string(1, static_cast<char>(c)), "' has nothing before it to repeat"), false;
+      case '.': out.chars = complement(code_ranges({{'\n', '\n'}, {'\r', '\r'}, {0x2028, 0x2029}})); return true;
+      case '[': return char_class(out.chars);
+      case '\\': return escape(out.chars, false);
       case '(': {
         if (eat('?')) {
           if (eat(':')) {
@@ -253,9 +264,7 @@ class RegexParser {
         if (!eat(')')) return fail("a ')' is missing"), false;
         return true;
       }
-      default:
-        out.chars = {{c, c}};
-        return true;
+      default: out.chars = {{c, c}}; return true;
     }
   }
 
@@ -278,14 +287,16 @@ class RegexParser {
       return;
     }
     eat('?');  // lazy: the same texts match
-    if (peek() == '*' || peek() == '+' || peek() == '?' || peek() == '{') return fail("a repetition cannot be repeated");
+    if (peek() == '*' || peek() == '+' || peek() == '?' || peek() == '{')
+      return fail("a repetition cannot be repeated");
     atom = RegexNode{RegexNode::Kind::Repeat, {}, {std::move(atom)}, lo, hi};
   }
 
   bool number(long& v) {
     const size_t start = pos_;
     for (v = 0; pos_ < cps_.size() && peek() >= '0' && peek() <= '9'; ++pos_)
-      if ((v = v * 10 + static_cast<long>(peek() - '0')) > kMaxCount) return fail("a repetition count over ", kMaxCount), false;
+      if ((v = v * 10 + static_cast<long>(peek() - '0')) > kMaxCount)
+        return fail("a repetition count over ", kMaxCount), false;
     return pos_ > start;
   }
 
@@ -293,7 +304,10 @@ class RegexParser {
     v = 0;
     for (int i = 0; i < digits; ++i, ++pos_) {
       const uint32_t c = peek();
-      const int d = c >= '0' && c <= '9' ? int(c - '0') : c >= 'a' && c <= 'f' ? int(c - 'a' + 10) : c >= 'A' && c <= 'F' ? int(c - 'A' + 10) : -1;
+      const int d = c >= '0' && c <= '9'   ? int(c - '0')
+                    : c >= 'a' && c <= 'f' ? int(c - 'a' + 10)
+                    : c >= 'A' && c <= 'F' ? int(c - 'A' + 10)
+                                           : -1;
       if (d < 0) return fail("expected ", digits, " hex digits in an escape"), false;
       v = v * 16 + static_cast<uint32_t>(d);
     }
@@ -341,14 +355,16 @@ class RegexParser {
           const size_t save = pos_;
           pos_ += 2;
           uint32_t low = 0;
-          if (hex(4, low) && low >= 0xDC00 && low <= 0xDFFF) return one(0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00));
+          if (hex(4, low) && low >= 0xDC00 && low <= 0xDFFF)
+            return one(0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00));
           pos_ = save;
         }
         if (v >= 0xD800 && v <= 0xDFFF) return fail("\\u", std::hex, v, " is a lone surrogate, not a character"), false;
         return one(v);
       }
       case 'k': return fail("backreferences are not supported"), false;
-      case 'p': case 'P': return fail("Unicode property escapes (\\p, \\P) are not supported"), false;
+      case 'p':
+      case 'P': return fail("Unicode property escapes (\\p, \\P) are not supported"), false;
       default:
         if (c >= '1' && c <= '9') return fail("backreferences are not supported"), false;
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
@@ -398,10 +414,11 @@ class RegexParser {
 // Formats as patterns: dates of the calendar (month lengths, leap years),
 // RFC 3339 times with a zone (seconds 00-59, up to nine decimals).
 inline const char* format_pattern(const std::string& format) {
-#define GEMMA2_DATE                                                                                                \
+#define GEMMA2_DATE                                                                                                  \
   "(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|" \
   "1[0-9]|2[0-8]))|(?:[0-9]{2}(?:[02468][48]|[13579][26]|[2468]0)|(?:[02468][048]|[13579][26])00)-02-29)"
-#define GEMMA2_TIME "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+#define GEMMA2_TIME \
+  "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 #define GEMMA2_OCTET "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
   static const std::map<std::string, const char*> kFormats = {
       {"date", "^" GEMMA2_DATE "$"},

@@ -15,7 +15,8 @@ GEMMA2_BEGIN_NAMESPACE
 namespace detail {
 
 // A bound keyword's value, exactly; nullopt if absent (or an error).
-inline auto SchemaConverter::number_keyword(const json& s, const char* key, const std::string& path) -> std::optional<Decimal> {
+inline auto SchemaConverter::number_keyword(const json& s, const char* key, const std::string& path)
+    -> std::optional<Decimal> {
   if (!s.contains(key)) return std::nullopt;
   auto d = s[key].is_number() ? parse_decimal(dump(s[key])) : std::nullopt;
   if (!d) fail(path, "'", key, "' must be a finite number");
@@ -23,7 +24,8 @@ inline auto SchemaConverter::number_keyword(const json& s, const char* key, cons
 }
 
 // The tighter of an inclusive and an exclusive bound.
-inline auto SchemaConverter::bound(const json& s, const char* inclusive, const char* exclusive, bool lower, const std::string& path) -> std::optional<NumberBound> {
+inline auto SchemaConverter::bound(const json& s, const char* inclusive, const char* exclusive, bool lower,
+                                   const std::string& path) -> std::optional<NumberBound> {
   const auto in = number_keyword(s, inclusive, path), ex = number_keyword(s, exclusive, path);
   if (!ex) return in ? std::optional<NumberBound>(NumberBound{*in, false}) : std::nullopt;
   if (!in) return NumberBound{*ex, true};
@@ -36,17 +38,19 @@ inline auto SchemaConverter::fits(const json& v, const json& s, const std::strin
   if (s.contains("type")) {
     bool ok = false;
     for (const auto& t : type_list(s["type"], path)) {
-      const bool integral = v.is_number_integer() || (v.is_number_float() && parse_decimal(dump(v)) &&
-                                                       parse_decimal(dump(v))->frac.empty());
-      ok = ok || (t == "object" && v.is_object()) || (t == "array" && v.is_array()) || (t == "string" && v.is_string()) ||
-           (t == "number" && v.is_number()) || (t == "integer" && v.is_number() && integral) ||
-           (t == "boolean" && v.is_boolean()) || (t == "null" && v.is_null());
+      const bool integral = v.is_number_integer() ||
+                            (v.is_number_float() && parse_decimal(dump(v)) && parse_decimal(dump(v))->frac.empty());
+      ok = ok || (t == "object" && v.is_object()) || (t == "array" && v.is_array()) ||
+           (t == "string" && v.is_string()) || (t == "number" && v.is_number()) ||
+           (t == "integer" && v.is_number() && integral) || (t == "boolean" && v.is_boolean()) ||
+           (t == "null" && v.is_null());
     }
     if (!ok) return false;
   }
   if (v.is_number()) {
     const auto x = parse_decimal(dump(v));
-    const auto lo = bound(s, "minimum", "exclusiveMinimum", true, path), hi = bound(s, "maximum", "exclusiveMaximum", false, path);
+    const auto lo = bound(s, "minimum", "exclusiveMinimum", true, path),
+               hi = bound(s, "maximum", "exclusiveMaximum", false, path);
     if (x && lo && (compare(*x, lo->value) < 0 || (lo->strict && compare(*x, lo->value) == 0))) return false;
     if (x && hi && (compare(*x, hi->value) > 0 || (hi->strict && compare(*x, hi->value) == 0))) return false;
   }
@@ -62,7 +66,8 @@ inline auto SchemaConverter::fits(const json& v, const json& s, const std::strin
 inline auto SchemaConverter::literals(const json& s, const std::string& path) -> std::string {
   for (const auto& [key, v] : s.items()) {
     const bool checked = key == "type" || key == "enum" || key == "const" || key == "minimum" || key == "maximum" ||
-                         key == "exclusiveMinimum" || key == "exclusiveMaximum" || key == "minLength" || key == "maxLength" ||
+                         key == "exclusiveMinimum" || key == "exclusiveMaximum" || key == "minLength" ||
+                         key == "maxLength" ||
                          (key == "format" && !(v.is_string() && format_pattern(v.get<std::string>())));
     if (assertion(key) && !checked)
       return fail(path, "'", s.contains("enum") ? "enum" : "const", "' together with '", key, "' is not supported");
@@ -76,19 +81,24 @@ inline auto SchemaConverter::literals(const json& s, const std::string& path) ->
   }
   std::string alts;
   for (const auto& v : values)
-    if ((!s.contains("const") || v == s["const"]) && fits(v, s, path)) alts += (alts.empty() ? "" : " | ") + gbnf_literal(dump(v));
+    if ((!s.contains("const") || v == s["const"]) && fits(v, s, path))
+      alts += (alts.empty() ? "" : " | ") + gbnf_literal(dump(v));
   if (!error_.empty()) return "value";
-  if (alts.empty()) return fail(path, "no value of '", s.contains("enum") ? "enum" : "const", "' is allowed by the keywords beside it");
+  if (alts.empty())
+    return fail(path, "no value of '", s.contains("enum") ? "enum" : "const", "' is allowed by the keywords beside it");
   return "(" + alts + ")";
 }
 
-inline auto SchemaConverter::number_schema(const json& s, bool integer, const std::string& hint, const std::string& path) -> std::string {
+inline auto SchemaConverter::number_schema(const json& s, bool integer, const std::string& hint,
+                                           const std::string& path) -> std::string {
   auto lo = bound(s, "minimum", "exclusiveMinimum", true, path);
   auto hi = bound(s, "maximum", "exclusiveMaximum", false, path);
   if (!error_.empty()) return "value";
   if (!lo && !hi) return integer ? "integer" : "number";
-  if (lo && hi && (compare(lo->value, hi->value) > 0 || (compare(lo->value, hi->value) == 0 && (lo->strict || hi->strict))))
-    return fail(path, "no number is between the minimum ", dump_decimal(lo->value), " and the maximum ", dump_decimal(hi->value));
+  if (lo && hi &&
+      (compare(lo->value, hi->value) > 0 || (compare(lo->value, hi->value) == 0 && (lo->strict || hi->strict))))
+    return fail(path, "no number is between the minimum ", dump_decimal(lo->value), " and the maximum ",
+                dump_decimal(hi->value));
   // Digits before the point: integers as the plain grammar writes them;
   // other numbers those of their bounds (9 where one is open), leaving
   // the rest of 15 significant digits to the fraction.
@@ -101,17 +111,25 @@ inline auto SchemaConverter::number_schema(const json& s, bool integer, const st
   }
   // A bound past the numbers written: on the far side of zero it holds
   // for all of them; on the near side for none.
-  auto too_far = [&](const std::optional<NumberBound>& b) { return b && b->value.whole.size() > static_cast<size_t>(digits); };
+  auto too_far = [&](const std::optional<NumberBound>& b) {
+    return b && b->value.whole.size() > static_cast<size_t>(digits);
+  };
   if (too_far(lo)) {
-    if (!lo->value.negative) return fail(path, "the minimum ", dump_decimal(lo->value), " is beyond the numbers this grammar writes (under 10^", digits, ")");
+    if (!lo->value.negative)
+      return fail(path, "the minimum ", dump_decimal(lo->value),
+                  " is beyond the numbers this grammar writes (under 10^", digits, ")");
     lo.reset();
   }
   if (too_far(hi)) {
-    if (hi->value.negative) return fail(path, "the maximum ", dump_decimal(hi->value), " is beyond the numbers this grammar writes (above -10^", digits, ")");
+    if (hi->value.negative)
+      return fail(path, "the maximum ", dump_decimal(hi->value),
+                  " is beyond the numbers this grammar writes (above -10^", digits, ")");
     hi.reset();
   }
   const std::string range = number_range(lo, hi, digits, integer ? 0 : 15 - digits);
-  if (range.empty()) return fail(path, "no ", integer ? "integer" : "number", " of at most ", integer ? 0 : 15 - digits, " decimals lies within the bounds");
+  if (range.empty())
+    return fail(path, "no ", integer ? "integer" : "number", " of at most ", integer ? 0 : 15 - digits,
+                " decimals lies within the bounds");
   return define(hint, range);
 }
 
@@ -119,10 +137,12 @@ inline auto SchemaConverter::dump_decimal(const Decimal& d) -> std::string {
   return (d.negative ? "-" : "") + d.whole + (d.frac.empty() ? "" : "." + d.frac);
 }
 
-inline auto SchemaConverter::string_schema(const json& s, const std::string& hint, const std::string& path) -> std::string {
+inline auto SchemaConverter::string_schema(const json& s, const std::string& hint, const std::string& path)
+    -> std::string {
   const long lo = count(s, "minLength", path), hi = count(s, "maxLength", path);
   if (hi >= 0 && lo > hi) return fail(path, "minLength ", lo, " is above maxLength ", hi);
-  const bool has_format = s.contains("format") && s["format"].is_string() && format_pattern(s["format"].get<std::string>());
+  const bool has_format =
+      s.contains("format") && s["format"].is_string() && format_pattern(s["format"].get<std::string>());
   if (s.contains("pattern") && !s["pattern"].is_string()) return fail(path, "'pattern' must be a string");
   if (s.contains("pattern") && has_format) return fail(path, "'pattern' together with 'format' is not supported");
   if (!s.contains("pattern") && !has_format) {
@@ -130,14 +150,16 @@ inline auto SchemaConverter::string_schema(const json& s, const std::string& hin
     return "\"\\\"\" " + gbnf_repeat("char", std::max(lo, 0L), hi) + " \"\\\"\"";
   }
   const std::string key = s.contains("pattern") ? "pattern" : "format";
-  const std::string regex = s.contains("pattern") ? s["pattern"].get<std::string>() : format_pattern(s["format"].get<std::string>());
+  const std::string regex =
+      s.contains("pattern") ? s["pattern"].get<std::string>() : format_pattern(s["format"].get<std::string>());
   auto tree = RegexParser(regex).run();
   if (!tree) return fail(path, "'", key, "' ", dump(json(regex)), ": ", tree.message());
   // A length limit beside a pattern holds only if every match is within it.
   const auto [min_len, max_len] = regex_lengths(*tree);
   if (min_len < lo || (hi >= 0 && (max_len < 0 || max_len > hi)))
-    return fail(path, "minLength/maxLength together with '", key, "' are supported only when every match of it is within them (its matches have ",
-                min_len, " to ", max_len < 0 ? std::string("unlimited") : std::to_string(max_len), " characters)");
+    return fail(path, "minLength/maxLength together with '", key,
+                "' are supported only when every match of it is within them (its matches have ", min_len, " to ",
+                max_len < 0 ? std::string("unlimited") : std::to_string(max_len), " characters)");
   const std::string memo = key + "\n" + regex;
   if (auto it = patterns_.find(memo); it != patterns_.end()) return it->second;
   const std::string name = rule_name(hint + "-" + (has_format ? s["format"].get<std::string>() : "pattern"));
@@ -149,8 +171,7 @@ inline auto SchemaConverter::string_schema(const json& s, const std::string& hin
 
 inline auto SchemaConverter::regex_gbnf(const RegexNode& n, const std::string& hint) -> std::string {
   switch (n.kind) {
-    case RegexNode::Kind::Chars:
-      return chars_gbnf(n.chars, hint);
+    case RegexNode::Kind::Chars: return chars_gbnf(n.chars, hint);
     case RegexNode::Kind::Sequence: {
       std::string out;
       for (const auto& p : n.parts)
@@ -213,7 +234,8 @@ inline auto SchemaConverter::json_escape(uint32_t c) -> std::string {
 
 inline auto SchemaConverter::class_gbnf(const CodeRanges& set) -> std::string {
   auto one = [](uint32_t c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return std::string(1, static_cast<char>(c));
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+      return std::string(1, static_cast<char>(c));
     static const char* hex = "0123456789ABCDEF";
     const int digits = c < 0x100 ? 2 : c < 0x10000 ? 4 : 8;
     std::string out = digits == 2 ? "\\x" : digits == 4 ? "\\u" : "\\U";

@@ -60,7 +60,9 @@ inline auto SchemaConverter::other_key(const std::vector<std::string>& names, co
     CodeRanges taken;
     for (const auto& [c, child] : trie[i].next) {
       taken.emplace_back(c, c);
-      if (contains(writable, c)) alts.push_back(gbnf_literal(c < 0x20 || c == '"' || c == '\\' ? json_escape(c) : utf8_encode(c)) + " " + rule[child]);
+      if (contains(writable, c))
+        alts.push_back(gbnf_literal(c < 0x20 || c == '"' || c == '\\' ? json_escape(c) : utf8_encode(c)) + " " +
+                       rule[child]);
     }
     if (const CodeRanges other = intersect(writable, complement(code_ranges(taken))); !other.empty())
       alts.push_back(chars_gbnf(other, hint + "-key") + " " + key_char + "*");
@@ -80,13 +82,17 @@ inline auto SchemaConverter::object(const json& s, const std::string& hint, cons
     if (!s["required"].is_array()) return fail(path, "'required' must be an array of strings");
     for (const auto& r : s["required"]) {
       if (!r.is_string()) return fail(path, "'required' must be an array of strings");
-      if (std::find(required.begin(), required.end(), r.get<std::string>()) == required.end()) required.push_back(r.get<std::string>());
+      if (std::find(required.begin(), required.end(), r.get<std::string>()) == required.end())
+        required.push_back(r.get<std::string>());
     }
   }
-  auto is_required = [&](const std::string& k) { return std::find(required.begin(), required.end(), k) != required.end(); };
+  auto is_required = [&](const std::string& k) {
+    return std::find(required.begin(), required.end(), k) != required.end();
+  };
   // Other properties: with neither properties nor additionalProperties
   // any object, otherwise only where additionalProperties allows them.
-  const bool closed = s.contains("additionalProperties") && s["additionalProperties"].is_boolean() && !s["additionalProperties"].get<bool>();
+  const bool closed = s.contains("additionalProperties") && s["additionalProperties"].is_boolean() &&
+                      !s["additionalProperties"].get<bool>();
   if (!s.contains("additionalProperties") && !s.contains("properties") && required.empty()) return "object";
   struct Property {
     std::string kv;
@@ -98,7 +104,8 @@ inline auto SchemaConverter::object(const json& s, const std::string& hint, cons
     names.push_back(key);
     if (schema.is_boolean() && !schema.get<bool>()) {  // a property that cannot be there
       if (is_required(key))
-        fail(at, "the required property '", key, "' can have no value (its schema is false, as when an 'additionalProperties': false ",
+        fail(at, "the required property '", key,
+             "' can have no value (its schema is false, as when an 'additionalProperties': false ",
              "beside 'allOf' or 'anyOf' forbids a property that a branch names)");
       return;
     }
@@ -115,7 +122,8 @@ inline auto SchemaConverter::object(const json& s, const std::string& hint, cons
   std::string extra;
   if (s.contains("additionalProperties") && !closed) {
     const std::string key = names.empty() ? "string" : other_key(names, hint + "-additional");
-    extra = key + " ws \":\" ws " + visit(s["additionalProperties"], hint + "-additional", path + "/additionalProperties") + " ws";
+    extra = key + " ws \":\" ws " +
+            visit(s["additionalProperties"], hint + "-additional", path + "/additionalProperties") + " ws";
   }
   // first_i: properties i.. with none before them (no leading comma);
   // after_i: properties i.. after one (each with a leading comma).
@@ -172,9 +180,11 @@ inline auto SchemaConverter::array(const json& s, const std::string& hint, const
 inline auto SchemaConverter::resolve(const json& r, const std::string& path) -> const json* {
   if (!r.is_string()) return fail(path, "'$ref' must be a string"), nullptr;
   const std::string target = r.get<std::string>();
-  if (target.rfind("#", 0) != 0) return fail(path, "only references inside the schema (\"#/...\") are supported, not ", target), nullptr;
+  if (target.rfind("#", 0) != 0)
+    return fail(path, "only references inside the schema (\"#/...\") are supported, not ", target), nullptr;
   const std::string fragment = target.substr(1);
-  if (!fragment.empty() && fragment[0] != '/') return fail(path, "the reference ", target, " is not a JSON pointer"), nullptr;
+  if (!fragment.empty() && fragment[0] != '/')
+    return fail(path, "the reference ", target, " is not a JSON pointer"), nullptr;
   for (size_t i = 0; i < fragment.size(); ++i)
     if (fragment[i] == '~' && (i + 1 >= fragment.size() || (fragment[i + 1] != '0' && fragment[i + 1] != '1')))
       return fail(path, "the reference ", target, " has a bad '~' escape"), nullptr;

@@ -28,7 +28,9 @@ struct V {
   static F load(const bf16* p) {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)), 16));
   }
-  static F load(const f16* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)))); }
+  static F load(const f16* p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p))));
+  }
   static F load(const int8_t* p) {
     int32_t w;
     std::memcpy(&w, p, sizeof w);
@@ -163,7 +165,7 @@ inline void pack_blocks(const uint16_t* src, int64_t ld, int n, int64_t width, u
 
 inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const int64_t rows = W.rows, cols = W.cols, chunks = (cols + 3) / 4;  // a ragged depth is padded with zeros
-  const bool split = W.dtype == DType::BF16 && !W.bf16_activations;  // as avx512::matmul_bf16
+  const bool split = W.dtype == DType::BF16 && !W.bf16_activations;     // as avx512::matmul_bf16
   const int64_t pair_stride = 8 * chunks;
   std::vector<uint16_t> bits(static_cast<size_t>(T * cols)), rest_bits(split ? bits.size() : 0);
   for (size_t i = 0; i < bits.size(); ++i) {

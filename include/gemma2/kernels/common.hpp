@@ -148,9 +148,9 @@ using Gemm = void (*)(const Matrix& W, const float* X, int T, float* Y, const Ex
 
 // The entries of a table every set fills the same way (the others it sets
 // itself where it has them).
-inline Kernels kernel_table(KernelSet set, decltype(Kernels::dense_rows) dense_rows, decltype(Kernels::quant_rows) quant_rows,
-                            decltype(Kernels::quantize) quantize, Gemm gemm, decltype(Kernels::kv_scores) kv_scores,
-                            decltype(Kernels::kv_mix) kv_mix) {
+inline Kernels kernel_table(KernelSet set, decltype(Kernels::dense_rows) dense_rows,
+                            decltype(Kernels::quant_rows) quant_rows, decltype(Kernels::quantize) quantize, Gemm gemm,
+                            decltype(Kernels::kv_scores) kv_scores, decltype(Kernels::kv_mix) kv_mix) {
   Kernels k;
   k.set = set;
   k.dense_rows = dense_rows;
@@ -225,7 +225,7 @@ void interleaved_rows_with(const std::array<GroupTile, N>& tiles, const Matrix& 
     const int valid = static_cast<int>(std::min<int64_t>(kInterleave, W.rows - r));
     for (int64_t t = t0; t < t1; t += max_tokens)
       tiles[static_cast<size_t>(std::min<int64_t>(max_tokens, t1 - t) - 1)](W.data + g * W.group_bytes(), blocks, X, t,
-                                                                             Y + t * W.rows + r, W.rows, valid);
+                                                                            Y + t * W.rows + r, W.rows, valid);
   }
 }
 
@@ -254,7 +254,9 @@ void visit_block_format(DType t, F&& f) {
 // Rows of X per pass over an interleaved matrix: as many as fit in 1 MB
 // quantized (a core's L2 on current x86), so that they stay in cache while
 // every row group streams past; the weights are read once per pass.
-inline int interleaved_pass_rows(int64_t cols) { return static_cast<int>(std::max<int64_t>(kInterleave, (int64_t{1} << 20) / cols)); }
+inline int interleaved_pass_rows(int64_t cols) {
+  return static_cast<int>(std::max<int64_t>(kInterleave, (int64_t{1} << 20) / cols));
+}
 
 }  // namespace detail
 GEMMA2_END_NAMESPACE

@@ -64,7 +64,7 @@ namespace detail {
 // The instruction-set extensions the kernels use, as this CPU and its OS
 // report them (a feature counts only if the OS saves its registers).
 struct CpuFeatures {
-  bool avx2 = false;  // with FMA and F16C
+  bool avx2 = false;    // with FMA and F16C
   bool avx512 = false;  // F, BW, VL and DQ
   bool avx512_vnni = false, avx512_bf16 = false;
   bool avx_vnni = false;  // vpdpbusd on 256-bit vectors (VEX: Alder Lake, Zen 5 and later)
@@ -140,7 +140,8 @@ inline const CpuFeatures& cpu_features() {
 }  // namespace detail
 
 // "portable, avx2, avx512", for messages and help texts; every set by default.
-inline std::string kernel_set_list(const std::vector<KernelSet>& sets = {std::begin(kKernelSets), std::end(kKernelSets)}) {
+inline std::string kernel_set_list(const std::vector<KernelSet>& sets = {std::begin(kKernelSets),
+                                                                         std::end(kKernelSets)}) {
   std::string s;
   for (KernelSet k : sets) s += (s.empty() ? "" : ", ") + std::string(kernel_set_name(k));
   return s;

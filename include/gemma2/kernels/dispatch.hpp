@@ -49,13 +49,16 @@ struct SetList {};
 // Every set this build compiles, one row each.
 using CompiledSets = SetList<portable::Set
 #if GEMMA2_X86_KERNELS
-                             , avx2::Set, avx512::Set
+                             ,
+                             avx2::Set, avx512::Set
 #endif
 #if GEMMA2_ARM_KERNELS
-                             , neon::Set
+                             ,
+                             neon::Set
 #endif
 #if GEMMA2_ARM_DOTPROD_KERNELS
-                             , neon_dotprod::Set
+                             ,
+                             neon_dotprod::Set
 #endif
                              >;
 
@@ -139,8 +142,8 @@ inline Result<const Kernels*> select_kernels(std::optional<KernelSet> requested)
     what = std::string("kernel set ") + kernel_set_name(*requested);
   }
   if (const Kernels* k = kernels_for(*requested)) return k;
-  return err(what, ": this CPU cannot run the ", kernel_set_name(*requested), " kernels (it can run: ",
-             kernel_set_list(supported_kernel_sets()), ")");
+  return err(what, ": this CPU cannot run the ", kernel_set_name(*requested),
+             " kernels (it can run: ", kernel_set_list(supported_kernel_sets()), ")");
 }
 
 // The process-wide table, for products whose Matrix names none: as

@@ -53,7 +53,8 @@ inline void dense_rows(const Matrix& W, const float* X, int T, float* Y, int64_t
 
 // Σ over blocks of d_w·d_x·Σ w_q·x_q (Q8_0, Q4_0), or for the K-quants
 // Σ over groups of 16 of scale_g·d_x·Σ q·x_q − bias_g·d_x·Σ x_q.
-inline float dot_blocks(DType t, const std::byte* row, const int8_t* xq, const float* xd, const float* xsum16, int cols) {
+inline float dot_blocks(DType t, const std::byte* row, const int8_t* xq, const float* xd, const float* xsum16,
+                        int cols) {
   float sum = 0.0f;
   if (is_kquant(t)) {
     SuperBlockInts s;
@@ -84,13 +85,14 @@ inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y,
   const PlainRows rows = W.plain_rows();
   for (int64_t r = r0; r < r1; ++r)
     for (int t = 0; t < T; ++t)
-      Y[t * W.rows + r] = dot_blocks(W.dtype, rows.row(r), X.q.data() + t * W.cols,
-                                     X.d.data() + t * blocks, X.sum16.data() + 2 * t * blocks, W.cols);
+      Y[t * W.rows + r] = dot_blocks(W.dtype, rows.row(r), X.q.data() + t * W.cols, X.d.data() + t * blocks,
+                                     X.sum16.data() + 2 * t * blocks, W.cols);
 }
 
 // Row j of head h of a KVRows view as k.dim floats.
 inline void kv_row_of_head(const KVRows& k, int j, int h, float* out) {
-  kv_head_to_float(k.dtype, k.data + static_cast<size_t>(j) * k.stride + static_cast<size_t>(h) * k.head_bytes, out, k.dim);
+  kv_head_to_float(k.dtype, k.data + static_cast<size_t>(j) * k.stride + static_cast<size_t>(h) * k.head_bytes, out,
+                   k.dim);
 }
 
 inline void kv_scores(const KVRows& k, const float* Q, int rows, float* S, int64_t lds) {
@@ -136,8 +138,7 @@ inline void gemm(const Matrix& W, const float* X, int T, float* Y, const Executo
         const PlainRows plain = W.plain_rows();
         if (is_blocked(W.dtype))
           for (int64_t i = 0; i < n; ++i) dequantize_row(W.dtype, plain.row(r + i), buf.data() + i * cols, W.cols);
-        else
-          convert_to_float(W.dtype, plain.row(r), buf.data(), static_cast<size_t>(n * cols));
+        else convert_to_float(W.dtype, plain.row(r), buf.data(), static_cast<size_t>(n * cols));
         wt = buf.data();
       }
       Eigen::Map<const RowMajor> wm(wt, n, cols);

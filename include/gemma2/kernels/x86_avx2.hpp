@@ -56,7 +56,8 @@ inline float block_scale(const std::byte* p) {
 // out = Σ over blocks of d_w·d_x·Σ w_q·x_q for one Q8_0 or Q4_0 row: the
 // sign of w moves onto x so that vpmaddubsw sees |w| as unsigned.
 template <DType Q>
-void dot_quantized(const std::byte* row, size_t, const int8_t* xq, const float* xd, const float*, int cols, float* out) {
+void dot_quantized(const std::byte* row, size_t, const int8_t* xq, const float* xd, const float*, int cols,
+                   float* out) {
   const auto split = split_row(Q, row, cols);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
@@ -86,13 +87,17 @@ __m256i kquant_weights(const std::byte* blk, int k) {
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   if constexpr (Q == DType::Q6_K) {  // half k / 4; part k % 4: low or high nibbles of ql, 2 bits of qh
     const int half = k / 4, part = k % 4;
-    const __m256i ql = _mm256_srli_epi16(load(blk + offsetof(Block, ql) + 64 * half + 32 * (part & 1)), 4 * (part >> 1));
+    const __m256i ql =
+        _mm256_srli_epi16(load(blk + offsetof(Block, ql) + 64 * half + 32 * (part & 1)), 4 * (part >> 1));
     const __m256i qh = _mm256_slli_epi16(_mm256_srli_epi16(load(blk + offsetof(Block, qh) + 32 * half), 2 * part), 4);
     return _mm256_or_si256(_mm256_and_si256(ql, nibble), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
   } else {  // sub-block k: low (k even) or high nibbles of 32 bytes; Q5_K's fifth bit is bit k of qh
-    __m256i w = _mm256_and_si256(_mm256_srli_epi16(load(blk + offsetof(Block, qs) + 32 * (k / 2)), 4 * (k % 2)), nibble);
+    __m256i w =
+        _mm256_and_si256(_mm256_srli_epi16(load(blk + offsetof(Block, qs) + 32 * (k / 2)), 4 * (k % 2)), nibble);
     if constexpr (Q == DType::Q5_K)
-      w = _mm256_or_si256(w, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(load(blk + offsetof(Block, qh)), k), 4), _mm256_set1_epi8(0x10)));
+      w = _mm256_or_si256(w,
+                          _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(load(blk + offsetof(Block, qh)), k), 4),
+                                           _mm256_set1_epi8(0x10)));
     return w;
   }
 }
@@ -148,7 +153,8 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
     for (int k = 0; k < 8; ++k) {
       const __m256i xk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * k));
       const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(kquant_weights<Q>(blk, k), xk), ones);
-      const __m256 s = _mm256_permutevar8x32_ps(scale[k / 4], _mm256_add_epi32(group_of_lane, _mm256_set1_epi32(2 * (k % 4))));
+      const __m256 s =
+          _mm256_permutevar8x32_ps(scale[k / 4], _mm256_add_epi32(group_of_lane, _mm256_set1_epi32(2 * (k % 4))));
       acc[k % 4] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[k % 4]);
     }
   }
@@ -173,7 +179,8 @@ struct QuantBlock {
   }
   static void round(const float* x, float id, int8_t* q, int32_t half[2]) {
     __m256i v[4];
-    for (int j = 0; j < 4; ++j) v[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), _mm256_set1_ps(id)));
+    for (int j = 0; j < 4; ++j)
+      v[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), _mm256_set1_ps(id)));
     // The packs work within 128-bit lanes: 4-byte pieces come out in the order 0 2 4 6 1 3 5 7.
     const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
@@ -202,10 +209,14 @@ GEMMA2_TARGET_END
 
 inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   switch (W.dtype) {
-    case DType::Q8_0: return quant_rows_with<dot_quantized<DType::Q8_0>, four_rows<dot_quantized<DType::Q8_0>>>(W, X, T, Y, r0, r1);
-    case DType::Q4_0: return quant_rows_with<dot_quantized<DType::Q4_0>, four_rows<dot_quantized<DType::Q4_0>>>(W, X, T, Y, r0, r1);
-    case DType::Q4_K: return quant_rows_with<dot_kquant<DType::Q4_K>, four_rows<dot_kquant<DType::Q4_K>>>(W, X, T, Y, r0, r1);
-    case DType::Q5_K: return quant_rows_with<dot_kquant<DType::Q5_K>, four_rows<dot_kquant<DType::Q5_K>>>(W, X, T, Y, r0, r1);
+    case DType::Q8_0:
+      return quant_rows_with<dot_quantized<DType::Q8_0>, four_rows<dot_quantized<DType::Q8_0>>>(W, X, T, Y, r0, r1);
+    case DType::Q4_0:
+      return quant_rows_with<dot_quantized<DType::Q4_0>, four_rows<dot_quantized<DType::Q4_0>>>(W, X, T, Y, r0, r1);
+    case DType::Q4_K:
+      return quant_rows_with<dot_kquant<DType::Q4_K>, four_rows<dot_kquant<DType::Q4_K>>>(W, X, T, Y, r0, r1);
+    case DType::Q5_K:
+      return quant_rows_with<dot_kquant<DType::Q5_K>, four_rows<dot_kquant<DType::Q5_K>>>(W, X, T, Y, r0, r1);
     default: return quant_rows_with<dot_kquant<DType::Q6_K>, four_rows<dot_kquant<DType::Q6_K>>>(W, X, T, Y, r0, r1);
   }
 }

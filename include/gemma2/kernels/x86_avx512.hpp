@@ -94,8 +94,7 @@ void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const 
       if constexpr (Q == DType::Q4_0) x = _mm512_shuffle_i64x2(x, x, _MM_SHUFFLE(3, 1, 2, 0));
       GEMMA2_UNROLL
       for (int r = 0; r < R; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(split.values(b) + r * stride) + kPrefetchBytes,
-                     _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(split.values(b) + r * stride) + kPrefetchBytes, _MM_HINT_T0);
       GEMMA2_UNROLL
       for (int r = 0; r < R; ++r) {
         __m512i p;
@@ -104,8 +103,7 @@ void dot_quantized(const std::byte* row, size_t stride, const int8_t* xq, const 
           const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
           p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
         } else {
-          const __m256i raw =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(split.values(b) + r * stride));
+          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(split.values(b) + r * stride));
           const __m256i nib = _mm256_set1_epi8(0x0f);
           const __m256i lo = _mm256_and_si256(raw, nib), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib);
           p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), x);
@@ -160,7 +158,8 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
     __m512 ds, bias;
     if constexpr (Q == DType::Q6_K) {
       ds = _mm512_mul_ps(_mm512_set1_ps(block_scale(blk + offsetof(Block, d))),
-                         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales))))));
+                         _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + offsetof(Block, scales))))));
       bias = _mm512_mul_ps(_mm512_set1_ps(32.0f), ds);
     } else {
       uint64_t sc, m;
@@ -185,14 +184,15 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
         __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
         __m512i v = _mm512_loadu_si512(blk + offsetof(Block, ql) + 64 * half);
         if (high) h = _mm512_srli_epi16(h, 4), v = _mm512_srli_epi16(v, 4);
-        wv = _mm512_or_si512(_mm512_and_si512(v, nibble), _mm512_and_si512(_mm512_slli_epi16(h, 4), _mm512_set1_epi8(0x30)));
+        wv = _mm512_or_si512(_mm512_and_si512(v, nibble),
+                             _mm512_and_si512(_mm512_slli_epi16(h, 4), _mm512_set1_epi8(0x30)));
       } else {
-        const __m256i raw =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qs) + 32 * step));
+        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qs) + 32 * step));
         __m256i lo = _mm256_and_si256(raw, _mm512_castsi512_si256(nibble));
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm512_castsi512_si256(nibble));
         if constexpr (Q == DType::Q5_K) {  // bits 2·step and 2·step + 1 of qh to bit 4
-          const __m256i qh = _mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qh))), 2 * step);
+          const __m256i qh = _mm256_srli_epi16(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + offsetof(Block, qh))), 2 * step);
           const __m256i bit4 = _mm256_set1_epi8(0x10);
           lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4), bit4));
           hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit4));
@@ -204,7 +204,8 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
       acc[step] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(groups, scale), acc[step]);
     }
   }
-  *out = _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])), offset));
+  *out = _mm512_reduce_add_ps(
+      _mm512_sub_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])), offset));
 }
 
 #include "gemma2/kernels/x86_avx512_interleaved.inc"
@@ -213,10 +214,14 @@ GEMMA2_TARGET_END
 
 inline void quant_rows_vnni(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   switch (W.dtype) {
-    case DType::Q8_0: return quant_rows_with<dot_quantized<DType::Q8_0, 1>, dot_quantized<DType::Q8_0, 4>>(W, X, T, Y, r0, r1);
-    case DType::Q4_0: return quant_rows_with<dot_quantized<DType::Q4_0, 1>, dot_quantized<DType::Q4_0, 4>>(W, X, T, Y, r0, r1);
-    case DType::Q4_K: return quant_rows_with<dot_kquant<DType::Q4_K>, four_rows<dot_kquant<DType::Q4_K>>>(W, X, T, Y, r0, r1);
-    case DType::Q5_K: return quant_rows_with<dot_kquant<DType::Q5_K>, four_rows<dot_kquant<DType::Q5_K>>>(W, X, T, Y, r0, r1);
+    case DType::Q8_0:
+      return quant_rows_with<dot_quantized<DType::Q8_0, 1>, dot_quantized<DType::Q8_0, 4>>(W, X, T, Y, r0, r1);
+    case DType::Q4_0:
+      return quant_rows_with<dot_quantized<DType::Q4_0, 1>, dot_quantized<DType::Q4_0, 4>>(W, X, T, Y, r0, r1);
+    case DType::Q4_K:
+      return quant_rows_with<dot_kquant<DType::Q4_K>, four_rows<dot_kquant<DType::Q4_K>>>(W, X, T, Y, r0, r1);
+    case DType::Q5_K:
+      return quant_rows_with<dot_kquant<DType::Q5_K>, four_rows<dot_kquant<DType::Q5_K>>>(W, X, T, Y, r0, r1);
     default: return quant_rows_with<dot_kquant<DType::Q6_K>, four_rows<dot_kquant<DType::Q6_K>>>(W, X, T, Y, r0, r1);
   }
 }
@@ -320,7 +325,8 @@ inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const 
           if (W.dtype == DType::BF16) {
             std::memcpy(dst, W.plain_rows().row(r0 + i), static_cast<size_t>(cols) * sizeof(bf16));
           } else {
-            dequantize_row(W.dtype, plain_row(W, static_cast<int>(r0 + i), scratch.data()), row_f.data(), static_cast<int>(cols));
+            dequantize_row(W.dtype, plain_row(W, static_cast<int>(r0 + i), scratch.data()), row_f.data(),
+                           static_cast<int>(cols));
             floats_to_bf16(row_f.data(), dst, cols);
           }
         }
@@ -355,8 +361,9 @@ struct Set {  // dispatch.hpp's entry for `avx512`
   static bool supported(const CpuFeatures& cpu) { return cpu.avx512; }
   static Kernels table(const CpuFeatures& cpu) {
     // quantize: a small share of any product, the 8-float steps serve.
-    Kernels k = kernel_table(id, dense_rows, cpu.avx512_vnni ? quant_rows_vnni : avx2::quant_rows, avx2::quantize,
-                             cpu.avx512_bf16 ? gemm_bf16_or_float<gemm_float, matmul_bf16> : gemm_float, kv_scores, kv_mix);
+    Kernels k =
+        kernel_table(id, dense_rows, cpu.avx512_vnni ? quant_rows_vnni : avx2::quant_rows, avx2::quantize,
+                     cpu.avx512_bf16 ? gemm_bf16_or_float<gemm_float, matmul_bf16> : gemm_float, kv_scores, kv_mix);
     k.interleaved_rows = cpu.avx512_vnni ? interleaved_rows_vnni : avx2::Set::table(cpu).interleaved_rows;
     k.features = cpu.avx512_vnni ? (cpu.avx512_bf16 ? "vnni bf16" : "vnni") : (cpu.avx512_bf16 ? "bf16" : "");
     return k;

@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   params.greedy = 1;
   if (argc < 2 || gemma2_model_load(argv[1], NULL, &model) != GEMMA2_OK ||
       gemma2_session_new(model, 0, &session) != GEMMA2_OK || gemma2_session_feed(session, ids, 3, NULL) != GEMMA2_OK ||
-      gemma2_sampler_new(&params, &sampler) != GEMMA2_OK || gemma2_session_sample(session, sampler, &token) != GEMMA2_OK) {
+      gemma2_sampler_new(&params, &sampler) != GEMMA2_OK ||
+      gemma2_session_sample(session, sampler, &token) != GEMMA2_OK) {
     fprintf(stderr, "error: %s\n", gemma2_last_error());
     return 1;
   }
