@@ -30,10 +30,6 @@ inline std::string parse_error(const std::string& gbnf) {
 }
 
 inline std::shared_ptr<const gemma2::TokenTrie> demo_vocab() { return demo().trie; }
-inline const gemma2::Tokenizer& gemma_tokenizer() {
-  static auto tok = gemma2::Tokenizer::load(test::data_dir() + "/tokenizer/gemma2_tokenizer.model");
-  return *tok;
-}
 
 inline const gemma2::Tokenizer& demo_tokenizer() { return demo().tok; }
 

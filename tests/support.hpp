@@ -279,6 +279,16 @@ inline const Demo& demo() {
 
 inline const DemoModel& demo_model() { return demo().model; }
 
+// The reference tokenizer (tokenizes exactly like Gemma 2's), loaded once.
+inline const gemma2::Tokenizer& gemma_tokenizer() {
+  static const gemma2::Tokenizer tok = [] {
+    auto t = gemma2::Tokenizer::load(data_dir() + "/tokenizer/gemma2_tokenizer.model");
+    REQUIRE_MESSAGE(t.ok(), t.message());
+    return *t;
+  }();
+  return tok;
+}
+
 // `text` as the demo model's prompt ids (BOS first).
 inline std::vector<int32_t> demo_prompt(const std::string& text) { return demo().tok.encode_prompt(text).value(); }
 

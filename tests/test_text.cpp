@@ -6,14 +6,7 @@
 
 namespace {
 
-const gemma2::Tokenizer& gemma_tokenizer() {
-  static const gemma2::Tokenizer tok = [] {
-    auto t = gemma2::Tokenizer::load(test::data_dir() + "/tokenizer/gemma2_tokenizer.model");
-    REQUIRE_MESSAGE(t.ok(), t.message());
-    return *t;
-  }();
-  return tok;
-}
+using test::gemma_tokenizer;
 
 std::string stream_decode(const gemma2::Tokenizer& tok, const std::vector<int32_t>& ids) {
   gemma2::StreamDecoder d(tok);
