@@ -325,6 +325,24 @@ inline float worst_diff(const std::vector<gemma2::Activations>& a, const std::ve
 }
 
 #ifdef GEMMA2_CLI
+// Runs a command line of the CLI with its output going to the files `out`
+// and `err` (either may be kNullDevice), and answers its exit code.
+inline int run_cli_command(const std::string& command, const std::string& out, const std::string& err) {
+  const std::string line = command + " > " + out + " 2> " + err;
+  int rc = run_command(line);
+#if defined(_WIN32)
+  // The CLI names every failure on stderr; a failed run that printed nothing
+  // never started (seen in CI: wine's cmd.exe exits non-zero, now and then,
+  // without running the command). Nothing of it ran, so it is tried again.
+  auto silent = [&] { return (out == kNullDevice || read_text(out).empty()) && read_text(err).empty(); };
+  for (int attempt = 1; attempt < 4 && rc != 0 && silent(); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250 * attempt));
+    rc = run_command(line);
+  }
+#endif
+  return rc;
+}
+
 // One run of the gemma2 CLI with `args` and `stdin_text` on its input.
 struct CliRun {
   int rc;
@@ -334,7 +352,7 @@ inline CliRun cli(const std::string& args, const std::string& stdin_text = "") {
   TempDir tmp;
   const std::string in = tmp.str() + "/in", out = tmp.str() + "/out", err = tmp.str() + "/err";
   std::ofstream(in) << stdin_text;
-  const int rc = run_command(std::string(GEMMA2_CLI) + " " + args + " < " + in + " > " + out + " 2> " + err);
+  const int rc = run_cli_command(std::string(GEMMA2_CLI) + " " + args + " < " + in, out, err);
   return {rc, read_text(out), read_text(err)};
 }
 

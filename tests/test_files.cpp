@@ -97,12 +97,14 @@ std::string as_unprivileged(const std::function<std::string()>& fn) {
   return out;
 }
 
+#ifdef GEMMA2_CLI
 // Whether the unprivileged user can read `path` (temporary directories are
 // open to all; a build tree may not be).
 bool reachable_by_nobody(const std::string& path) {
   return as_unprivileged([&] { return ::access(path.c_str(), R_OK) == 0 ? std::string("yes") : std::string("no"); }) ==
          "yes";
 }
+#endif
 #endif
 
 // fn() as a row needs it: the unreadable-file row runs it unprivileged.
@@ -282,15 +284,14 @@ struct CliRun {
 
 CliRun cli(const std::string& args, const std::string& tmp, bool unprivileged = false) {
   const std::string err = tmp + "/cli.err";
-  std::string cmd =
-      std::string(GEMMA2_CLI) + " " + args + " > " + test::kNullDevice + " 2> " + err + " < " + test::kNullDevice;
+  std::string cmd = std::string(GEMMA2_CLI) + " " + args + " < " + test::kNullDevice;
 #if !defined(_WIN32)
   if (unprivileged && ::geteuid() == 0) cmd = "setpriv --reuid=65534 --regid=65534 --clear-groups " + cmd;
 #else
   (void)unprivileged;
 #endif
   CliRun r;
-  r.rc = test::run_command(cmd);
+  r.rc = test::run_cli_command(cmd, test::kNullDevice, err);
   r.err = test::read_text(err);
   return r;
 }
@@ -366,10 +367,9 @@ TEST_CASE("CLI: commands that take ids never open a tokenizer") {
   CHECK(
       contains(cli("generate --model " + model + " --prompt hi --max-new 1", root).err, "is a directory, not a file"));
   // bench's JSON line names the KV storage and what it and the process took.
-  const std::string json = root + "/bench.json";
-  REQUIRE(test::run_command(std::string(GEMMA2_CLI) + " bench --model " + model +
-                            " --prompt 4 --gen 2 --threads 1 --kv-cache int8 > " + json) == 0);
-  const nlohmann::json j = nlohmann::json::parse(test::read_text(json));
+  const auto bench = test::cli("bench --model " + model + " --prompt 4 --gen 2 --threads 1 --kv-cache int8");
+  REQUIRE(bench.rc == 0);
+  const nlohmann::json j = nlohmann::json::parse(bench.out);
   CHECK(j.at("kv_cache") == "int8");
   CHECK(j.at("model") == model);  // escaped (Windows paths hold backslashes)
   const gemma2::MemoryPlan plan = gemma2::Gemma2Model<>::plan(model).value();
@@ -382,14 +382,15 @@ TEST_CASE("CLI: info and --dry-run print the memory plan, and --max-memory refus
   TempDir tmp;
   const std::string demo = GEMMA2_DEMO_MODEL;
   auto plan = gemma2::Gemma2Model<>::plan(demo).value();
-  const std::string out = tmp.str() + "/info.txt";
-  REQUIRE(test::run_command(std::string(GEMMA2_CLI) + " info --model " + demo + " --context 100 > " + out) == 0);
-  const std::string info = test::read_text(out);
+  const auto run_info = test::cli("info --model " + demo + " --context 100");
+  REQUIRE(run_info.rc == 0);
+  const std::string info = run_info.out;
   CHECK(contains(info,
                  "(" + std::to_string(plan.mapped_bytes) + " + " + std::to_string(plan.allocated_bytes) + " bytes"));
   CHECK(contains(info, "KV cache for 100 positions"));
-  REQUIRE(test::run_command(std::string(GEMMA2_CLI) + " generate --dry-run --prompt x > " + out) == 0);
-  CHECK(contains(test::read_text(out), "mapped + "));
+  const auto dry_run = test::cli("generate --dry-run --prompt x");
+  REQUIRE(dry_run.rc == 0);
+  CHECK(contains(dry_run.out, "mapped + "));
   const CliRun refused =
       cli("logits --model " + demo + " --ids 2 --out " + tmp.str() + "/x --max-memory 1M", tmp.str());
   CHECK(refused.rc == 1);

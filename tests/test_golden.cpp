@@ -40,11 +40,13 @@ std::vector<GoldenSeq> golden_sequences() {
 
 constexpr float kTolerance = 1e-2f;  // golden/README.md: recommended bound for float32
 
+#ifdef GEMMA2_CLI
 std::string join(const std::vector<int32_t>& ids, const char* sep) {
   std::string s;
   for (size_t i = 0; i < ids.size(); ++i) s += (i ? sep : "") + std::to_string(ids[i]);
   return s;
 }
+#endif
 
 }  // namespace
 
@@ -144,18 +146,16 @@ TEST_CASE("golden: the gemma2 CLI (logits, generate --greedy --print-ids) matche
   REQUIRE(seqs.size() == 6);
   for (const auto& g : seqs) {
     INFO(g.dir, " ", g.name);
-    const std::string out = tmp.str() + "/logits.f32", ids = tmp.str() + "/ids.txt";
-    std::string cmd = std::string(GEMMA2_CLI) + " logits --model " + g.dir + " --ids " + join(g.tokens, ",") +
-                      " --out " + out + " 2> " + test::kNullDevice;
-    REQUIRE(test::run_command(cmd) == 0);
+    const std::string out = tmp.str() + "/logits.f32";
+    REQUIRE(test::cli("logits --model " + g.dir + " --ids " + join(g.tokens, ",") + " --out " + out).rc == 0);
     const auto logits = test::read_f32(out);
     REQUIRE(logits.size() == g.logits.size());
     CHECK(test::max_abs_diff(logits.data(), g.logits.data(), logits.size()) <= kTolerance);
 
-    cmd = std::string(GEMMA2_CLI) + " generate --model " + g.dir + " --ids " + join(g.prompt, ",") + " --max-new " +
-          std::to_string(g.greedy.size()) + " --greedy --print-ids --threads 2 > " + ids + " 2> " + test::kNullDevice;
-    REQUIRE(test::run_command(cmd) == 0);
-    std::string text = test::read_text(ids);
+    const auto greedy = test::cli("generate --model " + g.dir + " --ids " + join(g.prompt, ",") + " --max-new " +
+                                  std::to_string(g.greedy.size()) + " --greedy --print-ids --threads 2");
+    REQUIRE(greedy.rc == 0);
+    std::string text = greedy.out;
     while (!text.empty() && text.back() == '\n') text.pop_back();
     CHECK(text.substr(text.rfind('\n') + 1) == join(g.greedy, " "));
 
@@ -164,9 +164,7 @@ TEST_CASE("golden: the gemma2 CLI (logits, generate --greedy --print-ids) matche
     const auto ck = gemma2::open_checkpoint(g.dir).value();
     test::write_gguf(ck, gguf, ck.tensors.at("model.norm.weight").dtype,
                      ck.config.query_pre_attn_scalar != ck.config.head_dim);
-    cmd = std::string(GEMMA2_CLI) + " logits --model " + gguf + " --ids " + join(g.tokens, ",") + " --out " + out +
-          " 2> " + test::kNullDevice;
-    REQUIRE(test::run_command(cmd) == 0);
+    REQUIRE(test::cli("logits --model " + gguf + " --ids " + join(g.tokens, ",") + " --out " + out).rc == 0);
     const auto from_gguf = test::read_f32(out);
     REQUIRE(from_gguf.size() == g.logits.size());
     CHECK(test::max_abs_diff(from_gguf.data(), g.logits.data(), from_gguf.size()) <= kTolerance);
@@ -175,10 +173,9 @@ TEST_CASE("golden: the gemma2 CLI (logits, generate --greedy --print-ids) matche
 
 TEST_CASE("CLI: errors exit non-zero with a message") {
   test::TempDir tmp;
-  const std::string err = tmp.str() + "/err.txt";
   auto run = [&](const std::string& args) {
-    const int rc = test::run_command(std::string(GEMMA2_CLI) + " " + args + " > " + test::kNullDevice + " 2> " + err);
-    return std::make_pair(rc, test::read_text(err));
+    const auto r = test::cli(args);
+    return std::make_pair(r.rc, r.err);
   };
   const std::string model = test::golden_dir("gqa_f32");
   const auto r1 = run("generate --model " + model + " --ids 2,999999 --max-new 2 --greedy");
