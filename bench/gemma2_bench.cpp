@@ -150,9 +150,9 @@ const RandomWeights& random_weights(int rows, int cols, DType dtype, bool hot) {
   }
   if (gemma2::is_block32(dtype) && gemma2::detail::default_kernels().interleaved_rows != nullptr &&
       std::getenv("GEMMA2_BENCH_PLAIN_ROWS") == nullptr) {
-    const gemma2::Matrix plain = w.matrix(0);
-    std::vector<std::byte> out(static_cast<size_t>(gemma2::interleaved_groups(rows)) * plain.group_bytes());
-    gemma2::detail::interleave_rows(plain, out.data(), 0, rows);
+    const size_t row_bytes = gemma2::row_bytes(dtype, cols);
+    std::vector<std::byte> out(gemma2::interleaved_groups(rows) * gemma2::kInterleave * row_bytes);
+    gemma2::detail::interleave_rows({dtype, rows, cols, w.copies[0].data(), row_bytes}, out.data(), 0, rows);
     w.copies[0] = std::move(out);
     w.interleaved = true;
   }

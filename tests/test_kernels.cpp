@@ -2,9 +2,26 @@
 // and without threads) against a naive double-precision product.
 #include <doctest/doctest.h>
 
+#include <type_traits>
+
 #include "support.hpp"
 
 namespace {
+
+// The rows in place of W, a matrix the test stored row by row.
+gemma2::PlainMatrix in_place(const gemma2::Matrix& W) {
+  REQUIRE_FALSE(W.interleaved);
+  return {W.dtype, W.rows, W.cols, W.data, gemma2::row_bytes(W.dtype, W.cols), W.bf16_activations};
+}
+
+// Whether M has a row(r) that reads a row in place: an interleaved matrix
+// must not (reading its bytes as a row would be another row's data).
+template <class M, class = void>
+struct reads_rows_in_place : std::false_type {};
+template <class M>
+struct reads_rows_in_place<M, std::void_t<decltype(std::declval<const M&>().row(int64_t{0}))>> : std::true_type {};
+static_assert(reads_rows_in_place<gemma2::PlainMatrix>::value && !reads_rows_in_place<gemma2::InterleavedMatrix>::value,
+              "an interleaved matrix has no row in place to read");
 
 // Y[t][r] = Σ_c W[r][c] X[t][c], in double.
 std::vector<double> naive_matmul(const gemma2::Matrix& W, const std::vector<float>& X, int T) {
@@ -140,7 +157,7 @@ TEST_CASE("block formats: quantize, dequantize and the integer kernels against n
       // step for Q4_0's asymmetric range), with the step d per block.
       std::vector<float> deq(src.size());
       for (int r = 0; r < rows; ++r)
-        gemma2::detail::dequantize_row(dtype, W.plain_rows().row(r), &deq[static_cast<size_t>(r) * cols], cols);
+        gemma2::detail::dequantize_row(dtype, in_place(W).row(r), &deq[static_cast<size_t>(r) * cols], cols);
       for (size_t b = 0; b < src.size() / 32; ++b) {
         float m = 0;
         for (int i = 0; i < 32; ++i) m = std::max(m, std::abs(src[b * 32 + i]));
@@ -273,7 +290,7 @@ TEST_CASE("K-quants: dequantize and matmul against the integers they were packed
       const gemma2::Matrix W{t, rows, cols, k.bytes.data()};
       std::vector<float> deq(static_cast<size_t>(cols));
       for (int r = 0; r < rows; ++r) {
-        gemma2::detail::dequantize_row(t, W.plain_rows().row(r), deq.data(), cols);
+        gemma2::detail::dequantize_row(t, in_place(W).row(r), deq.data(), cols);
         for (int c = 0; c < cols; ++c)
           CHECK(deq[static_cast<size_t>(c)] ==
                 doctest::Approx(k.weights[static_cast<size_t>(r) * cols + c]).epsilon(1e-6).scale(1e-6));
@@ -314,7 +331,7 @@ gemma2::Matrix interleaved(const gemma2::Matrix& W, std::vector<std::byte>& stor
   gemma2::Matrix out = W;
   out.interleaved = true;
   storage.assign(out.bytes(), std::byte{0});
-  gemma2::detail::interleave_rows(W, storage.data(), 0, W.rows);
+  gemma2::detail::interleave_rows(in_place(W), storage.data(), 0, W.rows);
   out.data = storage.data();
   return out;
 }
@@ -405,28 +422,27 @@ TEST_CASE("interleaved block formats: same bits per weight, every row recovered 
       CHECK(I.bytes() == static_cast<size_t>((rows + 7) / 8) * 8 * rb);  // only a last group's padding rows added
       std::vector<std::byte> scratch(rb);
       for (int r = 0; r < rows; ++r) {
-        const std::byte* got = gemma2::detail::plain_row(I, r, scratch.data());
-        CHECK(std::equal(got, got + rb, W.plain_rows().row(r)));
+        const std::byte* got = I.row(r, scratch.data());
+        CHECK(std::equal(got, got + rb, in_place(W).row(r)));
       }
       if (rows < 2) continue;
       // Block 0 of group 0 starts with the 8 rows' scales d (row 1's at 2).
       const size_t d_at = dtype == gemma2::DType::Q6_K ? 208
                           : k_quant                    ? 0
                                                        : (dtype == gemma2::DType::Q8_0 ? cols : cols / 2);
-      CHECK(std::equal(storage.data() + 2, storage.data() + 4, W.plain_rows().row(1) + d_at));
+      CHECK(std::equal(storage.data() + 2, storage.data() + 4, in_place(W).row(1) + d_at));
       if (k_quant) {
         // Unit 0 starts with the low 4 bits of row 0's weights 0-7, then row 1's.
         std::vector<float> w(static_cast<size_t>(cols));
         gemma2::detail::SuperBlockInts ints;
-        gemma2::detail::unpack_superblock(dtype, W.plain_rows().row(1), ints);
+        gemma2::detail::unpack_superblock(dtype, in_place(W).row(1), ints);
         const int offset = dtype == gemma2::DType::Q6_K ? 32 : 0;
         for (int i = 0; i < 8; ++i)
           CHECK((static_cast<int>(storage[gemma2::KQuantGroup{dtype}.header_bytes() + 8 + static_cast<size_t>(i)]) &
                  15) == ((ints.q[i] + offset) & 15));
       } else {  // then row 1's first 8 bytes at unit 0 (Q8_0 values stored q + 128)
         const auto flip = std::byte{dtype == gemma2::DType::Q8_0 ? uint8_t{0x80} : uint8_t{0}};
-        for (int i = 0; i < 8; ++i)
-          CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (W.plain_rows().row(1)[i] ^ flip));
+        for (int i = 0; i < 8; ++i) CHECK(storage[16 + 8 + static_cast<size_t>(i)] == (in_place(W).row(1)[i] ^ flip));
       }
     }
   }
@@ -451,11 +467,11 @@ TEST_CASE("interleaved layouts: every row's fields, read through the layout type
     std::vector<std::byte> bytes = random_matrix(dtype, rows, cols, rng), storage;
     const gemma2::Matrix W{dtype, rows, cols, bytes.data()};
     const gemma2::Matrix I = interleaved(W, storage);
-    CHECK(W.plain_rows().stride == gemma2::row_bytes(dtype, cols));
+    CHECK(in_place(W).stride == gemma2::row_bytes(dtype, cols));
     for (int r = 0; r < rows; ++r) {
       const int j = r % gemma2::kInterleave;
       const std::byte* group = I.data + static_cast<size_t>(r / gemma2::kInterleave) * I.group_bytes();
-      const std::byte* plain = W.plain_rows().row(r);
+      const std::byte* plain = in_place(W).row(r);
       for (int b = 0; b < cols / gemma2::weights_per_block(dtype); ++b) {
         const std::byte* gb = group + static_cast<size_t>(b) * gemma2::interleaved_block_bytes(dtype);
         if (k_quant) {
@@ -513,7 +529,8 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
           W.kernels = reference;
           if (gemm || !gemma2::is_blocked(dtype)) gemma2::detail::matmul(W, X.data(), T, want.data(), nullptr);
           else  // the portable integer kernel, also from 8 rows on
-            reference->quant_rows(W, gemma2::detail::quantize_activations(X.data(), T, cols), T, want.data(), 0, rows);
+            reference->quant_rows(in_place(W), gemma2::detail::quantize_activations(X.data(), T, cols), T, want.data(),
+                                  0, rows);
           gemma2::Matrix with = mine;
           with.kernels = k;
           gemma2::detail::matmul(with, X.data(), T, got.data(), &*pool);
@@ -521,7 +538,7 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
           // Bound per output: a few float roundings of Σ|w·x| (or the bf16 ones).
           std::vector<float> w(static_cast<size_t>(cols));
           for (int r = 0; r < rows; ++r) {
-            gemma2::detail::convert_to_float(dtype, W.plain_rows().row(r), w.data(), w.size());
+            gemma2::detail::convert_to_float(dtype, in_place(W).row(r), w.data(), w.size());
             for (int t = 0; t < T; ++t) {
               double scale = 0;
               for (int c = 0; c < cols; ++c)

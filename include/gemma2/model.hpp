@@ -181,7 +181,7 @@ class Gemma2Model {
     Activations h(T, hidden);
     std::vector<std::byte> scratch(embed_.interleaved ? row_bytes(embed_.dtype, hidden) : 0);
     for (int t = 0; t < T; ++t) {
-      detail::convert_to_float(embed_.dtype, detail::plain_row(embed_, ids[t], scratch.data()), h.row(t).data(),
+      detail::convert_to_float(embed_.dtype, embed_.row(ids[t], scratch.data()), h.row(t).data(),
                                static_cast<size_t>(hidden));
       h.row(t) *= normalizer;
     }

@@ -140,17 +140,18 @@ class WeightBinder {
     const TensorView t = plan_only_ ? *found : library_layout(*found);
     if (!plan_only_ && options_.check_finite) check(name, t);
     const Matrix m{t.dtype, rows, cols, aligned(name, t), kernels_};
+    const PlainMatrix source{m.dtype, rows, cols, m.data, row_bytes(m.dtype, cols)};  // a file's rows lie in place
     matrix_bytes_ += m.bytes();
     const DType to = options_.weight_type.value_or(m.dtype);
     const bool keep = to == m.dtype || (is_block32(to) && cols % kQuantBlock != 0);
     if (keep && to != m.dtype && options_.log)
       options_.log(LogLevel::Info, name + ": width not a multiple of 32, kept as " + dtype_name(m.dtype));
-    if (keep && interleaves(m.dtype)) return interleave(m);  // a regrouped copy of t, if any, is dropped here
+    if (keep && interleaves(m.dtype)) return interleave(source);  // a regrouped copy of t, if any, is dropped here
     if (keep) {
       if (m.data == t.data) use_in_place(t, found->ggml_blocks);
       return m;
     }
-    const Matrix out = convert(m, to);
+    const Matrix out = convert(source, to);
     converted_ += t.nbytes;
     if (options_.progress && !plan_only_) options_.progress("converting", converted_, total_);
     matrix_bytes_ += out.bytes() - m.bytes();
@@ -195,7 +196,7 @@ class WeightBinder {
 
   // Storage for a matrix of `to`, interleaved where the kernels want it:
   // the Matrix (data null when planning) and its buffer.
-  std::pair<Matrix, std::byte*> allocate(const Matrix& m, DType to) {
+  std::pair<Matrix, std::byte*> allocate(const PlainMatrix& m, DType to) {
     Matrix out{to, m.rows, m.cols, nullptr, kernels_, interleaves(to)};
     allocated_ += out.bytes();
     if (plan_only_) return {out, nullptr};
@@ -207,7 +208,7 @@ class WeightBinder {
   }
 
   // The block-format matrix m in interleaved storage.
-  Matrix interleave(const Matrix& m) {
+  Matrix interleave(const PlainMatrix& m) {
     auto [out, buf] = allocate(m, m.dtype);
     if (plan_only_) return out;
     parallel_for(options_.pool, m.rows, 64,
@@ -216,14 +217,14 @@ class WeightBinder {
   }
 
   // The matrix stored as `to`, row by row through float.
-  Matrix convert(const Matrix& m, DType to) {
+  Matrix convert(const PlainMatrix& m, DType to) {
     auto [out, buf] = allocate(m, to);
     if (plan_only_) return out;
     parallel_for(options_.pool, m.rows, 64, [&, out = out, buf = buf](int64_t r0, int64_t r1) {
       std::vector<float> row(static_cast<size_t>(m.cols));
       std::vector<std::byte> scratch(out.interleaved ? row_bytes(to, m.cols) : 0);
       for (int64_t r = r0; r < r1; ++r) {
-        convert_to_float(m.dtype, m.plain_rows().row(r), row.data(), row.size());
+        convert_to_float(m.dtype, m.row(r), row.data(), row.size());
         std::byte* dst = out.interleaved ? scratch.data() : buf + static_cast<size_t>(r) * row_bytes(to, m.cols);
         if (is_block32(to)) {
           quantize_row(to, row.data(), dst, m.cols);

@@ -15,6 +15,9 @@
 
 #if GEMMA2_ARM_KERNELS
 #include <arm_neon.h>
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 GEMMA2_BEGIN_NAMESPACE
 namespace detail {
@@ -78,8 +81,9 @@ inline QuantizedRows quantize(const float* X, int T, int cols, int32_t offset) {
   return quantize_with<QuantBlock>(X, T, cols, offset);
 }
 
-struct Set {  // dispatch.hpp's entry for `neon`
+struct Set {
   static constexpr KernelSet id = KernelSet::NEON;
+  static void probe(CpuFeatures& f) { f.neon = true; }  // Advanced SIMD is part of every AArch64 CPU
   static bool supported(const CpuFeatures& cpu) { return cpu.neon; }
   static Kernels table(const CpuFeatures&) {
     return kernel_table(id, dense_rows, quant_rows, quantize, gemm_float, kv_scores, kv_mix);
@@ -87,6 +91,10 @@ struct Set {  // dispatch.hpp's entry for `neon`
 };
 
 }  // namespace neon
+template <>
+struct SetOf<neon::Set::id> {
+  using type = neon::Set;
+};
 
 #if GEMMA2_ARM_DOTPROD_KERNELS
 namespace neon_dotprod {
@@ -163,7 +171,7 @@ inline void pack_blocks(const uint16_t* src, int64_t ld, int n, int64_t width, u
       dst[i / 2 * pair_stride + k / 4 * chunk_stride + i % 2 * 4 + k % 4] = src[i * ld + k];
 }
 
-inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+inline void matmul_bf16_mmla(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const int64_t rows = W.rows, cols = W.cols, chunks = (cols + 3) / 4;  // a ragged depth is padded with zeros
   const bool split = W.dtype == DType::BF16 && !W.bf16_activations;     // as avx512::matmul_bf16
   const int64_t pair_stride = 8 * chunks;
@@ -187,7 +195,7 @@ inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, c
       const int64_t r0 = p * kMmlaRows;
       const int n = static_cast<int>(std::min<int64_t>(kMmlaRows, rows - r0));
       for (int i = 0; i < n; ++i) {
-        const std::byte* src = W.plain_rows().row(r0 + i);
+        const std::byte* src = W.row(r0 + i);
         uint16_t* dst = weights.data() + i * cols;
         if (split) {
           std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(uint16_t));
@@ -211,8 +219,18 @@ inline void matmul_bf16_mmla(const Matrix& W, const float* X, int T, float* Y, c
 GEMMA2_TARGET_END
 #endif
 
-struct Set {  // dispatch.hpp's entry for `neon-dotprod`
+struct Set {
   static constexpr KernelSet id = KernelSet::NEONDotProd;
+  // Linux: HWCAP_ASIMDDP (AT_HWCAP bit 20), HWCAP2_BF16 (AT_HWCAP2 bit 14);
+  // every Apple AArch64 CPU (M1 / A13 and later) has the dot products.
+  static void probe([[maybe_unused]] CpuFeatures& f) {
+#if defined(__linux__)
+    f.dotprod = getauxval(AT_HWCAP) >> 20 & 1;
+    f.bf16 = getauxval(AT_HWCAP2) >> 14 & 1;
+#elif defined(__APPLE__)
+    f.dotprod = true;
+#endif
+  }
   static bool supported(const CpuFeatures& cpu) { return cpu.neon && cpu.dotprod; }
   static Kernels table([[maybe_unused]] const CpuFeatures& cpu) {
     Kernels k = neon::Set::table(cpu);
@@ -226,6 +244,10 @@ struct Set {  // dispatch.hpp's entry for `neon-dotprod`
 };
 
 }  // namespace neon_dotprod
+template <>
+struct SetOf<neon_dotprod::Set::id> {
+  using type = neon_dotprod::Set;
+};
 #endif
 
 }  // namespace detail

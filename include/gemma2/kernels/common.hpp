@@ -122,18 +122,18 @@ struct Kernels {
   // and 1 <= T < kGemmMinRows rows of X (decode and small batches).
   // dense_rows: F32, BF16 and F16 weights; quant_rows: the block formats,
   // against X quantized by quantize_activations.
-  void (*dense_rows)(const Matrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
-  void (*quant_rows)(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
+  void (*dense_rows)(const PlainMatrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
+  void (*quant_rows)(const PlainMatrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) = nullptr;
   // The product of a block-format matrix stored interleaved (Matrix::interleaved)
   // with rows t0 <= t < t1 of X, quantized, for the row groups g0 <= g < g1,
   // at any T (prefill too). Null: the set reads plain rows only, and the
   // matrices bound to it are never interleaved.
-  void (*interleaved_rows)(const Matrix& W, const QuantizedRows& X, int t0, int t1, float* Y, int64_t g0,
+  void (*interleaved_rows)(const InterleavedMatrix& W, const QuantizedRows& X, int t0, int t1, float* Y, int64_t g0,
                            int64_t g1) = nullptr;
   // quantize_activations, with the set's vectors.
   QuantizedRows (*quantize)(const float* X, int T, int cols, int32_t offset) = nullptr;
   // Y = X · Wᵀ for T >= kGemmMinRows (prefill), every dtype, on the executor.
-  void (*gemm)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) = nullptr;
+  void (*gemm)(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool) = nullptr;
   // Attention of `rows` query rows per KV head (at decode, the query heads
   // that share one) against the stored keys and values of `heads` KV heads,
   // read where the cache keeps them, row by row for all heads, each row once
@@ -144,7 +144,17 @@ struct Kernels {
   void (*kv_mix)(const KVRows& values, const float* P, int64_t ldp, int rows, float* O) = nullptr;
 };
 
-using Gemm = void (*)(const Matrix& W, const float* X, int T, float* Y, const Executor* pool);
+// Each kernel set's file registers its `struct Set` here, as
+// SetOf<Set::id>::type, inside its architecture's guard: the sets a build
+// compiles are those registered (dispatch.hpp). A Set has its `id`;
+// `probe(CpuFeatures&)`, which fills the fields of the extensions it uses
+// (it runs after the probes of the sets before it in kKernelSets);
+// `supported(const CpuFeatures&)`, whether a CPU runs it; and
+// `table(const CpuFeatures&)`, its kernels for a CPU.
+template <KernelSet>
+struct SetOf {};
+
+using Gemm = void (*)(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool);
 
 // The entries of a table every set fills the same way (the others it sets
 // itself where it has them).
@@ -165,7 +175,7 @@ inline Kernels kernel_table(KernelSet set, decltype(Kernels::dense_rows) dense_r
 // The GEMM of a set with bf16 products: F32 and F16 weights keep full
 // precision on its float GEMM, BF16 and block formats go to the bf16 one.
 template <Gemm float_gemm, Gemm bf16_gemm>
-void gemm_bf16_or_float(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+void gemm_bf16_or_float(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool) {
   if (W.dtype == DType::F32 || W.dtype == DType::F16) return float_gemm(W, X, T, Y, pool);
   bf16_gemm(W, X, T, Y, pool);
 }
@@ -187,11 +197,10 @@ void four_rows(const std::byte* row, size_t stride, const int8_t* xq, const floa
 // quant_rows over a set's dot products for one dtype: `four` (4 rows per
 // call) serves wide inputs, `one` everything else.
 template <QuantDot one, QuantDot four>
-void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
+void quant_rows_with(const PlainMatrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   const int64_t blocks = W.cols / kQuantBlock;
   const bool k = is_kquant(W.dtype);
-  const PlainRows rows = W.plain_rows();
-  const size_t stride = rows.stride;
+  const size_t stride = W.stride;
   float y[4];
   for (int t = 0; t < T; ++t) {
     const int8_t* xq = X.q.data() + t * W.cols;
@@ -200,10 +209,10 @@ void quant_rows_with(const Matrix& W, const QuantizedRows& X, int T, float* Y, i
     int64_t r = r0;
     if (wide_input(W.cols))
       for (; r + 4 <= r1; r += 4) {
-        four(rows.row(r), stride, xq, xd, xs, W.cols, y);
+        four(W.row(r), stride, xq, xd, xs, W.cols, y);
         for (int i = 0; i < 4; ++i) Y[t * W.rows + r + i] = y[i];
       }
-    for (; r < r1; ++r) one(rows.row(r), stride, xq, xd, xs, W.cols, &Y[t * W.rows + r]);
+    for (; r < r1; ++r) one(W.row(r), stride, xq, xd, xs, W.cols, &Y[t * W.rows + r]);
   }
 }
 
@@ -217,14 +226,14 @@ using GroupTile = void (*)(const std::byte* group, int blocks, const QuantizedRo
 // X): a group is read from memory once, and again from cache for every
 // further tile of rows of X.
 template <size_t N>
-void interleaved_rows_with(const std::array<GroupTile, N>& tiles, const Matrix& W, const QuantizedRows& X, int t0,
-                           int t1, float* Y, int64_t g0, int64_t g1) {
+void interleaved_rows_with(const std::array<GroupTile, N>& tiles, const InterleavedMatrix& W, const QuantizedRows& X,
+                           int t0, int t1, float* Y, int64_t g0, int64_t g1) {
   const int blocks = W.cols / kQuantBlock, max_tokens = static_cast<int>(N);
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t r = g * kInterleave;
     const int valid = static_cast<int>(std::min<int64_t>(kInterleave, W.rows - r));
     for (int64_t t = t0; t < t1; t += max_tokens)
-      tiles[static_cast<size_t>(std::min<int64_t>(max_tokens, t1 - t) - 1)](W.data + g * W.group_bytes(), blocks, X, t,
+      tiles[static_cast<size_t>(std::min<int64_t>(max_tokens, t1 - t) - 1)](W.group(g), blocks, X, t,
                                                                             Y + t * W.rows + r, W.rows, valid);
   }
 }

@@ -3,15 +3,14 @@
 // GEMMA2_KERNELS or LoadOptions::kernels asks for another (for tests and bug
 // reports).
 //
-// Adding a kernel set: (1) a file in kernels/ whose namespace holds the
-// kernels, compiled inside its own GEMMA2_TARGET_BEGIN region and guarded by
-// its architecture's macro (target.hpp), and a `struct Set` with the set's
-// `id`, `supported(const CpuFeatures&)` (whether this CPU runs it) and
-// `table(const CpuFeatures&)`; (2) its enumerator and name in cpu.hpp
-// (KernelSet, kernel_set_name, kKernelSets: names are known to every build,
-// for messages); (3) its include and its row in CompiledSets below. A set
-// that needs a CPU extension no set used before also reads it in
-// detect_cpu (cpu.hpp).
+// Adding a kernel set: a file in kernels/ that holds its kernels, compiled
+// inside its own GEMMA2_TARGET_BEGIN region and guarded by its
+// architecture's macro (target.hpp), and its `struct Set` (its CPU probe
+// and table), registered as SetOf<id> (common.hpp); its row in
+// GEMMA2_KERNEL_SETS (cpu.hpp: the enumerator and name, known to every
+// build for messages); and its include below. A CPU extension no set used
+// before is also a field in CpuFeatures (cpu.hpp), which the set's probe
+// fills.
 //
 // Compile time: every translation unit that includes the library compiles
 // every kernel set (about 10-20 s at -O2/-O3). A program with many such
@@ -27,6 +26,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "gemma2/kernels/common.hpp"
@@ -43,33 +44,47 @@ GEMMA2_BEGIN_NAMESPACE
 namespace detail {
 
 #if !defined(GEMMA2_KERNELS_EXTERN) || defined(GEMMA2_KERNELS_IMPLEMENTATION)
-template <class... Sets>
-struct SetList {};
+// Whether this build compiles set `s` (its file registered it).
+template <KernelSet s, class = void>
+struct Compiled : std::false_type {};
+template <KernelSet s>
+struct Compiled<s, std::void_t<typename SetOf<s>::type>> : std::true_type {};
 
-// Every set this build compiles, one row each.
-using CompiledSets = SetList<portable::Set
-#if GEMMA2_X86_KERNELS
-                             ,
-                             avx2::Set, avx512::Set
-#endif
-#if GEMMA2_ARM_KERNELS
-                             ,
-                             neon::Set
-#endif
-#if GEMMA2_ARM_DOTPROD_KERNELS
-                             ,
-                             neon_dotprod::Set
-#endif
-                             >;
+template <KernelSet s, class F>
+void call_if_compiled(F& f) {
+  if constexpr (Compiled<s>::value) f(typename SetOf<s>::type{});
+}
+template <class F, size_t... I>
+void for_each_compiled_set(F& f, std::index_sequence<I...>) {
+  (call_if_compiled<kKernelSets[I]>(f), ...);
+}
+// f(Set{}) for every set this build compiles, in the order of kKernelSets.
+template <class F>
+void for_each_compiled_set(F&& f) {
+  for_each_compiled_set(f, std::make_index_sequence<std::size(kKernelSets)>{});
+}
 
-// The table of `s` (compiled into this build) for a CPU with the extensions
-// in `cpu`: what the set fills in depends on them. Tests also build the
-// tables of CPUs with fewer extensions than this one. A set this build does
-// not compile gets the portable table.
-template <class... Sets>
-Kernels build_kernels(SetList<Sets...>, KernelSet s, const CpuFeatures& cpu) {
+inline CpuFeatures detect_cpu() {
+  CpuFeatures f;
+  for_each_compiled_set([&](auto set) { decltype(set)::probe(f); });
+  return f;
+}
+
+// This CPU's features, probed once per process.
+inline const CpuFeatures& probed_cpu_features() {
+  static const CpuFeatures features = detect_cpu();
+  return features;
+}
+
+// The table of `s` for a CPU with the extensions in `cpu`: what the set
+// fills in depends on them. Tests also build the tables of CPUs with fewer
+// extensions than this one. A set this build does not compile gets the
+// portable table.
+inline Kernels build_kernels(KernelSet s, const CpuFeatures& cpu) {
   Kernels k = portable::Set::table(cpu);
-  ((Sets::id == s ? (k = Sets::table(cpu), true) : false) || ...);
+  for_each_compiled_set([&](auto set) {
+    if (decltype(set)::id == s) k = decltype(set)::table(cpu);
+  });
   return k;
 }
 
@@ -78,15 +93,16 @@ Kernels build_kernels(SetList<Sets...>, KernelSet s, const CpuFeatures& cpu) {
 template <class S>
 const Kernels* table_for_this_cpu() {
   static const std::optional<Kernels> table =
-      S::supported(cpu_features()) ? std::optional<Kernels>(S::table(cpu_features())) : std::nullopt;
+      S::supported(probed_cpu_features()) ? std::optional<Kernels>(S::table(probed_cpu_features())) : std::nullopt;
   return table ? &*table : nullptr;
 }
 
 // The table of `s` for this CPU, or null when this CPU or build cannot run it.
-template <class... Sets>
-const Kernels* build_kernels_for(SetList<Sets...>, KernelSet s) {
+inline const Kernels* build_kernels_for(KernelSet s) {
   const Kernels* k = nullptr;
-  ((Sets::id == s ? (k = table_for_this_cpu<Sets>(), true) : false) || ...);
+  for_each_compiled_set([&](auto set) {
+    if (decltype(set)::id == s) k = table_for_this_cpu<decltype(set)>();
+  });
   return k;
 }
 #endif
@@ -95,14 +111,18 @@ const Kernels* build_kernels_for(SetList<Sets...>, KernelSet s) {
 // Defined once, in the unit with GEMMA2_KERNELS_IMPLEMENTATION.
 const Kernels* compiled_kernels_for(KernelSet s);
 Kernels kernels_with(KernelSet s, const CpuFeatures& cpu);
+const CpuFeatures& cpu_features();
 #if defined(GEMMA2_KERNELS_IMPLEMENTATION)
-const Kernels* compiled_kernels_for(KernelSet s) { return build_kernels_for(CompiledSets{}, s); }
-Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(CompiledSets{}, s, cpu); }
+const Kernels* compiled_kernels_for(KernelSet s) { return build_kernels_for(s); }
+Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(s, cpu); }
+const CpuFeatures& cpu_features() { return probed_cpu_features(); }
 #endif
 inline const Kernels* kernels_for(KernelSet s) { return compiled_kernels_for(s); }
 #else
-inline const Kernels* kernels_for(KernelSet s) { return build_kernels_for(CompiledSets{}, s); }
-inline Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(CompiledSets{}, s, cpu); }
+inline const Kernels* kernels_for(KernelSet s) { return build_kernels_for(s); }
+inline Kernels kernels_with(KernelSet s, const CpuFeatures& cpu) { return build_kernels(s, cpu); }
+// This CPU's features, as the compiled sets' probes found them.
+inline const CpuFeatures& cpu_features() { return probed_cpu_features(); }
 #endif
 
 }  // namespace detail

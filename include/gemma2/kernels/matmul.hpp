@@ -27,21 +27,23 @@ namespace detail {
 // Y[T][W.rows] = X[T][W.cols] · Wᵀ. X and Y are contiguous row-major.
 inline void matmul(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const Kernels& k = W.kernels ? *W.kernels : default_kernels();
-  if (W.interleaved) {  // every T: the integer kernels outrun a GEMM on converted weights
-    const QuantizedRows x = k.quantize(X, T, W.cols, interleaved_offset(W.dtype));
-    const int pass = interleaved_pass_rows(W.cols);
-    for (int t0 = 0; t0 < T; t0 += pass)
-      parallel_for(pool, interleaved_groups(W.rows), 2,
-                   [&](int64_t g0, int64_t g1) { k.interleaved_rows(W, x, t0, std::min(T, t0 + pass), Y, g0, g1); });
-    return;
-  }
-  if (T >= kGemmMinRows) return k.gemm(W, X, T, Y, pool);
-  if (is_blocked(W.dtype)) {
-    const QuantizedRows x = k.quantize(X, T, W.cols, 0);
-    parallel_for(pool, W.rows, 16, [&](int64_t r0, int64_t r1) { k.quant_rows(W, x, T, Y, r0, r1); });
-    return;
-  }
-  parallel_for(pool, W.rows, 16, [&](int64_t r0, int64_t r1) { k.dense_rows(W, X, T, Y, r0, r1); });
+  W.visit(
+      [&](const PlainMatrix& P) {
+        if (T >= kGemmMinRows) return k.gemm(P, X, T, Y, pool);
+        if (is_blocked(P.dtype)) {
+          const QuantizedRows x = k.quantize(X, T, P.cols, 0);
+          return parallel_for(pool, P.rows, 16, [&](int64_t r0, int64_t r1) { k.quant_rows(P, x, T, Y, r0, r1); });
+        }
+        parallel_for(pool, P.rows, 16, [&](int64_t r0, int64_t r1) { k.dense_rows(P, X, T, Y, r0, r1); });
+      },
+      [&](const InterleavedMatrix& I) {  // every T: the integer kernels outrun a GEMM on converted weights
+        const QuantizedRows x = k.quantize(X, T, I.cols, interleaved_offset(I.dtype));
+        const int pass = interleaved_pass_rows(I.cols);
+        for (int t0 = 0; t0 < T; t0 += pass)
+          parallel_for(pool, interleaved_groups(I.rows), 2, [&](int64_t g0, int64_t g1) {
+            k.interleaved_rows(I, x, t0, std::min(T, t0 + pass), Y, g0, g1);
+          });
+      });
 }
 
 }  // namespace detail

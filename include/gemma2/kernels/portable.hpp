@@ -34,7 +34,7 @@ inline void block_weights(const SplitRow<const std::byte*>& row, int b, int8_t* 
 }
 
 template <class E>
-void dense_rows_of(const Matrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) {
+void dense_rows_of(const PlainMatrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) {
   const E* w = reinterpret_cast<const E*>(W.data);
   for (int64_t r = r0; r < r1; ++r)
     for (int t = 0; t < T; ++t) {
@@ -45,7 +45,7 @@ void dense_rows_of(const Matrix& W, const float* X, int T, float* Y, int64_t r0,
     }
 }
 
-inline void dense_rows(const Matrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) {
+inline void dense_rows(const PlainMatrix& W, const float* X, int T, float* Y, int64_t r0, int64_t r1) {
   visit_dtype(W.dtype, [&](auto tag) {
     dense_rows_of<std::remove_const_t<std::remove_pointer_t<decltype(tag)>>>(W, X, T, Y, r0, r1);
   });
@@ -80,12 +80,11 @@ inline float dot_blocks(DType t, const std::byte* row, const int8_t* xq, const f
   return sum;
 }
 
-inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
+inline void quant_rows(const PlainMatrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   const int64_t blocks = W.cols / kQuantBlock;
-  const PlainRows rows = W.plain_rows();
   for (int64_t r = r0; r < r1; ++r)
     for (int t = 0; t < T; ++t)
-      Y[t * W.rows + r] = dot_blocks(W.dtype, rows.row(r), X.q.data() + t * W.cols, X.d.data() + t * blocks,
+      Y[t * W.rows + r] = dot_blocks(W.dtype, W.row(r), X.q.data() + t * W.cols, X.d.data() + t * blocks,
                                      X.sum16.data() + 2 * t * blocks, W.cols);
 }
 
@@ -122,7 +121,7 @@ inline void kv_mix(const KVRows& v, const float* P, int64_t ldp, int rows, float
 constexpr int64_t kTileFloats = 1 << 18;
 
 // Tiles of W converted to float once, multiplied with Eigen's blocked GEMM.
-inline void gemm(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+inline void gemm(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const int64_t cols = W.cols, rows = W.rows;
   const int64_t tile = std::max<int64_t>(16, kTileFloats / std::max<int64_t>(1, cols)) / 16 * 16;
   Eigen::Map<const RowMajor> x(X, T, cols);
@@ -135,10 +134,9 @@ inline void gemm(const Matrix& W, const float* X, int T, float* Y, const Executo
         wt = reinterpret_cast<const float*>(W.data) + r * cols;
       } else {
         buf.resize(static_cast<size_t>(n * cols));
-        const PlainRows plain = W.plain_rows();
         if (is_blocked(W.dtype))
-          for (int64_t i = 0; i < n; ++i) dequantize_row(W.dtype, plain.row(r + i), buf.data() + i * cols, W.cols);
-        else convert_to_float(W.dtype, plain.row(r), buf.data(), static_cast<size_t>(n * cols));
+          for (int64_t i = 0; i < n; ++i) dequantize_row(W.dtype, W.row(r + i), buf.data() + i * cols, W.cols);
+        else convert_to_float(W.dtype, W.row(r), buf.data(), static_cast<size_t>(n * cols));
         wt = buf.data();
       }
       Eigen::Map<const RowMajor> wm(wt, n, cols);
@@ -152,6 +150,7 @@ inline void gemm(const Matrix& W, const float* X, int T, float* Y, const Executo
 // it (every CPU), and its table.
 struct Set {
   static constexpr KernelSet id = KernelSet::Portable;
+  static void probe(CpuFeatures&) {}
   static bool supported(const CpuFeatures&) { return true; }
   static Kernels table(const CpuFeatures&) {
     return kernel_table(id, dense_rows, quant_rows, quantize_activations, gemm, kv_scores, kv_mix);
@@ -159,5 +158,9 @@ struct Set {
 };
 
 }  // namespace portable
+template <>
+struct SetOf<portable::Set::id> {
+  using type = portable::Set;
+};
 }  // namespace detail
 GEMMA2_END_NAMESPACE

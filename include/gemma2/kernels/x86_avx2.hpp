@@ -207,7 +207,7 @@ constexpr bool kVnni = true;
 GEMMA2_TARGET_END
 }  // namespace vnni
 
-inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
+inline void quant_rows(const PlainMatrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   switch (W.dtype) {
     case DType::Q8_0:
       return quant_rows_with<dot_quantized<DType::Q8_0>, four_rows<dot_quantized<DType::Q8_0>>>(W, X, T, Y, r0, r1);
@@ -221,8 +221,17 @@ inline void quant_rows(const Matrix& W, const QuantizedRows& X, int T, float* Y,
   }
 }
 
-struct Set {  // dispatch.hpp's entry for `avx2`
+struct Set {
   static constexpr KernelSet id = KernelSet::AVX2;
+  // AVX2 (CPUID.7:EBX[5]) with FMA and F16C (CPUID.1:ECX[12], [29]), AVX
+  // and OSXSAVE (ECX[28], [27]) with the SSE and AVX state saved (XCR0
+  // bits 1-2); AVX-VNNI: CPUID.(7,1):EAX[4] (Intel SDM vol. 2A, CPUID).
+  static void probe(CpuFeatures& f) {
+    const uint32_t c1 = cpuid(1, 0)[2];
+    if (!(c1 >> 27 & 1) || !(c1 >> 28 & 1) || (xcr0() & 0x6) != 0x6) return;
+    f.avx2 = (c1 >> 12 & 1) && (c1 >> 29 & 1) && (cpuid(7, 0)[1] >> 5 & 1);
+    f.avx_vnni = f.avx2 && (cpuid(7, 1)[0] >> 4 & 1);
+  }
   static bool supported(const CpuFeatures& cpu) { return cpu.avx2; }
   static Kernels table(const CpuFeatures& cpu) {
     Kernels k = kernel_table(id, dense_rows, quant_rows, quantize, gemm_float, kv_scores, kv_mix);
@@ -233,6 +242,10 @@ struct Set {  // dispatch.hpp's entry for `avx2`
 };
 
 }  // namespace avx2
+template <>
+struct SetOf<avx2::Set::id> {
+  using type = avx2::Set;
+};
 }  // namespace detail
 GEMMA2_END_NAMESPACE
 

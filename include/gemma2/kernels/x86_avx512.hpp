@@ -212,7 +212,7 @@ void dot_kquant(const std::byte* row, size_t, const int8_t* xq, const float* xd,
 
 GEMMA2_TARGET_END
 
-inline void quant_rows_vnni(const Matrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
+inline void quant_rows_vnni(const PlainMatrix& W, const QuantizedRows& X, int T, float* Y, int64_t r0, int64_t r1) {
   switch (W.dtype) {
     case DType::Q8_0:
       return quant_rows_with<dot_quantized<DType::Q8_0, 1>, dot_quantized<DType::Q8_0, 4>>(W, X, T, Y, r0, r1);
@@ -289,7 +289,7 @@ inline void floats_to_bf16(const float* src, bf16* dst, int64_t n) {
 // speed; their weights expand exactly to q·d and are rounded to bf16 once.
 // W.bf16_activations (LoadOptions::prefill_precision) gives BF16 weights
 // the single bf16 too.
-inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const Executor* pool) {
+inline void matmul_bf16(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const int64_t rows = W.rows, cols = W.cols;
   const int64_t pairs = (cols + 1) / 2;  // an odd depth is padded with a zero
   const bool split = W.dtype == DType::BF16 && !W.bf16_activations;
@@ -311,7 +311,6 @@ inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const 
     std::vector<uint32_t> panel(static_cast<size_t>(pairs * kPanelRows));
     std::vector<uint32_t> expanded;  // block-format or odd-width rows as bf16, pairs words each
     std::vector<float> row_f(W.dtype == DType::BF16 ? 0 : static_cast<size_t>(cols));
-    std::vector<std::byte> scratch(W.interleaved ? row_bytes(W.dtype, W.cols) : 0);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t r0 = p * kPanelRows, n = std::min<int64_t>(kPanelRows, rows - r0);
       const uint32_t* src;
@@ -323,10 +322,9 @@ inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const 
         for (int64_t i = 0; i < n; ++i) {
           bf16* dst = reinterpret_cast<bf16*>(expanded.data() + i * pairs);
           if (W.dtype == DType::BF16) {
-            std::memcpy(dst, W.plain_rows().row(r0 + i), static_cast<size_t>(cols) * sizeof(bf16));
+            std::memcpy(dst, W.row(r0 + i), static_cast<size_t>(cols) * sizeof(bf16));
           } else {
-            dequantize_row(W.dtype, plain_row(W, static_cast<int>(r0 + i), scratch.data()), row_f.data(),
-                           static_cast<int>(cols));
+            dequantize_row(W.dtype, W.row(r0 + i), row_f.data(), static_cast<int>(cols));
             floats_to_bf16(row_f.data(), dst, cols);
           }
         }
@@ -356,8 +354,19 @@ inline void matmul_bf16(const Matrix& W, const float* X, int T, float* Y, const 
 
 GEMMA2_TARGET_END
 
-struct Set {  // dispatch.hpp's entry for `avx512`
+struct Set {
   static constexpr KernelSet id = KernelSet::AVX512;
+  // AVX-512 F, DQ, BW, VL (CPUID.7:EBX[16], [17], [30], [31]) on top of
+  // avx2's probe, with the opmask and ZMM state saved (XCR0 bits 5-7);
+  // VNNI: CPUID.7:ECX[11]; BF16: CPUID.(7,1):EAX[5].
+  static void probe(CpuFeatures& f) {
+    if (!f.avx2 || (xcr0() & 0xe6) != 0xe6) return;
+    const auto l7 = cpuid(7, 0);
+    const uint32_t b7 = l7[1], c7 = l7[2];
+    f.avx512 = (b7 >> 16 & 1) && (b7 >> 17 & 1) && (b7 >> 30 & 1) && (b7 >> 31 & 1);
+    f.avx512_vnni = f.avx512 && (c7 >> 11 & 1);
+    f.avx512_bf16 = f.avx512 && (cpuid(7, 1)[0] >> 5 & 1);
+  }
   static bool supported(const CpuFeatures& cpu) { return cpu.avx512; }
   static Kernels table(const CpuFeatures& cpu) {
     // quantize: a small share of any product, the 8-float steps serve.
@@ -371,6 +380,10 @@ struct Set {  // dispatch.hpp's entry for `avx512`
 };
 
 }  // namespace avx512
+template <>
+struct SetOf<avx512::Set::id> {
+  using type = avx512::Set;
+};
 }  // namespace detail
 GEMMA2_END_NAMESPACE
 
