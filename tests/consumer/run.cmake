@@ -32,9 +32,12 @@ function(expect regex)
   endif()
 endfunction()
 
-# Configures and builds a consumer project in WORK_DIR/build.
+# Configures and builds a consumer project in WORK_DIR/build, with no build
+# type (no optimization flags): these builds check how the library is
+# consumed, not its speed, and unoptimized code compiles in about a third of
+# the time while the tiny model still runs in milliseconds.
 function(build_consumer project_dir)
-  run(${CMAKE_COMMAND} -S ${project_dir} -B ${WORK_DIR}/build -G ${CMAKE_GENERATOR} -DCMAKE_BUILD_TYPE=Release ${ARGN})
+  run(${CMAKE_COMMAND} -S ${project_dir} -B ${WORK_DIR}/build -G ${CMAKE_GENERATOR} -DCMAKE_BUILD_TYPE= ${ARGN})
   run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 endfunction()
 
