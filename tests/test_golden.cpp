@@ -1,5 +1,5 @@
 // Every case of the reference data (Google's gemma_pytorch, see
-// data/golden/README.md): full logits within 1e-2 and identical greedy
+// data/golden/README.md): full logits within 3e-3 and identical greedy
 // continuations, through the library and through the CLI.
 #include <doctest/doctest.h>
 
@@ -38,7 +38,11 @@ std::vector<GoldenSeq> golden_sequences() {
   return out;
 }
 
-constexpr float kTolerance = 1e-2f;  // golden/README.md: recommended bound for float32
+// golden/README.md recommends 1e-2 for float32. The library holds every
+// case to 3e-3 on every kernel set (ctest's kernels_<set> runs these cases
+// on each): its float arithmetic stays within 2e-3 of the reference, so a
+// set that rounds more (as bf16 activations would) fails here.
+constexpr float kTolerance = 3e-3f;
 
 #ifdef GEMMA2_CLI
 std::string join(const std::vector<int32_t>& ids, const char* sep) {

@@ -513,15 +513,14 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
         std::vector<std::byte> storage;
         const bool interleave = k->interleaved_rows != nullptr && gemma2::is_blocked(dtype);
         const gemma2::Matrix mine = interleave ? interleaved(W, storage) : W;
-        // Sets with bf16 products compute the prefill GEMM of BF16 weights
-        // with ~16 bits of each activation (a bf16 head and remainder), and
-        // of block formats with activations and weights rounded to bf16.
-        const bool bf16_gemm = std::string(k->features).find("bf16") != std::string::npos &&
-                               (dtype == gemma2::DType::BF16 || gemma2::is_blocked(dtype));
+        // Sets with bf16 products compute the prefill GEMM of block formats
+        // with activations and weights rounded to bf16; BF16 weights keep
+        // float32 activations (the float GEMM), as every other set.
+        const bool bf16_gemm = std::string(k->features).find("bf16") != std::string::npos && gemma2::is_blocked(dtype);
         for (int T : {1, 2, 5, 7, 9, 20}) {
           // Interleaved matrices take the integer kernels at every T.
           const bool gemm = T >= gemma2::detail::kGemmMinRows && !interleave;
-          const double rel = gemm && bf16_gemm ? (dtype == gemma2::DType::BF16 ? 3e-5 : 5e-3) : 1e-5;
+          const double rel = gemm && bf16_gemm ? 5e-3 : 1e-5;
           INFO((std::string(gemma2::kernel_set_name(set)) + " (" + k->features + ") " + gemma2::dtype_name(dtype)), " ",
                rows, "x", cols, " T=", T);
           const auto X = test::random_floats(static_cast<size_t>(T) * cols, rng());
@@ -553,6 +552,29 @@ TEST_CASE("every kernel set this CPU runs agrees with the portable reference") {
   }
 }
 
+TEST_CASE("exact prefill: BF16 weights' GEMM keeps every bit of each activation on every set") {
+  // One-hot weight rows pass activations through unrounded: Y[t][r] is
+  // X[t][r] exactly when the GEMM keeps float32 activations, and visibly
+  // not when it rounds them (to bf16, or to a bf16 head and remainder).
+  constexpr int kRows = 40, kCols = 64, kT = 12;  // T >= kGemmMinRows: the prefill GEMM
+  static_assert(kT >= gemma2::detail::kGemmMinRows);
+  std::vector<gemma2::bf16> one_hot(static_cast<size_t>(kRows) * kCols, gemma2::to_bf16(0.0f));
+  for (int r = 0; r < kRows; ++r) one_hot[static_cast<size_t>(r) * kCols + r] = gemma2::to_bf16(1.0f);
+  const auto X = test::random_floats(static_cast<size_t>(kT) * kCols, 7);
+  for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
+    INFO(std::string(gemma2::kernel_set_name(set)));
+    gemma2::Matrix W{gemma2::DType::BF16, kRows, kCols, reinterpret_cast<const std::byte*>(one_hot.data()),
+                     gemma2::detail::kernels_for(set)};
+    std::vector<float> Y(static_cast<size_t>(kT) * kRows);
+    gemma2::detail::matmul(W, X.data(), kT, Y.data(), nullptr);
+    int differ = 0;
+    for (int t = 0; t < kT; ++t)
+      for (int r = 0; r < kRows; ++r)
+        differ += Y[static_cast<size_t>(t) * kRows + r] != X[static_cast<size_t>(t) * kCols + r];
+    CHECK(differ == 0);
+  }
+}
+
 TEST_CASE("prefill precision bf16: BF16 weights' GEMM rounds activations to bf16 once, where a set has bf16 products") {
   std::mt19937 rng(51);
   for (gemma2::KernelSet set : gemma2::supported_kernel_sets()) {
@@ -571,20 +593,21 @@ TEST_CASE("prefill precision bf16: BF16 weights' GEMM rounds activations to bf16
         W.bf16_activations = true;
         gemma2::detail::matmul(W, X.data(), T, fast.data(), nullptr);
         W.bf16_activations = false;
-        // Against Σ w·bf16(x) in double: the fast mode within float rounding;
-        // the exact mode measurably off it (it keeps ~16 bits of x).
+        // The fast mode against Σ w·bf16(x) in double, the exact one against
+        // Σ w·x, both within float rounding: the exact mode keeps every bit
+        // of x on every set, and is measurably off the fast mode's sums.
         int exact_off = 0;
         for (int t = 0; t < T; ++t)
           for (int r = 0; r < rows; ++r) {
-            double ref = 0, scale = 0;
+            double ref = 0, ref_exact = 0, scale = 0;
             for (int c = 0; c < cols; ++c) {
-              const double wx =
-                  w[static_cast<size_t>(r) * cols + c] *
-                  static_cast<double>(gemma2::to_float(gemma2::to_bf16(X[static_cast<size_t>(t) * cols + c])));
-              ref += wx;
-              scale += std::abs(wx);
+              const float x = X[static_cast<size_t>(t) * cols + c], wr = w[static_cast<size_t>(r) * cols + c];
+              ref += wr * static_cast<double>(gemma2::to_float(gemma2::to_bf16(x)));
+              ref_exact += wr * static_cast<double>(x);
+              scale += std::abs(wr * static_cast<double>(x));
             }
             const size_t i = static_cast<size_t>(t) * rows + r;
+            CHECK(std::abs(exact[i] - ref_exact) <= 1e-5 * scale + 1e-6);
             if (bf16_products) CHECK(std::abs(fast[i] - ref) <= 1e-5 * scale + 1e-6);
             else CHECK(fast[i] == exact[i]);  // no bf16 products: the switch changes nothing
             exact_off += std::abs(exact[i] - ref) > 1e-5 * scale + 1e-6;

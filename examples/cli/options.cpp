@@ -69,8 +69,8 @@ void add_kernels(CLI::App* cmd, std::string& kernels) {
 // --prefill-precision: exact (default) or bf16 (LoadOptions::prefill_precision).
 void add_prefill_precision(CLI::App* cmd, std::string& precision) {
   cmd->add_option("--prefill-precision", precision,
-                  "activations of the BF16 weights' prefill GEMM on CPUs with bf16 products: exact (~16 bits, "
-                  "reproduces float32) or bf16 (rounded, about twice as fast, as llama.cpp)")
+                  "activations of the BF16 weights' prefill GEMM on CPUs with bf16 products: exact (float32, "
+                  "reproduces the reference) or bf16 (rounded to bf16, faster, as llama.cpp)")
       ->check(CLI::IsMember({"exact", "bf16"}))
       ->capture_default_str();
 }

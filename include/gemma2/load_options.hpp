@@ -59,11 +59,11 @@ struct LoadOptions {
   // load with an error naming it.
   std::optional<KernelSet> kernels;
   // Activations of the prefill GEMM of BF16 weights, on kernel sets with
-  // bf16 products (AVX512-BF16, FEAT_BF16). Exact (default): ~16 bits of
-  // each (a bf16 head and remainder, two products per weight), so BF16
-  // weights reproduce the float32 reference. BF16: rounded to bf16, one
-  // product per weight, as llama.cpp does: about twice the prefill speed,
-  // logits moved slightly (README quality table). No effect elsewhere.
+  // bf16 products (AVX512-BF16, FEAT_BF16). Exact (default): float32, on
+  // the float GEMM, so BF16 weights reproduce the float32 reference on every
+  // set. BF16: rounded to bf16, one bf16 product per weight, as llama.cpp
+  // does: faster prefill, logits moved slightly (README quality table). No
+  // effect elsewhere.
   PrefillPrecision prefill_precision = PrefillPrecision::Exact;
 };
 

@@ -110,10 +110,9 @@ GEMMA2_TARGET_END
 #if GEMMA2_ARM_BF16_KERNELS
 GEMMA2_TARGET_BEGIN("arch=armv8.2-a+dotprod+bf16")
 
-// BF16 GEMM on BFMMLA, with the precision of avx512::matmul_bf16: BF16
-// weights keep ~16 significant bits of each activation (a bf16 head and the
-// bf16 of its remainder, two products per weight), block formats one bf16
-// per activation and their weights expanded to q·d and rounded to bf16.
+// BF16 GEMM on BFMMLA, with the precision of avx512::matmul_bf16 and for
+// the same matrices (gemm_bf16_or_float, common.hpp): one bf16 per
+// activation; block-format weights expanded to q·d and rounded to bf16.
 // One BFMMLA multiplies a 2x4 block of weights (two rows, four inputs) by a
 // 2x4 block of activations (two tokens) into a 2x2 block of float sums, so
 // both operands are repacked in such blocks: a panel of 8 weight rows holds,
@@ -122,9 +121,9 @@ GEMMA2_TARGET_BEGIN("arch=armv8.2-a+dotprod+bf16")
 // 2·NP tokens of sums in 4·NP registers over the whole depth.
 constexpr int kMmlaRows = 8, kMmlaPairs = 4;  // per panel; token pairs per tile
 
-template <int NP, bool Split>
-void bf16_mmla_tile(const uint16_t* panel, int chunks, const uint16_t* x, const uint16_t* rest, int64_t pair_stride,
-                    float* y, int64_t ldy, int rows, int tokens) {
+template <int NP>
+void bf16_mmla_tile(const uint16_t* panel, int chunks, const uint16_t* x, int64_t pair_stride, float* y, int64_t ldy,
+                    int rows, int tokens) {
   float32x4_t acc[kMmlaRows / 2][NP];
   GEMMA2_UNROLL
   for (int o = 0; o < kMmlaRows / 2 * NP; ++o) acc[o / NP][o % NP] = vdupq_n_f32(0.0f);
@@ -137,11 +136,6 @@ void bf16_mmla_tile(const uint16_t* panel, int chunks, const uint16_t* x, const 
       const bfloat16x8_t head = vreinterpretq_bf16_u16(vld1q_u16(x + tp * pair_stride + 8 * c));
       GEMMA2_UNROLL
       for (int rp = 0; rp < kMmlaRows / 2; ++rp) acc[rp][tp] = vbfmmlaq_f32(acc[rp][tp], w[rp], head);
-      if constexpr (Split) {
-        const bfloat16x8_t tail = vreinterpretq_bf16_u16(vld1q_u16(rest + tp * pair_stride + 8 * c));
-        GEMMA2_UNROLL
-        for (int rp = 0; rp < kMmlaRows / 2; ++rp) acc[rp][tp] = vbfmmlaq_f32(acc[rp][tp], w[rp], tail);
-      }
     }
   }
   // acc[rp][tp] = (row 2rp, token 2tp), (2rp, 2tp + 1), (2rp + 1, 2tp), (2rp + 1, 2tp + 1).
@@ -156,10 +150,10 @@ void bf16_mmla_tile(const uint16_t* panel, int chunks, const uint16_t* x, const 
     }
 }
 
-template <bool Split, int... NP>
+template <int... NP>
 constexpr auto bf16_mmla_tiles(std::integer_sequence<int, NP...>) {
-  using Tile = void (*)(const uint16_t*, int, const uint16_t*, const uint16_t*, int64_t, float*, int64_t, int, int);
-  return std::array<Tile, sizeof...(NP)>{bf16_mmla_tile<NP + 1, Split>...};
+  using Tile = void (*)(const uint16_t*, int, const uint16_t*, int64_t, float*, int64_t, int, int);
+  return std::array<Tile, sizeof...(NP)>{bf16_mmla_tile<NP + 1>...};
 }
 
 // Rows 0 .. n - 1 of `src` (stride ld, `width` values) into 2x4 blocks:
@@ -173,20 +167,12 @@ inline void pack_blocks(const uint16_t* src, int64_t ld, int n, int64_t width, u
 
 inline void matmul_bf16_mmla(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const int64_t rows = W.rows, cols = W.cols, chunks = (cols + 3) / 4;  // a ragged depth is padded with zeros
-  const bool split = W.dtype == DType::BF16 && !W.bf16_activations;     // as avx512::matmul_bf16
   const int64_t pair_stride = 8 * chunks;
-  std::vector<uint16_t> bits(static_cast<size_t>(T * cols)), rest_bits(split ? bits.size() : 0);
-  for (size_t i = 0; i < bits.size(); ++i) {
-    const bf16 h = to_bf16(X[i]);
-    bits[i] = h.bits;
-    if (split) rest_bits[i] = to_bf16(X[i] - to_float(h)).bits;
-  }
-  std::vector<uint16_t> x(static_cast<size_t>((T + 1) / 2 * pair_stride), 0), rest(split ? x.size() : 0, 0);
+  std::vector<uint16_t> bits(static_cast<size_t>(T * cols));
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = to_bf16(X[i]).bits;
+  std::vector<uint16_t> x(static_cast<size_t>((T + 1) / 2 * pair_stride), 0);
   pack_blocks(bits.data(), cols, T, cols, x.data(), pair_stride, 8);
-  if (split) pack_blocks(rest_bits.data(), cols, T, cols, rest.data(), pair_stride, 8);
-  static constexpr auto tiles = bf16_mmla_tiles<false>(std::make_integer_sequence<int, kMmlaPairs>{});
-  static constexpr auto split_tiles = bf16_mmla_tiles<true>(std::make_integer_sequence<int, kMmlaPairs>{});
-  const auto& tile = split ? split_tiles : tiles;
+  static constexpr auto tile = bf16_mmla_tiles(std::make_integer_sequence<int, kMmlaPairs>{});
   const int64_t panels = (rows + kMmlaRows - 1) / kMmlaRows;
   parallel_for(pool, panels, 1, [&](int64_t p0, int64_t p1) {
     std::vector<uint16_t> panel(static_cast<size_t>(32 * chunks)), weights(static_cast<size_t>(kMmlaRows * cols));
@@ -197,7 +183,7 @@ inline void matmul_bf16_mmla(const PlainMatrix& W, const float* X, int T, float*
       for (int i = 0; i < n; ++i) {
         const std::byte* src = W.row(r0 + i);
         uint16_t* dst = weights.data() + i * cols;
-        if (split) {
+        if (W.dtype == DType::BF16) {
           std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(uint16_t));
         } else {
           dequantize_row(W.dtype, src, row.data(), static_cast<int>(cols));
@@ -209,8 +195,7 @@ inline void matmul_bf16_mmla(const PlainMatrix& W, const float* X, int T, float*
       for (int t = 0; t < T; t += 2 * kMmlaPairs) {
         const int np = std::min(kMmlaPairs, (T - t + 1) / 2);
         tile[static_cast<size_t>(np - 1)](panel.data(), static_cast<int>(chunks), x.data() + t / 2 * pair_stride,
-                                          split ? rest.data() + t / 2 * pair_stride : nullptr, pair_stride,
-                                          Y + t * rows + r0, rows, n, T - t);
+                                          pair_stride, Y + t * rows + r0, rows, n, T - t);
       }
     }
   });

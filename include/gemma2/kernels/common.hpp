@@ -172,12 +172,17 @@ inline Kernels kernel_table(KernelSet set, decltype(Kernels::dense_rows) dense_r
   return k;
 }
 
-// The GEMM of a set with bf16 products: F32 and F16 weights keep full
-// precision on its float GEMM, BF16 and block formats go to the bf16 one.
+// The GEMM of a set with bf16 products. A bf16 product keeps 8 bits of an
+// activation (a bf16 head and the bf16 of its remainder keep 16, which left
+// logits several times further from the float32 reference than the float
+// sets'), so F32, F16 and BF16 weights take the float GEMM, exact to
+// float32 rounding on every set. The bf16 GEMM serves the block formats,
+// whose decode already rounds activations to int8 blocks, and BF16 weights
+// when LoadOptions::prefill_precision asks for bf16 activations.
 template <Gemm float_gemm, Gemm bf16_gemm>
 void gemm_bf16_or_float(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool) {
-  if (W.dtype == DType::F32 || W.dtype == DType::F16) return float_gemm(W, X, T, Y, pool);
-  bf16_gemm(W, X, T, Y, pool);
+  if (is_blocked(W.dtype) || (W.dtype == DType::BF16 && W.bf16_activations)) return bf16_gemm(W, X, T, Y, pool);
+  float_gemm(W, X, T, Y, pool);
 }
 
 // A block-format dot product of one set: out[i] = Σ w·x for `R` weight rows

@@ -237,7 +237,7 @@ GEMMA2_TARGET_BEGIN("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c
 constexpr int kPanelRows = 32;
 constexpr int kTileTokens = 12;
 
-template <int NT, bool Split>
+template <int NT>
 void bf16_tile(const uint32_t* panel, int pairs, const uint32_t* x, int64_t ldx, float* y, int64_t ldy, __mmask16 m0,
                __mmask16 m1) {
   // Fully unrolled over t so the 2·NT sums stay in registers.
@@ -252,11 +252,6 @@ void bf16_tile(const uint32_t* panel, int pairs, const uint32_t* x, int64_t ldx,
       const __m512bh hi = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[t * ldx + k]));
       acc[t][0] = _mm512_dpbf16_ps(acc[t][0], w0, hi);
       acc[t][1] = _mm512_dpbf16_ps(acc[t][1], w1, hi);
-      if constexpr (Split) {
-        const __m512bh lo = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[t * ldx + pairs + k]));
-        acc[t][0] = _mm512_dpbf16_ps(acc[t][0], w0, lo);
-        acc[t][1] = _mm512_dpbf16_ps(acc[t][1], w1, lo);
-      }
     }
   }
   GEMMA2_UNROLL
@@ -267,9 +262,9 @@ void bf16_tile(const uint32_t* panel, int pairs, const uint32_t* x, int64_t ldx,
 }
 
 using Bf16Tile = void (*)(const uint32_t*, int, const uint32_t*, int64_t, float*, int64_t, __mmask16, __mmask16);
-template <bool Split, int... NT>
+template <int... NT>
 constexpr std::array<Bf16Tile, sizeof...(NT)> bf16_tiles(std::integer_sequence<int, NT...>) {
-  return {bf16_tile<NT + 1, Split>...};
+  return {bf16_tile<NT + 1>...};
 }
 
 // n floats to bf16, rounded to nearest even.
@@ -280,32 +275,18 @@ inline void floats_to_bf16(const float* src, bf16* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = to_bf16(src[i]);
 }
 
-// Y[T][W.rows] = X · Wᵀ for W in BF16 or a block format (checked by the caller).
-// Precision follows the weight type. BF16 weights are meant to reproduce the
-// float32 reference, so each activation is split into a bf16 head and the
-// bf16 of its remainder (16 significant bits; two products per weight). The
-// block formats already round activations to int8 in decode, so a single
-// bf16 (8 significant bits, finer than int8 blocks) is used at twice the
-// speed; their weights expand exactly to q·d and are rounded to bf16 once.
-// W.bf16_activations (LoadOptions::prefill_precision) gives BF16 weights
-// the single bf16 too.
+// Y[T][W.rows] = X · Wᵀ for W in a block format, or in BF16 with
+// W.bf16_activations (LoadOptions::prefill_precision; gemm_bf16_or_float in
+// common.hpp sends it nothing else): every activation rounded to bf16 once
+// (8 significant bits, finer than decode's int8 blocks); block-format
+// weights expand exactly to q·d and are rounded to bf16 once.
 inline void matmul_bf16(const PlainMatrix& W, const float* X, int T, float* Y, const Executor* pool) {
   const int64_t rows = W.rows, cols = W.cols;
   const int64_t pairs = (cols + 1) / 2;  // an odd depth is padded with a zero
-  const bool split = W.dtype == DType::BF16 && !W.bf16_activations;
-  const int64_t ldx = split ? 2 * pairs : pairs;
+  const int64_t ldx = pairs;
   std::vector<uint32_t> xb(static_cast<size_t>(T * ldx), 0u);
-  std::vector<float> rest(split ? static_cast<size_t>(cols) : 0);
-  for (int t = 0; t < T; ++t) {
-    bf16* hi = reinterpret_cast<bf16*>(xb.data() + t * ldx);
-    floats_to_bf16(X + t * cols, hi, cols);
-    if (!split) continue;
-    for (int64_t i = 0; i < cols; ++i) rest[static_cast<size_t>(i)] = X[t * cols + i] - to_float(hi[i]);
-    floats_to_bf16(rest.data(), reinterpret_cast<bf16*>(xb.data() + t * ldx + pairs), cols);
-  }
-  static constexpr auto tiles = bf16_tiles<false>(std::make_integer_sequence<int, kTileTokens>{});
-  static constexpr auto split_tiles = bf16_tiles<true>(std::make_integer_sequence<int, kTileTokens>{});
-  const auto& tile = split ? split_tiles : tiles;
+  for (int t = 0; t < T; ++t) floats_to_bf16(X + t * cols, reinterpret_cast<bf16*>(xb.data() + t * ldx), cols);
+  static constexpr auto tile = bf16_tiles(std::make_integer_sequence<int, kTileTokens>{});
   const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
   parallel_for(pool, panels, 1, [&](int64_t p0, int64_t p1) {
     std::vector<uint32_t> panel(static_cast<size_t>(pairs * kPanelRows));
