@@ -18,7 +18,16 @@
 //   void set_size(int n);                   // the model calls it after a forward pass
 //   void reset(int n, const std::vector<int>& oldest);  // rows [oldest[l], n) hold data (restoring a session)
 //   Status truncate(int n);                 // forget positions >= n, or refuse
+//   void clear();                           // forget every position
 //   size_t bytes() const;
+//
+// and, optionally (a cache without it cannot be shifted), the context shift
+// (context_shift.hpp):
+//
+//   template <class Rekey> Status shift(int keep, int drop, Rekey&& rekey);
+//     // positions [keep + drop, size) move to [keep, size - drop); rekey(float* keys, int pos)
+//     // turns the kv_dim keys stored at pos into those of pos - drop. Rows it no longer has
+//     // show in oldest(); kept rows the next position needs are then stored again.
 //
 // Positions are absolute: a forward pass on a cache runs its tokens at
 // positions size(), size()+1, ...
@@ -133,6 +142,44 @@ class LayerRings {
       pos += run;
     }
     return n;
+  }
+
+  // The context shift (see the interface above). The rows kept and the rows
+  // moved stay one run of positions per layer (in a ring the moved rows land
+  // right after the kept ones, or start the run when the kept ones are
+  // gone), so oldest() stays one number per layer. A ring may have
+  // overwritten kept rows that the shifted sequence's window reaches again:
+  // oldest() then says so, and shift_context (context_shift.hpp) refills them.
+  template <class Rekey>
+  Status shift(int keep, int drop, Rekey&& rekey) {
+    if (keep < 0 || drop < 0 || keep + drop > size_)
+      return err("cannot shift a KV cache of ", size_, " positions: keep ", keep, " + drop ", drop,
+                 " must be at most the positions stored");
+    std::vector<int> first;
+    std::vector<float> k(static_cast<size_t>(shape_.kv_dim));
+    std::vector<std::byte> moved;
+    for (int l = 0; l < shape_.num_layers; ++l) {
+      const int old = oldest(l);
+      first.push_back(old <= keep ? old : std::max(old - drop, keep));
+      // Through a buffer: in a ring a row's new slot may hold a row not yet moved.
+      const int from = std::max(old, keep + drop), n = std::max(0, size_ - from);
+      moved.resize(2 * static_cast<size_t>(n) * row_bytes_);
+      for (int i = 0; i < n; ++i) {
+        const size_t at = row(l, from + i);
+        kv_row_to_float(dtype, &keys_[at], k.data(), shape_.kv_dim, shape_.head_dim);
+        rekey(k.data(), from + i);
+        kv_row_from_float(dtype, k.data(), &moved[i * row_bytes_], shape_.kv_dim, shape_.head_dim);
+        std::memcpy(&moved[(static_cast<size_t>(n) + i) * row_bytes_], &values_[at], row_bytes_);
+      }
+      for (int i = 0; i < n; ++i) {
+        const size_t at = row(l, from + i - drop);
+        std::memcpy(&keys_[at], &moved[i * row_bytes_], row_bytes_);
+        std::memcpy(&values_[at], &moved[(static_cast<size_t>(n) + i) * row_bytes_], row_bytes_);
+      }
+    }
+    floors_ = std::move(first);
+    size_ = high_ = size_ - drop;
+    return {};
   }
 
   // Positions a pass of `step` new tokens at `from` needs in `layer`:

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "gemma2/context_shift.hpp"
 #include "gemma2/io/bytes.hpp"
 #include "gemma2/model.hpp"
 #include "gemma2/token.hpp"
@@ -111,6 +112,21 @@ class Session {
     tokens_.resize(n);
     logits_.clear();
     return detail::truncate_cache(*model_, cache_, tokens_, keep, options);
+  }
+
+  // Context shift (context_shift.hpp): keeps the first `keep` tokens, drops
+  // the next `drop` (cached ones) and moves the rest down, re-rotating their
+  // cached keys, so a session at its capacity goes on. The logits that
+  // follow are those of a fresh session fed the kept tokens, within
+  // rounding. As after rollback(), when nothing is pending the last token
+  // becomes pending, and the next feed()/generate() recomputes its logits.
+  Status shift(int keep, int drop, const ForwardOptions& options = {}) {
+    if (Status s = detail::shift_context(*model_, cache_, tokens_, keep, drop, options); !s) return s;
+    if (drop == 0) return {};
+    logits_.clear();
+    const int cached = cache_.size();
+    if (cached == 0 || static_cast<size_t>(cached) < tokens_.size()) return {};
+    return detail::truncate_cache(*model_, cache_, tokens_, cached - 1, options);
   }
 
   // The session as bytes: a versioned, checksummed blob that restore()
