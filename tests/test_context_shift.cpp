@@ -45,7 +45,8 @@ struct Case {
 // has overwritten), nothing moved.
 std::vector<Case> cases(const Model& m) {
   const int w = m.config().sliding_window;
-  return {{3 * w, 1, w, 3}, {2 * w + 5, 0, 7, 3}, {3 * w, w + 2, 3, 2}, {2 * w + 4, w, w + 2, 3}, {w / 2, 2, w / 2 - 2, 3}};
+  return {
+      {3 * w, 1, w, 3}, {2 * w + 5, 0, 7, 3}, {3 * w, w + 2, 3, 2}, {2 * w + 4, w, w + 2, 3}, {w / 2, 2, w / 2 - 2, 3}};
 }
 
 // The cache policies: full, sliding window, and a ring of window + 3 rows
@@ -155,4 +156,133 @@ TEST_CASE("context shift: every cache policy computes the same shift") {
     check_policies<gemma2::bf16>(m, std::string(name) + " bf16");
     check_policies<int8_t>(m, std::string(name) + " int8");
   }
+}
+
+namespace {
+
+using Demo = test::DemoModel;
+using DemoSession = gemma2::Session<Demo, gemma2::SlidingWindowKVCache<float>>;
+
+DemoSession demo_session(int capacity) {
+  const auto& m = test::demo_model();
+  // A ring smaller than the capacity: shifts take the ring's paths too.
+  auto cache = gemma2::SlidingWindowKVCache<float>::create(gemma2::cache_shape(m.config(), capacity), 8).value();
+  return DemoSession::create(m, std::move(cache)).value();
+}
+
+int32_t argmax(const float* logits, int n) {
+  return static_cast<int32_t>(std::max_element(logits, logits + n) - logits);
+}
+
+}  // namespace
+
+TEST_CASE("context shift: generation shifts when the cache is full, as a shift by hand at the same point") {
+  const auto& m = test::demo_model();
+  const int vocab = m.config().vocab_size, capacity = 96;
+  const auto prompt = test::demo_prompt("KING HENRY:\nWhat say you, cousin?\n");
+  for (const auto& [keep, drop] : {std::pair{1, 0}, std::pair{5, 17}}) {
+    CAPTURE(keep);
+    CAPTURE(drop);
+    gemma2::GenerateOptions o;
+    o.max_new_tokens = 3 * capacity;
+    o.call_max_tokens = 7;  // in slices, as a frame loop
+    o.prefill_chunk = 5;
+    o.context_shift = {true, keep, drop};
+    auto a = demo_session(capacity);
+    gemma2::Generation g(o);
+    gemma2::Sampler greedy;
+    while (!g.done()) REQUIRE(g.run(a, g.started() ? std::vector<int32_t>{} : prompt, greedy).ok());
+    CHECK(g.result().stop == gemma2::StopReason::MaxTokens);
+    REQUIRE(g.result().tokens.size() == static_cast<size_t>(3 * capacity));
+
+    // By hand: the sampled token pending, shift when it has no room.
+    auto b = demo_session(capacity);
+    std::vector<float> logits;
+    for (size_t at = 0; at < prompt.size(); at += 5) {
+      auto l =
+          b.feed(std::vector<int32_t>(prompt.begin() + static_cast<std::ptrdiff_t>(at),
+                                      prompt.begin() + static_cast<std::ptrdiff_t>(std::min(prompt.size(), at + 5))));
+      REQUIRE(l.ok());
+      logits.assign(l->data(), l->data() + vocab);
+    }
+    int shifts = 0;
+    for (size_t i = 0; i < g.result().tokens.size(); ++i) {
+      const int32_t t = argmax(logits.data(), vocab);
+      REQUIRE(t == g.result().tokens[i]);
+      b.tokens().push_back(t);
+      if (i + 1 == g.result().tokens.size()) break;  // the reply's last token stays pending
+      if (b.position() + 1 > capacity) {
+        const int movable = b.position() - keep;
+        REQUIRE(b.shift(keep, drop > 0 ? drop : movable / 2).ok());
+        ++shifts;
+      }
+      auto l = b.feed({});
+      REQUIRE(l.ok());
+      logits.assign(l->data(), l->data() + vocab);
+    }
+    CHECK(shifts >= 3);
+    CHECK(std::vector<int32_t>(a.tokens().begin(), a.tokens().end()) ==
+          std::vector<int32_t>(b.tokens().begin(), b.tokens().end()));
+  }
+}
+
+TEST_CASE("context shift: a chat runs past three times its capacity and keeps its first turn") {
+  const int capacity = 128;
+  gemma2::Chat<Demo, gemma2::SlidingWindowKVCache<float>> chat(demo_session(capacity), test::demo().tok,
+                                                               "You are the king's fool.");
+  gemma2::GenerateOptions o;
+  o.max_new_tokens = 40;
+  o.context_shift.enabled = true;
+  o.context_shift.keep = -1;  // the first turn
+  gemma2::SamplingParams p;
+  p.temperature = 0.8f;
+  p.seed = 7;
+  gemma2::Sampler sampler(p);
+  std::vector<int32_t> first_turn;
+  size_t total = 0;
+  for (int turn = 0; total < 3 * capacity; ++turn) {
+    auto r = chat.send(turn % 2 ? "What news from the court?" : "Speak, good fool.", sampler, o);
+    REQUIRE_MESSAGE(r.ok(), r.message());
+    CHECK(!r->tokens.empty());
+    CHECK(r->stop != gemma2::StopReason::ContextFull);
+    if (turn == 0)
+      first_turn.assign(chat.history().begin(), chat.history().end() - static_cast<std::ptrdiff_t>(r->tokens.size()));
+    total += static_cast<size_t>(r->prefill_tokens) + r->tokens.size();
+    CHECK(chat.history().size() <= static_cast<size_t>(capacity));
+    REQUIRE(chat.history().size() >= first_turn.size());
+    CHECK(std::equal(first_turn.begin(), first_turn.end(), chat.history().begin()));
+  }
+  CHECK(total >= 3 * capacity);
+}
+
+TEST_CASE("context shift: a shifted session saves and restores, and bad requests change nothing") {
+  const auto& m = test::demo_model();
+  auto s = demo_session(128);
+  REQUIRE(s.feed(test::demo_tokens(120, 3)).ok());
+  const gemma2::TokenHistory before = s.tokens();
+  for (const auto& [keep, drop] : {std::pair{-1, 4}, std::pair{4, -1}, std::pair{30, 91}, std::pair{0, 121}}) {
+    const gemma2::Status st = s.shift(keep, drop);
+    CHECK(test::contains(st.message(), "context shift: keep"));
+    CHECK(s.tokens() == before);
+    CHECK(s.position() == 120);
+  }
+  // The local layers' rings (64 + 7 rows) lost the kept rows: recomputed.
+  REQUIRE(s.shift(20, 90).ok());
+  auto restored = DemoSession::restore(m, s.save());
+  REQUIRE_MESSAGE(restored.ok(), restored.message());
+  const auto more = test::demo_tokens(5, 9);
+  const auto a = s.feed(more).value(), b = restored->feed(more).value();
+  CHECK(test::max_abs_diff(a.data(), b.data(), static_cast<size_t>(a.size())) == 0.0f);
+
+  gemma2::GenerateOptions o;
+  o.context_shift = {true, 128, 0};
+  gemma2::Generation g(o);
+  auto r = g.run(s, {5}, gemma2::Sampler());
+  CHECK(test::contains(r.message(), "keep below the capacity of 128"));
+
+  struct NoShift {
+    using storage = float;
+  };
+  static_assert(gemma2::detail::has_shift<gemma2::FullKVCache<gemma2::bf16>>::value);
+  static_assert(!gemma2::detail::has_shift<NoShift>::value);
 }

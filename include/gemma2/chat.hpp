@@ -73,7 +73,9 @@ class Chat {
       : session_(std::move(session)), tok_(&tokenizer), system_(detail::trim(system)) {}
 
   // Sends a user message and generates the model's reply, streaming text to
-  // on_text. The stop tokens <eos> and <end_of_turn> are always added.
+  // on_text. The stop tokens <eos> and <end_of_turn> are always added. With
+  // options.context_shift on, keep -1 keeps the first turn: the system
+  // message (a persona, instructions) stays in view however long the chat.
   template <class SamplerFn>
   Result<GenerateResult> send(const std::string& user, SamplerFn&& sampler, GenerateOptions options = {},
                               const std::function<bool(std::string_view)>& on_text = {}) {
@@ -84,6 +86,8 @@ class Chat {
     text += detail::user_turn(messages_.empty() && !system_.empty() ? system_ + "\n\n" + detail::trim(user) : user);
     auto ids = history.empty() ? tok_->encode_prompt(text) : tok_->encode(text);
     if (!ids) return Error{ids.message()};
+    if (history.empty()) first_turn_ = static_cast<int>(ids->size());
+    if (options.context_shift.keep < 0) options.context_shift.keep = std::max(first_turn_, 1);
     for (int32_t s : default_stop_tokens(*tok_)) options.stop_tokens.push_back(s);
     auto r = generate(session_, *ids, std::forward<SamplerFn>(sampler), options, tok_, on_text);
     if (r) {
@@ -105,6 +109,7 @@ class Chat {
   const Tokenizer* tok_;
   std::string system_;
   std::vector<Message> messages_;
+  int first_turn_ = 0;  // tokens of the first turn (BOS, system and user message): what a shift keeps
 };
 
 GEMMA2_END_NAMESPACE

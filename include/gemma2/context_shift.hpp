@@ -36,12 +36,15 @@ namespace detail {
 class KeyRotation {
  public:
   KeyRotation(const std::vector<float>& inv_freq, int head_dim, int first, int last, int drop)
-      : half_(head_dim / 2), head_dim_(head_dim), first_(first), table_(2 * static_cast<size_t>(half_) *
-                                                                          static_cast<size_t>(std::max(0, last - first + 1))) {
+      : half_(head_dim / 2),
+        head_dim_(head_dim),
+        first_(first),
+        table_(2 * static_cast<size_t>(half_) * static_cast<size_t>(std::max(0, last - first + 1))) {
     for (int p = first; p <= last; ++p)
       for (int d = 0; d < half_; ++d) {
         const float f = inv_freq[static_cast<size_t>(d)];
-        const double delta = static_cast<double>(static_cast<float>(p - drop) * f) - static_cast<double>(static_cast<float>(p) * f);
+        const double delta =
+            static_cast<double>(static_cast<float>(p - drop) * f) - static_cast<double>(static_cast<float>(p) * f);
         float* cs = &table_[2 * (static_cast<size_t>(p - first) * half_ + static_cast<size_t>(d))];
         cs[0] = static_cast<float>(std::cos(delta));
         cs[1] = static_cast<float>(std::sin(delta));
@@ -78,8 +81,7 @@ struct has_shift<Cache, std::void_t<decltype(std::declval<Cache&>().shift(0, 0, 
 // position reads (see shift_context), from a pass of the kept tokens
 // through a cache of keep positions.
 template <class Model, class Cache>
-Status refill_kept(const Model& model, Cache& kv, const TokenHistory& history, int keep,
-                   const ForwardOptions& options);
+Status refill_kept(const Model& model, Cache& kv, const TokenHistory& history, int keep, const ForwardOptions& options);
 
 // The positions a pass at `pos` reads in each layer: the window on local
 // layers, everything on global ones.

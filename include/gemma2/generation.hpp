@@ -230,6 +230,13 @@ class Generation {
       if (input[i] < 0 || input[i] >= vocab)
         return err("generate: token id ", input[i], " at index ", i, " of the input is outside the vocabulary [0, ",
                    vocab, ")");
+    const ContextShift& shift = o.context_shift;
+    if (shift.enabled) {
+      if (shift.keep < 0 || shift.drop < 0 || shift.keep >= kv.capacity())
+        return err("generate: context_shift keeps ", shift.keep, " and drops ", shift.drop,
+                   " tokens: both must be >= 0 and keep below the capacity of ", kv.capacity());
+      return {};
+    }
     const size_t pending = history.size() + input.size() - static_cast<size_t>(kv.size());
     if (pending > static_cast<size_t>(kv.capacity() - kv.size()))
       return err("generate: context overflow: ", kv.size(), " cached + ", pending,
@@ -290,6 +297,7 @@ class Generation::Call {
     }
     const size_t n = std::min({pending, static_cast<size_t>(o_.prefill_chunk), static_cast<size_t>(kv_.max_step())});
     if (!fits(g_.prefill_step_seconds_ * static_cast<double>(n))) return pause(StopReason::TimeBudget), true;
+    if (Status s = make_room(static_cast<int>(n)); !s) return Error{s.message()};
     const auto t0 = Clock::now();
     auto logits = model_.forward(history_.data() + kv_.size(), n, kv_, fwd_);
     if (!logits) {
@@ -322,9 +330,10 @@ class Generation::Call {
     if (o_.call_max_tokens > 0 && static_cast<int>(out.tokens.size()) >= o_.call_max_tokens)
       return pause(StopReason::CallLimit), true;
     if (cancelled()) return end(StopReason::Cancelled), true;
+    if (!fits(g_.decode_step_seconds_)) return pause(StopReason::TimeBudget), true;
+    if (Status s = make_room(1); !s) return Error{s.message()};
     const int room = kv_.capacity() - kv_.size() - 1;  // positions left after the pending token's
     if (room < 0) return end(StopReason::ContextFull), true;
-    if (!fits(g_.decode_step_seconds_)) return pause(StopReason::TimeBudget), true;
     int k = 0;
     double draft_seconds = 0;
     draft_.clear();
@@ -367,6 +376,25 @@ class Generation::Call {
     return steps_ == 0 || o_.time_budget_ms <= 0 || (seconds_since(start_) + estimate) * 1e3 <= o_.time_budget_ms;
   }
   void pause(StopReason why) { out.stop = g_.reply_.stop = why; }
+
+  // Room for `need` more positions: the automatic context shift, when on
+  // and needed. Without it a full cache is left to the caller's checks.
+  Status make_room(int need) {
+    const ContextShift& cs = o_.context_shift;
+    const int size = kv_.size(), movable = size - cs.keep;
+    if (!cs.enabled || size + need <= kv_.capacity()) return {};
+    const int drop = std::max(cs.drop > 0 ? cs.drop : movable / 2, size + need - kv_.capacity());
+    if (movable < drop)
+      return detail::err("generate: context shift cannot make room for ", need, " positions: ", size,
+                         " cached of a capacity of ", kv_.capacity(), ", ", std::min(cs.keep, size), " of them kept");
+    Status s;
+    if constexpr (kSession) s = session_->shift(cs.keep, drop, fwd_);
+    else s = detail::shift_context(model_, kv_, history_, cs.keep, drop, fwd_);
+    // The history before this call's input lost what was dropped of it.
+    const size_t before = history_before_, keep = static_cast<size_t>(cs.keep);
+    if (s && before > keep) history_before_ = before - std::min(before - keep, static_cast<size_t>(drop));
+    return s;
+  }
   bool cancelled() const { return o_.cancel != nullptr && o_.cancel->load(std::memory_order_relaxed); }
 
   // Text a token makes final, after the stop-string filter, to the callback.
@@ -424,7 +452,7 @@ class Generation::Call {
   const TokenCallback& on_token_;
   SessionT* session_;
   const Clock::time_point start_;
-  const size_t history_before_;
+  size_t history_before_;
   ForwardOptions fwd_;
   std::vector<int32_t> draft_;
   int steps_ = 0;  // steps this call has run: the first always may

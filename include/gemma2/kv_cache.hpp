@@ -295,9 +295,9 @@ using KVCache = FullKVCache<float>;
 
 // Calls X(cache type) for each built-in cache: the ones whose forward pass
 // the compiled unit holds (GEMMA2_COMPILED, see version.hpp).
-#define GEMMA2_STANDARD_CACHES(X)                                                                          \
-  X(FullKVCache<float>)                                                                                    \
-  X(FullKVCache<bf16>) X(FullKVCache<int8_t>) X(SlidingWindowKVCache<float>) X(SlidingWindowKVCache<bf16>) \
-      X(SlidingWindowKVCache<int8_t>)
+#define GEMMA2_STANDARD_CACHES(X) \
+  X(FullKVCache<float>)           \
+  X(FullKVCache<bf16>)            \
+  X(FullKVCache<int8_t>) X(SlidingWindowKVCache<float>) X(SlidingWindowKVCache<bf16>) X(SlidingWindowKVCache<int8_t>)
 
 GEMMA2_END_NAMESPACE
