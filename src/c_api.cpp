@@ -215,6 +215,7 @@ struct gemma2_session {
   AnySession session;
   std::unique_ptr<Reply> reply;  // null: the next generate call starts one
   gemma2_stop_reason last_stop = GEMMA2_STOP_NONE;
+  gemma2::ContextShift shift;  // gemma2_session_set_context_shift
 
   template <class F>
   decltype(auto) visit(F&& f) {
@@ -243,7 +244,7 @@ namespace {
 gemma2_status check_new_tokens(const char* function, const gemma2_session& session, const int32_t* ids, size_t count) {
   GEMMA2_CHECK(check_input(function, "ids", ids, "count", count));
   const gemma2_session::Extent e = session.extent();
-  if (count > e.capacity - e.tokens)
+  if (count > e.capacity - std::min(e.capacity, e.tokens) && !session.shift.enabled)
     return reject(function, "count is ", count, ", more than the ", e.capacity - e.tokens,
                   " positions left in the session (capacity ", e.capacity, ", ", e.tokens, " tokens)");
   return check_ids(function, "ids", ids, count, session.owner->model.config().vocab_size, "the model's");
@@ -632,7 +633,7 @@ gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session*
   return guarded(__func__, [&] {
     auto fork = std::make_unique<gemma2_session>(
         gemma2_session{session->owner, session->visit([](const auto& s) { return AnySession(s.fork()); }), nullptr,
-                       session->last_stop});
+                       session->last_stop, session->shift});
     if (session->reply && session->reply->active()) {
       const Reply& from = *session->reply;
       auto& to = *(fork->reply = std::make_unique<Reply>());
@@ -662,6 +663,30 @@ gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count) {
     session->reply.reset();
     return GEMMA2_OK;
   });
+}
+
+gemma2_status gemma2_session_shift(gemma2_session* session, int32_t keep, int32_t drop) {
+  GEMMA2_REQUIRE(session);
+  const size_t cached = session->extent().cached;
+  GEMMA2_CHECK(check_range(__func__, "keep", keep, 0, static_cast<int32_t>(cached), " (the positions run)"));
+  GEMMA2_CHECK(check_range(__func__, "drop", drop, 0, static_cast<int32_t>(cached) - keep,
+                           " (the positions run after the kept ones)"));
+  return guarded(__func__, [&] {
+    const gemma2::ForwardOptions options(session->owner->pool.get());
+    if (gemma2::Status s = session->visit([&](auto& x) { return x.shift(keep, drop, options); }); !s)
+      return fail(s.message());
+    return GEMMA2_OK;
+  });
+}
+
+gemma2_status gemma2_session_set_context_shift(gemma2_session* session, int enabled, int32_t keep, int32_t drop) {
+  GEMMA2_REQUIRE(session);
+  const int32_t capacity = static_cast<int32_t>(session->extent().capacity);
+  GEMMA2_CHECK(check_flag(__func__, "enabled", enabled));
+  GEMMA2_CHECK(check_range(__func__, "keep", keep, 0, capacity - 1, " (below the session's capacity)"));
+  GEMMA2_CHECK(check_range(__func__, "drop", drop, 0, capacity));
+  session->shift = {enabled != 0, keep, drop};
+  return GEMMA2_OK;
 }
 
 size_t gemma2_session_length(const gemma2_session* session) {
@@ -912,6 +937,7 @@ gemma2_status gemma2_session_generate_with(gemma2_session* session, gemma2_sampl
     gemma2::Generation& g = *session->reply->generation;
     g.options().call_max_tokens = o.call_max_tokens;
     g.options().time_budget_ms = o.time_budget_ms;
+    g.options().context_shift = session->shift;
     std::string text;
     auto on_token = [&](int32_t id, std::string_view piece) {
       text.assign(piece);

@@ -190,6 +190,27 @@ TEST_CASE("CLI: chat --delimiter ends each reply with a line of its own") {
   CHECK(test::contains(cli("chat --help").out, "--delimiter"));
 }
 
+TEST_CASE("CLI: chat --context-shift goes on past a full context, and without it the chat ends there") {
+  std::string turns;
+  for (int i = 0; i < 12; ++i) turns += i % 2 ? "What news from the court?\n" : "Speak, good fool.\n";
+  const std::string args = "chat --greedy --max-new 24 --context 96 --system \"You are the fool.\" --delimiter ---";
+  auto full = cli(args, turns);
+  CHECK(full.rc == 1);
+  CHECK((test::contains(full.err, "context is full") || test::contains(full.err, "context overflow")));
+  auto shifted = cli(args + " --context-shift --verbose", turns);
+  INFO(shifted.err);
+  REQUIRE(shifted.rc == 0);
+  CHECK(std::count(shifted.out.begin(), shifted.out.end(), '-') >= 36);  // 12 delimiter lines
+  int turns_seen = 0;
+  for (size_t at = shifted.err.find("cached "); at != std::string::npos; at = shifted.err.find("cached ", at + 1)) {
+    CHECK(std::stoi(shifted.err.substr(at + 7)) <= 96);
+    ++turns_seen;
+  }
+  CHECK(turns_seen == 12);
+  CHECK(test::contains(cli("chat --context 1", "hi\n").err, "--context: must be >= 2, got 1"));
+  CHECK(test::contains(cli("chat --context 100000", "hi\n").err, "exceeds the model's context of 2048"));
+}
+
 TEST_CASE("CLI: every error exits non-zero: numeric options out of range name the option and the range") {
   struct Bad {
     const char* args;

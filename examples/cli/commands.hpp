@@ -34,6 +34,8 @@ struct ChatArgs {
   int max_new = 256;
   bool verbose = false;
   std::string delimiter;
+  int context = 0;  // 0: the model's
+  bool context_shift = false;
 };
 int run_chat(ChatArgs& a);  // generate.cpp
 

@@ -122,7 +122,10 @@ int run_chat(ChatArgs& a) {
   // Sliding-window cache: the same logits as a full one, about half the memory.
   return with_kv_storage(a.model.kv_cache, [&](auto storage) {
     using Cache = gemma2::SlidingWindowKVCache<decltype(storage)>;
-    auto session = gemma2::Session<Model, Cache>::create(*l->model);
+    if (a.context > l->model->config().max_position_embeddings)
+      return fail("chat: --context " + std::to_string(a.context) + " exceeds the model's context of " +
+                  std::to_string(l->model->config().max_position_embeddings));
+    auto session = gemma2::Session<Model, Cache>::create(*l->model, a.context);
     if (!session) return fail(session.message());
     gemma2::Chat<Model, Cache> chat(std::move(*session), *l->tokenizer, a.system);
     auto speculative = a.speculative.make(a.model, *l->model, l->model->config().max_position_embeddings);
@@ -132,6 +135,7 @@ int run_chat(ChatArgs& a) {
     go.pool = &*l->pool;
     go.drafter = speculative->drafter.get();
     go.draft_max = a.speculative.draft_max;
+    go.context_shift = {a.context_shift, -1, 0};  // keeps the first turn
     std::cerr << "chat with " << a.model.dir << " (end with Ctrl-D or /exit)\n";
     return converse(chat, a, decoding->sampler, reply, go);
   });

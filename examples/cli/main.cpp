@@ -3,7 +3,7 @@
 //   gemma2 generate   [--model DIR] (--prompt TEXT | --ids 2,5,9) [--max-new N] [--greedy | sampling flags]
 //                     [--grammar-file F.gbnf | --json-schema F.json [--json-whitespace compact|spaces|free]]
 //                     [--draft-model DIR|FILE | --lookup N] [--draft-max K]
-//   gemma2 chat       [--model DIR] [--system TEXT] [--verbose] [--grammar-file F | --json-schema F]
+//   gemma2 chat       [--model DIR] [--system TEXT] [--verbose] [--context N] [--context-shift] [--grammar-file F | --json-schema F]
 //                     [--draft-model DIR|FILE | --lookup N] [--draft-max K] [--delimiter TEXT]
 //   gemma2 tokenize   (--tokenizer FILE | --model DIR) --text TEXT
 //   gemma2 perplexity [--model DIR] (--ids 2,5,9 | --text-file F) [--top-k-out FILE]
@@ -59,6 +59,11 @@ CLI::App* add_chat(CLI::App& app, ChatArgs& a) {
   chat->add_flag("--verbose,-v", a.verbose, "print token counts and speed per turn on stderr");
   chat->add_option("--delimiter", a.delimiter,
                    "print this line after each reply, so that replies holding line breaks can be told apart");
+  chat->add_option("--context", a.context, "positions the conversation holds (default: the model's context)")
+      ->check(at_least(2));
+  chat->add_flag("--context-shift", a.context_shift,
+                 "when the context is full, keep the first turn, drop half of the rest and go on "
+                 "(instead of ending the chat)");
   return chat;
 }
 

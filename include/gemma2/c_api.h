@@ -168,6 +168,21 @@ GEMMA2_C_API gemma2_status gemma2_session_feed(gemma2_session* session, const in
 GEMMA2_C_API gemma2_status gemma2_session_fork(const gemma2_session* session, gemma2_session** copy);
 /* Keeps the first `count` tokens (count <= gemma2_session_length). */
 GEMMA2_C_API gemma2_status gemma2_session_rollback(gemma2_session* session, size_t count);
+/* Context shift: keeps the first `keep` tokens, drops the next `drop`
+ * (cached ones: keep + drop <= the positions run) and moves the rest down,
+ * re-rotating their cached keys, so a session at its capacity goes on (see
+ * context_shift.hpp for what the model then sees). When nothing is pending
+ * the last token becomes pending, as after a rollback. A reply in progress
+ * goes on. */
+GEMMA2_C_API gemma2_status gemma2_session_shift(gemma2_session* session, int32_t keep, int32_t drop);
+/* The automatic context shift of the session's generate calls: when a
+ * prompt chunk or a decoding pass has no room, keep `keep` tokens, drop
+ * `drop` after them (0: half of the rest) and go on, instead of stopping
+ * with GEMMA2_STOP_CONTEXT_FULL; appended tokens may then exceed the room
+ * left. `enabled` 1 turns it on, 0 off (the default). A setting of the handle:
+ * fork copies it, save does not keep it. */
+GEMMA2_C_API gemma2_status gemma2_session_set_context_shift(gemma2_session* session, int enabled, int32_t keep,
+                                                            int32_t drop);
 /* Tokens in the session; 0 for NULL. */
 GEMMA2_C_API size_t gemma2_session_length(const gemma2_session* session);
 GEMMA2_C_API gemma2_status gemma2_session_tokens(const gemma2_session* session, int32_t* ids, size_t capacity,

@@ -555,6 +555,41 @@ int main(int argc, char** argv) {
   size_t held_n = 0;
   CHECK(gemma2_session_tokens(copy, held, 64, &held_n) == GEMMA2_OK && held_n == n + 1 && held[n] == next);
 
+  /* Context shift: a session of 40 positions generates 150 tokens with the
+   * automatic shift, the same tokens as shifting by hand at the same points
+   * (the sampled token pending, then the shift, then the feed). */
+  {
+    gemma2_session* a = NULL;
+    gemma2_session* b = NULL;
+    REQUIRE(gemma2_session_new(model, 40, &a) == GEMMA2_OK && gemma2_session_new(model, 40, &b) == GEMMA2_OK);
+    CHECK(gemma2_session_set_context_shift(a, 1, 40, 0) == GEMMA2_ERROR && error_mentions("keep is 40"));
+    CHECK(gemma2_session_set_context_shift(a, 2, 1, 0) == GEMMA2_ERROR && error_mentions("enabled"));
+    REQUIRE(gemma2_session_set_context_shift(a, 1, 3, 0) == GEMMA2_OK);
+    REQUIRE(gemma2_session_set_context_shift(b, 1, 3, 0) == GEMMA2_OK); /* appends past the room */
+    REQUIRE(gemma2_session_append(a, ids, n) == GEMMA2_OK);
+    Collected shifted;
+    memset(&shifted, 0, sizeof shifted);
+    gemma2_generate_options go = gemma2_generate_options_default();
+    go.max_tokens = 150;
+    gemma2_generate_result result;
+    REQUIRE(gemma2_session_generate_with(a, greedy, NULL, &go, collect, &shifted, &result) == GEMMA2_OK);
+    CHECK(result.stop == GEMMA2_STOP_MAX_TOKENS && shifted.count == 150 && gemma2_session_length(a) <= 40);
+
+    REQUIRE(gemma2_session_feed(b, ids, n, NULL) == GEMMA2_OK);
+    CHECK(gemma2_session_shift(b, 3, (int32_t)n) == GEMMA2_ERROR && error_mentions("drop is"));
+    for (size_t i = 0; i < shifted.count; ++i) {
+      int32_t want = -1;
+      REQUIRE(gemma2_session_sample(b, greedy, &want) == GEMMA2_OK);
+      CHECK(want == shifted.ids[i]);
+      REQUIRE(gemma2_session_append(b, &want, 1) == GEMMA2_OK);
+      const size_t length = gemma2_session_length(b);
+      if (length > 40) REQUIRE(gemma2_session_shift(b, 3, (int32_t)(length - 1 - 3) / 2) == GEMMA2_OK);
+      REQUIRE(gemma2_session_feed(b, NULL, 0, NULL) == GEMMA2_OK);
+    }
+    gemma2_session_free(a);
+    gemma2_session_free(b);
+  }
+
   /* Generation with streaming equals sampling and feeding by hand, and its
    * text equals detokenizing its ids. */
   Collected got;
