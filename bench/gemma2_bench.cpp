@@ -28,6 +28,9 @@
 //                                         layers cycled so the cache streams from
 //                                         DRAM; reports its read rate next to the
 //                                         machine's;
+//   context_shift/<f32|int8>/<full|sliding>  Session::shift's work on a full
+//                                         2B-shaped cache of 8192 positions: half
+//                                         the rows moved, their keys re-rotated;
 //   grammar/mask/schema:0|1               structured output at the real 256000-piece
 //                                         vocabulary: per token of a JSON document the
 //                                         full mask, the check of one token, accepting
@@ -751,6 +754,31 @@ void BM_Attention(benchmark::State& state) {
   state.counters["bandwidth_GB/s"] = read_bandwidth(threads, 3) / 1e9;
 }
 
+// A context shift of a full 2B-shaped cache of 8192 positions: keep 4,
+// drop half of the rest (as the automatic shift does), the moved keys
+// re-rotated, the rotation table made each time (Session::shift but the
+// ring's refill of kept rows, which runs the model on the kept tokens).
+template <class Cache>
+void BM_ContextShift(benchmark::State& state) {
+  const gemma2::RuntimeConfig c = gemma2::to_runtime(gemma2::Gemma2_2B{});
+  const int capacity = c.max_position_embeddings, keep = 4, drop = (capacity - keep) / 2;
+  const int kv_dim = c.num_key_value_heads * c.head_dim;
+  auto cache = Cache::create(gemma2::cache_shape(c, capacity)).value();
+  const auto row = random_floats(static_cast<size_t>(kv_dim), 5);
+  for (int l = 0; l < c.num_hidden_layers; ++l)
+    for (int p = 0; p < capacity; ++p) cache.store(l, p, row.data(), row.data());
+  const std::vector<int> oldest(static_cast<size_t>(c.num_hidden_layers), 0);
+  for (auto _ : state) {
+    cache.reset(capacity, oldest);
+    const gemma2::detail::KeyRotation rotate(gemma2::detail::rope_inv_freq(c.head_dim, c.rope_theta), c.head_dim,
+                                             keep + drop, capacity - 1, drop);
+    const gemma2::Status s = cache.shift(keep, drop, [&](float* k, int pos) { rotate(k, kv_dim, pos); });
+    if (!s) state.SkipWithError(s.message().c_str());
+  }
+  state.counters["moved_positions"] = capacity - keep - drop;
+  state.counters["cache_MB"] = static_cast<double>(cache.bytes()) / 1e6;
+}
+
 // Gemma 2 2B shapes [out, in].
 struct Shape {
   const char* name;
@@ -842,6 +870,15 @@ void register_e2e_benchmarks() {
         ->Unit(benchmark::kMicrosecond);
 }
 
+// context_shift/*: Session::shift's work on the 2B shape at 8192 positions.
+void register_context_shift_benchmarks() {
+  for (auto [name, fn] : {std::pair{"f32/full", BM_ContextShift<gemma2::FullKVCache<float>>},
+                          std::pair{"f32/sliding", BM_ContextShift<gemma2::SlidingWindowKVCache<float>>},
+                          std::pair{"int8/full", BM_ContextShift<gemma2::FullKVCache<int8_t>>},
+                          std::pair{"int8/sliding", BM_ContextShift<gemma2::SlidingWindowKVCache<int8_t>>}})
+    wall_ms(register_named(std::string("context_shift/") + name, fn), 0, 3);
+}
+
 // grammar/*, speculative/* and frame_loop/*: decoding beyond the forward pass.
 void register_decoding_benchmarks() {
   wall_ms(arg(register_named("grammar/mask", BM_GrammarMask), "schema", {0, 1}), 2.0);
@@ -879,6 +916,7 @@ int main(int argc, char** argv) {
   register_kernel_benchmarks();
   register_e2e_benchmarks();
   register_decoding_benchmarks();
+  register_context_shift_benchmarks();
   register_model_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

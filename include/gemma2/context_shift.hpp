@@ -16,6 +16,7 @@
 // made by hand or by generation (GenerateOptions::context_shift).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -27,7 +28,40 @@
 
 GEMMA2_BEGIN_NAMESPACE
 
+// The automatic context shift (context_shift.hpp): when the cache has no
+// room for the next step, keep the first `keep` tokens, drop `drop` after
+// them and go on, instead of stopping with ContextFull. Off by default: a
+// shift changes what the model sees.
+struct ContextShift {
+  bool enabled = false;
+  // Tokens kept at the start: BOS, instructions. Chat::send reads -1 as its
+  // first turn (the system message and the first user message).
+  int keep = 1;
+  // Tokens dropped per shift (more when a prompt chunk needs more room);
+  // 0: half of those after the kept ones, as llama.cpp.
+  int drop = 0;
+};
+
 namespace detail {
+// Whether automatic-shift options suit a cache of `capacity` positions.
+inline Status check_shift(const ContextShift& s, int capacity) {
+  if (s.keep >= 0 && s.drop >= 0 && s.keep < capacity) return {};
+  return err("generate: context_shift keeps ", s.keep, " and drops ", s.drop,
+             " tokens: both must be >= 0 and keep below the capacity of ", capacity);
+}
+
+// Tokens the automatic shift drops so that `need` more positions fit after
+// `size` (0 when they fit already): s.drop, or half of those after the kept
+// ones, and never less than makes room.
+inline Result<int> drop_for_room(const ContextShift& s, int size, int need, int capacity) {
+  if (!s.enabled || size + need <= capacity) return 0;
+  const int movable = size - s.keep, drop = std::max(s.drop > 0 ? s.drop : movable / 2, size + need - capacity);
+  if (movable < drop)
+    return err("generate: context shift cannot make room for ", need, " positions: ", size, " cached of a capacity of ",
+               capacity, ", ", std::min(s.keep, size), " of them kept");
+  return drop;
+}
+
 // Turns the keys of positions [first, last] into those of pos - drop. A key
 // at p was rotated by the float angle float(p)·θ_i (ops.hpp rope()); the
 // rotation applied here is the difference of the two float angles, taken in

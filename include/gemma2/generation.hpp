@@ -230,13 +230,7 @@ class Generation {
       if (input[i] < 0 || input[i] >= vocab)
         return err("generate: token id ", input[i], " at index ", i, " of the input is outside the vocabulary [0, ",
                    vocab, ")");
-    const ContextShift& shift = o.context_shift;
-    if (shift.enabled) {
-      if (shift.keep < 0 || shift.drop < 0 || shift.keep >= kv.capacity())
-        return err("generate: context_shift keeps ", shift.keep, " and drops ", shift.drop,
-                   " tokens: both must be >= 0 and keep below the capacity of ", kv.capacity());
-      return {};
-    }
+    if (o.context_shift.enabled) return detail::check_shift(o.context_shift, kv.capacity());
     const size_t pending = history.size() + input.size() - static_cast<size_t>(kv.size());
     if (pending > static_cast<size_t>(kv.capacity() - kv.size()))
       return err("generate: context overflow: ", kv.size(), " cached + ", pending,
@@ -377,22 +371,17 @@ class Generation::Call {
   }
   void pause(StopReason why) { out.stop = g_.reply_.stop = why; }
 
-  // Room for `need` more positions: the automatic context shift, when on
-  // and needed. Without it a full cache is left to the caller's checks.
+  // Room for `need` more positions by the automatic context shift, if on.
   Status make_room(int need) {
     const ContextShift& cs = o_.context_shift;
-    const int size = kv_.size(), movable = size - cs.keep;
-    if (!cs.enabled || size + need <= kv_.capacity()) return {};
-    const int drop = std::max(cs.drop > 0 ? cs.drop : movable / 2, size + need - kv_.capacity());
-    if (movable < drop)
-      return detail::err("generate: context shift cannot make room for ", need, " positions: ", size,
-                         " cached of a capacity of ", kv_.capacity(), ", ", std::min(cs.keep, size), " of them kept");
+    const Result<int> drop = detail::drop_for_room(cs, kv_.size(), need, kv_.capacity());
+    if (!drop || *drop == 0) return drop ? Status() : Status(Error{drop.message()});
     Status s;
-    if constexpr (kSession) s = session_->shift(cs.keep, drop, fwd_);
-    else s = detail::shift_context(model_, kv_, history_, cs.keep, drop, fwd_);
+    if constexpr (kSession) s = session_->shift(cs.keep, *drop, fwd_);
+    else s = detail::shift_context(model_, kv_, history_, cs.keep, *drop, fwd_);
     // The history before this call's input lost what was dropped of it.
     const size_t before = history_before_, keep = static_cast<size_t>(cs.keep);
-    if (s && before > keep) history_before_ = before - std::min(before - keep, static_cast<size_t>(drop));
+    if (s && before > keep) history_before_ = before - std::min(before - keep, static_cast<size_t>(*drop));
     return s;
   }
   bool cancelled() const { return o_.cancel != nullptr && o_.cancel->load(std::memory_order_relaxed); }

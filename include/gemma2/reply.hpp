@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gemma2/context_shift.hpp"
 #include "gemma2/speculative.hpp"
 #include "gemma2/thread_pool.hpp"
 
@@ -47,20 +48,6 @@ inline const char* stop_reason_name(StopReason r) {
 
 // Whether a call that returned with `r` left the reply to be continued.
 inline bool is_pause(StopReason r) { return r == StopReason::CallLimit || r == StopReason::TimeBudget; }
-
-// The automatic context shift (context_shift.hpp): when the cache has no
-// room for the next step, keep the first `keep` tokens, drop `drop` after
-// them and go on, instead of stopping with ContextFull. Off by default: a
-// shift changes what the model sees.
-struct ContextShift {
-  bool enabled = false;
-  // Tokens kept at the start: BOS, instructions. Chat::send reads -1 as its
-  // first turn (the system message and the first user message).
-  int keep = 1;
-  // Tokens dropped per shift (more when a prompt chunk needs more room);
-  // 0: half of those after the kept ones, as llama.cpp.
-  int drop = 0;
-};
 
 // Limits and stop conditions of a reply, and of each call that runs it.
 struct GenerateOptions {
