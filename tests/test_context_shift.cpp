@@ -281,7 +281,7 @@ TEST_CASE("context shift: a shifted session saves and restores, and bad requests
   CHECK(test::contains(r.message(), "keep below the capacity of 128"));
 
   struct NoShift {
-    using storage = float;
+    int size() const { return 0; }
   };
   static_assert(gemma2::detail::has_shift<gemma2::FullKVCache<gemma2::bf16>>::value);
   static_assert(!gemma2::detail::has_shift<NoShift>::value);
