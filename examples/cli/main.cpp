@@ -3,8 +3,9 @@
 //   gemma2 generate   [--model DIR] (--prompt TEXT | --ids 2,5,9) [--max-new N] [--greedy | sampling flags]
 //                     [--grammar-file F.gbnf | --json-schema F.json [--json-whitespace compact|spaces|free]]
 //                     [--draft-model DIR|FILE | --lookup N] [--draft-max K]
-//   gemma2 chat       [--model DIR] [--system TEXT] [--verbose] [--context N] [--context-shift] [--grammar-file F | --json-schema F]
+//   gemma2 chat       [--model DIR] [--system TEXT] [--verbose] [--grammar-file F | --json-schema F]
 //                     [--draft-model DIR|FILE | --lookup N] [--draft-max K] [--delimiter TEXT]
+//                     [--context N] [--context-shift]
 //   gemma2 tokenize   (--tokenizer FILE | --model DIR) --text TEXT
 //   gemma2 perplexity [--model DIR] (--ids 2,5,9 | --text-file F) [--top-k-out FILE]
 //   gemma2 logits     [--model DIR] --ids 2,5,9 --out FILE
