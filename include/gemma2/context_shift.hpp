@@ -117,14 +117,6 @@ struct has_shift<Cache, std::void_t<decltype(std::declval<Cache&>().shift(0, 0, 
 template <class Model, class Cache>
 Status refill_kept(const Model& model, Cache& kv, const TokenHistory& history, int keep, const ForwardOptions& options);
 
-// The positions a pass at `pos` reads in each layer: the window on local
-// layers, everything on global ones.
-inline int first_needed(const CacheShape& shape, int layer, int pos) {
-  return shape.layer_types[static_cast<size_t>(layer)] == AttentionKind::Local
-             ? std::max(0, pos - shape.sliding_window + 1)
-             : 0;
-}
-
 // Keeps history[0, keep), drops history[keep, keep + drop) and moves the
 // rest down, in the cache and the history alike. The dropped tokens must be
 // cached; pending ones (history past kv.size()) move with the rest. Kept

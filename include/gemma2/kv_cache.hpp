@@ -72,6 +72,14 @@ inline bool fits_model(const CacheShape& s, const CacheShape& model, int max_pos
 }
 
 namespace detail {
+// The first position a pass at `pos` reads in `layer`: the window on local
+// layers, everything on global ones.
+inline int first_needed(const CacheShape& shape, int layer, int pos) {
+  return shape.layer_types[static_cast<size_t>(layer)] == AttentionKind::Local
+             ? std::max(0, pos - shape.sliding_window + 1)
+             : 0;
+}
+
 inline Status check_shape(const CacheShape& s) {
   if (s.num_layers < 1 || s.kv_dim < 1 || s.sliding_window < 1 || s.head_dim < 1 || s.kv_dim % s.head_dim != 0 ||
       s.layer_types.size() != static_cast<size_t>(s.num_layers))
@@ -182,14 +190,6 @@ class LayerRings {
     return {};
   }
 
-  // Positions a pass of `step` new tokens at `from` needs in `layer`:
-  // every earlier one for global layers, the window for local ones.
-  int needed_from(int layer, int from) const {
-    return shape_.layer_types[static_cast<size_t>(layer)] == AttentionKind::Local
-               ? std::max(0, from - shape_.sliding_window + 1)
-               : 0;
-  }
-
  protected:
   // Forgets positions >= n (their rows stay until overwritten).
   void drop_from(int n) { size_ = n; }
@@ -269,7 +269,7 @@ class SlidingWindowKVCache : public detail::LayerRings<Storage> {
     if (n < 0 || n > this->size())
       return detail::err("cannot truncate a KV cache of ", this->size(), " positions to ", n);
     for (int l = 0; l < this->shape().num_layers; ++l)
-      if (this->needed_from(l, n) < this->oldest(l))
+      if (detail::first_needed(this->shape(), l, n) < this->oldest(l))
         return detail::err("cannot roll back to position ", n, ": layer ", l,
                            " (sliding window) has already overwritten position ", this->oldest(l) - 1,
                            ", which the next token would attend to");
